@@ -1,0 +1,99 @@
+# Convenience targets around waf (buildtools/bin/waf, wscript).
+#
+#   make                 install missing Debian packages (as root), configure
+#                        once, build, run the demo
+#   make test            build, ABI check, all test programs
+#   make abi-check       exported symbols, versions, signatures, NEEDED
+#   make install         waf install (honours ./configure --prefix, DESTDIR=)
+#   make test-asan       ASan+UBSan build in bin-asan/, all tests
+#   make test-tsan       TSan build in bin-tsan/, threaded tests only
+#   make test-valgrind   all tests of bin/ under memcheck
+#   make test-upstream   our tests against the system libtevent
+#   make bench           build and run bin/bench/*
+#   make clean | distclean
+
+SHELL := /bin/bash
+PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
+WAF := buildtools/bin/waf
+RUN_TESTS := $(PYTHON) buildtools/run-tests
+ABI_CHECK := $(PYTHON) buildtools/abi/check.py
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
+SYSTEM_TEVENT := /usr/lib/$(if $(MULTIARCH),$(MULTIARCH)/)libtevent.so.0
+
+VALGRIND := valgrind --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--child-silent-after-fork=yes --track-origins=yes --num-callers=30
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+.PHONY: all deps build demo test abi-check install test-asan test-tsan \
+	test-valgrind test-upstream bench clean distclean
+
+all: deps
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory demo
+
+deps:
+	buildtools/install-deps
+
+# Configure only once; re-run ./configure yourself to change options.
+bin/c4che:
+	$(WAF) configure
+
+build: bin/c4che
+	$(WAF) build
+
+demo: build
+	@if [ -f doc/examples/demo.c ]; then \
+		echo "LD_LIBRARY_PATH=bin bin/examples/demo"; \
+		LD_LIBRARY_PATH=bin bin/examples/demo; \
+	fi
+
+abi-check: build
+	$(ABI_CHECK) --lib bin/libtevent.so.0
+
+test: build
+	$(ABI_CHECK) --lib bin/libtevent.so.0
+	$(RUN_TESTS) bin
+
+install: build
+	$(WAF) install $(if $(DESTDIR),--destdir=$(DESTDIR))
+
+# Sanitizer builds live in their own out dirs, each with its own waf lock
+# file in the top directory (that is how waf finds the out dir again).
+bin-asan/c4che:
+	WAFLOCK=.lock-waf_asan $(WAF) configure --out=bin-asan --enable-asan
+
+test-asan: bin-asan/c4che
+	WAFLOCK=.lock-waf_asan $(WAF) build
+	$(ASAN_ENV) $(RUN_TESTS) bin-asan
+
+bin-tsan/c4che:
+	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
+
+test-tsan: bin-tsan/c4che
+	WAFLOCK=.lock-waf_tsan $(WAF) build
+	$(TSAN_ENV) $(RUN_TESTS) --threaded-only bin-tsan
+
+test-valgrind: build
+	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
+
+# For now: simply our test programs against Debian's library.
+test-upstream: build
+	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) bin
+
+bench: build
+	@found=0; for b in bin/bench/*; do \
+		case "$$b" in *.*) continue;; esac; \
+		[ -f "$$b" ] && [ -x "$$b" ] || continue; \
+		found=1; echo "== $$b"; LD_LIBRARY_PATH=bin "$$b" || exit 1; \
+	done; [ $$found = 1 ] || echo "bench: no programs in bin/bench"
+
+clean:
+	@if [ -d bin/c4che ]; then $(WAF) clean; fi
+	rm -rf bin/test-logs bin-asan bin-tsan .lock-waf_asan .lock-waf_tsan
+
+# Back to a fresh checkout (the downloaded waflib in buildtools/.cache stays).
+distclean:
+	rm -rf bin bin-* .lock-waf* .waf* buildtools/abi/__pycache__

@@ -1,0 +1,68 @@
+// What the built-in backends (epoll, poll, poll_mt, standard) share: the
+// loop turn skeleton and helpers to pick the handler an fd readiness goes to.
+#pragma once
+
+#include "internal.hh"
+
+namespace tevent {
+
+// One loop turn in upstream's order: signals, immediates handed over by
+// other threads, one immediate, one due timer, and only then `wait`, which
+// blocks for fds until `delay` and runs at most one fd handler.
+template <class Wait>
+int loop_once_common(tevent_context *ev, Wait &&wait)
+{
+	if (!ev->signals.empty() && tevent_common_check_signal(ev)) {
+		return 0;
+	}
+	if (ev->has_threaded) {
+		tevent_common_threaded_activate_immediate(ev);
+	}
+	if (!ev->immediates.empty() && tevent_common_loop_immediate(ev)) {
+		return 0;
+	}
+	struct timeval delay = tevent_common_loop_timer_delay(ev);
+	if (tevent_timeval_is_zero(&delay)) {
+		return 0;
+	}
+	return wait(delay);
+}
+
+// After a wait that returned no fd: a timeout means a timer may be due now.
+inline int finish_idle_wait(tevent_context *ev, const struct timeval *delay)
+{
+	if (no_timeout(delay)) {
+		// tevent_context_set_wait_timeout(0): nothing to do right now.
+		errno = EAGAIN;
+		return -1;
+	}
+	tevent_common_loop_timer_delay(ev);
+	return 0;
+}
+
+// Flags an fde sees for readiness `ready` (TEVENT_FD_READ/WRITE) plus an
+// error/hangup condition. Errors reach only fdes that watch for reading or
+// for errors, as with select(); 0 means this fde is not interested.
+inline uint16_t fd_flags_for(const tevent_fd *fde, uint16_t ready,
+			     bool got_error)
+{
+	uint16_t flags = ready;
+	if (got_error) {
+		if (!(fde->flags & (TEVENT_FD_READ | TEVENT_FD_ERROR))) {
+			return 0;
+		}
+		flags |= TEVENT_FD_READ | TEVENT_FD_ERROR;
+	}
+	return flags & fde->flags;
+}
+
+extern const struct tevent_ops epoll_ops;
+extern const struct tevent_ops poll_ops;
+extern const struct tevent_ops poll_mt_ops;
+extern const struct tevent_ops standard_ops;
+
+// The standard backend starts as epoll and turns into poll when epoll
+// cannot serve the context (e.g. a regular file's fd).
+bool standard_fallback_to_poll(tevent_context *ev);
+
+} // namespace tevent

@@ -1,0 +1,472 @@
+// The epoll backend. Several fdes may watch one descriptor (epoll accepts
+// a descriptor once), so the backend keeps one slot per descriptor number:
+// the list of fdes on it and the event mask registered with the kernel.
+// A readiness report goes to the first fde of the slot that wants it, and
+// that fde moves to the back so that fdes sharing a descriptor take turns.
+#include "backend.hh"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+namespace tevent {
+
+namespace {
+
+struct EpollSlot {
+	IntrusiveList<tevent_fd, &tevent_fd::slot_link> fdes;
+	uint32_t armed;   // mask registered with epoll
+	bool registered;  // present in the epoll set
+};
+
+class EpollBackend {
+public:
+	static EpollBackend *create(tevent_context *ev);
+	int on_talloc_free();
+
+	bool attach(tevent_fd *fde);
+	void detach(tevent_fd *fde);
+	void update(int fd);
+	int wait_once(const struct timeval *delay);
+
+private:
+	bool open_epoll();
+	void check_reopen();
+	EpollSlot *slot(int fd);
+	bool grow(int fd);
+	bool panic(const char *what);
+	void retire();
+	bool retired() const { return epfd_ == -1; }
+	void disable_slot(int fd);
+	static uint32_t map_flags(uint16_t flags);
+
+	tevent_context *ev_;
+	int epfd_;  // -1 once retired
+	pid_t pid_;
+	EpollSlot *slots_;
+	size_t nslots_;
+};
+
+EpollBackend *backend_of(tevent_context *ev)
+{
+	return static_cast<EpollBackend *>(ev->additional_data);
+}
+
+void hook_flags_changed(tevent_fd *fde)
+{
+	backend_of(fde->event_ctx)->update(fde->fd);
+}
+
+void hook_detach(tevent_fd *fde)
+{
+	backend_of(fde->event_ctx)->detach(fde);
+}
+
+const BackendFdHooks epoll_hooks = {hook_flags_changed, hook_detach};
+
+uint32_t EpollBackend::map_flags(uint16_t flags)
+{
+	uint32_t ev = 0;
+	// EPOLLERR and EPOLLHUP are always reported; EPOLLRDHUP tells a
+	// half-closed peer apart for readers and error watchers.
+	if (flags & TEVENT_FD_READ) {
+		ev |= EPOLLIN | EPOLLRDHUP;
+	}
+	if (flags & TEVENT_FD_WRITE) {
+		ev |= EPOLLOUT;
+	}
+	if (flags & TEVENT_FD_ERROR) {
+		ev |= EPOLLRDHUP;
+	}
+	return ev;
+}
+
+EpollBackend *EpollBackend::create(tevent_context *ev)
+{
+	auto *b = new_talloc_object<EpollBackend>(ev, "struct epoll_event_context");
+	if (b == nullptr) {
+		return nullptr;
+	}
+	b->ev_ = ev;
+	b->epfd_ = -1;
+	if (!b->open_epoll()) {
+		talloc_free(b);
+		return nullptr;
+	}
+	return b;
+}
+
+bool EpollBackend::open_epoll()
+{
+	epfd_ = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd_ == -1) {
+		TEVENT_DEBUGF(ev_, TEVENT_DEBUG_FATAL,
+			      "Failed to create epoll handle (%s).\n",
+			      strerror(errno));
+		return false;
+	}
+	pid_ = tevent_cached_getpid();
+	return true;
+}
+
+int EpollBackend::on_talloc_free()
+{
+	if (epfd_ != -1) {
+		close(epfd_);
+		epfd_ = -1;
+	}
+	free(slots_);
+	slots_ = nullptr;
+	nslots_ = 0;
+	return 0;
+}
+
+bool EpollBackend::grow(int fd)
+{
+	size_t want = nslots_ ? nslots_ : 64;
+	while (want <= (size_t)fd) {
+		want *= 2;
+	}
+	auto *n = static_cast<EpollSlot *>(realloc(slots_, want * sizeof(EpollSlot)));
+	if (n == nullptr) {
+		return false;
+	}
+	memset(static_cast<void *>(n + nslots_), 0,
+	       (want - nslots_) * sizeof(EpollSlot));
+	slots_ = n;
+	nslots_ = want;
+	return true;
+}
+
+EpollSlot *EpollBackend::slot(int fd)
+{
+	if (fd < 0 || (size_t)fd >= nslots_) {
+		return nullptr;
+	}
+	return &slots_[fd];
+}
+
+// An epoll failure we cannot recover from. The standard backend hands the
+// context over to poll (and this object retires: callers must not touch
+// it afterwards); plain epoll aborts, as upstream does.
+bool EpollBackend::panic(const char *what)
+{
+	int err = errno;
+	tevent_context *ev = ev_;
+	if (ev->ops == &standard_ops) {
+		TEVENT_DEBUGF(ev, TEVENT_DEBUG_WARNING,
+			      "%s (%s) - falling back to poll\n", what,
+			      strerror(err));
+		retire();
+		if (standard_fallback_to_poll(ev)) {
+			return true;
+		}
+	}
+	tevent_debug(ev, TEVENT_DEBUG_FATAL, "%s (%s) - calling abort()\n",
+		     what, strerror(err));
+	abort();
+}
+
+// Gives up the epoll set. The object itself stays allocated (a child of
+// the context) because a caller up the stack may still hold it.
+void EpollBackend::retire()
+{
+	for (size_t i = 0; i < nslots_; i++) {
+		while (tevent_fd *fde = slots_[i].fdes.pop_front()) {
+			fde->hooks = nullptr;
+		}
+	}
+	on_talloc_free();
+	if (ev_->additional_data == this) {
+		ev_->additional_data = nullptr;
+	}
+}
+
+// The descriptor is not valid (closed behind our back): its fdes can
+// never fire again, as upstream does on EBADF.
+void EpollBackend::disable_slot(int fd)
+{
+	EpollSlot *s = slot(fd);
+	TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
+		      "epoll_ctl EBADF for fd[%d] - disabling\n", fd);
+	while (tevent_fd *fde = s->fdes.front()) {
+		s->fdes.remove(fde);
+		fde->hooks = nullptr;
+		fd_disarm(fde);
+	}
+	s->armed = 0;
+	s->registered = false;
+}
+
+bool EpollBackend::attach(tevent_fd *fde)
+{
+	if ((size_t)fde->fd >= nslots_ && !grow(fde->fd)) {
+		return false;
+	}
+	fde->hooks = &epoll_hooks;
+	slots_[fde->fd].fdes.push_back(fde);
+	update(fde->fd);
+	return true;
+}
+
+void EpollBackend::detach(tevent_fd *fde)
+{
+	EpollSlot *s = slot(fde->fd);
+	if (s == nullptr || !IntrusiveList<tevent_fd, &tevent_fd::slot_link>::is_linked(fde)) {
+		return;
+	}
+	s->fdes.remove(fde);
+	update(fde->fd);
+}
+
+// Brings the kernel's view of one descriptor in line with its fdes.
+void EpollBackend::update(int fd)
+{
+	EpollSlot *s = slot(fd);
+	if (s == nullptr) {
+		return;
+	}
+	uint32_t want = 0;
+	for (tevent_fd *f = s->fdes.front(); f != nullptr;
+	     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
+		want |= map_flags(f->flags);
+	}
+	if (want == s->armed && s->registered == (want != 0)) {
+		return;
+	}
+
+	struct epoll_event event;
+	memset(&event, 0, sizeof(event));
+	event.events = want;
+	event.data.fd = fd;
+
+	int op;
+	if (want == 0) {
+		op = EPOLL_CTL_DEL;
+	} else if (s->registered) {
+		op = EPOLL_CTL_MOD;
+	} else {
+		op = EPOLL_CTL_ADD;
+	}
+	int ret = epoll_ctl(epfd_, op, fd, &event);
+	if (ret == 0) {
+		s->armed = want;
+		s->registered = (want != 0);
+		return;
+	}
+	if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)) {
+		// Already gone (the descriptor was closed, or we reopened
+		// the epoll set after fork).
+		s->armed = 0;
+		s->registered = false;
+		return;
+	}
+	if (op == EPOLL_CTL_MOD && errno == ENOENT) {
+		s->registered = false;
+		s->armed = 0;
+		update(fd);
+		return;
+	}
+	if (op == EPOLL_CTL_ADD && errno == EEXIST) {
+		s->registered = true;
+		s->armed = ~want;
+		update(fd);
+		return;
+	}
+	if (errno == EBADF) {
+		disable_slot(fd);
+		return;
+	}
+	panic(op == EPOLL_CTL_ADD ? "EPOLL_CTL_ADD failed"
+	      : op == EPOLL_CTL_MOD ? "EPOLL_CTL_MOD failed"
+				    : "EPOLL_CTL_DEL failed");
+}
+
+// An epoll set is shared with a forked child; the child needs its own.
+void EpollBackend::check_reopen()
+{
+	pid_t pid = tevent_cached_getpid();
+	if (pid == pid_) {
+		return;
+	}
+	close(epfd_);
+	if (!open_epoll()) {
+		panic("epoll_create1() failed");
+		return;
+	}
+	for (size_t i = 0; i < nslots_; i++) {
+		slots_[i].armed = 0;
+		slots_[i].registered = false;
+	}
+	for (size_t i = 0; i < nslots_; i++) {
+		if (!slots_[i].fdes.empty()) {
+			update((int)i);
+		}
+	}
+}
+
+int EpollBackend::wait_once(const struct timeval *delay)
+{
+	check_reopen();
+	if (retired()) {
+		return 0;  // fell back to poll meanwhile
+	}
+
+	if (!ev_->signals.empty() && tevent_common_check_signal(ev_)) {
+		return 0;
+	}
+
+	struct epoll_event event;
+	int timeout = timeout_msec(delay);
+
+	tevent_trace_point_callback(ev_, TEVENT_TRACE_BEFORE_WAIT);
+	int n = epoll_wait(epfd_, &event, 1, timeout);
+	int wait_errno = errno;
+	tevent_trace_point_callback(ev_, TEVENT_TRACE_AFTER_WAIT);
+
+	if (n == -1 && wait_errno == EINTR) {
+		if (!ev_->signals.empty()) {
+			tevent_common_check_signal(ev_);
+		}
+		return 0;
+	}
+	if (n == -1) {
+		errno = wait_errno;
+		panic("epoll_wait() failed");
+		return 0;
+	}
+	if (n == 0) {
+		return finish_idle_wait(ev_, delay);
+	}
+
+	int fd = event.data.fd;
+	EpollSlot *s = slot(fd);
+	if (s == nullptr || s->fdes.empty()) {
+		return 0;
+	}
+
+	uint16_t ready = 0;
+	if (event.events & EPOLLIN) {
+		ready |= TEVENT_FD_READ;
+	}
+	if (event.events & EPOLLOUT) {
+		ready |= TEVENT_FD_WRITE;
+	}
+	bool got_error = (event.events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
+
+	for (tevent_fd *f = s->fdes.front(); f != nullptr;
+	     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
+		uint16_t flags = fd_flags_for(f, ready, got_error);
+		if (flags == 0) {
+			continue;
+		}
+		// Take turns among fdes sharing the descriptor.
+		s->fdes.remove(f);
+		s->fdes.push_back(f);
+		return tevent_common_invoke_fd_handler(f, flags, nullptr);
+	}
+
+	if (got_error) {
+		// Only writers are left and they are not told about errors:
+		// stop watching for writability, as upstream does, or the
+		// error would be reported forever.
+		for (tevent_fd *f = s->fdes.front(); f != nullptr;
+		     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
+			f->flags &= ~TEVENT_FD_WRITE;
+		}
+		update(fd);
+	}
+	return 0;
+}
+
+int epoll_context_init(tevent_context *ev)
+{
+	// tevent_re_initialise() calls us again: drop the old state first.
+	if (ev->additional_data != nullptr) {
+		talloc_free(ev->additional_data);
+		ev->additional_data = nullptr;
+	}
+	EpollBackend *b = EpollBackend::create(ev);
+	if (b == nullptr) {
+		return -1;
+	}
+	ev->additional_data = b;
+	return 0;
+}
+
+struct tevent_fd *epoll_add_fd(struct tevent_context *ev, TALLOC_CTX *mem_ctx,
+			       int fd, uint16_t flags,
+			       tevent_fd_handler_t handler, void *private_data,
+			       const char *handler_name, const char *location)
+{
+	tevent_fd *fde = tevent_common_add_fd(ev, mem_ctx, fd, flags, handler,
+					      private_data, handler_name,
+					      location);
+	if (fde == nullptr) {
+		return nullptr;
+	}
+	if (!backend_of(ev)->attach(fde)) {
+		talloc_free(fde);
+		return nullptr;
+	}
+	return fde;
+}
+
+int epoll_loop_once(struct tevent_context *ev, const char *location)
+{
+	(void)location;
+	return loop_once_common(ev, [ev](const struct timeval &delay) {
+		if (ev->ops == &poll_ops) {
+			// standard backend already fell back to poll
+			return poll_ops.loop_once(ev, nullptr);
+		}
+		return backend_of(ev)->wait_once(&delay);
+	});
+}
+
+} // namespace
+
+const struct tevent_ops epoll_ops = {
+	.context_init = epoll_context_init,
+	.add_fd = epoll_add_fd,
+	.set_fd_close_fn = tevent_common_fd_set_close_fn,
+	.get_fd_flags = tevent_common_fd_get_flags,
+	.set_fd_flags = tevent_common_fd_set_flags,
+	.add_timer = tevent_common_add_timer_v2,
+	.schedule_immediate = tevent_common_schedule_immediate,
+	.add_signal = tevent_common_add_signal,
+	.loop_once = epoll_loop_once,
+	.loop_wait = tevent_common_loop_wait,
+};
+
+// "standard": epoll while it works, poll otherwise.
+static int standard_context_init(tevent_context *ev)
+{
+	if (epoll_context_init(ev) == 0) {
+		return 0;
+	}
+	ev->ops = &poll_ops;
+	return poll_ops.context_init(ev);
+}
+
+const struct tevent_ops standard_ops = {
+	.context_init = standard_context_init,
+	.add_fd = epoll_add_fd,
+	.set_fd_close_fn = tevent_common_fd_set_close_fn,
+	.get_fd_flags = tevent_common_fd_get_flags,
+	.set_fd_flags = tevent_common_fd_set_flags,
+	.add_timer = tevent_common_add_timer_v2,
+	.schedule_immediate = tevent_common_schedule_immediate,
+	.add_signal = tevent_common_add_signal,
+	.loop_once = epoll_loop_once,
+	.loop_wait = tevent_common_loop_wait,
+};
+
+bool epoll_backend_register()
+{
+	return tevent_register_backend("epoll", &epoll_ops) &&
+	       tevent_register_backend("standard", &standard_ops);
+}
+
+} // namespace tevent

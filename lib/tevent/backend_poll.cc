@@ -1,0 +1,344 @@
+// The poll backends. "poll" is for a context used by one thread; "poll_mt"
+// also wakes a poll(2) in progress whenever the fd set changes, so a
+// thread can change fdes while another one is sleeping in the loop (under
+// the caller's own locking).
+//
+// The pollfd array is rebuilt lazily after fdes come or go; a flag change
+// only patches the fde's entry. Fdes are scanned in the context's list
+// order and a served fde moves to the back, so busy descriptors cannot
+// starve the others.
+#include "backend.hh"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+namespace tevent {
+
+namespace {
+
+constexpr uint64_t kNoIndex = UINT64_MAX;
+
+class PollBackend {
+public:
+	static PollBackend *create(tevent_context *ev, bool mt);
+	int on_talloc_free();
+
+	void attach(tevent_fd *fde);
+	void detach(tevent_fd *fde);
+	void flags_changed(tevent_fd *fde);
+	int wait_once(const struct timeval *delay);
+
+private:
+	bool rebuild();
+	void changed();
+	static short map_flags(uint16_t flags);
+
+	tevent_context *ev_;
+	struct pollfd *pfds_;
+	size_t npfds_;
+	size_t cap_;
+	bool dirty_;
+	bool mt_;
+};
+
+PollBackend *backend_of(tevent_context *ev)
+{
+	return static_cast<PollBackend *>(ev->additional_data);
+}
+
+void hook_flags_changed(tevent_fd *fde)
+{
+	backend_of(fde->event_ctx)->flags_changed(fde);
+}
+
+void hook_detach(tevent_fd *fde)
+{
+	backend_of(fde->event_ctx)->detach(fde);
+}
+
+const BackendFdHooks poll_hooks = {hook_flags_changed, hook_detach};
+
+short PollBackend::map_flags(uint16_t flags)
+{
+	short ev = 0;
+	if (flags & TEVENT_FD_READ) {
+		ev |= POLLIN | POLLRDHUP;
+	}
+	if (flags & TEVENT_FD_WRITE) {
+		ev |= POLLOUT;
+	}
+	if (flags & TEVENT_FD_ERROR) {
+		ev |= POLLRDHUP;
+	}
+	return ev;
+}
+
+PollBackend *PollBackend::create(tevent_context *ev, bool mt)
+{
+	auto *b = new_talloc_object<PollBackend>(ev, "struct poll_event_context");
+	if (b == nullptr) {
+		return nullptr;
+	}
+	b->ev_ = ev;
+	b->mt_ = mt;
+	b->dirty_ = true;
+	return b;
+}
+
+int PollBackend::on_talloc_free()
+{
+	free(pfds_);
+	pfds_ = nullptr;
+	npfds_ = cap_ = 0;
+	return 0;
+}
+
+void PollBackend::changed()
+{
+	if (mt_) {
+		tevent_common_wakeup(ev_);
+	}
+}
+
+void PollBackend::attach(tevent_fd *fde)
+{
+	fde->hooks = &poll_hooks;
+	fde->backend_flags = kNoIndex;
+	dirty_ = true;
+	changed();
+}
+
+void PollBackend::detach(tevent_fd *fde)
+{
+	if (fde->backend_flags != kNoIndex && fde->backend_flags < npfds_) {
+		pfds_[fde->backend_flags].fd = -1;
+	}
+	fde->backend_flags = kNoIndex;
+	dirty_ = true;
+	changed();
+}
+
+void PollBackend::flags_changed(tevent_fd *fde)
+{
+	size_t idx = fde->backend_flags;
+	if (idx != kNoIndex && idx < npfds_) {
+		// Flags 0 means "not interested": a negative fd keeps poll
+		// from reporting hangups we would never hand to anybody.
+		pfds_[idx].fd = fde->flags ? fde->fd : -1;
+		pfds_[idx].events = map_flags(fde->flags);
+	}
+	changed();
+}
+
+bool PollBackend::rebuild()
+{
+	size_t n = ev_->fds.size();
+	if (n > cap_) {
+		size_t ncap = cap_ ? cap_ : 16;
+		while (ncap < n) {
+			ncap *= 2;
+		}
+		auto *p = static_cast<struct pollfd *>(
+			realloc(pfds_, ncap * sizeof(struct pollfd)));
+		if (p == nullptr) {
+			return false;
+		}
+		pfds_ = p;
+		cap_ = ncap;
+	}
+	size_t i = 0;
+	for (tevent_fd *fde = ev_->fds.front(); fde != nullptr;
+	     fde = IntrusiveList<tevent_fd, &tevent_fd::ctx_link>::next(fde)) {
+		pfds_[i].fd = fde->flags ? fde->fd : -1;
+		pfds_[i].events = map_flags(fde->flags);
+		pfds_[i].revents = 0;
+		fde->backend_flags = i;
+		i++;
+	}
+	npfds_ = i;
+	dirty_ = false;
+	return true;
+}
+
+int PollBackend::wait_once(const struct timeval *delay)
+{
+	if (!ev_->signals.empty() && tevent_common_check_signal(ev_)) {
+		return 0;
+	}
+	if (dirty_ && !rebuild()) {
+		errno = ENOMEM;
+		return -1;
+	}
+
+	int timeout = timeout_msec(delay);
+	tevent_trace_point_callback(ev_, TEVENT_TRACE_BEFORE_WAIT);
+	int n = poll(pfds_, npfds_, timeout);
+	int wait_errno = errno;
+	tevent_trace_point_callback(ev_, TEVENT_TRACE_AFTER_WAIT);
+
+	if (n == -1 && wait_errno == EINTR) {
+		if (!ev_->signals.empty()) {
+			tevent_common_check_signal(ev_);
+		}
+		return 0;
+	}
+	if (n == -1) {
+		tevent_debug(ev_, TEVENT_DEBUG_FATAL, "poll() failed: %s\n",
+			     strerror(wait_errno));
+		errno = wait_errno;
+		return -1;
+	}
+	if (n == 0) {
+		return finish_idle_wait(ev_, delay);
+	}
+
+	tevent_fd *next;
+	for (tevent_fd *fde = ev_->fds.front(); fde != nullptr; fde = next) {
+		next = IntrusiveList<tevent_fd, &tevent_fd::ctx_link>::next(fde);
+		size_t idx = fde->backend_flags;
+		if (idx == kNoIndex || idx >= npfds_) {
+			continue;
+		}
+		short revents = pfds_[idx].revents;
+		if (revents == 0) {
+			continue;
+		}
+		if (revents & POLLNVAL) {
+			// The descriptor was closed behind our back: this fde
+			// can never fire again (epoll drops it the same way).
+			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
+				      "POLLNVAL on fd[%d] - disabling\n",
+				      fde->fd);
+			pfds_[idx].fd = -1;
+			fd_disarm(fde);
+			continue;
+		}
+		uint16_t ready = 0;
+		if (revents & POLLIN) {
+			ready |= TEVENT_FD_READ;
+		}
+		if (revents & POLLOUT) {
+			ready |= TEVENT_FD_WRITE;
+		}
+		bool got_error = (revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
+		uint16_t flags = fd_flags_for(fde, ready, got_error);
+		if (flags == 0) {
+			if (got_error) {
+				// Writers are not told about errors; stop
+				// polling for writability or this repeats.
+				fde->flags &= ~TEVENT_FD_WRITE;
+				flags_changed(fde);
+			}
+			continue;
+		}
+		// Served fdes go to the back of the scan order.
+		ev_->fds.remove(fde);
+		ev_->fds.push_back(fde);
+		return tevent_common_invoke_fd_handler(fde, flags, nullptr);
+	}
+	return 0;
+}
+
+int context_init(tevent_context *ev, bool mt)
+{
+	if (ev->additional_data != nullptr) {
+		talloc_free(ev->additional_data);
+		ev->additional_data = nullptr;
+	}
+	PollBackend *b = PollBackend::create(ev, mt);
+	if (b == nullptr) {
+		return -1;
+	}
+	ev->additional_data = b;
+	// Adopt fdes that already exist (the standard backend falling back
+	// from epoll).
+	for (tevent_fd *fde = ev->fds.front(); fde != nullptr;
+	     fde = IntrusiveList<tevent_fd, &tevent_fd::ctx_link>::next(fde)) {
+		b->attach(fde);
+	}
+	if (mt && tevent_common_wakeup_init(ev) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+int poll_context_init(tevent_context *ev)
+{
+	return context_init(ev, false);
+}
+
+int poll_mt_context_init(tevent_context *ev)
+{
+	return context_init(ev, true);
+}
+
+struct tevent_fd *poll_add_fd(struct tevent_context *ev, TALLOC_CTX *mem_ctx,
+			      int fd, uint16_t flags,
+			      tevent_fd_handler_t handler, void *private_data,
+			      const char *handler_name, const char *location)
+{
+	tevent_fd *fde = tevent_common_add_fd(ev, mem_ctx, fd, flags, handler,
+					      private_data, handler_name,
+					      location);
+	if (fde != nullptr) {
+		backend_of(ev)->attach(fde);
+	}
+	return fde;
+}
+
+int poll_loop_once(struct tevent_context *ev, const char *location)
+{
+	(void)location;
+	return loop_once_common(ev, [ev](const struct timeval &delay) {
+		return backend_of(ev)->wait_once(&delay);
+	});
+}
+
+} // namespace
+
+const struct tevent_ops poll_ops = {
+	.context_init = poll_context_init,
+	.add_fd = poll_add_fd,
+	.set_fd_close_fn = tevent_common_fd_set_close_fn,
+	.get_fd_flags = tevent_common_fd_get_flags,
+	.set_fd_flags = tevent_common_fd_set_flags,
+	.add_timer = tevent_common_add_timer_v2,
+	.schedule_immediate = tevent_common_schedule_immediate,
+	.add_signal = tevent_common_add_signal,
+	.loop_once = poll_loop_once,
+	.loop_wait = tevent_common_loop_wait,
+};
+
+const struct tevent_ops poll_mt_ops = {
+	.context_init = poll_mt_context_init,
+	.add_fd = poll_add_fd,
+	.set_fd_close_fn = tevent_common_fd_set_close_fn,
+	.get_fd_flags = tevent_common_fd_get_flags,
+	.set_fd_flags = tevent_common_fd_set_flags,
+	.add_timer = tevent_common_add_timer_v2,
+	.schedule_immediate = tevent_common_schedule_immediate,
+	.add_signal = tevent_common_add_signal,
+	.loop_once = poll_loop_once,
+	.loop_wait = tevent_common_loop_wait,
+};
+
+bool standard_fallback_to_poll(tevent_context *ev)
+{
+	for (tevent_fd *fde = ev->fds.front(); fde != nullptr;
+	     fde = IntrusiveList<tevent_fd, &tevent_fd::ctx_link>::next(fde)) {
+		fde->slot_link = ListHook<tevent_fd>{};
+		fde->hooks = nullptr;
+	}
+	ev->additional_data = nullptr;
+	ev->ops = &poll_ops;
+	return poll_context_init(ev) == 0;
+}
+
+bool poll_backend_register()
+{
+	return tevent_register_backend("poll", &poll_ops) &&
+	       tevent_register_backend("poll_mt", &poll_mt_ops);
+}
+
+} // namespace tevent

@@ -1,0 +1,43 @@
+// Call-depth / flow tracking: one observer callback per thread, told about
+// request creation, callbacks, cancel, cleanup and queue movements (see
+// req.cc and queue.cc for the moments). Each request records its depth:
+// one more than the request whose state it was created on.
+
+#include "req_internal.hh"
+
+// Declared in tevent.h like upstream's; per thread, so each thread can
+// have its own observer.
+extern "C" {
+__attribute__((visibility("default"))) __thread
+	struct tevent_thread_call_depth_state tevent_thread_call_depth_state_g;
+}
+
+TEVENT_EXPORT void
+tevent_thread_call_depth_set_callback(tevent_call_depth_callback_t f,
+				      void *private_data)
+{
+	tevent_thread_call_depth_state_g.cb = f;
+	tevent_thread_call_depth_state_g.cb_private = private_data;
+}
+
+TEVENT_EXPORT void _tevent_thread_call_depth_reset_from_req(struct tevent_req *req,
+							    const char *fname)
+{
+	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_RESET, req,
+				  req->call_depth, fname);
+}
+
+// The pre-0.15 interface (an external size_t updated by the library) was
+// superseded by the callback above; like upstream these entry points stay
+// for ABI compatibility and do nothing.
+TEVENT_EXPORT void tevent_thread_call_depth_activate(size_t *ptr)
+{
+	(void)ptr;
+}
+
+TEVENT_EXPORT void tevent_thread_call_depth_deactivate(void) {}
+
+TEVENT_EXPORT void tevent_thread_call_depth_start(struct tevent_req *req)
+{
+	(void)req;
+}

@@ -1,0 +1,251 @@
+// Immediates: run on the next loop turn, one per turn, in the order they
+// were scheduled. The object is reusable: scheduling it again moves it to
+// the end of the queue, scheduling with a NULL handler cancels it.
+#include "internal.hh"
+
+namespace tevent {
+
+// Puts an immediate back into its freshly created state, keeping the bits
+// that survive (re)scheduling.
+static void reset_immediate_fields(tevent_immediate *im,
+				   tevent_context *detach_ev_ctx)
+{
+	const char *create_location = im->create_location;
+	bool busy = im->busy;
+	uint64_t tag = im->tag;
+
+	im->event_ctx = nullptr;
+	im->wrapper = nullptr;
+	im->detach_ev_ctx = detach_ev_ctx;
+	im->handler = nullptr;
+	im->private_data = nullptr;
+	im->handler_name = nullptr;
+	im->schedule_location = nullptr;
+	im->cancel_fn = nullptr;
+	im->additional_data = nullptr;
+	im->create_location = create_location;
+	im->busy = busy;
+	im->tag = tag;
+}
+
+void immediates_detach_all(tevent_context *ev)
+{
+	tevent_immediate *im;
+	while ((im = ev->immediates.pop_front()) != nullptr) {
+		tevent_trace_immediate_callback(im->event_ctx, im,
+						TEVENT_EVENT_TRACE_DETACH);
+		im->wrapper = nullptr;
+		im->event_ctx = nullptr;
+		im->cancel_fn = nullptr;
+	}
+}
+
+} // namespace tevent
+
+using namespace tevent;
+
+int tevent_immediate::on_talloc_free()
+{
+	if (destroyed) {
+		// Only reached for a busy immediate freed twice.
+		check_double_free(this, "tevent_immediate double free");
+		return busy ? -1 : 0;
+	}
+	if (event_ctx != nullptr || detach_ev_ctx != nullptr) {
+		tevent_common_immediate_cancel(this);
+	}
+	destroyed = true;
+	if (busy) {
+		return -1;
+	}
+	return 0;
+}
+
+TEVENT_EXPORT struct tevent_immediate *_tevent_create_immediate(
+	TALLOC_CTX *mem_ctx, const char *location)
+{
+	auto *im = new_talloc_object<tevent_immediate>(
+		mem_ctx, "struct tevent_immediate");
+	if (im == nullptr) {
+		return nullptr;
+	}
+	im->create_location = location;
+	// The destructor is only armed while the immediate is scheduled or
+	// running, as upstream: an idle immediate is plain memory.
+	talloc_set_destructor(im, nullptr);
+	return im;
+}
+
+TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
+{
+	if (im->destroyed) {
+		tevent_abort(im->event_ctx, "tevent_immediate use after free");
+		return;
+	}
+
+	if (im->detach_ev_ctx != nullptr) {
+		tevent_context *detach_ev = im->detach_ev_ctx;
+		im->detach_ev_ctx = nullptr;
+		tevent_trace_immediate_callback(detach_ev, im,
+						TEVENT_EVENT_TRACE_DETACH);
+		return;
+	}
+
+	if (im->event_ctx == nullptr) {
+		return;
+	}
+
+	if (im->cancel_fn != nullptr) {
+		im->cancel_fn(im);
+		return;
+	}
+
+	tevent_context *ev = im->event_ctx;
+	tevent_context *detach_ev = nullptr;
+	if (im->busy && im->handler_name == nullptr) {
+		// Taken off the queue to run its handler: the DETACH trace is
+		// emitted once the handler is done (unless it reschedules).
+		detach_ev = ev;
+	} else {
+		tevent_trace_immediate_callback(ev, im,
+						TEVENT_EVENT_TRACE_DETACH);
+	}
+	ev->immediates.remove(im);
+	reset_immediate_fields(im, detach_ev);
+	// A running immediate keeps its destructor so that a free from inside
+	// the handler is deferred until the handler returns.
+	if (!im->busy) {
+		talloc_set_destructor(im, nullptr);
+	}
+}
+
+TEVENT_EXPORT void tevent_common_schedule_immediate(
+	struct tevent_immediate *im, struct tevent_context *ev,
+	tevent_immediate_handler_t handler, void *private_data,
+	const char *handler_name, const char *location)
+{
+	WrapperGlue *glue = im->wrapper;
+
+	tevent_common_immediate_cancel(im);
+	if (handler == nullptr) {
+		return;
+	}
+
+	reset_immediate_fields(im, nullptr);
+	im->event_ctx = ev;
+	im->wrapper = glue;
+	im->handler = handler;
+	im->private_data = private_data;
+	im->handler_name = handler_name;
+	im->schedule_location = location;
+
+	tevent_trace_immediate_callback(ev, im, TEVENT_EVENT_TRACE_ATTACH);
+	ev->immediates.push_back(im);
+	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
+
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+		      "Schedule immediate event \"%s\": %p\n", handler_name, im);
+}
+
+TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
+	struct tevent_immediate *im, bool *removed)
+{
+	if (removed != nullptr) {
+		*removed = false;
+	}
+	tevent_context *ev = im->event_ctx;
+	tevent_context *handler_ev = ev;
+	WrapperGlue *glue = im->wrapper;
+	tevent_immediate_handler_t handler = im->handler;
+	void *private_data = im->private_data;
+	const char *handler_name = im->handler_name;
+	const char *location = im->schedule_location;
+
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+		      "Run immediate event \"%s\": %p\n", handler_name, im);
+
+	// Unlink first: the handler may schedule the same immediate again.
+	im->busy = true;
+	im->handler_name = nullptr;
+	tevent_common_immediate_cancel(im);
+
+	if (glue != nullptr) {
+		handler_ev = glue->wrap_ev;
+		wrapper_push_use_internal(handler_ev, glue);
+		glue->ops->before_immediate_handler(handler_ev,
+						    glue->private_state,
+						    glue->main_ev, im,
+						    handler_name, location);
+	}
+	tevent_trace_immediate_callback(ev, im,
+					TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	handler(handler_ev, im, private_data);
+	if (glue != nullptr) {
+		glue->ops->after_immediate_handler(handler_ev,
+						   glue->private_state,
+						   glue->main_ev, im,
+						   handler_name, location);
+		wrapper_pop_use_internal(handler_ev, glue);
+	}
+	im->busy = false;
+
+	// Owed DETACH trace if the handler did not reschedule it.
+	if (im->detach_ev_ctx != nullptr) {
+		tevent_context *detach_ev = im->detach_ev_ctx;
+		im->detach_ev_ctx = nullptr;
+		tevent_trace_immediate_callback(detach_ev, im,
+						TEVENT_EVENT_TRACE_DETACH);
+	}
+
+	if (im->destroyed) {
+		talloc_set_destructor(im, nullptr);
+		talloc_free(im);
+		if (removed != nullptr) {
+			*removed = true;
+		}
+	}
+	return 0;
+}
+
+TEVENT_EXPORT bool tevent_common_loop_immediate(struct tevent_context *ev)
+{
+	tevent_immediate *im = ev->immediates.front();
+	if (im == nullptr) {
+		return false;
+	}
+	tevent_common_invoke_immediate_handler(im, nullptr);
+	return true;
+}
+
+TEVENT_EXPORT void _tevent_schedule_immediate(struct tevent_immediate *im,
+					      struct tevent_context *ev,
+					      tevent_immediate_handler_t handler,
+					      void *private_data,
+					      const char *handler_name,
+					      const char *location)
+{
+	ev->ops->schedule_immediate(im, ev, handler, private_data,
+				    handler_name, location);
+}
+
+TEVENT_EXPORT void tevent_reset_immediate(struct tevent_immediate *im)
+{
+	tevent_common_immediate_cancel(im);
+}
+
+TEVENT_EXPORT void tevent_immediate_set_tag(struct tevent_immediate *im,
+					    uint64_t tag)
+{
+	if (im == nullptr) {
+		return;
+	}
+	im->tag = tag;
+}
+
+TEVENT_EXPORT uint64_t tevent_immediate_get_tag(const struct tevent_immediate *im)
+{
+	if (im == nullptr) {
+		return 0;
+	}
+	return im->tag;
+}

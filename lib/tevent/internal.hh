@@ -1,0 +1,368 @@
+// The C++ definitions behind tevent's opaque structs, and the interfaces the
+// parts of the library use to talk to each other. Never installed: callers
+// only see include/tevent.h.
+#pragma once
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include <atomic>
+
+#define TEVENT_DEPRECATED 1
+#include "tevent.h"
+#include "tevent_common.h"
+#include "util.hh"
+
+#ifndef TEVENT_FD_ERROR
+#define TEVENT_FD_ERROR 4
+#endif
+
+namespace tevent {
+
+struct WrapperGlue;
+class TimerHeap;
+
+// Per-event state a backend may keep (epoll: which fd slot the event hangs
+// in). Opaque to the common code.
+struct BackendFdHooks {
+	// The fde's flags changed; the backend updates its interest set.
+	void (*flags_changed)(tevent_fd *fde);
+	// The fde is being unlinked (freed, or its context is going away).
+	void (*detach)(tevent_fd *fde);
+};
+
+} // namespace tevent
+
+struct tevent_fd {
+	tevent::ListHook<tevent_fd> ctx_link;   // tevent_context::fds
+	tevent::ListHook<tevent_fd> slot_link;  // backend's per-fd list
+	tevent_context *event_ctx;              // null once inert
+	tevent::WrapperGlue *wrapper;
+	bool busy;       // handler running: a free is deferred until it returns
+	bool destroyed;  // talloc destructor already ran once
+	int fd;
+	uint16_t flags;
+	tevent_fd_handler_t handler;
+	tevent_fd_close_fn_t close_fn;
+	void *private_data;
+	const char *handler_name;
+	const char *location;
+	uint64_t tag;
+	// Backend bookkeeping.
+	const tevent::BackendFdHooks *hooks;
+	void *backend_slot;
+	uint64_t backend_flags;
+
+	int on_talloc_free();
+};
+
+struct tevent_timer {
+	tevent_context *event_ctx;
+	tevent::WrapperGlue *wrapper;
+	bool busy;
+	bool destroyed;
+	struct timeval next_event;
+	uint64_t seq;          // insertion order: FIFO among equal deadlines
+	size_t heap_index;     // position in the context's heap; SIZE_MAX if none
+	tevent_timer_handler_t handler;
+	void *private_data;
+	const char *handler_name;
+	const char *location;
+	uint64_t tag;
+
+	int on_talloc_free();
+};
+
+struct tevent_immediate {
+	tevent::ListHook<tevent_immediate> link;
+	tevent_context *event_ctx;
+	tevent::WrapperGlue *wrapper;
+	bool busy;
+	bool destroyed;
+	// Set while the handler runs and the immediate was taken off the list:
+	// the DETACH trace point is owed to this context.
+	tevent_context *detach_ev_ctx;
+	tevent_immediate_handler_t handler;
+	void *private_data;
+	const char *handler_name;
+	const char *create_location;
+	const char *schedule_location;
+	// Non-null while the immediate sits in a cross-thread queue.
+	void (*cancel_fn)(tevent_immediate *im);
+	void *additional_data;
+	uint64_t tag;
+	// Link used while travelling through a cross-thread queue.
+	std::atomic<tevent_immediate *> mt_next;
+
+	int on_talloc_free();
+};
+
+struct tevent_signal {
+	tevent::ListHook<tevent_signal> ctx_link;
+	tevent::ListHook<tevent_signal> sig_link;  // global per-signum list
+	tevent_context *event_ctx;
+	tevent::WrapperGlue *wrapper;
+	bool busy;
+	bool destroyed;
+	bool registered;  // on the global per-signum list
+	int signum;
+	int sa_flags;
+	tevent_signal_handler_t handler;
+	void *private_data;
+	const char *handler_name;
+	const char *location;
+	uint64_t tag;
+
+	int on_talloc_free();
+};
+
+namespace tevent {
+
+// Binary min-heap of timers keyed by (deadline, insertion sequence).
+// Storage is a malloc'd array; each timer remembers its index so removal
+// is O(log n).
+class TimerHeap {
+public:
+	void init() { items_ = nullptr; size_ = cap_ = 0; next_seq_ = 0; }
+	void release();
+	bool empty() const { return size_ == 0; }
+	size_t size() const { return size_; }
+	tevent_timer *top() const { return size_ ? items_[0] : nullptr; }
+	tevent_timer *at(size_t i) const { return items_[i]; }
+	bool insert(tevent_timer *te);
+	void remove(tevent_timer *te);
+	// Detach every timer without touching them further (context teardown).
+	tevent_timer *pop_any();
+
+private:
+	static bool before(const tevent_timer *a, const tevent_timer *b);
+	void place(size_t i, tevent_timer *te);
+	void sift_up(size_t i);
+	void sift_down(size_t i);
+	bool grow();
+
+	tevent_timer **items_;
+	size_t size_;
+	size_t cap_;
+	uint64_t next_seq_;
+};
+
+// Multi-producer single-consumer stack of immediates handed over by other
+// threads. Producers push with one CAS; the owner takes everything at once
+// and restores submission order.
+class ImmediateMailbox {
+public:
+	// Returns true when the mailbox was empty before: only then does the
+	// producer need to wake the loop.
+	bool push(tevent_immediate *im)
+	{
+		tevent_immediate *old = head_.load(std::memory_order_relaxed);
+		do {
+			im->mt_next.store(old, std::memory_order_relaxed);
+		} while (!head_.compare_exchange_weak(old, im,
+						      std::memory_order_release,
+						      std::memory_order_relaxed));
+		return old == nullptr;
+	}
+	// Takes all entries, oldest first.
+	tevent_immediate *take_all()
+	{
+		tevent_immediate *list =
+			head_.exchange(nullptr, std::memory_order_acquire);
+		tevent_immediate *rev = nullptr;
+		while (list != nullptr) {
+			tevent_immediate *next =
+				list->mt_next.load(std::memory_order_relaxed);
+			list->mt_next.store(rev, std::memory_order_relaxed);
+			rev = list;
+			list = next;
+		}
+		return rev;
+	}
+	bool empty() const
+	{
+		return head_.load(std::memory_order_acquire) == nullptr;
+	}
+
+private:
+	std::atomic<tevent_immediate *> head_{nullptr};
+};
+
+// A lock-free hand-over point from other threads into one loop. It is
+// malloc'd and reference counted because producers (threaded contexts)
+// may hold it after the loop is gone; `open` and `inflight` let the owner
+// shut it without a lock: producers announce themselves in `inflight`
+// before looking at `open`, and the owner waits for `inflight` to drain
+// after closing.
+struct Channel {
+	enum Kind { kThreaded, kProxy };
+
+	ImmediateMailbox queue;
+	std::atomic<int> refs;
+	std::atomic<int> inflight;
+	std::atomic<bool> open;
+	int wakeup_fd;
+	Kind kind;
+	tevent_context *ev;        // owner; only used on the owner's thread
+	tevent_thread_proxy *tp;   // kProxy: the proxy it belongs to
+	ListHook<Channel> link;    // in ev->channels
+
+	static Channel *create(tevent_context *ev, Kind kind);
+	void ref() { refs.fetch_add(1, std::memory_order_relaxed); }
+	void unref();
+	bool enter();
+	void leave() { inflight.fetch_sub(1, std::memory_order_release); }
+	// Pushes and wakes the loop when the queue was empty.
+	void post(tevent_immediate *im);
+	// Owner side: stop accepting, wait for producers in flight.
+	void shut();
+};
+
+struct TraceCallbacks {
+	tevent_trace_callback_t point;
+	void *point_private;
+	tevent_trace_fd_callback_t fde;
+	void *fde_private;
+	tevent_trace_signal_callback_t se;
+	void *se_private;
+	tevent_trace_timer_callback_t te;
+	void *te_private;
+	tevent_trace_immediate_callback_t im;
+	void *im_private;
+	tevent_trace_queue_callback_t qe;
+	void *qe_private;
+};
+
+struct DebugOps {
+	enum tevent_debug_level max_level;
+	void (*fn)(void *context, enum tevent_debug_level level,
+		   const char *fmt, va_list ap);
+	void *context;
+};
+
+} // namespace tevent
+
+struct tevent_threaded_context;
+struct tevent_thread_proxy;
+
+struct tevent_context {
+	const struct tevent_ops *ops;
+	void *additional_data;  // the backend's private state
+
+	tevent::IntrusiveList<tevent_fd, &tevent_fd::ctx_link> fds;
+	tevent::TimerHeap timers;
+	tevent::IntrusiveList<tevent_immediate, &tevent_immediate::link> immediates;
+	tevent::IntrusiveList<tevent_signal, &tevent_signal::ctx_link> signals;
+
+	// Cross-thread hand-over (threaded contexts and thread proxies): one
+	// channel per source kind, drained at the start of every loop turn.
+	tevent::IntrusiveList<tevent::Channel, &tevent::Channel::link> channels;
+	tevent::Channel *threaded_channel;  // shared by all threaded contexts
+	bool has_threaded;                  // channels is not empty
+	tevent::ListHook<tevent_context> all_link;  // process-wide context list
+
+	// Wakeup: eventfd, read side registered as an fd event.
+	tevent_fd *wakeup_fde;
+	int wakeup_fd;
+
+	tevent::DebugOps debug;
+
+	struct {
+		bool allowed;
+		uint32_t level;
+		tevent_nesting_hook hook_fn;
+		void *hook_private;
+	} nesting;
+
+	tevent::TraceCallbacks trace;
+
+	struct {
+		tevent::WrapperGlue *list;  // on a main context: its wrappers
+		tevent::WrapperGlue *glue;  // on a wrapper context: its glue
+	} wrapper;
+
+	struct timeval wait_timeout;
+
+	int on_talloc_free();
+};
+
+namespace tevent {
+
+// Glue between a wrapper context and the main context it forwards to.
+struct WrapperGlue {
+	WrapperGlue *prev, *next;
+	tevent_context *wrap_ev;
+	tevent_context *main_ev;
+	bool busy;
+	bool destroyed;
+	const struct tevent_wrapper_ops *ops;
+	void *private_state;
+};
+
+// ---- context / loop (loop.cc) ----
+pid_t cached_pid();
+void context_teardown(tevent_context *ev);
+int context_setup(tevent_context *ev);
+// The context whose lists an event actually lives on.
+tevent_context *main_ev(tevent_context *ev);
+
+// ---- wakeup (wakeup_fd.cc) ----
+void wakeup_fini(tevent_context *ev);
+
+// ---- timers (timer.cc) ----
+// Runs the first timer if due; returns the wait until the next one.
+struct timeval timer_loop_delay(tevent_context *ev);
+int timeout_msec(const struct timeval *tv);
+bool no_timeout(const struct timeval *tv);
+void timers_detach_all(tevent_context *ev);
+
+// ---- immediates (immediate.cc) ----
+void immediates_detach_all(tevent_context *ev);
+
+// ---- fds (fd.cc) ----
+void fds_detach_all(tevent_context *ev);
+void fd_disarm(tevent_fd *fde);
+
+// ---- signals (signal.cc) ----
+void signals_detach_all(tevent_context *ev);
+void signals_after_fork();
+
+// ---- threads (threads.cc) ----
+void threads_context_init(tevent_context *ev);
+void threads_context_fini(tevent_context *ev);
+void threads_atfork_child();
+
+// ---- wrappers (wrapper.cc) ----
+void wrapper_push_use_internal(tevent_context *wrap_ev, WrapperGlue *glue);
+void wrapper_pop_use_internal(tevent_context *wrap_ev, WrapperGlue *glue);
+void wrappers_detach_all(tevent_context *ev);
+int wrapper_on_talloc_free(tevent_context *ev);
+
+// ---- backends ----
+bool epoll_backend_register();
+bool poll_backend_register();
+
+// ---- debug (debug.cc) ----
+void debugf(tevent_context *ev, enum tevent_debug_level level,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void check_double_free(TALLOC_CTX *ptr, const char *reason);
+
+// Cheap level test before formatting a debug message.
+inline bool debug_enabled(tevent_context *ev, enum tevent_debug_level level)
+{
+	return ev != nullptr && ev->debug.fn != nullptr &&
+	       level <= ev->debug.max_level;
+}
+
+} // namespace tevent
+
+#define TEVENT_DEBUGF(ev, level, ...)                                   \
+	do {                                                            \
+		if (tevent::debug_enabled((ev), (level))) {             \
+			tevent::debugf((ev), (level), __VA_ARGS__);     \
+		}                                                       \
+	} while (0)

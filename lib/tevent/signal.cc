@@ -1,0 +1,391 @@
+// Signal events. The process has one table per signal number: the list of
+// tevent_signal handlers (from any context), the sigaction that was in
+// place before we installed ours, and counters. The async handler only
+// counts (and, for SA_SIGINFO, stores the siginfo in a ring) and wakes the
+// loops; the handlers themselves run from tevent_common_check_signal().
+#include "internal.hh"
+
+#include <stdlib.h>
+#include <string.h>
+
+namespace tevent {
+
+namespace {
+
+// Same limits as upstream: signals 0..63, and up to 256 queued siginfos
+// per signal (a power of two, so the ring index wraps cleanly).
+constexpr int kNumSignals = 64;
+constexpr uint32_t kInfoQueue = 256;
+
+using SignalList = IntrusiveList<tevent_signal, &tevent_signal::sig_link>;
+
+struct SignalSlot {
+	SignalList handlers;
+	struct sigaction old_action;
+	bool installed;
+	std::atomic<uint32_t> count;  // bumped by the async handler
+	uint32_t seen;                // consumed by the loop
+	siginfo_t *ring;              // kInfoQueue entries, SA_SIGINFO only
+	volatile sig_atomic_t blocked;
+};
+
+SignalSlot g_slots[kNumSignals];
+std::atomic<uint32_t> g_pending{0};  // any signal arrived since last check
+// Next handler to visit while check_signal walks a list; kept valid when
+// that handler is freed by the one running.
+tevent_signal *g_iter_next;
+
+// Blocks `signum` in this thread while the handler list changes, so the
+// async handler never sees a half-linked list.
+class SignalBlock {
+public:
+	explicit SignalBlock(int signum)
+	{
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, signum);
+		pthread_sigmask(SIG_BLOCK, &set, &old_);
+	}
+	~SignalBlock() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+private:
+	sigset_t old_;
+};
+
+void wake_loops(int signum)
+{
+	tevent_context *last = nullptr;
+	for (tevent_signal *se = g_slots[signum].handlers.front(); se != nullptr;
+	     se = SignalList::next(se)) {
+		tevent_context *ev = se->event_ctx;
+		if (ev != nullptr && ev != last) {
+			last = ev;
+			tevent_common_wakeup(ev);
+		}
+	}
+}
+
+void async_handler(int signum, siginfo_t *info, void *uctx)
+{
+	int saved_errno = errno;
+	SignalSlot &slot = g_slots[signum];
+	uint32_t count = slot.count.load(std::memory_order_relaxed);
+
+	if (slot.ring != nullptr && info != nullptr) {
+		slot.ring[count % kInfoQueue] = *info;
+		if (count + 1 - slot.seen >= kInfoQueue) {
+			// The ring is full: keep the signal blocked in the
+			// interrupted context until the loop has drained it.
+			auto *uc = static_cast<ucontext_t *>(uctx);
+			sigaddset(&uc->uc_sigmask, signum);
+			slot.blocked = 1;
+		}
+	}
+	slot.count.store(count + 1, std::memory_order_release);
+	g_pending.fetch_add(1, std::memory_order_release);
+	wake_loops(signum);
+	errno = saved_errno;
+}
+
+bool install(int signum, int sa_flags)
+{
+	SignalSlot &slot = g_slots[signum];
+	struct sigaction act;
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = async_handler;
+	act.sa_flags = sa_flags | SA_SIGINFO;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(signum, &act, &slot.old_action) == -1) {
+		return false;
+	}
+	slot.installed = true;
+	return true;
+}
+
+// Takes `se` off the global list; the last one out restores the old action.
+void unregister(tevent_signal *se)
+{
+	if (!se->registered) {
+		return;
+	}
+	int signum = se->signum;
+	SignalSlot &slot = g_slots[signum];
+	if (g_iter_next == se) {
+		g_iter_next = SignalList::next(se);
+	}
+	{
+		SignalBlock block(signum);
+		slot.handlers.remove(se);
+	}
+	se->registered = false;
+	if (slot.handlers.empty() && slot.installed) {
+		sigaction(signum, &slot.old_action, nullptr);
+		slot.installed = false;
+	}
+}
+
+void unblock(int signum)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, signum);
+	pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+// Runs every handler of one signal for `pending` deliveries.
+void dispatch_signal(tevent_context *ev, int signum, uint32_t pending)
+{
+	SignalSlot &slot = g_slots[signum];
+	uint32_t base = slot.seen;
+
+	for (tevent_signal *se = slot.handlers.front(); se != nullptr;
+	     se = g_iter_next) {
+		g_iter_next = SignalList::next(se);
+		if ((se->sa_flags & SA_SIGINFO) && slot.ring != nullptr) {
+			uint32_t n = pending < kInfoQueue ? pending : kInfoQueue;
+			for (uint32_t j = 0; j < n; j++) {
+				siginfo_t *info = &slot.ring[(base + j) % kInfoQueue];
+				bool removed = false;
+				if (tevent_common_invoke_signal_handler(
+					    se, signum, 1, info, &removed) != 0) {
+					tevent_abort(ev, "tevent_common_invoke_signal_handler() failed");
+				}
+				if (removed) {
+					break;
+				}
+			}
+			continue;
+		}
+		if (tevent_common_invoke_signal_handler(se, signum, (int)pending,
+							nullptr, nullptr) != 0) {
+			tevent_abort(ev, "tevent_common_invoke_signal_handler() failed");
+		}
+	}
+	g_iter_next = nullptr;
+}
+
+} // namespace
+
+void signals_detach_all(tevent_context *ev)
+{
+	while (tevent_signal *se = ev->signals.pop_front()) {
+		tevent_trace_signal_callback(se->event_ctx, se,
+					    TEVENT_EVENT_TRACE_DETACH);
+		se->wrapper = nullptr;
+		se->event_ctx = nullptr;
+		// Otherwise a forked child that re-initialises would run the
+		// parent's handlers too.
+		tevent_cleanup_pending_signal_handlers(se);
+	}
+}
+
+} // namespace tevent
+
+using namespace tevent;
+
+int tevent_signal::on_talloc_free()
+{
+	if (destroyed) {
+		check_double_free(this, "tevent_signal double free");
+	} else {
+		destroyed = true;
+		unregister(this);
+		if (event_ctx != nullptr) {
+			tevent_trace_signal_callback(event_ctx, this,
+						    TEVENT_EVENT_TRACE_DETACH);
+			event_ctx->signals.remove(this);
+			event_ctx = nullptr;
+		}
+	}
+	if (busy) {
+		return -1;
+	}
+	wrapper = nullptr;
+	return 0;
+}
+
+TEVENT_EXPORT size_t tevent_num_signals(void)
+{
+	return kNumSignals;
+}
+
+TEVENT_EXPORT size_t tevent_sa_info_queue_count(void)
+{
+	return kInfoQueue;
+}
+
+TEVENT_EXPORT struct tevent_signal *tevent_common_add_signal(
+	struct tevent_context *ev, TALLOC_CTX *mem_ctx, int signum,
+	int sa_flags, tevent_signal_handler_t handler, void *private_data,
+	const char *handler_name, const char *location)
+{
+	if (signum < 0 || signum >= kNumSignals) {
+		errno = EINVAL;
+		return nullptr;
+	}
+	SignalSlot &slot = g_slots[signum];
+
+	if ((sa_flags & SA_SIGINFO) && slot.ring == nullptr) {
+		// Allocated once per signal and kept: the async handler may
+		// be looking at it at any time.
+		slot.ring = static_cast<siginfo_t *>(
+			calloc(kInfoQueue, sizeof(siginfo_t)));
+		if (slot.ring == nullptr) {
+			errno = ENOMEM;
+			return nullptr;
+		}
+	}
+
+	auto *se = new_talloc_object<tevent_signal>(mem_ctx ? mem_ctx : ev,
+						    "struct tevent_signal");
+	if (se == nullptr) {
+		return nullptr;
+	}
+	se->event_ctx = ev;
+	se->signum = signum;
+	se->sa_flags = sa_flags;
+	se->handler = handler;
+	se->private_data = private_data;
+	se->handler_name = handler_name;
+	se->location = location;
+
+	int ret = tevent_common_wakeup_init(ev);
+	if (ret != 0) {
+		se->event_ctx = nullptr;
+		talloc_free(se);
+		errno = ret;
+		return nullptr;
+	}
+
+	if (slot.handlers.empty() && !slot.installed) {
+		if (!install(signum, sa_flags)) {
+			int err = errno;
+			se->event_ctx = nullptr;
+			talloc_free(se);
+			errno = err;
+			return nullptr;
+		}
+	}
+
+	ev->signals.push_front(se);
+	{
+		SignalBlock block(signum);
+		slot.handlers.push_front(se);
+	}
+	se->registered = true;
+	tevent_trace_signal_callback(ev, se, TEVENT_EVENT_TRACE_ATTACH);
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added signal event \"%s\": %d\n",
+		      handler_name, signum);
+	return se;
+}
+
+TEVENT_EXPORT struct tevent_signal *_tevent_add_signal(
+	struct tevent_context *ev, TALLOC_CTX *mem_ctx, int signum,
+	int sa_flags, tevent_signal_handler_t handler, void *private_data,
+	const char *handler_name, const char *location)
+{
+	return ev->ops->add_signal(ev, mem_ctx, signum, sa_flags, handler,
+				   private_data, handler_name, location);
+}
+
+TEVENT_EXPORT int tevent_common_invoke_signal_handler(struct tevent_signal *se,
+						      int signum, int count,
+						      void *siginfo,
+						      bool *removed)
+{
+	if (removed != nullptr) {
+		*removed = false;
+	}
+	tevent_context *ev = se->event_ctx;
+	if (ev == nullptr) {
+		return 0;
+	}
+	tevent_context *handler_ev = ev;
+
+	se->busy = true;
+	WrapperGlue *glue = se->wrapper;
+	if (glue != nullptr) {
+		handler_ev = glue->wrap_ev;
+		wrapper_push_use_internal(handler_ev, glue);
+		glue->ops->before_signal_handler(handler_ev, glue->private_state,
+						 glue->main_ev, se, signum,
+						 count, siginfo,
+						 se->handler_name, se->location);
+	}
+	tevent_trace_signal_callback(ev, se, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	se->handler(handler_ev, se, signum, count, siginfo, se->private_data);
+	if (glue != nullptr) {
+		glue->ops->after_signal_handler(handler_ev, glue->private_state,
+						glue->main_ev, se, signum,
+						count, siginfo,
+						se->handler_name, se->location);
+		wrapper_pop_use_internal(handler_ev, glue);
+	}
+	se->busy = false;
+
+	// SA_RESETHAND: the handler is one-shot.
+	bool remove = (se->sa_flags & SA_RESETHAND) != 0;
+	if (se->destroyed) {
+		talloc_set_destructor(se, nullptr);
+		remove = true;
+	}
+	if (remove) {
+		talloc_free(se);
+		if (removed != nullptr) {
+			*removed = true;
+		}
+	}
+	return 0;
+}
+
+TEVENT_EXPORT int tevent_common_check_signal(struct tevent_context *ev)
+{
+	if (g_pending.load(std::memory_order_acquire) == 0) {
+		return 0;
+	}
+	g_pending.store(0, std::memory_order_relaxed);
+
+	bool any = false;
+	for (int i = 0; i < kNumSignals; i++) {
+		SignalSlot &slot = g_slots[i];
+		uint32_t count = slot.count.load(std::memory_order_acquire);
+		uint32_t pending = count - slot.seen;
+		if (pending == 0) {
+			continue;
+		}
+		any = true;
+		dispatch_signal(ev, i, pending);
+		slot.seen += pending;
+		if (slot.blocked) {
+			slot.blocked = 0;
+			unblock(i);
+		}
+	}
+	return any ? 1 : 0;
+}
+
+TEVENT_EXPORT void tevent_cleanup_pending_signal_handlers(struct tevent_signal *se)
+{
+	unregister(se);
+}
+
+TEVENT_EXPORT bool tevent_signal_support(struct tevent_context *ev)
+{
+	return ev->ops->add_signal != nullptr;
+}
+
+TEVENT_EXPORT void tevent_signal_set_tag(struct tevent_signal *se, uint64_t tag)
+{
+	if (se == nullptr) {
+		return;
+	}
+	se->tag = tag;
+}
+
+TEVENT_EXPORT uint64_t tevent_signal_get_tag(const struct tevent_signal *se)
+{
+	if (se == nullptr) {
+		return 0;
+	}
+	return se->tag;
+}

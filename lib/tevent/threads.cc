@@ -1,0 +1,372 @@
+// Cross-thread scheduling: threaded contexts (tevent_threaded_context) and
+// thread proxies (tevent_thread_proxy).
+//
+// Producers never lock and never allocate on the destination's talloc
+// tree: an immediate travels through a lock-free Channel, and the loop is
+// woken through its eventfd only when the channel goes from empty to
+// non-empty. The loop drains whole channels at the start of a turn.
+#include "internal.hh"
+
+#include <sched.h>
+#include <stdlib.h>
+
+namespace tevent {
+
+Channel *Channel::create(tevent_context *ev, Kind kind)
+{
+	if (tevent_common_wakeup_init(ev) != 0) {
+		return nullptr;
+	}
+	void *mem = calloc(1, sizeof(Channel));
+	if (mem == nullptr) {
+		return nullptr;
+	}
+	auto *ch = new (mem) Channel();
+	ch->refs.store(1, std::memory_order_relaxed);
+	ch->open.store(true, std::memory_order_relaxed);
+	ch->wakeup_fd = ev->wakeup_fd;
+	ch->kind = kind;
+	ch->ev = ev;
+	ev->channels.push_back(ch);
+	ev->has_threaded = true;
+	return ch;
+}
+
+void Channel::unref()
+{
+	if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+		free(this);
+	}
+}
+
+bool Channel::enter()
+{
+	inflight.fetch_add(1, std::memory_order_seq_cst);
+	if (!open.load(std::memory_order_seq_cst)) {
+		leave();
+		return false;
+	}
+	return true;
+}
+
+void Channel::post(tevent_immediate *im)
+{
+	if (queue.push(im)) {
+		tevent_common_wakeup_fd(wakeup_fd);
+	}
+}
+
+void Channel::shut()
+{
+	open.store(false, std::memory_order_seq_cst);
+	while (inflight.load(std::memory_order_seq_cst) != 0) {
+		sched_yield();
+	}
+	ev->channels.remove(this);
+	ev->has_threaded = !ev->channels.empty();
+}
+
+} // namespace tevent
+
+using namespace tevent;
+
+struct tevent_threaded_context {
+	Channel *channel;
+	tevent_context *event_ctx;  // may be a wrapper
+
+	int on_talloc_free()
+	{
+		channel->unref();
+		return 0;
+	}
+};
+
+struct tevent_thread_proxy {
+	Channel *channel;
+	tevent_context *dest_ev;
+
+	int on_talloc_free();
+};
+
+namespace {
+
+// Returns a received immediate to the idle state it had before it was
+// handed over.
+void make_idle(tevent_immediate *im)
+{
+	im->event_ctx = nullptr;
+	im->wrapper = nullptr;
+	im->handler = nullptr;
+	im->private_data = nullptr;
+	im->handler_name = nullptr;
+	im->additional_data = nullptr;
+	im->cancel_fn = nullptr;
+}
+
+void abort_scheduled_free(tevent_immediate *im)
+{
+	(void)im;
+	tevent_abort(nullptr, "tevent_immediate freed while scheduled from "
+			      "another thread");
+}
+
+// A threaded immediate may not be freed while it travels: the producer
+// handed it to the loop.
+int threaded_immediate_destructor(tevent_immediate *im)
+{
+	if (im->event_ctx != nullptr) {
+		abort_scheduled_free(im);
+	}
+	return 0;
+}
+
+void activate_threaded(Channel *ch)
+{
+	tevent_immediate *im = ch->queue.take_all();
+	while (im != nullptr) {
+		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
+		im->mt_next.store(nullptr, std::memory_order_relaxed);
+		tevent_context *ev = im->event_ctx;
+		tevent_immediate_handler_t handler = im->handler;
+		void *private_data = im->private_data;
+		const char *handler_name = im->handler_name;
+		const char *location = im->schedule_location;
+		talloc_set_destructor(im, nullptr);
+		make_idle(im);
+		_tevent_schedule_immediate(im, ev, handler, private_data,
+					   handler_name, location);
+		im = next;
+	}
+}
+
+// The immediate a proxy message runs as. Whatever the handler did not
+// take (the immediate itself, the private data hanging below it) is freed
+// once it returns, unless the handler scheduled the immediate again.
+void proxy_trampoline(tevent_context *ev, tevent_immediate *im, void *private_data)
+{
+	auto handler = reinterpret_cast<tevent_immediate_handler_t>(im->additional_data);
+	im->additional_data = nullptr;
+	handler(ev, im, private_data);
+	if (im->destroyed || im->event_ctx != nullptr) {
+		return;  // handed on, freed, or rescheduled by the handler
+	}
+	talloc_free(im);  // deferred by the running handler's busy flag
+}
+
+void activate_proxy(Channel *ch)
+{
+	tevent_thread_proxy *tp = ch->tp;
+	tevent_immediate *im = ch->queue.take_all();
+	while (im != nullptr) {
+		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
+		im->mt_next.store(nullptr, std::memory_order_relaxed);
+		// Adopt on the destination's thread: the message now belongs
+		// to the proxy, its private data to the message.
+		talloc_steal(tp, im);
+		void *private_data = im->private_data;
+		if (private_data != nullptr) {
+			talloc_steal(im, private_data);
+		}
+		void *handler = reinterpret_cast<void *>(im->handler);
+		make_idle(im);
+		_tevent_schedule_immediate(im, tp->dest_ev, proxy_trampoline,
+					   private_data, "proxy message",
+					   __location__);
+		im->additional_data = handler;
+		im = next;
+	}
+}
+
+// Frees messages that never reached the loop.
+void discard_queued(Channel *ch)
+{
+	tevent_immediate *im = ch->queue.take_all();
+	while (im != nullptr) {
+		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
+		if (ch->kind == Channel::kProxy) {
+			talloc_free(im->private_data);
+			talloc_set_destructor(im, nullptr);
+			talloc_free(im);
+		} else {
+			talloc_set_destructor(im, nullptr);
+			make_idle(im);
+		}
+		im = next;
+	}
+}
+
+} // namespace
+
+int tevent_thread_proxy::on_talloc_free()
+{
+	if (channel != nullptr) {
+		channel->shut();
+		discard_queued(channel);
+		channel->unref();
+		channel = nullptr;
+	}
+	return 0;
+}
+
+namespace tevent {
+
+void threads_context_init(tevent_context *ev)
+{
+	(void)ev;
+}
+
+void threads_context_fini(tevent_context *ev)
+{
+	while (Channel *ch = ev->channels.front()) {
+		ch->shut();
+		discard_queued(ch);
+		if (ch->kind == Channel::kProxy) {
+			// The proxy is a talloc child of the context and is
+			// freed after us; it must not touch the channel again.
+			ch->tp->channel = nullptr;
+		}
+		if (ch == ev->threaded_channel) {
+			ev->threaded_channel = nullptr;
+		}
+		ch->unref();
+	}
+	ev->has_threaded = false;
+}
+
+void threads_atfork_child()
+{
+	// Other threads are gone in the child; nothing is in flight.
+}
+
+} // namespace tevent
+
+TEVENT_EXPORT void tevent_common_threaded_activate_immediate(struct tevent_context *ev)
+{
+	for (Channel *ch = ev->channels.front(); ch != nullptr;
+	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
+		if (ch->queue.empty()) {
+			continue;
+		}
+		if (ch->kind == Channel::kThreaded) {
+			activate_threaded(ch);
+		} else {
+			activate_proxy(ch);
+		}
+	}
+}
+
+TEVENT_EXPORT struct tevent_threaded_context *tevent_threaded_context_create(
+	TALLOC_CTX *mem_ctx, struct tevent_context *ev)
+{
+	tevent_context *owner = main_ev(ev);
+	if (owner->threaded_channel == nullptr) {
+		owner->threaded_channel = Channel::create(owner, Channel::kThreaded);
+		if (owner->threaded_channel == nullptr) {
+			errno = ENOMEM;
+			return nullptr;
+		}
+	}
+	auto *tctx = new_talloc_object<tevent_threaded_context>(
+		mem_ctx, "struct tevent_threaded_context");
+	if (tctx == nullptr) {
+		errno = ENOMEM;
+		return nullptr;
+	}
+	tctx->channel = owner->threaded_channel;
+	tctx->channel->ref();
+	tctx->event_ctx = ev;
+	return tctx;
+}
+
+TEVENT_EXPORT void _tevent_threaded_schedule_immediate(
+	struct tevent_threaded_context *tctx, struct tevent_immediate *im,
+	tevent_immediate_handler_t handler, void *private_data,
+	const char *handler_name, const char *location)
+{
+	Channel *ch = tctx->channel;
+	if (!ch->enter()) {
+		return;  // the destination loop is gone: drop silently
+	}
+	if (im->event_ctx != nullptr || handler == nullptr || im->destroyed ||
+	    im->busy) {
+		ch->leave();
+		abort();
+	}
+	tevent_context *ev = tctx->event_ctx;
+	im->event_ctx = ev;
+	im->wrapper = ev->wrapper.glue;
+	im->handler = handler;
+	im->private_data = private_data;
+	im->handler_name = handler_name;
+	im->schedule_location = location;
+	im->detach_ev_ctx = nullptr;
+	talloc_set_destructor(im, threaded_immediate_destructor);
+	ch->post(im);
+	ch->leave();
+}
+
+TEVENT_EXPORT struct tevent_thread_proxy *tevent_thread_proxy_create(
+	struct tevent_context *dest_ev_ctx)
+{
+	if (dest_ev_ctx->wrapper.glue != nullptr) {
+		// A proxy delivers into a real loop, never into a wrapper.
+		tevent_debug(main_ev(dest_ev_ctx), TEVENT_DEBUG_ERROR,
+			     "tevent_thread_proxy_create() on wrapper\n");
+		errno = EINVAL;
+		return nullptr;
+	}
+	auto *tp = new_talloc_object<tevent_thread_proxy>(
+		dest_ev_ctx, "struct tevent_thread_proxy");
+	if (tp == nullptr) {
+		return nullptr;
+	}
+	tp->dest_ev = dest_ev_ctx;
+	tp->channel = Channel::create(dest_ev_ctx, Channel::kProxy);
+	if (tp->channel == nullptr) {
+		talloc_free(tp);
+		return nullptr;
+	}
+	tp->channel->tp = tp;
+	return tp;
+}
+
+TEVENT_EXPORT void tevent_thread_proxy_schedule(struct tevent_thread_proxy *tp,
+						struct tevent_immediate **pp_im,
+						tevent_immediate_handler_t handler,
+						void *pp_private_data)
+{
+	void **pp_private = static_cast<void **>(pp_private_data);
+	tevent_immediate *im = *pp_im;
+
+	Channel *ch = tp->channel;
+	if (ch == nullptr || !ch->enter()) {
+		return;  // destination gone: the caller keeps ownership
+	}
+
+	if (im->busy) {
+		// The caller forwards the immediate its own handler is running
+		// with. That loop still touches it after the handler returns,
+		// so send a fresh one and let the running one be freed there.
+		tevent_immediate *fresh = tevent_create_immediate(nullptr);
+		if (fresh == nullptr) {
+			ch->leave();
+			return;
+		}
+		talloc_free(im);  // deferred until its handler returns
+		im = fresh;
+	} else {
+		// Detach from the sender's tree; the destination adopts it.
+		talloc_steal(nullptr, im);
+	}
+	void *private_data = nullptr;
+	if (pp_private != nullptr && *pp_private != nullptr) {
+		private_data = talloc_steal(nullptr, *pp_private);
+		*pp_private = nullptr;
+	}
+	*pp_im = nullptr;
+
+	im->handler = handler;
+	im->private_data = private_data;
+	ch->post(im);
+	ch->leave();
+}

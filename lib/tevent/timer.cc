@@ -1,0 +1,326 @@
+// Timers: a binary min-heap ordered by (deadline, insertion sequence), so
+// insert and remove are O(log n) and equal deadlines fire in the order the
+// timers were added (or last updated), as upstream's sorted list does.
+#include "internal.hh"
+
+#include <stdlib.h>
+
+namespace tevent {
+
+static constexpr size_t kNotInHeap = SIZE_MAX;
+
+bool TimerHeap::before(const tevent_timer *a, const tevent_timer *b)
+{
+	if (a->next_event.tv_sec != b->next_event.tv_sec) {
+		return a->next_event.tv_sec < b->next_event.tv_sec;
+	}
+	if (a->next_event.tv_usec != b->next_event.tv_usec) {
+		return a->next_event.tv_usec < b->next_event.tv_usec;
+	}
+	return a->seq < b->seq;
+}
+
+void TimerHeap::release()
+{
+	free(items_);
+	init();
+}
+
+bool TimerHeap::grow()
+{
+	size_t ncap = cap_ ? cap_ * 2 : 16;
+	auto **n = static_cast<tevent_timer **>(
+		realloc(items_, ncap * sizeof(tevent_timer *)));
+	if (n == nullptr) {
+		return false;
+	}
+	items_ = n;
+	cap_ = ncap;
+	return true;
+}
+
+void TimerHeap::place(size_t i, tevent_timer *te)
+{
+	items_[i] = te;
+	te->heap_index = i;
+}
+
+void TimerHeap::sift_up(size_t i)
+{
+	tevent_timer *te = items_[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!before(te, items_[parent])) {
+			break;
+		}
+		place(i, items_[parent]);
+		i = parent;
+	}
+	place(i, te);
+}
+
+void TimerHeap::sift_down(size_t i)
+{
+	tevent_timer *te = items_[i];
+	for (;;) {
+		size_t child = 2 * i + 1;
+		if (child >= size_) {
+			break;
+		}
+		if (child + 1 < size_ && before(items_[child + 1], items_[child])) {
+			child++;
+		}
+		if (!before(items_[child], te)) {
+			break;
+		}
+		place(i, items_[child]);
+		i = child;
+	}
+	place(i, te);
+}
+
+bool TimerHeap::insert(tevent_timer *te)
+{
+	if (size_ == cap_ && !grow()) {
+		return false;
+	}
+	te->seq = next_seq_++;
+	place(size_, te);
+	size_++;
+	sift_up(size_ - 1);
+	return true;
+}
+
+void TimerHeap::remove(tevent_timer *te)
+{
+	size_t i = te->heap_index;
+	if (i == kNotInHeap || i >= size_ || items_[i] != te) {
+		return;
+	}
+	te->heap_index = kNotInHeap;
+	size_--;
+	if (i == size_) {
+		return;
+	}
+	place(i, items_[size_]);
+	if (i > 0 && before(items_[i], items_[(i - 1) / 2])) {
+		sift_up(i);
+	} else {
+		sift_down(i);
+	}
+}
+
+tevent_timer *TimerHeap::pop_any()
+{
+	if (size_ == 0) {
+		return nullptr;
+	}
+	tevent_timer *te = items_[--size_];
+	te->heap_index = kNotInHeap;
+	return te;
+}
+
+void timers_detach_all(tevent_context *ev)
+{
+	tevent_timer *te;
+	while ((te = ev->timers.pop_any()) != nullptr) {
+		tevent_trace_timer_callback(te->event_ctx, te,
+					    TEVENT_EVENT_TRACE_DETACH);
+		te->wrapper = nullptr;
+		te->event_ctx = nullptr;
+	}
+	ev->timers.release();
+}
+
+// The special value tevent_context_set_wait_timeout(0) stores: poll
+// without blocking.
+bool no_timeout(const struct timeval *tv)
+{
+	return tv->tv_sec == 0 && tv->tv_usec == INT32_MAX;
+}
+
+int timeout_msec(const struct timeval *tv)
+{
+	if (tv->tv_sec >= INT32_MAX) {
+		return -1;
+	}
+	if (no_timeout(tv)) {
+		return 0;
+	}
+	int64_t ms = (int64_t)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
+			       struct timeval next_event,
+			       tevent_timer_handler_t handler,
+			       void *private_data, const char *handler_name,
+			       const char *location)
+{
+	auto *te = new_talloc_object<tevent_timer>(
+		mem_ctx ? mem_ctx : ev, "struct tevent_timer");
+	if (te == nullptr) {
+		return nullptr;
+	}
+	te->event_ctx = ev;
+	te->next_event = next_event;
+	te->heap_index = kNotInHeap;
+	te->handler = handler;
+	te->private_data = private_data;
+	te->handler_name = handler_name;
+	te->location = location;
+	if (!ev->timers.insert(te)) {
+		te->event_ctx = nullptr;
+		talloc_free(te);
+		return nullptr;
+	}
+	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_ATTACH);
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added timed event \"%s\": %p\n",
+		      handler_name, te);
+	return te;
+}
+
+} // namespace tevent
+
+using namespace tevent;
+
+int tevent_timer::on_talloc_free()
+{
+	if (destroyed) {
+		check_double_free(this, "tevent_timer double free");
+	} else {
+		destroyed = true;
+		if (event_ctx != nullptr) {
+			TEVENT_DEBUGF(event_ctx, TEVENT_DEBUG_TRACE,
+				      "Destroying timer event %p \"%s\"\n",
+				      this, handler_name);
+			tevent_trace_timer_callback(event_ctx, this,
+						    TEVENT_EVENT_TRACE_DETACH);
+			event_ctx->timers.remove(this);
+			event_ctx = nullptr;
+		}
+	}
+	if (busy) {
+		return -1;
+	}
+	wrapper = nullptr;
+	return 0;
+}
+
+TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer(
+	struct tevent_context *ev, TALLOC_CTX *mem_ctx,
+	struct timeval next_event, tevent_timer_handler_t handler,
+	void *private_data, const char *handler_name, const char *location)
+{
+	return add_timer(ev, mem_ctx, next_event, handler, private_data,
+			 handler_name, location);
+}
+
+// Upstream's v2 only adds a list optimisation for zero deadlines; with a
+// heap both entry points behave the same.
+TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer_v2(
+	struct tevent_context *ev, TALLOC_CTX *mem_ctx,
+	struct timeval next_event, tevent_timer_handler_t handler,
+	void *private_data, const char *handler_name, const char *location)
+{
+	return add_timer(ev, mem_ctx, next_event, handler, private_data,
+			 handler_name, location);
+}
+
+TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,
+				       struct timeval next_event)
+{
+	tevent_context *ev = te->event_ctx;
+	if (ev == nullptr) {
+		te->next_event = next_event;
+		return;
+	}
+	// Re-inserting gives the timer a new sequence number: it now sorts
+	// after timers that already had the same deadline, as upstream.
+	ev->timers.remove(te);
+	te->next_event = next_event;
+	if (!ev->timers.insert(te)) {
+		tevent_abort(ev, "tevent_update_timer: out of memory");
+	}
+}
+
+TEVENT_EXPORT int tevent_common_invoke_timer_handler(struct tevent_timer *te,
+						     struct timeval current_time,
+						     bool *removed)
+{
+	if (removed != nullptr) {
+		*removed = false;
+	}
+	tevent_context *ev = te->event_ctx;
+	if (ev == nullptr) {
+		return 0;
+	}
+	tevent_context *handler_ev = ev;
+
+	// Off the heap before the handler runs, so that a nested loop inside
+	// the handler cannot pick this timer again.
+	ev->timers.remove(te);
+
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Running timer event %p \"%s\"\n",
+		      te, te->handler_name);
+
+	te->busy = true;
+	WrapperGlue *glue = te->wrapper;
+	if (glue != nullptr) {
+		handler_ev = glue->wrap_ev;
+		wrapper_push_use_internal(handler_ev, glue);
+		glue->ops->before_timer_handler(handler_ev, glue->private_state,
+						glue->main_ev, te,
+						te->next_event, current_time,
+						te->handler_name, te->location);
+	}
+	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	te->handler(handler_ev, te, current_time, te->private_data);
+	if (glue != nullptr) {
+		glue->ops->after_timer_handler(handler_ev, glue->private_state,
+					       glue->main_ev, te,
+					       te->next_event, current_time,
+					       te->handler_name, te->location);
+		wrapper_pop_use_internal(handler_ev, glue);
+	}
+	te->busy = false;
+
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Ending timer event %p \"%s\"\n",
+		      te, te->handler_name);
+
+	// Timers are one-shot: the fired timer is always freed here. If the
+	// handler already freed it, only the deferred release is left.
+	if (te->destroyed) {
+		talloc_set_destructor(te, nullptr);
+	}
+	talloc_free(te);
+	if (removed != nullptr) {
+		*removed = true;
+	}
+	return 0;
+}
+
+TEVENT_EXPORT struct timeval tevent_common_loop_timer_delay(
+	struct tevent_context *ev)
+{
+	struct timeval current_time = tevent_timeval_zero();
+	tevent_timer *te = ev->timers.top();
+
+	if (te == nullptr) {
+		return ev->wait_timeout;
+	}
+
+	// A zero deadline is due without asking the clock; its handler gets a
+	// zero "current time" too, as upstream.
+	if (!tevent_timeval_is_zero(&te->next_event)) {
+		current_time = tevent_timeval_current();
+		struct timeval delay =
+			tevent_timeval_until(&current_time, &te->next_event);
+		if (!tevent_timeval_is_zero(&delay)) {
+			return delay;
+		}
+	}
+
+	tevent_common_invoke_timer_handler(te, current_time, nullptr);
+	return tevent_timeval_zero();
+}
