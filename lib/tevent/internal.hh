@@ -97,6 +97,9 @@ struct tevent_immediate {
 	uint64_t tag;
 	// Link used while travelling through a cross-thread queue.
 	std::atomic<tevent_immediate *> mt_next;
+	// The user's handler of a thread proxy message (the immediate itself
+	// runs a trampoline that cleans up after it).
+	tevent_immediate_handler_t proxy_handler;
 
 	int on_talloc_free();
 };

@@ -144,8 +144,8 @@ void activate_threaded(Channel *ch)
 // once it returns, unless the handler scheduled the immediate again.
 void proxy_trampoline(tevent_context *ev, tevent_immediate *im, void *private_data)
 {
-	auto handler = reinterpret_cast<tevent_immediate_handler_t>(im->additional_data);
-	im->additional_data = nullptr;
+	tevent_immediate_handler_t handler = im->proxy_handler;
+	im->proxy_handler = nullptr;
 	handler(ev, im, private_data);
 	if (im->destroyed || im->event_ctx != nullptr) {
 		return;  // handed on, freed, or rescheduled by the handler
@@ -167,12 +167,11 @@ void activate_proxy(Channel *ch)
 		if (private_data != nullptr) {
 			talloc_steal(im, private_data);
 		}
-		void *handler = reinterpret_cast<void *>(im->handler);
+		im->proxy_handler = im->handler;
 		make_idle(im);
 		_tevent_schedule_immediate(im, tp->dest_ev, proxy_trampoline,
 					   private_data, "proxy message",
 					   __location__);
-		im->additional_data = handler;
 		im = next;
 	}
 }

@@ -324,3 +324,19 @@ TEVENT_EXPORT struct timeval tevent_common_loop_timer_delay(
 	tevent_common_invoke_timer_handler(te, current_time, nullptr);
 	return tevent_timeval_zero();
 }
+
+TEVENT_EXPORT void tevent_timer_set_tag(struct tevent_timer *te, uint64_t tag)
+{
+	if (te == nullptr) {
+		return;
+	}
+	te->tag = tag;
+}
+
+TEVENT_EXPORT uint64_t tevent_timer_get_tag(const struct tevent_timer *te)
+{
+	if (te == nullptr) {
+		return 0;
+	}
+	return te->tag;
+}
