@@ -844,9 +844,8 @@ static void step_done(struct tevent_req *req)
 	talloc_free(req);
 }
 
-static void test_queue_serialises_in_fifo_order(void **state)
+static void serialise_on(struct fixture *f, struct tevent_context *ev)
 {
-	struct fixture *f = *state;
 	struct tevent_queue *q = tevent_queue_create(f->mem, "q");
 	enum { N = 64 };
 	int order[N];
@@ -861,19 +860,19 @@ static void test_queue_serialises_in_fifo_order(void **state)
 
 		req = tevent_req_create(f->mem, &st, struct step_state);
 		assert_non_null(req);
-		st->ev = f->ev;
+		st->ev = ev;
 		st->id = i;
 		st->order = order;
 		st->n_order = &n_order;
 		st->concurrent = &concurrent;
 		tevent_req_set_callback(req, step_done, &completed);
-		assert_true(tevent_queue_add(q, f->ev, req, step_trigger,
+		assert_true(tevent_queue_add(q, ev, req, step_trigger,
 					     NULL));
 	}
 	assert_int_equal(tevent_queue_length(q), N);
 
 	for (i = 0; i < 100 * N && completed < N; i++) {
-		assert_int_equal(tevent_loop_once(f->ev), 0);
+		assert_int_equal(tevent_loop_once(ev), 0);
 	}
 	assert_int_equal(completed, N);
 	assert_int_equal(n_order, N);
@@ -882,6 +881,24 @@ static void test_queue_serialises_in_fifo_order(void **state)
 	}
 	assert_int_equal(tevent_queue_length(q), 0);
 	assert_int_equal(concurrent, 0);
+	talloc_free(q);
+}
+
+static void test_queue_serialises_in_fifo_order(void **state)
+{
+	struct fixture *f = *state;
+	const char **backends = tt_backends();
+	size_t i;
+
+	/* the same on every backend */
+	for (i = 0; backends[i] != NULL; i++) {
+		struct tevent_context *ev;
+
+		ev = tevent_context_init_byname(f->mem, backends[i]);
+		assert_non_null(ev);
+		serialise_on(f, ev);
+		talloc_free(ev);
+	}
 }
 
 int main(void)

@@ -27,6 +27,14 @@
 #define TT_HAVE_NEW_REQ_API 1
 #endif
 
+/* still exported; newer headers need not declare it */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wredundant-decls"
+struct tevent_req *_tevent_req_create(TALLOC_CTX *mem_ctx, void *pstate,
+				      size_t state_size, const char *type,
+				      const char *location);
+#pragma GCC diagnostic pop
+
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
 /* ------------------------------------------------------------------ */

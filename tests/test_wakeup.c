@@ -163,9 +163,8 @@ static void test_wakeup_zero_time(void **state)
 	talloc_free(req);
 }
 
-static void test_wakeup_deadline_order(void **state)
+static void deadline_order_on(struct fixture *f, struct tevent_context *ev)
 {
-	struct fixture *f = *state;
 	struct woken w = { 0 };
 	struct wake_ctx wc[3];
 	struct tevent_req *req[3];
@@ -176,12 +175,12 @@ static void test_wakeup_deadline_order(void **state)
 	for (i = 0; i < 3; i++) {
 		wc[i] = (struct wake_ctx) { .w = &w, .id = i };
 		w.deadline[i] = tevent_timeval_current_ofs(0, usecs[i]);
-		req[i] = tevent_wakeup_send(f->mem, f->ev, w.deadline[i]);
+		req[i] = tevent_wakeup_send(f->mem, ev, w.deadline[i]);
 		assert_non_null(req[i]);
 		tevent_req_set_callback(req[i], woke, &wc[i]);
 	}
 
-	run_until_count(f->ev, &w.count, 3);
+	run_until_count(ev, &w.count, 3);
 	assert_int_equal(w.order[0], 1);
 	assert_int_equal(w.order[1], 2);
 	assert_int_equal(w.order[2], 0);
@@ -190,6 +189,23 @@ static void test_wakeup_deadline_order(void **state)
 		/* never before the requested time */
 		assert_true(w.not_early[i]);
 		talloc_free(req[i]);
+	}
+}
+
+static void test_wakeup_deadline_order(void **state)
+{
+	struct fixture *f = *state;
+	const char **backends = tt_backends();
+	size_t i;
+
+	/* the same on every backend */
+	for (i = 0; backends[i] != NULL; i++) {
+		struct tevent_context *ev;
+
+		ev = tevent_context_init_byname(f->mem, backends[i]);
+		assert_non_null(ev);
+		deadline_order_on(f, ev);
+		talloc_free(ev);
 	}
 }
 

@@ -12,12 +12,20 @@ __attribute__((visibility("default"))) __thread
 	struct tevent_thread_call_depth_state tevent_thread_call_depth_state_g;
 }
 
+std::atomic<int> tevent::g_flow_observers{0};
+
 TEVENT_EXPORT void
 tevent_thread_call_depth_set_callback(tevent_call_depth_callback_t f,
 				      void *private_data)
 {
-	tevent_thread_call_depth_state_g.cb = f;
-	tevent_thread_call_depth_state_g.cb_private = private_data;
+	tevent_thread_call_depth_state &st = tevent_thread_call_depth_state_g;
+	bool had = st.cb != nullptr;
+	st.cb = f;
+	st.cb_private = private_data;
+	if (had != (f != nullptr)) {
+		tevent::g_flow_observers.fetch_add(f != nullptr ? 1 : -1,
+						   std::memory_order_relaxed);
+	}
 }
 
 TEVENT_EXPORT void _tevent_thread_call_depth_reset_from_req(struct tevent_req *req,

@@ -23,8 +23,14 @@ void blocker_trigger(struct tevent_req *, void *) {}
 void queue_immediate_handler(struct tevent_context *ev,
 			     struct tevent_immediate *, void *private_data);
 
+constexpr const char kWatchTypeName[] = "struct tevent_queue_context_watch";
+
 void schedule_head_trigger(tevent_queue *q, struct tevent_context *ev)
 {
+	if (ev == nullptr) {
+		// The head's context is gone: nothing can run it any more.
+		return;
+	}
 	_tevent_schedule_immediate(q->immediate, ev, queue_immediate_handler, q,
 				   "tevent_queue_immediate_trigger", kHere);
 }
@@ -67,6 +73,9 @@ tevent_queue_entry *queue_add(struct tevent_queue *queue,
 			      const char *trigger_name, void *private_data,
 			      bool allow_direct)
 {
+	if (!queue->watch_context(ev)) {
+		return nullptr;
+	}
 	auto *e = tevent::new_talloc_value<tevent_queue_entry>(req,
 							       kEntryTypeName);
 	if (e == nullptr) {
@@ -109,6 +118,47 @@ tevent_queue_entry *queue_add(struct tevent_queue *queue,
 
 } // namespace
 
+int tevent::QueueContextWatch::on_talloc_free()
+{
+	if (queue != nullptr) {
+		queue->context_gone(ev);
+	}
+	return 0;
+}
+
+bool tevent_queue::watch_context(struct tevent_context *ev)
+{
+	for (auto *w = watches.front(); w != nullptr; w = watches.next(w)) {
+		if (w->ev == ev) {
+			return true;
+		}
+	}
+	auto *w = tevent::new_talloc_value<tevent::QueueContextWatch>(
+		ev, kWatchTypeName);
+	if (w == nullptr) {
+		return false;
+	}
+	w->queue = this;
+	w->ev = ev;
+	watches.push_back(w);
+	return true;
+}
+
+void tevent_queue::context_gone(struct tevent_context *ev)
+{
+	for (auto *w = watches.front(); w != nullptr; w = watches.next(w)) {
+		if (w->ev == ev) {
+			watches.remove(w);
+			break;
+		}
+	}
+	for (auto *e = entries.front(); e != nullptr; e = entries.next(e)) {
+		if (e->ev == ev) {
+			e->ev = nullptr;
+		}
+	}
+}
+
 int tevent_queue_entry::on_talloc_free()
 {
 	tevent_queue *q = queue;
@@ -118,7 +168,10 @@ int tevent_queue_entry::on_talloc_free()
 	// Like upstream, the detach is reported on the head entry's context
 	// and the flow observer hears about the head entry's request.
 	tevent_queue_entry *head = q->entries.front();
-	tevent_trace_queue_callback(head->ev, this, TEVENT_EVENT_TRACE_DETACH);
+	if (head->ev != nullptr) {
+		tevent_trace_queue_callback(head->ev, this,
+					    TEVENT_EVENT_TRACE_DETACH);
+	}
 	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_QUEUE_LEAVE, head->req,
 				  head->req->call_depth, trigger_name);
 
@@ -143,6 +196,10 @@ int tevent_queue::on_talloc_free()
 	// Waiting requests stay alive; they just leave the queue.
 	while (tevent_queue_entry *e = entries.front()) {
 		talloc_free(e);
+	}
+	while (tevent::QueueContextWatch *w = watches.pop_front()) {
+		w->queue = nullptr;
+		talloc_free(w);
 	}
 	return 0;
 }

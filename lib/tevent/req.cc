@@ -1,12 +1,12 @@
 // tevent_req: the async request object.
 //
 // A request is one talloc pool with room for the struct, the
-// implementation's state, the immediate used by tevent_req_post() and a
-// queue entry, so a request costs a single malloc in the common case. The
-// state is still its own talloc chunk (named after its C type) because
-// callers allocate on it, look it up by type and tevent_req_received()
-// frees it separately. The immediate is only created when the request is
-// actually posted; most requests never are.
+// implementation's state and a queue entry, so a request costs a single
+// malloc in the common case. The state is still its own talloc chunk
+// (named after its C type) because callers allocate on it, look it up by
+// type and tevent_req_received() frees it separately. The immediate used by
+// tevent_req_post() is only created when the request is actually posted;
+// most requests never are.
 
 #include "req_internal.hh"
 
@@ -57,19 +57,21 @@ tevent_req *create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
 			   const char *type, const char *func,
 			   const char *location)
 {
-	constexpr size_t reserve =
-		sizeof(tevent_immediate) + sizeof(tevent_queue_entry);
+	// Room for the state and a queue entry. The post immediate is not
+	// reserved: it is rarely needed, and a pool above glibc's tcache size
+	// limit makes every request's malloc noticeably slower.
+	constexpr size_t reserve = sizeof(tevent_queue_entry);
 	if (data_size > SIZE_MAX - reserve) {
 		return nullptr;
 	}
 
 	void *mem = _talloc_pooled_object(mem_ctx, sizeof(tevent_req),
-					  kReqTypeName, 3, reserve + data_size);
+					  kReqTypeName, 2, reserve + data_size);
 	if (mem == nullptr) {
 		return nullptr;
 	}
-	// Value-initialisation zeroes every field.
-	tevent_req *req = new (mem) tevent_req();
+	// Every member has a default initialiser (see req_internal.hh).
+	tevent_req *req = new (mem) tevent_req;
 	req->type_name = type;
 	req->create_location = location;
 	req->state = TEVENT_REQ_IN_PROGRESS;
@@ -178,11 +180,10 @@ void tevent_req::post(struct tevent_context *ev)
 	if (post_immediate == nullptr) {
 		post_immediate = _tevent_create_immediate(this, kHere);
 		if (post_immediate == nullptr) {
-			// Only possible when the pool's reserve was used up by
-			// the state and malloc fails as well. Upstream creates
-			// the immediate with the request, so tevent_req_post()
-			// has no way to report this; losing the callback
-			// silently would hang the caller instead.
+			// Only on real memory exhaustion. Upstream creates the
+			// immediate with the request, so tevent_req_post() has
+			// no way to report this; losing the callback silently
+			// would hang the caller instead.
 			tevent_abort(ev, "tevent_req_post: out of memory");
 			return;
 		}

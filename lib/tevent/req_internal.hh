@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <atomic>
 #include <type_traits>
 
 // Only for sizeof(tevent_immediate): the request code itself uses nothing
@@ -22,10 +23,19 @@ namespace tevent {
 // tevent_thread_call_depth_state_g (declared in tevent.h, defined in
 // call_depth.cc).
 
+// Number of threads that registered a flow callback. Checked first so
+// that the common case (nobody observes) costs no thread-local lookup,
+// which in a shared library is a call to __tls_get_addr.
+extern std::atomic<int> g_flow_observers;
+
 inline void call_depth_notify(enum tevent_thread_call_depth_cmd cmd,
 			      struct tevent_req *req, size_t depth,
 			      const char *fname)
 {
+	if (__builtin_expect(
+		    g_flow_observers.load(std::memory_order_relaxed) == 0, 1)) {
+		return;
+	}
 	tevent_thread_call_depth_state &st = tevent_thread_call_depth_state_g;
 	if (__builtin_expect(st.cb != nullptr, 0)) {
 		st.cb(st.cb_private, cmd, req, depth, fname);
@@ -33,9 +43,10 @@ inline void call_depth_notify(enum tevent_thread_call_depth_cmd cmd,
 }
 
 // Allocates a talloc chunk for T named `name` under `parent` and constructs
-// a value-initialised T in it, with T::on_talloc_free() as destructor.
-// Unlike new_talloc_object() it leaves zeroing to the constructor, which
-// the compiler turns into a few stores instead of a memset call.
+// a T in it, with T::on_talloc_free() as destructor. Unlike
+// new_talloc_object() there is no memset: T initialises every member
+// itself (default member initialisers), which compiles to a few plain
+// stores; on the request hot path a "rep stos" costs more than that.
 template <class T>
 T *new_talloc_value(const void *parent, const char *name)
 {
@@ -43,7 +54,7 @@ T *new_talloc_value(const void *parent, const char *name)
 	if (mem == nullptr) {
 		return nullptr;
 	}
-	T *obj = new (mem) T();
+	T *obj = new (mem) T;
 	talloc_set_destructor(obj, talloc_object_destructor<T>);
 	return obj;
 }
@@ -55,42 +66,41 @@ T *new_talloc_value(const void *parent, const char *name)
 
 struct tevent_req {
 	// Set by the user of the request: completion notification.
-	tevent_req_fn callback_fn;
-	void *callback_private;
-	const char *callback_name;
+	tevent_req_fn callback_fn = nullptr;
+	void *callback_private = nullptr;
+	const char *callback_name = nullptr;
 
 	// The implementation's private state ("data"), a talloc child named
 	// after its type; freed by tevent_req_received().
-	void *state_data;
+	void *state_data = nullptr;
 
-	tevent_req_print_fn print_fn;
+	tevent_req_print_fn print_fn = nullptr;
 
-	tevent_req_cancel_fn cancel_fn;
-	const char *cancel_name;
+	tevent_req_cancel_fn cancel_fn = nullptr;
+	const char *cancel_name = nullptr;
 
-	tevent_req_cleanup_fn cleanup_fn;
-	const char *cleanup_name;
+	tevent_req_cleanup_fn cleanup_fn = nullptr;
+	const char *cleanup_name = nullptr;
 	// Last state the cleanup step ran for; it runs at most once per state.
-	enum tevent_req_state cleanup_state;
+	enum tevent_req_state cleanup_state = TEVENT_REQ_INIT;
 
-	const char *type_name;
-	const char *create_location;
-	const char *finish_location;
+	const char *type_name = nullptr;
+	const char *create_location = nullptr;
+	const char *finish_location = nullptr;
 
-	enum tevent_req_state state;
-	uint64_t error;
+	enum tevent_req_state state = TEVENT_REQ_INIT;
+	uint64_t error = 0;
 
 	// Used by tevent_req_post() to deliver the callback from the loop;
-	// created on first use (most requests never post), from space
-	// reserved in the request's pool.
-	struct tevent_immediate *post_immediate;
+	// created on first use (most requests never post).
+	struct tevent_immediate *post_immediate = nullptr;
 	// When set, the next notification is bounced through this context.
-	struct tevent_context *defer_ev;
+	struct tevent_context *defer_ev = nullptr;
 	// Timer armed by tevent_req_set_endtime().
-	struct tevent_timer *endtime_timer;
+	struct tevent_timer *endtime_timer = nullptr;
 
-	struct tevent_req_profile *profile;
-	size_t call_depth;
+	struct tevent_req_profile *profile = nullptr;
+	size_t call_depth = 0;
 
 	bool in_progress() const { return state == TEVENT_REQ_IN_PROGRESS; }
 
@@ -141,17 +151,34 @@ struct tevent_req_profile {
 
 struct tevent_queue_entry {
 	tevent::ListHook<tevent_queue_entry> hook;
-	struct tevent_queue *queue;
-	bool triggered;
-	struct tevent_req *req;
-	struct tevent_context *ev;
-	tevent_queue_trigger_fn_t trigger;
-	const char *trigger_name;
-	void *private_data;
-	uint64_t tag;
+	struct tevent_queue *queue = nullptr;
+	bool triggered = false;
+	struct tevent_req *req = nullptr;
+	struct tevent_context *ev = nullptr;  // null once that context died
+	tevent_queue_trigger_fn_t trigger = nullptr;
+	const char *trigger_name = nullptr;
+	void *private_data = nullptr;
+	uint64_t tag = 0;
 
 	int on_talloc_free();
 };
+
+namespace tevent {
+
+// Tells a queue that a context its entries refer to is being freed. One
+// per (queue, context) pair, allocated as a talloc child of the context.
+// Upstream keeps using such a dead context when the entries go later (a
+// common teardown order: a parent freed with the context created after the
+// requests); here those entries simply stop tracing and scheduling.
+struct QueueContextWatch {
+	ListHook<QueueContextWatch> link;
+	struct tevent_queue *queue = nullptr;  // null once the queue let go
+	struct tevent_context *ev = nullptr;
+
+	int on_talloc_free();
+};
+
+} // namespace tevent
 
 struct tevent_queue {
 	const char *name;
@@ -160,6 +187,11 @@ struct tevent_queue {
 	struct tevent_immediate *immediate;
 	tevent::IntrusiveList<tevent_queue_entry, &tevent_queue_entry::hook>
 		entries;
+	tevent::IntrusiveList<tevent::QueueContextWatch,
+			      &tevent::QueueContextWatch::link>
+		watches;
 
+	bool watch_context(struct tevent_context *ev);
+	void context_gone(struct tevent_context *ev);
 	int on_talloc_free();
 };
