@@ -23,6 +23,9 @@
 
 #include "common/tt.h"
 
+/* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 #if defined(TEVENT_FD_ERROR)
 #define TT_HAVE_NEW_REQ_API 1
 #endif

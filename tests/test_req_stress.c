@@ -25,6 +25,9 @@
 
 #include "common/tt.h"
 
+/* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 #define CHAIN_DEPTH 1000
 #define QUEUE_ENTRIES 100000
 

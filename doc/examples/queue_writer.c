@@ -49,6 +49,9 @@
 #include <talloc.h>
 #include <tevent.h>
 
+/* tevent handlers have fixed signatures; not all use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 #define NUM_WRITERS 4
 #define BUFFER_SIZE (1024 * 1024)
 

@@ -56,6 +56,31 @@ inline uint16_t fd_flags_for(const tevent_fd *fde, uint16_t ready,
 	return flags & fde->flags;
 }
 
+using add_fd_fn = struct tevent_fd *(*)(struct tevent_context *, TALLOC_CTX *,
+					int, uint16_t, tevent_fd_handler_t,
+					void *, const char *, const char *);
+
+// A built-in backend differs from the others only in how it starts, adds
+// fds and waits; everything else is the common machinery.
+constexpr struct tevent_ops builtin_ops(int (*context_init)(tevent_context *),
+					add_fd_fn add_fd,
+					int (*loop_once)(tevent_context *,
+							 const char *))
+{
+	return {
+		.context_init = context_init,
+		.add_fd = add_fd,
+		.set_fd_close_fn = tevent_common_fd_set_close_fn,
+		.get_fd_flags = tevent_common_fd_get_flags,
+		.set_fd_flags = tevent_common_fd_set_flags,
+		.add_timer = tevent_common_add_timer_v2,
+		.schedule_immediate = tevent_common_schedule_immediate,
+		.add_signal = tevent_common_add_signal,
+		.loop_once = loop_once,
+		.loop_wait = tevent_common_loop_wait,
+	};
+}
+
 extern const struct tevent_ops epoll_ops;
 extern const struct tevent_ops poll_ops;
 extern const struct tevent_ops poll_mt_ops;

@@ -427,18 +427,7 @@ int epoll_loop_once(struct tevent_context *ev, const char *location)
 
 } // namespace
 
-const struct tevent_ops epoll_ops = {
-	.context_init = epoll_context_init,
-	.add_fd = epoll_add_fd,
-	.set_fd_close_fn = tevent_common_fd_set_close_fn,
-	.get_fd_flags = tevent_common_fd_get_flags,
-	.set_fd_flags = tevent_common_fd_set_flags,
-	.add_timer = tevent_common_add_timer_v2,
-	.schedule_immediate = tevent_common_schedule_immediate,
-	.add_signal = tevent_common_add_signal,
-	.loop_once = epoll_loop_once,
-	.loop_wait = tevent_common_loop_wait,
-};
+const struct tevent_ops epoll_ops = builtin_ops(epoll_context_init, epoll_add_fd, epoll_loop_once);
 
 // "standard": epoll while it works, poll otherwise.
 static int standard_context_init(tevent_context *ev)
@@ -450,18 +439,7 @@ static int standard_context_init(tevent_context *ev)
 	return poll_ops.context_init(ev);
 }
 
-const struct tevent_ops standard_ops = {
-	.context_init = standard_context_init,
-	.add_fd = epoll_add_fd,
-	.set_fd_close_fn = tevent_common_fd_set_close_fn,
-	.get_fd_flags = tevent_common_fd_get_flags,
-	.set_fd_flags = tevent_common_fd_set_flags,
-	.add_timer = tevent_common_add_timer_v2,
-	.schedule_immediate = tevent_common_schedule_immediate,
-	.add_signal = tevent_common_add_signal,
-	.loop_once = epoll_loop_once,
-	.loop_wait = tevent_common_loop_wait,
-};
+const struct tevent_ops standard_ops = builtin_ops(standard_context_init, epoll_add_fd, epoll_loop_once);
 
 bool epoll_backend_register()
 {

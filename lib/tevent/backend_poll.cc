@@ -297,31 +297,9 @@ int poll_loop_once(struct tevent_context *ev, const char *location)
 
 } // namespace
 
-const struct tevent_ops poll_ops = {
-	.context_init = poll_context_init,
-	.add_fd = poll_add_fd,
-	.set_fd_close_fn = tevent_common_fd_set_close_fn,
-	.get_fd_flags = tevent_common_fd_get_flags,
-	.set_fd_flags = tevent_common_fd_set_flags,
-	.add_timer = tevent_common_add_timer_v2,
-	.schedule_immediate = tevent_common_schedule_immediate,
-	.add_signal = tevent_common_add_signal,
-	.loop_once = poll_loop_once,
-	.loop_wait = tevent_common_loop_wait,
-};
+const struct tevent_ops poll_ops = builtin_ops(poll_context_init, poll_add_fd, poll_loop_once);
 
-const struct tevent_ops poll_mt_ops = {
-	.context_init = poll_mt_context_init,
-	.add_fd = poll_add_fd,
-	.set_fd_close_fn = tevent_common_fd_set_close_fn,
-	.get_fd_flags = tevent_common_fd_get_flags,
-	.set_fd_flags = tevent_common_fd_set_flags,
-	.add_timer = tevent_common_add_timer_v2,
-	.schedule_immediate = tevent_common_schedule_immediate,
-	.add_signal = tevent_common_add_signal,
-	.loop_once = poll_loop_once,
-	.loop_wait = tevent_common_loop_wait,
-};
+const struct tevent_ops poll_mt_ops = builtin_ops(poll_mt_context_init, poll_add_fd, poll_loop_once);
 
 bool standard_fallback_to_poll(tevent_context *ev)
 {
