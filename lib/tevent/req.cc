@@ -22,7 +22,8 @@ int req_talloc_destructor(tevent_req *req)
 {
 	// Freeing an unreceived request behaves like receiving it first:
 	// the cleanup function sees TEVENT_REQ_RECEIVED and the state goes.
-	req->mark_received();
+	// (talloc drops the destructor itself once this returns.)
+	req->mark_received(false);
 	return 0;
 }
 
@@ -76,12 +77,14 @@ tevent_req *create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
 	req->create_location = location;
 	req->state = TEVENT_REQ_IN_PROGRESS;
 
-	void *data = talloc_zero_size(req, data_size);
+	// The state is named after its type (talloc_get_type() on it must
+	// work) and starts zeroed.
+	void *data = talloc_named_const(req, data_size, type);
 	if (data == nullptr) {
 		talloc_free(req);
 		return nullptr;
 	}
-	talloc_set_name_const(data, type);
+	memset(data, 0, data_size);
 	req->state_data = data;
 
 	_talloc_set_destructor(req, reinterpret_cast<int (*)(void *)>(
@@ -158,9 +161,11 @@ void tevent_req::finish(enum tevent_req_state new_state, const char *location)
 	notify_callback(location);
 }
 
-void tevent_req::mark_received()
+void tevent_req::mark_received(bool drop_destructor)
 {
-	_talloc_set_destructor(this, nullptr);
+	if (drop_destructor) {
+		_talloc_set_destructor(this, nullptr);
+	}
 	print_fn = nullptr;
 	cancel_fn = nullptr;
 	cancel_name = nullptr;
@@ -315,7 +320,7 @@ TEVENT_EXPORT bool tevent_req_is_in_progress(struct tevent_req *req)
 
 TEVENT_EXPORT void tevent_req_received(struct tevent_req *req)
 {
-	req->mark_received();
+	req->mark_received(true);
 }
 
 TEVENT_EXPORT bool tevent_req_poll(struct tevent_req *req,

@@ -107,7 +107,7 @@ struct tevent_req {
 	void finish(enum tevent_req_state new_state, const char *location);
 	void notify_callback(const char *location);
 	void run_cleanup();
-	void mark_received();
+	void mark_received(bool drop_destructor);
 	void post(struct tevent_context *ev);
 	bool set_endtime(struct tevent_context *ev, struct timeval endtime);
 	void drop_endtime();

@@ -1,0 +1,838 @@
+/*
+ * Tests for timer events, run on every backend.
+ *
+ * Ordering is what matters here: deadline order, first-in-first-out among
+ * equal deadlines, zero timers first, one timer per loop turn, reordering
+ * through tevent_update_timer(), and what freeing does inside handlers.
+ * Deadlines are mostly in the past so nothing depends on how fast the
+ * machine is; the few future deadlines are only waited for, never timed.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "common/tt.h"
+
+/* ------------------------------------------------------------------ */
+/* one cmocka test per (case, backend)                                 */
+
+struct tt_case {
+	const char *name;
+	CMUnitTestFunction fn;
+	bool per_backend;
+};
+#define TT_CASE(f) { #f, f, false }
+#define TT_BACKEND_CASE(f) { #f, f, true }
+
+static int run_cases(const char *group, const struct tt_case *cases,
+		     size_t ncases)
+{
+	const char **backends = tt_backends();
+	struct CMUnitTest *tests;
+	size_t nb = 0, i, j, n = 0;
+
+	while (backends != NULL && backends[nb] != NULL) {
+		nb++;
+	}
+	tests = calloc(ncases * (nb + 1), sizeof(*tests));
+	if (tests == NULL) {
+		return 1;
+	}
+	for (i = 0; i < ncases; i++) {
+		if (!cases[i].per_backend) {
+			tests[n].name = cases[i].name;
+			tests[n].test_func = cases[i].fn;
+			n++;
+			continue;
+		}
+		for (j = 0; j < nb; j++) {
+			char *name = NULL;
+
+			if (asprintf(&name, "%s[%s]", cases[i].name,
+				     backends[j]) < 0) {
+				return 1;
+			}
+			tests[n].name = name;
+			tests[n].test_func = cases[i].fn;
+			tests[n].initial_state = (void *)backends[j];
+			n++;
+		}
+	}
+	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+/*
+ * A broken loop could block forever; SIGALRM's default action ends the
+ * program instead.  Only something badly broken gets anywhere near it.
+ */
+static void guard_start(void)
+{
+	alarm(120);
+}
+
+static struct tevent_context *backend_ev(void **state)
+{
+	const char *backend = *state;
+	struct tevent_context *ev;
+
+	assert_non_null(backend);
+	guard_start();
+	ev = tevent_context_init_byname(NULL, backend);
+	if (ev == NULL) {
+		fail_msg("backend %s not available", backend);
+	}
+	return ev;
+}
+
+static void finish(struct tevent_context *ev)
+{
+	talloc_free(ev);
+	alarm(0);
+}
+
+/* A time well in the past, with whole seconds to play with. */
+static struct timeval past_base(void)
+{
+	struct timeval now = tevent_timeval_current();
+
+	now.tv_sec -= 1000;
+	return now;
+}
+
+static struct timeval add_usec(struct timeval base, uint64_t usec)
+{
+	return tevent_timeval_add(&base, (uint32_t)(usec / 1000000),
+				  (uint32_t)(usec % 1000000));
+}
+
+/* Records the order in which timers fire. */
+struct order_log {
+	int n;
+	int max;
+	int *ids;
+	struct timeval *now;
+	struct tevent_timer **te;
+};
+
+struct order_item {
+	struct order_log *log;
+	int id;
+	struct timeval deadline;
+};
+
+static struct order_log *order_log_new(TALLOC_CTX *mem, int max)
+{
+	struct order_log *log = talloc_zero(mem, struct order_log);
+
+	assert_non_null(log);
+	log->max = max;
+	log->ids = talloc_zero_array(log, int, max);
+	log->now = talloc_zero_array(log, struct timeval, max);
+	log->te = talloc_zero_array(log, struct tevent_timer *, max);
+	assert_non_null(log->ids);
+	assert_non_null(log->now);
+	assert_non_null(log->te);
+	return log;
+}
+
+static void log_timer(struct tevent_context *ev,
+		      struct tevent_timer *te,
+		      struct timeval now,
+		      void *private_data)
+{
+	struct order_item *it = private_data;
+	struct order_log *log = it->log;
+
+	assert_true(log->n < log->max);
+	log->ids[log->n] = it->id;
+	log->now[log->n] = now;
+	log->te[log->n] = te;
+	log->n++;
+}
+
+static struct tevent_timer *add_logged(struct tevent_context *ev,
+				       struct order_log *log,
+				       int id,
+				       struct timeval deadline)
+{
+	struct order_item *it = talloc_zero(log, struct order_item);
+	struct tevent_timer *te;
+
+	assert_non_null(it);
+	it->log = log;
+	it->id = id;
+	it->deadline = deadline;
+	te = tevent_add_timer(ev, ev, deadline, log_timer, it);
+	assert_non_null(te);
+	return te;
+}
+
+static void assert_order(struct order_log *log, const int *ids, int n)
+{
+	int i;
+
+	assert_int_equal(log->n, n);
+	for (i = 0; i < n; i++) {
+		if (log->ids[i] != ids[i]) {
+			fail_msg("position %d: timer %d fired, expected %d",
+				 i, log->ids[i], ids[i]);
+		}
+	}
+}
+
+/* Counts destructor runs of a talloc child, to see an object go away. */
+static int gone_destructor(int *marker)
+{
+	int *counter = *(int **)marker;
+	(*counter)++;
+	return 0;
+}
+
+static void attach_gone_marker(const void *parent, int *counter)
+{
+	int **m = talloc(parent, int *);
+
+	assert_non_null(m);
+	*m = counter;
+	talloc_set_destructor((int *)m, gone_destructor);
+}
+
+static void never_timer(struct tevent_context *ev,
+			struct tevent_timer *te,
+			struct timeval now,
+			void *private_data)
+{
+	fail_msg("timer %p should not have run", (void *)te);
+}
+
+/* ------------------------------------------------------------------ */
+
+struct basic_state {
+	struct tevent_context *ev;
+	struct tevent_timer *te;
+	struct timeval deadline;
+	int calls;
+	struct timeval now_arg;
+};
+
+static void basic_handler(struct tevent_context *ev,
+			  struct tevent_timer *te,
+			  struct timeval now,
+			  void *private_data)
+{
+	struct basic_state *s = private_data;
+
+	s->calls++;
+	assert_ptr_equal(ev, s->ev);
+	assert_ptr_equal(te, s->te);
+	s->now_arg = now;
+}
+
+static void test_timer_basic(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct basic_state s = { 0 };
+	int gone = 0;
+
+	s.ev = ev;
+	s.deadline = tevent_timeval_current();
+	s.te = tevent_add_timer(ev, ev, s.deadline, basic_handler, &s);
+	assert_non_null(s.te);
+	attach_gone_marker(s.te, &gone);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls, 1);
+	/* the current time handed in is not before the deadline */
+	assert_true(tevent_timeval_compare(&s.now_arg, &s.deadline) >= 0);
+	/* timers are one-shot and free themselves after the handler */
+	assert_int_equal(gone, 1);
+
+	/* nothing is left: the loop has no more events */
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s.calls, 1);
+	finish(ev);
+}
+
+/*
+ * A timer for tevent_timeval_zero() is due at once and gets a zero
+ * "current time" (upstream avoids reading the clock for it).  Such timers
+ * run before all others, first come first served.
+ */
+static void test_timer_zero(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	struct timeval base = past_base();
+	static const int want[] = { 10, 11, 12, 1, 2 };
+	int i;
+
+	add_logged(ev, log, 1, add_usec(base, 1));
+	add_logged(ev, log, 10, tevent_timeval_zero());
+	add_logged(ev, log, 2, add_usec(base, 2));
+	add_logged(ev, log, 11, tevent_timeval_zero());
+	add_logged(ev, log, 12, tevent_timeval_zero());
+
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_int_equal(log->n, i + 1);
+	}
+	assert_order(log, want, 5);
+	for (i = 0; i < 3; i++) {
+		assert_true(tevent_timeval_is_zero(&log->now[i]));
+	}
+	for (i = 3; i < 5; i++) {
+		assert_false(tevent_timeval_is_zero(&log->now[i]));
+	}
+	finish(ev);
+}
+
+/* Equal deadlines fire in the order the timers were added. */
+static void test_timer_fifo_equal(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	enum { N = 1000 };
+	struct order_log *log = order_log_new(ev, N + 100);
+	struct timeval when = past_base();
+	int *want = talloc_array(ev, int, N + 100);
+	int i, k = 0;
+
+	assert_non_null(want);
+	/* interleave a second deadline to make the list non-trivial */
+	for (i = 0; i < N; i++) {
+		add_logged(ev, log, i, when);
+		if (i % 10 == 0) {
+			add_logged(ev, log, 100000 + i, add_usec(when, 1));
+		}
+	}
+	for (i = 0; i < N; i++) {
+		want[k++] = i;
+	}
+	for (i = 0; i < N; i += 10) {
+		want[k++] = 100000 + i;
+	}
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_order(log, want, k);
+	finish(ev);
+}
+
+static void test_timer_sorted(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	struct timeval base = past_base();
+	static const int want[] = { 1, 2, 3, 4, 5, 6 };
+
+	/* added out of order; different seconds and microseconds */
+	add_logged(ev, log, 6, add_usec(base, 3000001));
+	add_logged(ev, log, 3, add_usec(base, 999999));
+	add_logged(ev, log, 5, add_usec(base, 3000000));
+	add_logged(ev, log, 1, add_usec(base, 0));
+	add_logged(ev, log, 4, add_usec(base, 1000000));
+	add_logged(ev, log, 2, add_usec(base, 1));
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_order(log, want, 6);
+	finish(ev);
+}
+
+/* One timer per loop turn, even when many are due. */
+static void test_timer_one_per_turn(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	struct timeval base = past_base();
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		add_logged(ev, log, i, add_usec(base, i));
+	}
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_int_equal(log->n, i + 1);
+		assert_int_equal(log->ids[i], i);
+	}
+	finish(ev);
+}
+
+/*
+ * 20000 timers with random deadlines (half long past, half within the
+ * next 200ms, with many exact ties) all fire, once each, in deadline
+ * order, ties in the order they were added.
+ */
+struct many_rec {
+	struct timeval deadline;
+	int seq;
+};
+
+struct many_state {
+	struct many_rec *recs;
+	int *fired;
+	int n;
+};
+
+static void many_handler(struct tevent_context *ev,
+			 struct tevent_timer *te,
+			 struct timeval now,
+			 void *private_data)
+{
+	struct many_state *s = talloc_get_type_abort(
+		talloc_parent(private_data), struct many_state);
+	int *idx = private_data;
+
+	/* the library only runs a timer once its deadline has passed */
+	assert_true(tevent_timeval_compare(&now,
+					   &s->recs[*idx].deadline) >= 0);
+	s->fired[s->n++] = *idx;
+}
+
+static void test_timer_random_20000(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	enum { N = 20000 };
+	struct many_state *s = talloc_zero(ev, struct many_state);
+	struct timeval past = past_base();
+	struct timeval soon = tevent_timeval_current();
+	uint32_t rnd = 12345;
+	int i;
+
+	assert_non_null(s);
+	s->recs = talloc_array(s, struct many_rec, N);
+	s->fired = talloc_array(s, int, N);
+	assert_non_null(s->recs);
+	assert_non_null(s->fired);
+
+	for (i = 0; i < N; i++) {
+		int *idx = talloc(s, int);
+		uint32_t r;
+
+		assert_non_null(idx);
+		*idx = i;
+		rnd = rnd * 1103515245u + 12345u;
+		r = (rnd >> 8) % 2000;
+		if (i % 2 == 0) {
+			/* 2000 distinct slots 250us apart: plenty of ties */
+			s->recs[i].deadline = add_usec(past, (uint64_t)r * 250);
+		} else {
+			s->recs[i].deadline = add_usec(soon, (uint64_t)r * 100);
+		}
+		s->recs[i].seq = i;
+		assert_non_null(tevent_add_timer(ev, s, s->recs[i].deadline,
+						 many_handler, idx));
+	}
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s->n, N);
+
+	for (i = 1; i < N; i++) {
+		struct many_rec *a = &s->recs[s->fired[i - 1]];
+		struct many_rec *b = &s->recs[s->fired[i]];
+		int cmp = tevent_timeval_compare(&a->deadline, &b->deadline);
+
+		if (cmp > 0) {
+			fail_msg("position %d: deadline order broken", i);
+		}
+		if (cmp == 0 && a->seq > b->seq) {
+			fail_msg("position %d: tie not in insertion order", i);
+		}
+	}
+	finish(ev);
+}
+
+/* A timer in the near future is waited for and not run early. */
+struct future_state {
+	struct timeval deadline;
+	struct timeval now_arg;
+	struct timeval clock_in_handler;
+	int calls;
+};
+
+static void future_handler(struct tevent_context *ev,
+			   struct tevent_timer *te,
+			   struct timeval now,
+			   void *private_data)
+{
+	struct future_state *s = private_data;
+
+	s->calls++;
+	s->now_arg = now;
+	s->clock_in_handler = tevent_timeval_current();
+}
+
+static void test_timer_future(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct future_state s = { 0 };
+	int turns = 0;
+
+	s.deadline = tevent_timeval_current_ofs(0, 20000);
+	assert_non_null(tevent_add_timer(ev, ev, s.deadline,
+					 future_handler, &s));
+	while (s.calls == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		turns++;
+		assert_true(turns < 1000);
+	}
+	assert_int_equal(s.calls, 1);
+	assert_true(tevent_timeval_compare(&s.now_arg, &s.deadline) >= 0);
+	assert_true(tevent_timeval_compare(&s.clock_in_handler,
+					   &s.deadline) >= 0);
+	finish(ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* tevent_update_timer                                                 */
+
+static void test_timer_update(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	struct timeval base = past_base();
+	struct tevent_timer *a, *b, *c, *d, *e;
+	static const int want[] = { 5, 2, 3, 1, 4 };
+
+	a = add_logged(ev, log, 1, add_usec(base, 1000));
+	b = add_logged(ev, log, 2, add_usec(base, 2000));
+	c = add_logged(ev, log, 3, add_usec(base, 3000));
+	d = add_logged(ev, log, 4, add_usec(base, 4000));
+	e = add_logged(ev, log, 5, add_usec(base, 5000));
+
+	/* later than b and c, but before d */
+	tevent_update_timer(a, add_usec(base, 3500));
+	/* to the same deadline as b: it goes behind b */
+	tevent_update_timer(c, add_usec(base, 2000));
+	/* to the very front */
+	tevent_update_timer(e, add_usec(base, 1));
+	/* away into the future and back again to its old place */
+	tevent_update_timer(d, tevent_timeval_current_ofs(100, 0));
+	tevent_update_timer(d, add_usec(base, 4000));
+	(void)b;
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_order(log, want, 5);
+	finish(ev);
+}
+
+/* A timer moved out of the way does not fire at its old deadline. */
+static void test_timer_update_postpone(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	struct timeval base = past_base();
+	struct tevent_timer *a;
+	static const int want[] = { 2 };
+
+	a = add_logged(ev, log, 1, add_usec(base, 1));
+	add_logged(ev, log, 2, add_usec(base, 2));
+	tevent_update_timer(a, tevent_timeval_current_ofs(1000, 0));
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_order(log, want, 1);
+
+	/* pull it back in: it fires next */
+	tevent_update_timer(a, base);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(log->n, 2);
+	assert_int_equal(log->ids[1], 1);
+	finish(ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* freeing                                                             */
+
+static void test_timer_free_before_fire(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	TALLOC_CTX *owner = talloc_new(ev);
+	struct timeval base = past_base();
+	struct tevent_timer *a, *b;
+	static const int want[] = { 3 };
+
+	a = add_logged(ev, log, 1, add_usec(base, 1));
+	assert_int_equal(talloc_free(a), 0);
+
+	/* freeing the talloc parent cancels too */
+	b = tevent_add_timer(ev, owner, base, never_timer, NULL);
+	assert_non_null(b);
+	assert_int_equal(talloc_free(owner), 0);
+
+	add_logged(ev, log, 3, add_usec(base, 3));
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_order(log, want, 1);
+	finish(ev);
+}
+
+struct self_free_state {
+	int calls;
+	int free_ret;
+	int gone_in_handler;
+	int gone;
+};
+
+static void self_free_handler(struct tevent_context *ev,
+			      struct tevent_timer *te,
+			      struct timeval now,
+			      void *private_data)
+{
+	struct self_free_state *s = private_data;
+
+	s->calls++;
+	/*
+	 * Upstream keeps a timer that is freed inside its own handler alive
+	 * until the handler returns: talloc_free() reports -1 here.
+	 */
+	s->free_ret = talloc_free(te);
+	s->gone_in_handler = s->gone;
+}
+
+static void test_timer_free_self_in_handler(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct self_free_state s = { 0 };
+	struct tevent_timer *te;
+
+	te = tevent_add_timer(ev, ev, tevent_timeval_zero(),
+			      self_free_handler, &s);
+	assert_non_null(te);
+	attach_gone_marker(te, &s.gone);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.free_ret, -1);
+	assert_int_equal(s.gone_in_handler, 0);
+	assert_int_equal(s.gone, 1);
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s.calls, 1);
+	finish(ev);
+}
+
+struct free_others_state {
+	struct tevent_timer *twin;
+	struct tevent_fd *fde;
+	struct tevent_immediate *im;
+	struct tevent_signal *se;
+	int calls;
+};
+
+static void never_fd(struct tevent_context *ev,
+		     struct tevent_fd *fde,
+		     uint16_t flags,
+		     void *private_data)
+{
+	fail_msg("freed fd event ran");
+}
+
+static void never_imm(struct tevent_context *ev,
+		      struct tevent_immediate *im,
+		      void *private_data)
+{
+	fail_msg("freed immediate ran");
+}
+
+static void never_signal(struct tevent_context *ev,
+			 struct tevent_signal *se,
+			 int signum, int count, void *siginfo,
+			 void *private_data)
+{
+	fail_msg("freed signal event ran");
+}
+
+static void count_signal(struct tevent_context *ev,
+			 struct tevent_signal *se,
+			 int signum, int count, void *siginfo,
+			 void *private_data)
+{
+	int *n = private_data;
+	*n += count;
+}
+
+static void free_others_handler(struct tevent_context *ev,
+				struct tevent_timer *te,
+				struct timeval now,
+				void *private_data)
+{
+	struct free_others_state *s = private_data;
+
+	s->calls++;
+	/* a timer with the same deadline, due right after us */
+	assert_int_equal(talloc_free(s->twin), 0);
+	/* a ready fd event */
+	assert_int_equal(talloc_free(s->fde), 0);
+	/* a scheduled immediate */
+	assert_int_equal(talloc_free(s->im), 0);
+	/* a signal event with its signal already recorded */
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	assert_int_equal(talloc_free(s->se), 0);
+}
+
+static void test_timer_free_others_in_handler(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct free_others_state s = { 0 };
+	struct timeval when = past_base();
+	struct tevent_timer *te;
+	struct tevent_signal *flush;
+	int sp[2];
+	int stale = 0;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	te = tevent_add_timer(ev, ev, when, free_others_handler, &s);
+	assert_non_null(te);
+	s.twin = tevent_add_timer(ev, ev, when, never_timer, NULL);
+	s.fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, never_fd, NULL);
+	s.im = tevent_create_immediate(ev);
+	s.se = tevent_add_signal(ev, ev, SIGUSR2, 0, never_signal, NULL);
+	assert_non_null(s.twin);
+	assert_non_null(s.fde);
+	assert_non_null(s.im);
+	assert_non_null(s.se);
+
+	/* the immediate would run before any timer: schedule it later */
+	tevent_schedule_immediate(s.im, ev, never_imm, NULL);
+	tevent_reset_immediate_compat:
+	tevent_schedule_immediate(s.im, ev, NULL, NULL);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s.calls, 1);
+
+	/* see test_fd.c: the recorded SIGUSR2 may go to a later event */
+	flush = tevent_add_signal(ev, ev, SIGUSR2, 0, count_signal, &stale);
+	assert_non_null(flush);
+	assert_non_null(tevent_add_timer(ev, ev,
+					 tevent_timeval_current_ofs(0, 2000),
+					 never_timer == NULL ? NULL : NULL,
+					 NULL) == NULL ? (void *)1 : (void *)1);
+	finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* adding from handlers                                                */
+
+struct chain_state {
+	struct order_log *log;
+	struct timeval base;
+	bool added;
+};
+
+static void chain_handler(struct tevent_context *ev,
+			  struct tevent_timer *te,
+			  struct timeval now,
+			  void *private_data)
+{
+	struct order_item *it = private_data;
+	struct chain_state *cs = talloc_get_type_abort(
+		talloc_parent(it->log), struct chain_state);
+
+	log_timer(ev, te, now, private_data);
+	if (cs->added) {
+		return;
+	}
+	cs->added = true;
+	/* one between the remaining ones, and a zero timer */
+	add_logged(ev, cs->log, 50, add_usec(cs->base, 25));
+	add_logged(ev, cs->log, 60, tevent_timeval_zero());
+}
+
+static void test_timer_add_in_handler(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct chain_state *cs = talloc_zero(ev, struct chain_state);
+	struct order_item *first;
+	static const int want[] = { 1, 60, 2, 50, 3 };
+
+	assert_non_null(cs);
+	cs->log = order_log_new(cs, 16);
+	cs->base = past_base();
+
+	first = talloc_zero(cs->log, struct order_item);
+	assert_non_null(first);
+	first->log = cs->log;
+	first->id = 1;
+	assert_non_null(tevent_add_timer(ev, ev, add_usec(cs->base, 10),
+					 chain_handler, first));
+	add_logged(ev, cs->log, 2, add_usec(cs->base, 20));
+	add_logged(ev, cs->log, 3, add_usec(cs->base, 30));
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_order(cs->log, want, 5);
+	finish(ev);
+}
+
+/* A handler re-adding a timer for itself: a periodic timer. */
+struct periodic_state {
+	int calls;
+};
+
+static void periodic_handler(struct tevent_context *ev,
+			     struct tevent_timer *te,
+			     struct timeval now,
+			     void *private_data)
+{
+	struct periodic_state *p = private_data;
+
+	p->calls++;
+	if (p->calls < 10) {
+		assert_non_null(tevent_add_timer(
+			ev, ev, tevent_timeval_current_ofs(0, 100),
+			periodic_handler, p));
+	}
+}
+
+static void test_timer_periodic(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct periodic_state p = { 0 };
+
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_current(),
+					 periodic_handler, &p));
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(p.calls, 10);
+	finish(ev);
+}
+
+int main(void)
+{
+	static const struct tt_case cases[] = {
+		TT_BACKEND_CASE(test_timer_basic),
+		TT_BACKEND_CASE(test_timer_zero),
+		TT_BACKEND_CASE(test_timer_fifo_equal),
+		TT_BACKEND_CASE(test_timer_sorted),
+		TT_BACKEND_CASE(test_timer_one_per_turn),
+		TT_BACKEND_CASE(test_timer_random_20000),
+		TT_BACKEND_CASE(test_timer_future),
+		TT_BACKEND_CASE(test_timer_update),
+		TT_BACKEND_CASE(test_timer_update_postpone),
+		TT_BACKEND_CASE(test_timer_free_before_fire),
+		TT_BACKEND_CASE(test_timer_free_self_in_handler),
+		TT_BACKEND_CASE(test_timer_free_others_in_handler),
+		TT_BACKEND_CASE(test_timer_add_in_handler),
+		TT_BACKEND_CASE(test_timer_periodic),
+	};
+
+	tt_check_library();
+	return run_cases("timer", cases, sizeof(cases) / sizeof(cases[0]));
+}
