@@ -1,6 +1,7 @@
 // Contexts and the loop: creation and teardown, the backend registry, and
 // tevent_loop_once/wait/until with upstream's nesting rules.
 #include "backend.hh"
+#include "req_internal.hh"
 
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,9 @@ TEVENT_EXPORT int _tevent_loop_once(struct tevent_context *ev,
 	void *stack_ptr = nullptr;
 	if (nesting_enter(ev, location, &stack_ptr, &ret)) {
 		ret = run_once(ev, location);
+		// Every event starts a fresh request call depth.
+		call_depth_notify(TEVENT_CALL_FLOW_REQ_RESET, nullptr, 0,
+				  "_tevent_loop_once");
 		nesting_leave(ev, location, &stack_ptr, &ret);
 	}
 	ev->nesting.level--;

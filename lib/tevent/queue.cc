@@ -14,6 +14,7 @@ namespace {
 
 constexpr const char kQueueTypeName[] = "struct tevent_queue";
 constexpr const char kEntryTypeName[] = "struct tevent_queue_entry";
+constexpr const char kWatchTypeName[] = "struct tevent_queue_context_watch";
 constexpr const char kHere[] = "lib/tevent/queue.cc";
 
 // A NULL trigger makes the entry a pure blocker: it still takes its turn
@@ -22,8 +23,6 @@ void blocker_trigger(struct tevent_req *, void *) {}
 
 void queue_immediate_handler(struct tevent_context *ev,
 			     struct tevent_immediate *, void *private_data);
-
-constexpr const char kWatchTypeName[] = "struct tevent_queue_context_watch";
 
 void schedule_head_trigger(tevent_queue *q, struct tevent_context *ev)
 {

@@ -10,9 +10,6 @@
 
 #include "req_internal.hh"
 
-#include <stdio.h>
-#include <sys/time.h>
-
 namespace {
 
 constexpr const char kReqTypeName[] = "struct tevent_req";
@@ -27,8 +24,8 @@ int req_talloc_destructor(tevent_req *req)
 	return 0;
 }
 
-// The parent request, if mem_ctx is (a child of) another request's state:
-// subrequests inherit call depth and profiling from it.
+// The request mem_ctx directly belongs to (mem_ctx is normally that
+// request's state): subrequests inherit call depth and profiling from it.
 tevent_req *parent_request_of(TALLOC_CTX *mem_ctx)
 {
 	void *parent = talloc_parent(mem_ctx);

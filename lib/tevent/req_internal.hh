@@ -23,9 +23,11 @@ namespace tevent {
 // tevent_thread_call_depth_state_g (declared in tevent.h, defined in
 // call_depth.cc).
 
-// Number of threads that registered a flow callback. Checked first so
-// that the common case (nobody observes) costs no thread-local lookup,
-// which in a shared library is a call to __tls_get_addr.
+// Number of threads that registered a flow callback through
+// tevent_thread_call_depth_set_callback(). Checked first so that the common
+// case (nobody observes) costs no thread-local lookup, which in a shared
+// library is a call to __tls_get_addr. (A program writing the variable
+// from tevent.h directly instead of calling the setter would go unheard.)
 extern std::atomic<int> g_flow_observers;
 
 inline void call_depth_notify(enum tevent_thread_call_depth_cmd cmd,
@@ -118,7 +120,7 @@ static_assert(std::is_trivially_destructible_v<tevent_req>,
 	      "tevent_req lives in a talloc chunk without a C++ destructor");
 
 namespace tevent {
-// Shared by the finish path and tevent_req_set_profile() (req_profile.cc).
+// Profile steps of creating and finishing a request (req_profile.cc).
 void req_profile_finish(struct tevent_req *req, enum tevent_req_state state,
 			const char *location);
 void req_profile_attach_to_parent(struct tevent_req *req,

@@ -1,0 +1,762 @@
+/*
+ * Tests for the loop functions: tevent_loop_once(), tevent_loop_wait(),
+ * tevent_loop_until(), nesting, the wait timeout, and the order in which
+ * the kinds of events are served.  Run on every backend.
+ *
+ * Upstream serves exactly one source per turn, looked at in this order:
+ * recorded signals (all their handlers), then one immediate, then one due
+ * timer, then (after waiting if nothing else was due) one ready fd event.
+ */
+
+#define TEVENT_DEPRECATED 1
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "common/tt.h"
+
+#ifdef TEVENT_FD_ERROR
+#define TT_NEW_API 1
+#endif
+
+/* ------------------------------------------------------------------ */
+/* one cmocka test per (case, backend)                                 */
+
+struct tt_case {
+	const char *name;
+	CMUnitTestFunction fn;
+	bool per_backend;
+};
+#define TT_CASE(f) { #f, f, false }
+#define TT_BACKEND_CASE(f) { #f, f, true }
+
+static int run_cases(const char *group, const struct tt_case *cases,
+		     size_t ncases)
+{
+	const char **backends = tt_backends();
+	struct CMUnitTest *tests;
+	size_t nb = 0, i, j, n = 0;
+
+	while (backends != NULL && backends[nb] != NULL) {
+		nb++;
+	}
+	tests = calloc(ncases * (nb + 1), sizeof(*tests));
+	if (tests == NULL) {
+		return 1;
+	}
+	for (i = 0; i < ncases; i++) {
+		if (!cases[i].per_backend) {
+			tests[n].name = cases[i].name;
+			tests[n].test_func = cases[i].fn;
+			n++;
+			continue;
+		}
+		for (j = 0; j < nb; j++) {
+			char *name = NULL;
+
+			if (asprintf(&name, "%s[%s]", cases[i].name,
+				     backends[j]) < 0) {
+				return 1;
+			}
+			tests[n].name = name;
+			tests[n].test_func = cases[i].fn;
+			tests[n].initial_state = (void *)backends[j];
+			n++;
+		}
+	}
+	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+static struct tevent_context *backend_ev(void **state)
+{
+	const char *backend = *state;
+	struct tevent_context *ev;
+
+	assert_non_null(backend);
+	/* SIGALRM ends the program if a broken loop blocks forever */
+	alarm(120);
+	ev = tevent_context_init_byname(NULL, backend);
+	if (ev == NULL) {
+		fail_msg("backend %s not available", backend);
+	}
+	return ev;
+}
+
+static void finish(struct tevent_context *ev)
+{
+	talloc_free(ev);
+	alarm(0);
+}
+
+static void make_pair(int sp[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	assert_int_equal(fcntl(sp[0], F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(fcntl(sp[1], F_SETFL, O_NONBLOCK), 0);
+}
+
+/* A log of short names of the handlers that ran. */
+struct log {
+	int n;
+	char what[64][8];
+};
+
+static void log_add(struct log *l, const char *what)
+{
+	assert_true(l->n < 64);
+	snprintf(l->what[l->n], sizeof(l->what[0]), "%s", what);
+	l->n++;
+}
+
+static void assert_log(struct log *l, const char *const *want, int n)
+{
+	int i;
+
+	for (i = 0; i < n && i < l->n; i++) {
+		if (strcmp(l->what[i], want[i]) != 0) {
+			fail_msg("position %d: %s ran, expected %s",
+				 i, l->what[i], want[i]);
+		}
+	}
+	assert_int_equal(l->n, n);
+}
+
+static void tick_imm(struct tevent_context *ev,
+		     struct tevent_immediate *im,
+		     void *private_data)
+{
+	int *n = private_data;
+
+	if (n != NULL) {
+		(*n)++;
+	}
+}
+
+static void never_fd(struct tevent_context *ev,
+		     struct tevent_fd *fde,
+		     uint16_t flags,
+		     void *private_data)
+{
+	fail_msg("fd handler ran");
+}
+
+/* ------------------------------------------------------------------ */
+/* order of event kinds                                                */
+
+struct order_state {
+	struct log log;
+	struct tevent_context *ev;
+	struct tevent_immediate *i1, *i2, *i3, *i4;
+	int fd;
+};
+
+static void o_signal(struct tevent_context *ev, struct tevent_signal *se,
+		     int signum, int count, void *siginfo, void *private_data)
+{
+	struct order_state *s = private_data;
+
+	log_add(&s->log, signum == SIGUSR1 ? "S1" : "S2");
+}
+
+static void o_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		  void *private_data)
+{
+	struct order_state *s = private_data;
+
+	if (im == s->i1) {
+		log_add(&s->log, "I1");
+		/* a signal raised here is served before the next immediate */
+		kill(getpid(), SIGUSR2);
+	} else if (im == s->i2) {
+		log_add(&s->log, "I2");
+	} else if (im == s->i3) {
+		log_add(&s->log, "I3");
+	} else {
+		log_add(&s->log, "I4");
+	}
+}
+
+static void o_timer_t2(struct tevent_context *ev, struct tevent_timer *te,
+		       struct timeval now, void *private_data)
+{
+	struct order_state *s = private_data;
+
+	log_add(&s->log, "T2");
+}
+
+static void o_timer(struct tevent_context *ev, struct tevent_timer *te,
+		    struct timeval now, void *private_data)
+{
+	struct order_state *s = private_data;
+
+	if (tevent_timeval_is_zero(&now)) {
+		log_add(&s->log, "T0");
+		/* an immediate from a timer runs before the next timer */
+		tevent_schedule_immediate(s->i3, ev, o_imm, s);
+	} else {
+		log_add(&s->log, "T1");
+	}
+}
+
+static void o_fd(struct tevent_context *ev, struct tevent_fd *fde,
+		 uint16_t flags, void *private_data)
+{
+	struct order_state *s = private_data;
+	char buf[8];
+
+	log_add(&s->log, "F");
+	assert_int_equal(read(s->fd, buf, sizeof(buf)), 1);
+	/* both run before the descriptor would be looked at again */
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 o_timer_t2, s));
+	tevent_schedule_immediate(s->i4, ev, o_imm, s);
+}
+
+static void test_loop_order_of_kinds(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_state s = { .ev = ev };
+	static const char *const want[] = {
+		"S1", "I1", "S2", "I2", "T0", "I3", "T1", "F", "I4", "T2",
+	};
+	struct timeval past = tevent_timeval_current();
+	int sp[2];
+	int turns = 0;
+
+	past.tv_sec -= 100;
+	make_pair(sp);
+	s.fd = sp[0];
+	s.i1 = tevent_create_immediate(ev);
+	s.i2 = tevent_create_immediate(ev);
+	s.i3 = tevent_create_immediate(ev);
+	s.i4 = tevent_create_immediate(ev);
+	assert_non_null(s.i1);
+	assert_non_null(s.i2);
+	assert_non_null(s.i3);
+	assert_non_null(s.i4);
+
+	/* registered in the "wrong" order on purpose */
+	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, o_fd, &s));
+	assert_non_null(tevent_add_timer(ev, ev, past, o_timer, &s));
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 o_timer, &s));
+	tevent_schedule_immediate(s.i1, ev, o_imm, &s);
+	tevent_schedule_immediate(s.i2, ev, o_imm, &s);
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR1, 0, o_signal, &s));
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR2, 0, o_signal, &s));
+	assert_int_equal(write(sp[1], "x", 1), 1);
+	assert_int_equal(kill(getpid(), SIGUSR1), 0);
+
+	while (s.log.n < 10) {
+		int before = s.log.n;
+
+		assert_int_equal(tevent_loop_once(ev), 0);
+		/* one source per turn */
+		assert_true(s.log.n - before <= 1);
+		assert_true(++turns < 50);
+	}
+	assert_log(&s.log, want, 10);
+	finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* All recorded signals are served in a single turn. */
+static void test_loop_signals_in_one_turn(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_state s = { .ev = ev };
+
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR1, 0, o_signal, &s));
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR2, 0, o_signal, &s));
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	assert_int_equal(kill(getpid(), SIGUSR1), 0);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.log.n, 2);
+	/* by signal number, not by arrival */
+	assert_string_equal(s.log.what[0], "S1");
+	assert_string_equal(s.log.what[1], "S2");
+	finish(ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* tevent_loop_wait                                                    */
+
+static void test_loop_wait_empty(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+
+	/* nothing registered: returns at once */
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	finish(ev);
+}
+
+struct wait_state {
+	int fd_calls;
+	int timer_calls;
+	int imm_calls;
+	int fd;
+	struct tevent_immediate *im;
+};
+
+static void w_fd(struct tevent_context *ev, struct tevent_fd *fde,
+		 uint16_t flags, void *private_data)
+{
+	struct wait_state *s = private_data;
+	char buf[8];
+
+	s->fd_calls++;
+	assert_int_equal(read(s->fd, buf, sizeof(buf)), 1);
+	/* the last event removes itself: the loop then ends */
+	talloc_free(fde);
+}
+
+static void w_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		  void *private_data)
+{
+	struct wait_state *s = private_data;
+
+	s->imm_calls++;
+}
+
+static void w_timer(struct tevent_context *ev, struct tevent_timer *te,
+		    struct timeval now, void *private_data)
+{
+	struct wait_state *s = private_data;
+
+	s->timer_calls++;
+	tevent_schedule_immediate(s->im, ev, w_imm, s);
+}
+
+static void test_loop_wait_until_no_events(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct wait_state s = { 0 };
+	int sp[2];
+
+	make_pair(sp);
+	s.fd = sp[0];
+	s.im = tevent_create_immediate(ev);
+	assert_non_null(s.im);
+	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, w_fd, &s));
+	assert_non_null(tevent_add_timer(ev, ev,
+					 tevent_timeval_current_ofs(0, 1000),
+					 w_timer, &s));
+	assert_int_equal(write(sp[1], "x", 1), 1);
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s.fd_calls, 1);
+	assert_int_equal(s.timer_calls, 1);
+	assert_int_equal(s.imm_calls, 1);
+	finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/*
+ * The loop waits in the backend until a descriptor becomes readable
+ * because another process wrote to it.
+ */
+static void test_loop_blocks_until_fd(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct wait_state s = { 0 };
+	int sp[2];
+	pid_t child;
+	int status = 0;
+
+	make_pair(sp);
+	s.fd = sp[0];
+	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, w_fd, &s));
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0) {
+		ssize_t n = write(sp[1], "x", 1);
+		_exit(n == 1 ? 0 : 1);
+	}
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s.fd_calls, 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* tevent_loop_until                                                   */
+
+struct until_state {
+	int checks;
+	int runs;
+	int stop_after;
+};
+
+static bool until_finished(void *private_data)
+{
+	struct until_state *u = private_data;
+
+	u->checks++;
+	return u->runs >= u->stop_after;
+}
+
+static void until_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		      void *private_data)
+{
+	struct until_state *u = private_data;
+
+	u->runs++;
+	/* always more work: only the finish function ends the loop */
+	tevent_schedule_immediate(im, ev, until_imm, u);
+}
+
+static void test_loop_until(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct until_state u = { .stop_after = 5 };
+	struct tevent_immediate *im = tevent_create_immediate(ev);
+
+	assert_non_null(im);
+	tevent_schedule_immediate(im, ev, until_imm, &u);
+	assert_int_equal(tevent_loop_until(ev, until_finished, &u), 0);
+	assert_int_equal(u.runs, 5);
+	/* asked before every turn and once more at the end */
+	assert_int_equal(u.checks, 6);
+
+	/* already finished: not a single turn */
+	u.checks = 0;
+	assert_int_equal(tevent_loop_until(ev, until_finished, &u), 0);
+	assert_int_equal(u.runs, 5);
+	assert_int_equal(u.checks, 1);
+
+	finish(ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* nesting                                                             */
+
+static char abort_reason[512];
+static int abort_calls;
+
+static void record_abort(const char *reason)
+{
+	abort_calls++;
+	snprintf(abort_reason, sizeof(abort_reason), "%s", reason);
+}
+
+struct nest_state {
+	int outer_calls;
+	int inner_calls;
+	int inner_ret;
+	int inner_errno;
+	bool use_until;
+	struct tevent_immediate *inner_im;
+};
+
+static void nest_inner_imm(struct tevent_context *ev,
+			   struct tevent_immediate *im,
+			   void *private_data)
+{
+	struct nest_state *s = private_data;
+
+	s->inner_calls++;
+}
+
+static bool nest_until_done(void *private_data)
+{
+	struct nest_state *s = private_data;
+
+	return s->inner_calls > 0;
+}
+
+static void nest_outer_timer(struct tevent_context *ev,
+			     struct tevent_timer *te,
+			     struct timeval now,
+			     void *private_data)
+{
+	struct nest_state *s = private_data;
+
+	s->outer_calls++;
+	tevent_schedule_immediate(s->inner_im, ev, nest_inner_imm, s);
+	errno = 0;
+	if (s->use_until) {
+		s->inner_ret = tevent_loop_until(ev, nest_until_done, s);
+	} else {
+		s->inner_ret = tevent_loop_once(ev);
+	}
+	s->inner_errno = errno;
+}
+
+/*
+ * Running the loop from inside one of its handlers without
+ * tevent_loop_allow_nesting() is a fatal error: the abort function gets a
+ * reason mentioning the nesting and, if it returns, the inner call fails
+ * with ELOOP without running anything.  (Upstream then leaves the context
+ * counted as nested, so it is freed right away here.)
+ */
+static void check_nesting_forbidden(void **state, bool use_until)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct nest_state s = { .use_until = use_until };
+
+	s.inner_im = tevent_create_immediate(ev);
+	assert_non_null(s.inner_im);
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 nest_outer_timer, &s));
+	abort_calls = 0;
+	abort_reason[0] = '\0';
+	tevent_set_abort_fn(record_abort);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+
+	tevent_set_abort_fn(NULL);
+	assert_int_equal(s.outer_calls, 1);
+	assert_int_equal(abort_calls, 1);
+	assert_non_null(strstr(abort_reason, "nesting"));
+	assert_int_equal(s.inner_ret, -1);
+	assert_int_equal(s.inner_errno, ELOOP);
+	assert_int_equal(s.inner_calls, 0);
+	finish(ev);
+}
+
+static void test_loop_nesting_forbidden(void **state)
+{
+	check_nesting_forbidden(state, false);
+}
+
+static void test_loop_until_nesting_forbidden(void **state)
+{
+	check_nesting_forbidden(state, true);
+}
+
+/* Without an abort function the process is aborted (SIGABRT). */
+static void test_loop_nesting_aborts_process(void **state)
+{
+	const char *backend = *state;
+	pid_t child;
+	int status = 0;
+
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0) {
+		struct tevent_context *ev;
+		struct nest_state s = { 0 };
+
+		/* keep the expected crash quiet and core-free */
+		signal(SIGABRT, SIG_DFL);
+		ev = tevent_context_init_byname(NULL, backend);
+		if (ev == NULL) {
+			_exit(2);
+		}
+		s.inner_im = tevent_create_immediate(ev);
+		tevent_add_timer(ev, ev, tevent_timeval_zero(),
+				 nest_outer_timer, &s);
+		tevent_loop_once(ev);
+		_exit(3);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void check_nesting_allowed(void **state, bool use_until)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct nest_state s = { .use_until = use_until };
+
+	tevent_loop_allow_nesting(ev);
+	s.inner_im = tevent_create_immediate(ev);
+	assert_non_null(s.inner_im);
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 nest_outer_timer, &s));
+	abort_calls = 0;
+	tevent_set_abort_fn(record_abort);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.outer_calls, 1);
+	assert_int_equal(s.inner_calls, 1);
+	assert_int_equal(s.inner_ret, 0);
+	assert_int_equal(abort_calls, 0);
+
+	/* the context is fine afterwards */
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 nest_outer_timer, &s));
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s.outer_calls, 2);
+	assert_int_equal(s.inner_calls, 2);
+	assert_int_equal(abort_calls, 0);
+
+	tevent_set_abort_fn(NULL);
+	finish(ev);
+}
+
+static void test_loop_nesting_allowed(void **state)
+{
+	check_nesting_allowed(state, false);
+}
+
+static void test_loop_until_nesting_allowed(void **state)
+{
+	check_nesting_allowed(state, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* the wait timeout                                                    */
+
+#ifdef TT_NEW_API
+static void test_loop_wait_timeout_value(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev2 = backend_ev(state);
+
+	/* the default: at most 30 seconds per wait */
+	assert_int_equal(tevent_context_set_wait_timeout(ev, 5), 30);
+	assert_int_equal(tevent_context_set_wait_timeout(ev, 7), 5);
+	assert_int_equal(tevent_context_set_wait_timeout(ev, 0), 7);
+	assert_int_equal(tevent_context_set_wait_timeout(ev, 30), 0);
+	/* per context */
+	assert_int_equal(tevent_context_set_wait_timeout(ev2, 30), 30);
+	talloc_free(ev2);
+	finish(ev);
+}
+
+/*
+ * A wait timeout of 0 turns waiting into polling: a turn with nothing to
+ * do fails at once instead of blocking, while work that is ready is done
+ * as usual.
+ */
+static void test_loop_wait_timeout_zero(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct tevent_immediate *im = tevent_create_immediate(ev);
+	struct wait_state s = { 0 };
+	struct tevent_fd *idle;
+	int sp[2];
+	int ret;
+	int ticks = 0;
+
+	assert_non_null(im);
+	make_pair(sp);
+	s.fd = sp[0];
+	idle = tevent_add_fd(ev, ev, sp[1], TEVENT_FD_READ, never_fd, NULL);
+	assert_non_null(idle);
+	tevent_context_set_wait_timeout(ev, 0);
+
+	errno = 0;
+	ret = tevent_loop_once(ev);
+	assert_int_not_equal(ret, 0);
+	assert_int_not_equal(errno, 0);
+
+	/* tevent_loop_wait gives up the same way instead of hanging */
+	assert_int_not_equal(tevent_loop_wait(ev), 0);
+
+	/* ready work still runs and the turn succeeds */
+	tevent_schedule_immediate(im, ev, tick_imm, &ticks);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(ticks, 1);
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 w_timer, &s));
+	s.im = im;
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.timer_calls, 1);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.imm_calls, 1);
+	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, w_fd, &s));
+	assert_int_equal(write(sp[1], "x", 1), 1);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.fd_calls, 1);
+
+	/* a signal event alone also keeps tevent_loop_wait going */
+	talloc_free(idle);
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	{
+		struct tevent_signal *se;
+
+		se = tevent_add_signal(ev, ev, SIGUSR1, 0, NULL, NULL);
+		assert_non_null(se);
+		assert_int_not_equal(tevent_loop_wait(ev), 0);
+		talloc_free(se);
+	}
+	/* so does an fd event without flags */
+	idle = tevent_add_fd(ev, ev, sp[1], 0, never_fd, NULL);
+	assert_non_null(idle);
+	assert_int_not_equal(tevent_loop_wait(ev), 0);
+	talloc_free(idle);
+	assert_int_equal(tevent_loop_wait(ev), 0);
+
+	finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* A short wait timeout ends an idle turn successfully. */
+static void test_loop_wait_timeout_short(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct timeval start, end, limit;
+	int sp[2];
+
+	make_pair(sp);
+	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
+				      never_fd, NULL));
+	assert_int_equal(tevent_context_set_wait_timeout(ev, 1), 30);
+
+	start = tevent_timeval_current();
+	assert_int_equal(tevent_loop_once(ev), 0);
+	end = tevent_timeval_current();
+	/* only a generous upper bound: the default would be 30s */
+	limit = tevent_timeval_add(&start, 20, 0);
+	assert_true(tevent_timeval_compare(&end, &limit) < 0);
+
+	finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+#endif /* TT_NEW_API */
+
+int main(void)
+{
+	static const struct tt_case cases[] = {
+		TT_BACKEND_CASE(test_loop_order_of_kinds),
+		TT_BACKEND_CASE(test_loop_signals_in_one_turn),
+		TT_BACKEND_CASE(test_loop_wait_empty),
+		TT_BACKEND_CASE(test_loop_wait_until_no_events),
+		TT_BACKEND_CASE(test_loop_blocks_until_fd),
+		TT_BACKEND_CASE(test_loop_until),
+		TT_BACKEND_CASE(test_loop_nesting_forbidden),
+		TT_BACKEND_CASE(test_loop_until_nesting_forbidden),
+		TT_BACKEND_CASE(test_loop_nesting_aborts_process),
+		TT_BACKEND_CASE(test_loop_nesting_allowed),
+		TT_BACKEND_CASE(test_loop_until_nesting_allowed),
+#ifdef TT_NEW_API
+		TT_BACKEND_CASE(test_loop_wait_timeout_value),
+		TT_BACKEND_CASE(test_loop_wait_timeout_zero),
+		TT_BACKEND_CASE(test_loop_wait_timeout_short),
+#endif
+	};
+
+	tt_check_library();
+	return run_cases("loop", cases, sizeof(cases) / sizeof(cases[0]));
+}
