@@ -1,0 +1,537 @@
+/*
+ * Tests for using an event context across fork(), run on every backend.
+ *
+ * The usual pattern is: fork, then tevent_re_initialise() in the child.
+ * That detaches every event registered before (they turn inert but can
+ * still be freed) and gives the child fresh backend state, so what the
+ * child does never disturbs the parent.  Upstream's epoll backend also
+ * copes with a child that keeps using the inherited context without
+ * re-initialising: it notices the pid change and builds its own epoll
+ * instance before touching anything.
+ *
+ * Children report through their exit status; cmocka asserts are only used
+ * in the parent.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "common/tt.h"
+
+/* ------------------------------------------------------------------ */
+/* one cmocka test per (case, backend)                                 */
+
+struct tt_case {
+	const char *name;
+	CMUnitTestFunction fn;
+	bool per_backend;
+};
+#define TT_CASE(f) { #f, f, false }
+#define TT_BACKEND_CASE(f) { #f, f, true }
+
+static int run_cases(const char *group, const struct tt_case *cases,
+		     size_t ncases)
+{
+	const char **backends = tt_backends();
+	struct CMUnitTest *tests;
+	size_t nb = 0, i, j, n = 0;
+
+	while (backends != NULL && backends[nb] != NULL) {
+		nb++;
+	}
+	tests = calloc(ncases * (nb + 1), sizeof(*tests));
+	if (tests == NULL) {
+		return 1;
+	}
+	for (i = 0; i < ncases; i++) {
+		if (!cases[i].per_backend) {
+			tests[n].name = cases[i].name;
+			tests[n].test_func = cases[i].fn;
+			n++;
+			continue;
+		}
+		for (j = 0; j < nb; j++) {
+			char *name = NULL;
+
+			if (asprintf(&name, "%s[%s]", cases[i].name,
+				     backends[j]) < 0) {
+				return 1;
+			}
+			tests[n].name = name;
+			tests[n].test_func = cases[i].fn;
+			tests[n].initial_state = (void *)backends[j];
+			n++;
+		}
+	}
+	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+/* In a child: leave with a code naming the failed check. */
+#define CHILD_CHECK(cond, code) do {		\
+		if (!(cond)) {			\
+			_exit(code);		\
+		}				\
+	} while (0)
+
+static struct tevent_context *backend_ev(void **state)
+{
+	const char *backend = *state;
+	struct tevent_context *ev;
+
+	assert_non_null(backend);
+	/* SIGALRM ends the program if a broken loop blocks forever */
+	alarm(120);
+	ev = tevent_context_init_byname(NULL, backend);
+	if (ev == NULL) {
+		fail_msg("backend %s not available", backend);
+	}
+	return ev;
+}
+
+static void finish(struct tevent_context *ev)
+{
+	talloc_free(ev);
+	alarm(0);
+}
+
+static void parent_stuck(struct tevent_context *ev, struct tevent_timer *te,
+			 struct timeval now, void *private_data)
+{
+	fail_msg("%s", (const char *)private_data);
+}
+
+/*
+ * Bounds a parent loop that only blocks if the child broke the parent's
+ * state; far enough away that it never fires otherwise.
+ */
+static void arm_parent_watchdog(struct tevent_context *ev, const char *what)
+{
+	assert_non_null(tevent_add_timer(ev, ev,
+					 tevent_timeval_current_ofs(30, 0),
+					 parent_stuck, (void *)what));
+}
+
+static pid_t fork_flushed(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	return fork();
+}
+
+static void expect_child_ok(pid_t child)
+{
+	int status = 0;
+
+	assert_int_equal(waitpid(child, &status, 0), child);
+	if (WIFSIGNALED(status)) {
+		fail_msg("child killed by signal %d", WTERMSIG(status));
+	}
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0) {
+		fail_msg("child failed check %d", WEXITSTATUS(status));
+	}
+}
+
+/* What ran where. */
+struct hits {
+	int parent_fd;
+	int parent_timer;
+	int parent_imm;
+	int parent_signal;
+	int child_fd;
+	int child_timer;
+	int child_imm;
+	int child_signal;
+	int close_calls;
+	struct tevent_context *close_ev;
+	int fd;
+};
+
+static void parent_fd(struct tevent_context *ev, struct tevent_fd *fde,
+		      uint16_t flags, void *private_data)
+{
+	struct hits *h = private_data;
+	char buf[16];
+
+	h->parent_fd++;
+	(void)read(h->fd, buf, sizeof(buf));
+}
+
+static void parent_timer(struct tevent_context *ev, struct tevent_timer *te,
+			 struct timeval now, void *private_data)
+{
+	struct hits *h = private_data;
+	h->parent_timer++;
+}
+
+static void parent_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		       void *private_data)
+{
+	struct hits *h = private_data;
+	h->parent_imm++;
+}
+
+static void parent_signal(struct tevent_context *ev, struct tevent_signal *se,
+			  int signum, int count, void *siginfo,
+			  void *private_data)
+{
+	struct hits *h = private_data;
+	h->parent_signal++;
+}
+
+static void child_fd(struct tevent_context *ev, struct tevent_fd *fde,
+		     uint16_t flags, void *private_data)
+{
+	struct hits *h = private_data;
+
+	h->child_fd++;
+	tevent_fd_set_flags(fde, 0);
+}
+
+static void child_timer(struct tevent_context *ev, struct tevent_timer *te,
+			struct timeval now, void *private_data)
+{
+	struct hits *h = private_data;
+	h->child_timer++;
+}
+
+static void child_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		      void *private_data)
+{
+	struct hits *h = private_data;
+	h->child_imm++;
+}
+
+static void child_signal(struct tevent_context *ev, struct tevent_signal *se,
+			 int signum, int count, void *siginfo,
+			 void *private_data)
+{
+	struct hits *h = private_data;
+	h->child_signal += count;
+}
+
+static void record_close(struct tevent_context *ev, struct tevent_fd *fde,
+			 int fd, void *private_data)
+{
+	struct hits *h = private_data;
+
+	h->close_calls++;
+	h->close_ev = ev;
+}
+
+static volatile sig_atomic_t plain_hits;
+
+static void plain_handler(int sig)
+{
+	(void)sig;
+	plain_hits++;
+}
+
+/* In the child: run turns until all four child events fired. */
+static bool child_run_all(struct tevent_context *ev, struct hits *h)
+{
+	int turns = 0;
+
+	while (h->child_fd == 0 || h->child_timer == 0 ||
+	       h->child_imm == 0 || h->child_signal == 0) {
+		if (tevent_loop_once(ev) != 0) {
+			return false;
+		}
+		if (++turns > 100) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_fork_reinit(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct hits h = { 0 };
+	struct tevent_fd *pfde;
+	struct tevent_timer *pte;
+	struct tevent_immediate *pim;
+	struct tevent_signal *pse;
+	struct sigaction sa;
+	int pipefd[2];
+	pid_t child;
+	int turns = 0;
+
+	/* a disposition of our own, which the library saves and restores */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = plain_handler;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+
+	assert_int_equal(pipe(pipefd), 0);
+	h.fd = pipefd[0];
+	pfde = tevent_add_fd(ev, ev, pipefd[0], TEVENT_FD_READ,
+			     parent_fd, &h);
+	assert_non_null(pfde);
+	tevent_fd_set_close_fn(pfde, record_close);
+	pte = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(1000, 0),
+			       parent_timer, &h);
+	assert_non_null(pte);
+	pim = tevent_create_immediate(ev);
+	assert_non_null(pim);
+	tevent_schedule_immediate(pim, ev, parent_imm, &h);
+	pse = tevent_add_signal(ev, ev, SIGUSR1, 0, parent_signal, &h);
+	assert_non_null(pse);
+
+	/* readable in both processes */
+	assert_int_equal(write(pipefd[1], "p", 1), 1);
+
+	child = fork_flushed();
+	assert_true(child != -1);
+	if (child == 0) {
+		int sp[2];
+		struct sigaction cur;
+
+		CHILD_CHECK(tevent_cached_getpid() == getpid(), 10);
+		CHILD_CHECK(tevent_re_initialise(ev) == 0, 11);
+
+		/* the inherited SIGUSR1 event is detached: old action back */
+		CHILD_CHECK(sigaction(SIGUSR1, NULL, &cur) == 0, 12);
+		CHILD_CHECK(cur.sa_handler == plain_handler, 13);
+
+		CHILD_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, 14);
+		CHILD_CHECK(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE,
+					  child_fd, &h) != NULL, 15);
+		CHILD_CHECK(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					     child_timer, &h) != NULL, 16);
+		tevent_schedule_immediate(tevent_create_immediate(ev), ev,
+					  child_imm, &h);
+		CHILD_CHECK(tevent_add_signal(ev, ev, SIGUSR2, 0,
+					      child_signal, &h) != NULL, 17);
+		CHILD_CHECK(kill(getpid(), SIGUSR2) == 0, 18);
+
+		CHILD_CHECK(child_run_all(ev, &h), 19);
+		CHILD_CHECK(h.child_signal == 1, 20);
+
+		/* nothing registered before the fork ran here */
+		CHILD_CHECK(h.parent_fd == 0, 21);
+		CHILD_CHECK(h.parent_timer == 0, 22);
+		CHILD_CHECK(h.parent_imm == 0, 23);
+		CHILD_CHECK(h.parent_signal == 0, 24);
+
+		/* the inert events can be freed; the close fn still runs */
+		CHILD_CHECK(talloc_free(pfde) == 0, 25);
+		CHILD_CHECK(h.close_calls == 1, 26);
+		CHILD_CHECK(h.close_ev == NULL, 27);
+		CHILD_CHECK(talloc_free(pte) == 0, 28);
+		CHILD_CHECK(talloc_free(pim) == 0, 29);
+		CHILD_CHECK(talloc_free(pse) == 0, 30);
+
+		/* the signal is ours again */
+		CHILD_CHECK(kill(getpid(), SIGUSR1) == 0, 31);
+		CHILD_CHECK(plain_hits == 1, 32);
+
+		talloc_free(ev);
+		_exit(0);
+	}
+	expect_child_ok(child);
+	arm_parent_watchdog(ev, "parent events lost after the child ran");
+
+	/* the parent's events are all still in place */
+	assert_int_equal(kill(getpid(), SIGUSR1), 0);
+	while (h.parent_fd == 0 || h.parent_imm == 0 ||
+	       h.parent_signal == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_true(++turns < 100);
+	}
+	assert_int_equal(h.parent_fd, 1);
+	assert_int_equal(h.parent_imm, 1);
+	assert_int_equal(h.parent_signal, 1);
+	assert_int_equal(h.close_calls, 0);
+	assert_int_equal(plain_hits, 0);
+
+	talloc_free(pfde);
+	assert_int_equal(h.close_calls, 1);
+	assert_ptr_equal(h.close_ev, ev);
+	talloc_free(pse);
+	finish(ev);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	signal(SIGUSR1, SIG_DFL);
+}
+
+/*
+ * A child that keeps using the inherited context: the inherited events
+ * still work there, and whatever the child adds, changes or frees does not
+ * leak into the parent (with epoll the two share nothing once the child
+ * touched the context).
+ */
+static void test_fork_no_reinit(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct hits h = { 0 };
+	struct tevent_fd *pfde, *shared_w;
+	int pipefd[2];
+	int sp[2];
+	pid_t child;
+	int turns = 0;
+
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	h.fd = pipefd[0];
+	pfde = tevent_add_fd(ev, ev, pipefd[0], TEVENT_FD_READ,
+			     parent_fd, &h);
+	assert_non_null(pfde);
+	/* an event the child turns off and then frees */
+	shared_w = tevent_add_fd(ev, ev, sp[1], TEVENT_FD_WRITE,
+				 child_fd, &h);
+	assert_non_null(shared_w);
+	tevent_fd_set_flags(shared_w, 0);
+
+	child = fork_flushed();
+	assert_true(child != -1);
+	if (child == 0) {
+		struct tevent_fd *cfde;
+		int csp[2];
+
+		CHILD_CHECK(tevent_cached_getpid() == getpid(), 10);
+
+		/* changes to inherited events stay in the child */
+		tevent_fd_set_flags(shared_w, TEVENT_FD_WRITE);
+		CHILD_CHECK(tevent_loop_once(ev) == 0, 11);
+		CHILD_CHECK(h.child_fd == 1, 12);
+		CHILD_CHECK(talloc_free(shared_w) == 0, 13);
+		/* and so does freeing the parent's fd event */
+		CHILD_CHECK(talloc_free(pfde) == 0, 14);
+
+		h.child_fd = 0;
+		CHILD_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, csp) == 0, 15);
+		cfde = tevent_add_fd(ev, ev, csp[0], TEVENT_FD_WRITE,
+				     child_fd, &h);
+		CHILD_CHECK(cfde != NULL, 16);
+		CHILD_CHECK(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					     child_timer, &h) != NULL, 17);
+		tevent_schedule_immediate(tevent_create_immediate(ev), ev,
+					  child_imm, &h);
+		CHILD_CHECK(tevent_add_signal(ev, ev, SIGUSR2, 0,
+					      child_signal, &h) != NULL, 18);
+		CHILD_CHECK(kill(getpid(), SIGUSR2) == 0, 19);
+		CHILD_CHECK(child_run_all(ev, &h), 20);
+		CHILD_CHECK(h.child_fd == 1, 21);
+		CHILD_CHECK(h.parent_fd == 0, 22);
+
+		talloc_free(ev);
+		_exit(0);
+	}
+	expect_child_ok(child);
+	arm_parent_watchdog(ev, "parent events broken by the child");
+
+	/* the parent's view is unchanged */
+	assert_int_equal(tevent_fd_get_flags(shared_w), 0);
+	assert_int_equal(write(pipefd[1], "p", 1), 1);
+	while (h.parent_fd == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_true(++turns < 100);
+	}
+	assert_int_equal(h.parent_fd, 1);
+	assert_int_equal(h.child_fd, 0);
+
+	/* and the parent can still change and free its events */
+	tevent_fd_set_flags(shared_w, TEVENT_FD_WRITE);
+	turns = 0;
+	while (h.child_fd == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_true(++turns < 100);
+	}
+	talloc_free(shared_w);
+	talloc_free(pfde);
+	finish(ev);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* Both sides keep working at the same time after the fork. */
+static void test_fork_both_sides_run(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct hits h = { 0 };
+	int to_child[2], to_parent[2];
+	pid_t child;
+	int turns = 0;
+
+	assert_int_equal(pipe(to_child), 0);
+	assert_int_equal(pipe(to_parent), 0);
+
+	child = fork_flushed();
+	assert_true(child != -1);
+	if (child == 0) {
+		close(to_child[1]);
+		close(to_parent[0]);
+		CHILD_CHECK(tevent_re_initialise(ev) == 0, 10);
+		h.fd = to_child[0];
+		CHILD_CHECK(tevent_add_fd(ev, ev, to_child[0], TEVENT_FD_READ,
+					  parent_fd, &h) != NULL, 11);
+		/* tell the parent we are ready, then wait for its byte */
+		CHILD_CHECK(write(to_parent[1], "r", 1) == 1, 12);
+		while (h.parent_fd == 0) {
+			CHILD_CHECK(tevent_loop_once(ev) == 0, 13);
+			CHILD_CHECK(++turns < 100, 14);
+		}
+		CHILD_CHECK(write(to_parent[1], "d", 1) == 1, 15);
+		talloc_free(ev);
+		_exit(0);
+	}
+	close(to_child[0]);
+	close(to_parent[1]);
+
+	h.fd = to_parent[0];
+	arm_parent_watchdog(ev, "child did not answer");
+	assert_non_null(tevent_add_fd(ev, ev, to_parent[0], TEVENT_FD_READ,
+				      parent_fd, &h));
+	while (h.parent_fd == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_true(++turns < 100);
+	}
+	assert_int_equal(write(to_child[1], "x", 1), 1);
+	turns = 0;
+	while (h.parent_fd < 2) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_true(++turns < 100);
+	}
+	expect_child_ok(child);
+	finish(ev);
+	close(to_child[1]);
+	close(to_parent[0]);
+}
+
+int main(void)
+{
+	static const struct tt_case cases[] = {
+		TT_BACKEND_CASE(test_fork_reinit),
+		TT_BACKEND_CASE(test_fork_no_reinit),
+		TT_BACKEND_CASE(test_fork_both_sides_run),
+	};
+
+	tt_check_library();
+	return run_cases("fork", cases, sizeof(cases) / sizeof(cases[0]));
+}
