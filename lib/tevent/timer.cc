@@ -237,11 +237,13 @@ TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,
 	}
 	// Re-inserting gives the timer a new sequence number: it now sorts
 	// after timers that already had the same deadline, as upstream.
+	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_DETACH);
 	ev->timers.remove(te);
 	te->next_event = next_event;
 	if (!ev->timers.insert(te)) {
 		tevent_abort(ev, "tevent_update_timer: out of memory");
 	}
+	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_ATTACH);
 }
 
 TEVENT_EXPORT int tevent_common_invoke_timer_handler(struct tevent_timer *te,
