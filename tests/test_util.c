@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -279,6 +280,27 @@ static void test_cached_getpid_after_fork(void **state)
 	assert_int_equal(tevent_cached_getpid(), parent);
 }
 
+static void *thread_pid(void *arg)
+{
+	pid_t *out = arg;
+
+	*out = tevent_cached_getpid();
+	return NULL;
+}
+
+/* Threads share the process id, and so the cached value. */
+static void test_cached_getpid_thread(void **state)
+{
+	pthread_t t;
+	pid_t seen = 0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, thread_pid, &seen), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(seen, getpid());
+	assert_int_equal(tevent_cached_getpid(), getpid());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_current_ofs),
 		cmocka_unit_test(test_cached_getpid),
 		cmocka_unit_test(test_cached_getpid_after_fork),
+		cmocka_unit_test(test_cached_getpid_thread),
 	};
 
 	tt_check_library();
