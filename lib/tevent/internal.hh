@@ -221,6 +221,8 @@ struct Channel {
 	void leave() { inflight.fetch_sub(1, std::memory_order_release); }
 	// Pushes and wakes the loop when the queue was empty.
 	void post(tevent_immediate *im);
+	// Waits until no producer is between enter() and leave().
+	void quiesce() const;
 	// Owner side: stop accepting, wait for producers in flight.
 	void shut();
 };
@@ -265,6 +267,7 @@ struct tevent_context {
 	// channel per source kind, drained at the start of every loop turn.
 	tevent::IntrusiveList<tevent::Channel, &tevent::Channel::link> channels;
 	tevent::Channel *threaded_channel;  // shared by all threaded contexts
+	tevent_threaded_context *threaded_contexts;  // owner-thread list
 	bool has_threaded;                  // channels is not empty
 	tevent::ListHook<tevent_context> all_link;  // process-wide context list
 
@@ -338,6 +341,8 @@ void signals_after_fork();
 void threads_context_init(tevent_context *ev);
 void threads_context_fini(tevent_context *ev);
 void threads_atfork_child();
+// A wrapper is dying: its threaded contexts must stop delivering into it.
+void threads_wrapper_gone(tevent_context *main, tevent_context *wrap);
 
 // ---- wrappers (wrapper.cc) ----
 void wrapper_push_use_internal(tevent_context *wrap_ev, WrapperGlue *glue);

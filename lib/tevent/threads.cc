@@ -56,12 +56,17 @@ void Channel::post(tevent_immediate *im)
 	}
 }
 
-void Channel::shut()
+void Channel::quiesce() const
 {
-	open.store(false, std::memory_order_seq_cst);
 	while (inflight.load(std::memory_order_seq_cst) != 0) {
 		sched_yield();
 	}
+}
+
+void Channel::shut()
+{
+	open.store(false, std::memory_order_seq_cst);
+	quiesce();
 	ev->channels.remove(this);
 	ev->has_threaded = !ev->channels.empty();
 }
@@ -72,10 +77,23 @@ using namespace tevent;
 
 struct tevent_threaded_context {
 	Channel *channel;
-	tevent_context *event_ctx;  // may be a wrapper
+	// May be a wrapper; null once that wrapper is gone. Read by producers.
+	std::atomic<tevent_context *> event_ctx;
+	tevent_context *owner;  // main context whose list holds us; null once gone
+	tevent_threaded_context *prev, *next;
 
 	int on_talloc_free()
 	{
+		if (owner != nullptr) {
+			if (prev != nullptr) {
+				prev->next = next;
+			} else {
+				owner->threaded_contexts = next;
+			}
+			if (next != nullptr) {
+				next->prev = prev;
+			}
+		}
 		channel->unref();
 		return 0;
 	}
@@ -214,8 +232,33 @@ void threads_context_init(tevent_context *ev)
 	(void)ev;
 }
 
+void threads_wrapper_gone(tevent_context *main, tevent_context *wrap)
+{
+	bool any = false;
+	for (tevent_threaded_context *t = main->threaded_contexts; t != nullptr;
+	     t = t->next) {
+		if (t->event_ctx.load(std::memory_order_relaxed) == wrap) {
+			t->event_ctx.store(nullptr, std::memory_order_seq_cst);
+			any = true;
+		}
+	}
+	if (!any || main->threaded_channel == nullptr) {
+		return;
+	}
+	// Producers that already saw the wrapper finish posting; what they
+	// posted becomes ordinary immediates of the wrapper, which the
+	// wrapper's teardown then drops.
+	main->threaded_channel->quiesce();
+	tevent_common_threaded_activate_immediate(main);
+}
+
 void threads_context_fini(tevent_context *ev)
 {
+	for (tevent_threaded_context *t = ev->threaded_contexts; t != nullptr;
+	     t = t->next) {
+		t->owner = nullptr;
+	}
+	ev->threaded_contexts = nullptr;
 	while (Channel *ch = ev->channels.front()) {
 		ch->shut();
 		discard_queued(ch);
@@ -273,7 +316,13 @@ TEVENT_EXPORT struct tevent_threaded_context *tevent_threaded_context_create(
 	}
 	tctx->channel = owner->threaded_channel;
 	tctx->channel->ref();
-	tctx->event_ctx = ev;
+	tctx->event_ctx.store(ev, std::memory_order_relaxed);
+	tctx->owner = owner;
+	tctx->next = owner->threaded_contexts;
+	if (tctx->next != nullptr) {
+		tctx->next->prev = tctx;
+	}
+	owner->threaded_contexts = tctx;
 	return tctx;
 }
 
@@ -291,7 +340,11 @@ TEVENT_EXPORT void _tevent_threaded_schedule_immediate(
 		ch->leave();
 		abort();
 	}
-	tevent_context *ev = tctx->event_ctx;
+	tevent_context *ev = tctx->event_ctx.load(std::memory_order_seq_cst);
+	if (ev == nullptr) {
+		ch->leave();
+		return;  // its wrapper is gone: dropped, as upstream
+	}
 	im->event_ctx = ev;
 	im->wrapper = ev->wrapper.glue;
 	im->handler = handler;

@@ -255,6 +255,7 @@ int wrapper_context_destructor(tevent_context *wrap_ev)
 		glue->next->prev = glue->prev;
 	}
 	glue->prev = glue->next = nullptr;
+	threads_wrapper_gone(main, wrap_ev);
 	detach_events_of(main, glue);
 	return 0;
 }
@@ -399,8 +400,9 @@ TEVENT_EXPORT bool tevent_context_is_wrapper(struct tevent_context *ev)
 TEVENT_EXPORT bool tevent_context_same_loop(struct tevent_context *ev1,
 					    struct tevent_context *ev2)
 {
-	tevent_context *m1 = main_ev(ev1);
-	tevent_context *m2 = main_ev(ev2);
+	// A wrapper whose main context is gone belongs to no loop.
+	tevent_context *m1 = ev1->wrapper.glue ? ev1->wrapper.glue->main_ev : ev1;
+	tevent_context *m2 = ev2->wrapper.glue ? ev2->wrapper.glue->main_ev : ev2;
 	if (m1 == nullptr || m2 == nullptr) {
 		return false;
 	}
@@ -412,12 +414,12 @@ TEVENT_EXPORT bool _tevent_context_push_use(struct tevent_context *ev,
 {
 	WrapperGlue *glue = ev->wrapper.glue;
 	if (glue == nullptr) {
-		tevent_abort(ev, "tevent_context_push_use() on main");
-		return false;
+		// A main context may be pushed too: a frame without hooks.
+		wrapper_push_use_internal(ev, nullptr);
+		return true;
 	}
 	if (glue->main_ev == nullptr) {
-		tevent_abort(ev, "tevent_context_push_use() on broken wrapper");
-		return false;
+		return false;  // its main context is gone
 	}
 	if (glue->destroyed) {
 		tevent_abort(ev, "tevent_context_push_use() wrapper use after free");
@@ -437,7 +439,7 @@ TEVENT_EXPORT void _tevent_context_pop_use(struct tevent_context *ev,
 {
 	WrapperGlue *glue = ev->wrapper.glue;
 	if (glue == nullptr) {
-		tevent_abort(ev, "tevent_context_pop_use() on main");
+		wrapper_pop_use_internal(ev, nullptr);
 		return;
 	}
 	if (!glue->busy) {
