@@ -223,6 +223,12 @@ void EpollBackend::detach(tevent_fd *fde)
 // Brings the kernel's view of one descriptor in line with its fdes.
 void EpollBackend::update(int fd)
 {
+	// A forked child gets its own epoll set before changing anything:
+	// the inherited one is shared with the parent.
+	check_reopen();
+	if (retired()) {
+		return;
+	}
 	EpollSlot *s = slot(fd);
 	if (s == nullptr) {
 		return;

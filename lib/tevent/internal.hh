@@ -77,6 +77,8 @@ struct tevent_timer {
 	int on_talloc_free();
 };
 
+struct tevent_thread_proxy;
+
 struct tevent_immediate {
 	tevent::ListHook<tevent_immediate> link;
 	tevent_context *event_ctx;
@@ -100,6 +102,7 @@ struct tevent_immediate {
 	// The user's handler of a thread proxy message (the immediate itself
 	// runs a trampoline that cleans up after it).
 	tevent_immediate_handler_t proxy_handler;
+	tevent_thread_proxy *proxy;  // the proxy a message arrived through
 
 	int on_talloc_free();
 };
@@ -340,7 +343,7 @@ void signals_after_fork();
 // ---- threads (threads.cc) ----
 void threads_context_init(tevent_context *ev);
 void threads_context_fini(tevent_context *ev);
-void threads_atfork_child();
+void threads_atfork_child(tevent_context *ev);
 // A wrapper is dying: its threaded contexts must stop delivering into it.
 void threads_wrapper_gone(tevent_context *main, tevent_context *wrap);
 

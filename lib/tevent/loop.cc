@@ -56,7 +56,10 @@ void atfork_parent()
 void atfork_child()
 {
 	g_cached_pid = getpid();
-	threads_atfork_child();
+	for (tevent_context *ev = g_contexts.front(); ev != nullptr;
+	     ev = IntrusiveList<tevent_context, &tevent_context::all_link>::next(ev)) {
+		threads_atfork_child(ev);
+	}
 	pthread_mutex_unlock(&g_contexts_mutex);
 }
 
@@ -392,8 +395,19 @@ TEVENT_EXPORT bool tevent_common_have_events(struct tevent_context *ev)
 	if (ev->wakeup_fde != nullptr && ev->wakeup_fde->event_ctx == ev) {
 		nfds--;
 	}
-	return nfds > 0 || !ev->timers.empty() || !ev->immediates.empty() ||
-	       !ev->signals.empty();
+	if (nfds > 0 || !ev->timers.empty() || !ev->immediates.empty() ||
+	    !ev->signals.empty()) {
+		return true;
+	}
+	// A thread proxy is an event source (upstream's is an fd event):
+	// tevent_loop_wait keeps waiting for its messages.
+	for (Channel *ch = ev->channels.front(); ch != nullptr;
+	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
+		if (ch->kind == Channel::kProxy) {
+			return true;
+		}
+	}
+	return false;
 }
 
 TEVENT_EXPORT int tevent_common_loop_wait(struct tevent_context *ev,

@@ -151,6 +151,10 @@ void activate_threaded(Channel *ch)
 		const char *location = im->schedule_location;
 		talloc_set_destructor(im, nullptr);
 		make_idle(im);
+		if (ev->wrapper.glue != nullptr && ev->wrapper.glue->destroyed) {
+			im = next;  // its wrapper is being freed: drop it
+			continue;
+		}
 		_tevent_schedule_immediate(im, ev, handler, private_data,
 					   handler_name, location);
 		im = next;
@@ -163,10 +167,16 @@ void activate_threaded(Channel *ch)
 void proxy_trampoline(tevent_context *ev, tevent_immediate *im, void *private_data)
 {
 	tevent_immediate_handler_t handler = im->proxy_handler;
+	tevent_thread_proxy *tp = im->proxy;
 	im->proxy_handler = nullptr;
+	im->proxy = nullptr;
+	// Make it the proxy's first child: talloc_parent() walks siblings,
+	// and thousands of messages may wait under the proxy.
+	talloc_steal(tp, im);
 	handler(ev, im, private_data);
-	if (im->destroyed || im->event_ctx != nullptr) {
-		return;  // handed on, freed, or rescheduled by the handler
+	if (im->destroyed || im->event_ctx != nullptr ||
+	    talloc_parent(im) != tp) {
+		return;  // handed on, freed, rescheduled or stolen by the handler
 	}
 	talloc_free(im);  // deferred by the running handler's busy flag
 }
@@ -186,6 +196,7 @@ void activate_proxy(Channel *ch)
 			talloc_steal(im, private_data);
 		}
 		im->proxy_handler = im->handler;
+		im->proxy = tp;
 		make_idle(im);
 		_tevent_schedule_immediate(im, tp->dest_ev, proxy_trampoline,
 					   private_data, "proxy message",
@@ -275,9 +286,14 @@ void threads_context_fini(tevent_context *ev)
 	ev->has_threaded = false;
 }
 
-void threads_atfork_child()
+// Producer threads of the parent do not exist in a forked child: whatever
+// they had in flight never finishes, so nothing may wait for it.
+void threads_atfork_child(tevent_context *ev)
 {
-	// Other threads are gone in the child; nothing is in flight.
+	for (Channel *ch = ev->channels.front(); ch != nullptr;
+	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
+		ch->inflight.store(0, std::memory_order_relaxed);
+	}
 }
 
 } // namespace tevent
