@@ -34,8 +34,7 @@
  * case; the other cases derive their sizes from it) overrides the default
  * of 1,000,000, or 20,000 under ThreadSanitizer or valgrind.
  *
- * TT_KNOWN_BUGS=1 also runs the cases that show open library bugs; they
- * are skipped otherwise (each says which bug).  TT_TEST_FILTER=<glob> runs
+ * TT_TEST_FILTER=<glob> runs
  * only the matching cases.
  *
  * Against upstream's library (make test-upstream) the ordering checks
@@ -1568,7 +1567,7 @@ static void test_free_context_with_queued_messages(void **state)
 }
 
 /* ========================================================================
- * Cases that show open library bugs (skipped unless TT_KNOWN_BUGS=1)
+ * Cases for bugs found and fixed while this suite was written
  * ======================================================================== */
 
 static struct {

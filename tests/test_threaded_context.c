@@ -32,8 +32,8 @@
  *
  * Sizes: TT_THREAD_MSGS (the stress case sends TT_THREAD_MSGS/4 per
  * producer) overrides the default of 1,000,000, or 20,000 under
- * ThreadSanitizer or valgrind.  TT_KNOWN_BUGS=1 also runs the cases that
- * show open library bugs; TT_TEST_FILTER=<glob> runs only matching cases.
+ * ThreadSanitizer or valgrind.  TT_TEST_FILTER=<glob> runs only matching
+ * cases.
  *
  * Against upstream's library (make test-upstream), freeing an immediate
  * that was handed over but never ran because its context went away
