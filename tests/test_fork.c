@@ -39,51 +39,6 @@
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
 
-struct tt_case {
-	const char *name;
-	CMUnitTestFunction fn;
-	bool per_backend;
-};
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
-
-static int run_cases(const char *group, const struct tt_case *cases,
-		     size_t ncases)
-{
-	const char **backends = tt_backends();
-	struct CMUnitTest *tests;
-	size_t nb = 0, i, j, n = 0;
-
-	while (backends != NULL && backends[nb] != NULL) {
-		nb++;
-	}
-	tests = calloc(ncases * (nb + 1), sizeof(*tests));
-	if (tests == NULL) {
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		if (!cases[i].per_backend) {
-			tests[n].name = cases[i].name;
-			tests[n].test_func = cases[i].fn;
-			n++;
-			continue;
-		}
-		for (j = 0; j < nb; j++) {
-			char *name = NULL;
-
-			if (asprintf(&name, "%s[%s]", cases[i].name,
-				     backends[j]) < 0) {
-				return 1;
-			}
-			tests[n].name = name;
-			tests[n].test_func = cases[i].fn;
-			tests[n].initial_state = (void *)backends[j];
-			n++;
-		}
-	}
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
@@ -93,27 +48,6 @@ static int run_cases(const char *group, const struct tt_case *cases,
 			_exit(code);		\
 		}				\
 	} while (0)
-
-static struct tevent_context *backend_ev(void **state)
-{
-	const char *backend = *state;
-	struct tevent_context *ev;
-
-	assert_non_null(backend);
-	/* SIGALRM ends the program if a broken loop blocks forever */
-	alarm(120);
-	ev = tevent_context_init_byname(NULL, backend);
-	if (ev == NULL) {
-		fail_msg("backend %s not available", backend);
-	}
-	return ev;
-}
-
-static void finish(struct tevent_context *ev)
-{
-	talloc_free(ev);
-	alarm(0);
-}
 
 static void parent_stuck(struct tevent_context *ev, struct tevent_timer *te,
 			 struct timeval now, void *private_data)
@@ -269,7 +203,7 @@ static bool child_run_all(struct tevent_context *ev, struct hits *h)
 
 static void test_fork_reinit(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct hits h = { 0 };
 	struct tevent_fd *pfde;
 	struct tevent_timer *pte;
@@ -372,7 +306,7 @@ static void test_fork_reinit(void **state)
 	assert_int_equal(h.close_calls, 1);
 	assert_ptr_equal(h.close_ev, ev);
 	talloc_free(pse);
-	finish(ev);
+	tt_finish(ev);
 	close(pipefd[0]);
 	close(pipefd[1]);
 	signal(SIGUSR1, SIG_DFL);
@@ -386,7 +320,7 @@ static void test_fork_reinit(void **state)
  */
 static void test_fork_no_reinit(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct hits h = { 0 };
 	struct tevent_fd *pfde, *shared_w;
 	int pipefd[2];
@@ -463,7 +397,7 @@ static void test_fork_no_reinit(void **state)
 	}
 	talloc_free(shared_w);
 	talloc_free(pfde);
-	finish(ev);
+	tt_finish(ev);
 	close(pipefd[0]);
 	close(pipefd[1]);
 	close(sp[0]);
@@ -473,7 +407,7 @@ static void test_fork_no_reinit(void **state)
 /* Both sides keep working at the same time after the fork. */
 static void test_fork_both_sides_run(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct hits h = { 0 };
 	int to_child[2], to_parent[2];
 	pid_t child;
@@ -519,7 +453,7 @@ static void test_fork_both_sides_run(void **state)
 		assert_true(++turns < 100);
 	}
 	expect_child_ok(child);
-	finish(ev);
+	tt_finish(ev);
 	close(to_child[1]);
 	close(to_parent[0]);
 }
@@ -533,5 +467,5 @@ int main(void)
 	};
 
 	tt_check_library();
-	return run_cases("fork", cases, sizeof(cases) / sizeof(cases[0]));
+	return tt_run_cases("fork", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -34,74 +34,8 @@
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
 
-struct tt_case {
-	const char *name;
-	CMUnitTestFunction fn;
-	bool per_backend;
-};
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
-
-static int run_cases(const char *group, const struct tt_case *cases,
-		     size_t ncases)
-{
-	const char **backends = tt_backends();
-	struct CMUnitTest *tests;
-	size_t nb = 0, i, j, n = 0;
-
-	while (backends != NULL && backends[nb] != NULL) {
-		nb++;
-	}
-	tests = calloc(ncases * (nb + 1), sizeof(*tests));
-	if (tests == NULL) {
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		if (!cases[i].per_backend) {
-			tests[n].name = cases[i].name;
-			tests[n].test_func = cases[i].fn;
-			n++;
-			continue;
-		}
-		for (j = 0; j < nb; j++) {
-			char *name = NULL;
-
-			if (asprintf(&name, "%s[%s]", cases[i].name,
-				     backends[j]) < 0) {
-				return 1;
-			}
-			tests[n].name = name;
-			tests[n].test_func = cases[i].fn;
-			tests[n].initial_state = (void *)backends[j];
-			n++;
-		}
-	}
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
-
-static struct tevent_context *backend_ev(void **state)
-{
-	const char *backend = *state;
-	struct tevent_context *ev;
-
-	assert_non_null(backend);
-	/* SIGALRM ends the program if a broken loop blocks forever */
-	alarm(120);
-	ev = tevent_context_init_byname(NULL, backend);
-	if (ev == NULL) {
-		fail_msg("backend %s not available", backend);
-	}
-	return ev;
-}
-
-static void finish(struct tevent_context *ev)
-{
-	talloc_free(ev);
-	alarm(0);
-}
 
 /* Logs the order of handler calls as small integers. */
 struct run_log {
@@ -212,7 +146,7 @@ static void basic_handler(struct tevent_context *ev,
 
 static void test_imm_basic_and_reuse(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct basic_state s = { 0 };
 	int gone = 0;
 
@@ -242,12 +176,12 @@ static void test_imm_basic_and_reuse(void **state)
 
 	talloc_free(s.im);
 	assert_int_equal(gone, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_imm_fifo_one_per_turn(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct run_log log = { 0 };
 	static const int want[] = { 1, 2, 3, 4, 5 };
 	int i;
@@ -260,7 +194,7 @@ static void test_imm_fifo_one_per_turn(void **state)
 		assert_int_equal(log.n, i + 1);
 	}
 	assert_log(&log, want, 5);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -278,7 +212,7 @@ static void second_handler(struct tevent_context *ev,
 
 static void test_imm_reschedule_moves_to_end(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct run_log log = { 0 };
 	struct imm_item *a, *b, *c;
 	static const int want[] = { 2, 3, 101 };
@@ -293,7 +227,7 @@ static void test_imm_reschedule_moves_to_end(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_log(&log, want, 3);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -320,7 +254,7 @@ static void again_handler(struct tevent_context *ev,
 
 static void test_imm_reschedule_in_handler(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct run_log log = { 0 };
 	struct again_state s = { .log = &log };
 	struct tevent_immediate *im = tevent_create_immediate(ev);
@@ -337,7 +271,7 @@ static void test_imm_reschedule_in_handler(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_log(&log, want, 5);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* Immediates run before due timers; a timer's immediate before others. */
@@ -359,7 +293,7 @@ static void timer_schedules_imm(struct tevent_context *ev,
 
 static void test_imm_before_timers(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct run_log log = { 0 };
 	struct timer_imm_state ts = { .log = &log };
 	struct imm_item *t2 = new_item(ev, ev, &log, 20);
@@ -374,12 +308,12 @@ static void test_imm_before_timers(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_log(&log, want, 4);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_imm_cancel(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct run_log log = { 0 };
 	struct imm_item *a = new_item(ev, ev, &log, 1);
 	struct imm_item *b = new_item(ev, ev, &log, 2);
@@ -408,13 +342,13 @@ static void test_imm_cancel(void **state)
 	schedule_item(a);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_log(&log, want, 2);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* Scheduling on another context moves the immediate there. */
 static void test_imm_move_between_contexts(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct tevent_context *ev2 = tevent_context_init(ev);
 	struct run_log log = { 0 };
 	struct imm_item *a = new_item(NULL, ev, &log, 1);
@@ -431,12 +365,12 @@ static void test_imm_move_between_contexts(void **state)
 	assert_log(&log, want, 1);
 
 	talloc_free(a);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_imm_free_pending(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct run_log log = { 0 };
 	TALLOC_CTX *owner = talloc_new(ev);
 	struct imm_item *a = new_item(ev, ev, &log, 1);
@@ -452,7 +386,7 @@ static void test_imm_free_pending(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_log(&log, want, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 struct self_free_state {
@@ -476,7 +410,7 @@ static void self_free_handler(struct tevent_context *ev,
 
 static void test_imm_free_self_in_handler(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct self_free_state s = { 0 };
 	struct tevent_immediate *im = tevent_create_immediate(NULL);
 
@@ -491,7 +425,7 @@ static void test_imm_free_self_in_handler(void **state)
 	assert_int_equal(s.gone, 1);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(s.calls, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 struct free_others_state {
@@ -561,7 +495,7 @@ static void free_others_handler(struct tevent_context *ev,
 
 static void test_imm_free_others_in_handler(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct free_others_state s = { 0 };
 	struct tevent_immediate *im = tevent_create_immediate(ev);
 	struct tevent_signal *flush;
@@ -597,7 +531,7 @@ static void test_imm_free_others_in_handler(void **state)
 	assert_true(stale <= 1);
 	talloc_free(flush);
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -621,7 +555,7 @@ static void chain_handler(struct tevent_context *ev,
 
 static void test_imm_chain(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct chain_state c = { 0 };
 	struct tevent_immediate *im = tevent_create_immediate(ev);
 
@@ -629,7 +563,7 @@ static void test_imm_chain(void **state)
 	tevent_schedule_immediate(im, ev, chain_handler, &c);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(c.runs, 10000);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -638,7 +572,7 @@ static void test_imm_chain(void **state)
  */
 static void test_imm_context_freed(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct tevent_context *ev2;
 	struct run_log log = { 0 };
 	struct imm_item *a = new_item(NULL, ev, &log, 1);
@@ -647,9 +581,9 @@ static void test_imm_context_freed(void **state)
 
 	schedule_item(a);
 	schedule_item(b);
-	finish(ev);
+	tt_finish(ev);
 
-	ev2 = backend_ev(state);
+	ev2 = tt_backend_ev(state);
 	a->ev = ev2;
 	schedule_item(a);
 	assert_int_equal(tevent_loop_wait(ev2), 0);
@@ -657,7 +591,7 @@ static void test_imm_context_freed(void **state)
 
 	assert_int_equal(talloc_free(b), 0);
 	assert_int_equal(talloc_free(a), 0);
-	finish(ev2);
+	tt_finish(ev2);
 }
 
 int main(void)
@@ -678,5 +612,5 @@ int main(void)
 	};
 
 	tt_check_library();
-	return run_cases("immediate", cases, sizeof(cases) / sizeof(cases[0]));
+	return tt_run_cases("immediate", cases, sizeof(cases) / sizeof(cases[0]));
 }

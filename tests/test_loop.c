@@ -44,74 +44,8 @@
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
 
-struct tt_case {
-	const char *name;
-	CMUnitTestFunction fn;
-	bool per_backend;
-};
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
-
-static int run_cases(const char *group, const struct tt_case *cases,
-		     size_t ncases)
-{
-	const char **backends = tt_backends();
-	struct CMUnitTest *tests;
-	size_t nb = 0, i, j, n = 0;
-
-	while (backends != NULL && backends[nb] != NULL) {
-		nb++;
-	}
-	tests = calloc(ncases * (nb + 1), sizeof(*tests));
-	if (tests == NULL) {
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		if (!cases[i].per_backend) {
-			tests[n].name = cases[i].name;
-			tests[n].test_func = cases[i].fn;
-			n++;
-			continue;
-		}
-		for (j = 0; j < nb; j++) {
-			char *name = NULL;
-
-			if (asprintf(&name, "%s[%s]", cases[i].name,
-				     backends[j]) < 0) {
-				return 1;
-			}
-			tests[n].name = name;
-			tests[n].test_func = cases[i].fn;
-			tests[n].initial_state = (void *)backends[j];
-			n++;
-		}
-	}
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
-
-static struct tevent_context *backend_ev(void **state)
-{
-	const char *backend = *state;
-	struct tevent_context *ev;
-
-	assert_non_null(backend);
-	/* SIGALRM ends the program if a broken loop blocks forever */
-	alarm(120);
-	ev = tevent_context_init_byname(NULL, backend);
-	if (ev == NULL) {
-		fail_msg("backend %s not available", backend);
-	}
-	return ev;
-}
-
-static void finish(struct tevent_context *ev)
-{
-	talloc_free(ev);
-	alarm(0);
-}
 
 static void make_pair(int sp[2])
 {
@@ -249,7 +183,7 @@ static void o_fd(struct tevent_context *ev, struct tevent_fd *fde,
 
 static void test_loop_order_of_kinds(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct order_state s = { .ev = ev };
 	static const char *const want[] = {
 		"S1", "I1", "S2", "I2", "T0", "I3", "T1", "F", "I4", "T2",
@@ -291,7 +225,7 @@ static void test_loop_order_of_kinds(void **state)
 		assert_true(++turns < 50);
 	}
 	assert_log(&s.log, want, 10);
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -299,7 +233,7 @@ static void test_loop_order_of_kinds(void **state)
 /* All recorded signals are served in a single turn. */
 static void test_loop_signals_in_one_turn(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct order_state s = { .ev = ev };
 
 	assert_non_null(tevent_add_signal(ev, ev, SIGUSR1, 0, o_signal, &s));
@@ -311,7 +245,7 @@ static void test_loop_signals_in_one_turn(void **state)
 	/* by signal number, not by arrival */
 	assert_string_equal(s.log.what[0], "S1");
 	assert_string_equal(s.log.what[1], "S2");
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -319,12 +253,12 @@ static void test_loop_signals_in_one_turn(void **state)
 
 static void test_loop_wait_empty(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 
 	/* nothing registered: returns at once */
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(tevent_loop_wait(ev), 0);
-	finish(ev);
+	tt_finish(ev);
 }
 
 struct wait_state {
@@ -366,7 +300,7 @@ static void w_timer(struct tevent_context *ev, struct tevent_timer *te,
 
 static void test_loop_wait_until_no_events(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct wait_state s = { 0 };
 	int sp[2];
 
@@ -384,7 +318,7 @@ static void test_loop_wait_until_no_events(void **state)
 	assert_int_equal(s.fd_calls, 1);
 	assert_int_equal(s.timer_calls, 1);
 	assert_int_equal(s.imm_calls, 1);
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -395,7 +329,7 @@ static void test_loop_wait_until_no_events(void **state)
  */
 static void test_loop_blocks_until_fd(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct wait_state s = { 0 };
 	int sp[2];
 	pid_t child;
@@ -414,7 +348,7 @@ static void test_loop_blocks_until_fd(void **state)
 	assert_int_equal(s.fd_calls, 1);
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -448,7 +382,7 @@ static void until_imm(struct tevent_context *ev, struct tevent_immediate *im,
 
 static void test_loop_until(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct until_state u = { .stop_after = 5 };
 	struct tevent_immediate *im = tevent_create_immediate(ev);
 
@@ -465,7 +399,7 @@ static void test_loop_until(void **state)
 	assert_int_equal(u.runs, 5);
 	assert_int_equal(u.checks, 1);
 
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -532,7 +466,7 @@ static void nest_outer_timer(struct tevent_context *ev,
  */
 static void check_nesting_forbidden(void **state, bool use_until)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct nest_state s = { .use_until = use_until };
 
 	s.inner_im = tevent_create_immediate(ev);
@@ -552,7 +486,7 @@ static void check_nesting_forbidden(void **state, bool use_until)
 	assert_int_equal(s.inner_ret, -1);
 	assert_int_equal(s.inner_errno, ELOOP);
 	assert_int_equal(s.inner_calls, 0);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_loop_nesting_forbidden(void **state)
@@ -597,7 +531,7 @@ static void test_loop_nesting_aborts_process(void **state)
 
 static void check_nesting_allowed(void **state, bool use_until)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct nest_state s = { .use_until = use_until };
 
 	tevent_loop_allow_nesting(ev);
@@ -623,7 +557,7 @@ static void check_nesting_allowed(void **state, bool use_until)
 	assert_int_equal(abort_calls, 0);
 
 	tevent_set_abort_fn(NULL);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_loop_nesting_allowed(void **state)
@@ -642,8 +576,8 @@ static void test_loop_until_nesting_allowed(void **state)
 #ifdef TT_NEW_API
 static void test_loop_wait_timeout_value(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
-	struct tevent_context *ev2 = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct tevent_context *ev2 = tt_backend_ev(state);
 
 	/* the default: at most 30 seconds per wait */
 	assert_int_equal(tevent_context_set_wait_timeout(ev, 5), 30);
@@ -653,7 +587,7 @@ static void test_loop_wait_timeout_value(void **state)
 	/* per context */
 	assert_int_equal(tevent_context_set_wait_timeout(ev2, 30), 30);
 	talloc_free(ev2);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -663,7 +597,7 @@ static void test_loop_wait_timeout_value(void **state)
  */
 static void test_loop_wait_timeout_zero(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct tevent_immediate *im = tevent_create_immediate(ev);
 	struct wait_state s = { 0 };
 	struct tevent_fd *idle;
@@ -721,7 +655,7 @@ static void test_loop_wait_timeout_zero(void **state)
 	talloc_free(idle);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -729,7 +663,7 @@ static void test_loop_wait_timeout_zero(void **state)
 /* A short wait timeout ends an idle turn successfully. */
 static void test_loop_wait_timeout_short(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct timeval start, end, limit;
 	int sp[2];
 
@@ -745,7 +679,7 @@ static void test_loop_wait_timeout_short(void **state)
 	limit = tevent_timeval_add(&start, 20, 0);
 	assert_true(tevent_timeval_compare(&end, &limit) < 0);
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -773,5 +707,5 @@ int main(void)
 	};
 
 	tt_check_library();
-	return run_cases("loop", cases, sizeof(cases) / sizeof(cases[0]));
+	return tt_run_cases("loop", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -32,74 +32,8 @@
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
 
-struct tt_case {
-	const char *name;
-	CMUnitTestFunction fn;
-	bool per_backend;
-};
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
-
-static int run_cases(const char *group, const struct tt_case *cases,
-		     size_t ncases)
-{
-	const char **backends = tt_backends();
-	struct CMUnitTest *tests;
-	size_t nb = 0, i, j, n = 0;
-
-	while (backends != NULL && backends[nb] != NULL) {
-		nb++;
-	}
-	tests = calloc(ncases * (nb + 1), sizeof(*tests));
-	if (tests == NULL) {
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		if (!cases[i].per_backend) {
-			tests[n].name = cases[i].name;
-			tests[n].test_func = cases[i].fn;
-			n++;
-			continue;
-		}
-		for (j = 0; j < nb; j++) {
-			char *name = NULL;
-
-			if (asprintf(&name, "%s[%s]", cases[i].name,
-				     backends[j]) < 0) {
-				return 1;
-			}
-			tests[n].name = name;
-			tests[n].test_func = cases[i].fn;
-			tests[n].initial_state = (void *)backends[j];
-			n++;
-		}
-	}
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
-
-static struct tevent_context *backend_ev(void **state)
-{
-	const char *backend = *state;
-	struct tevent_context *ev;
-
-	assert_non_null(backend);
-	/* SIGALRM ends the program if a broken loop blocks forever */
-	alarm(120);
-	ev = tevent_context_init_byname(NULL, backend);
-	if (ev == NULL) {
-		fail_msg("backend %s not available", backend);
-	}
-	return ev;
-}
-
-static void finish(struct tevent_context *ev)
-{
-	talloc_free(ev);
-	alarm(0);
-}
 
 struct sig_rec {
 	int calls;
@@ -201,7 +135,7 @@ static bool disposition_is_plain(int signum)
 
 static void test_signal_basic(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct sig_rec r = { 0 };
 	struct tevent_signal *se;
 
@@ -225,13 +159,13 @@ static void test_signal_basic(void **state)
 	assert_int_equal(r.calls, 2);
 
 	talloc_free(se);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* Several deliveries before a turn are reported once, with a count. */
 static void test_signal_coalesce(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct sig_rec r = { 0 };
 
 	assert_non_null(tevent_add_signal(ev, ev, SIGUSR1, SA_RESTART,
@@ -242,7 +176,7 @@ static void test_signal_coalesce(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.last_count, 3);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -273,7 +207,7 @@ static void order_signal(struct tevent_context *ev,
 
 static void test_signal_several_handlers(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct order_rec rec = { .n = 0 };
 	struct order_item it[3];
 	struct tevent_signal *se[3];
@@ -305,7 +239,7 @@ static void test_signal_several_handlers(void **state)
 	assert_int_equal(rec.n, 2);
 	assert_int_equal(rec.order[0], 2);
 	assert_int_equal(rec.order[1], 0);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -315,7 +249,7 @@ static void test_signal_several_handlers(void **state)
  */
 static void test_signal_two_contexts(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct tevent_context *ev2 = tevent_context_init(ev);
 	struct sig_rec r1 = { 0 }, r2 = { 0 };
 
@@ -329,7 +263,7 @@ static void test_signal_two_contexts(void **state)
 	assert_int_equal(r2.calls, 1);
 	assert_ptr_equal(r1.ev, ev);
 	assert_ptr_equal(r2.ev, ev2);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -418,7 +352,7 @@ static void test_signal_siginfo_burst(void **state)
 	if (!enough_sigpending(200)) {
 		skip();
 	}
-	ev = backend_ev(state);
+	ev = tt_backend_ev(state);
 	assert_non_null(tevent_add_signal(ev, ev, s.signum, SA_SIGINFO,
 					  info_signal, &s));
 	queue_rt(s.signum, 0, 100);
@@ -431,7 +365,7 @@ static void test_signal_siginfo_burst(void **state)
 	assert_int_equal(s.bad_count, 0);
 	assert_false(s.bad_info);
 	assert_false(s.order_broken);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -455,7 +389,7 @@ static void test_signal_siginfo_overflow_rt(void **state)
 	if (!enough_sigpending((rlim_t)total + 100)) {
 		skip();
 	}
-	ev = backend_ev(state);
+	ev = tt_backend_ev(state);
 	assert_non_null(tevent_add_signal(ev, ev, s.signum, SA_SIGINFO,
 					  info_signal, &s));
 	queue_rt(s.signum, 0, total);
@@ -477,7 +411,7 @@ static void test_signal_siginfo_overflow_rt(void **state)
 	safe_turn(ev);
 	assert_int_equal(s.calls, total + 1);
 
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -495,7 +429,7 @@ static void test_signal_siginfo_overflow_classic(void **state)
 	if (under_valgrind()) {
 		skip();
 	}
-	ev = backend_ev(state);
+	ev = tt_backend_ev(state);
 
 	assert_non_null(tevent_add_signal(ev, ev, s.signum, SA_SIGINFO,
 					  info_signal, &s));
@@ -513,7 +447,7 @@ static void test_signal_siginfo_overflow_classic(void **state)
 	assert_int_equal(kill(getpid(), s.signum), 0);
 	safe_turn(ev);
 	assert_int_equal(s.calls, qc + 2);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -526,7 +460,7 @@ static void test_signal_siginfo_overflow_classic(void **state)
  */
 static void test_signal_resethand(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct sig_rec keep = { 0 }, once = { 0 };
 	struct tevent_signal *se_once;
 	int gone = 0;
@@ -548,13 +482,13 @@ static void test_signal_resethand(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(keep.calls, 2);
 	assert_int_equal(once.calls, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* As the only event: afterwards the old disposition is back. */
 static void test_signal_resethand_restores(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct sig_rec once = { 0 };
 	struct tevent_signal *se;
 	int gone = 0;
@@ -577,7 +511,7 @@ static void test_signal_resethand_restores(void **state)
 	assert_int_equal(plain_hits, 1);
 	assert_int_equal(once.calls, 1);
 
-	finish(ev);
+	tt_finish(ev);
 	signal(SIGUSR2, SIG_DFL);
 }
 
@@ -586,7 +520,7 @@ static void test_signal_resethand_restores(void **state)
 
 static void test_signal_restore_disposition(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct tevent_signal *a, *b;
 
 	install_plain(SIGUSR1);
@@ -606,13 +540,13 @@ static void test_signal_restore_disposition(void **state)
 	assert_int_equal(kill(getpid(), SIGUSR1), 0);
 	assert_int_equal(plain_hits, 1);
 
-	finish(ev);
+	tt_finish(ev);
 	signal(SIGUSR1, SIG_DFL);
 }
 
 static void test_signal_bad_signum(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	int n = (int)tevent_num_signals();
 
 	assert_true(n > SIGRTMAX);
@@ -620,7 +554,7 @@ static void test_signal_bad_signum(void **state)
 	assert_null(tevent_add_signal(ev, ev, n, 0, never_signal, NULL));
 	assert_int_equal(errno, EINVAL);
 	assert_null(tevent_add_signal(ev, ev, n + 100, 0, never_signal, NULL));
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -648,7 +582,7 @@ static void self_free_signal(struct tevent_context *ev,
 
 static void test_signal_free_self_in_handler(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct self_free_state s = { 0 };
 	struct tevent_signal *se;
 	struct sig_rec other = { 0 };
@@ -672,7 +606,7 @@ static void test_signal_free_self_in_handler(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(s.calls, 1);
 	assert_int_equal(other.calls, 2);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* SA_SIGINFO and freeing itself: the rest of the queue is not reported. */
@@ -686,7 +620,7 @@ static void test_signal_siginfo_free_self(void **state)
 	if (under_valgrind()) {
 		skip();
 	}
-	ev = backend_ev(state);
+	ev = tt_backend_ev(state);
 
 	se = tevent_add_signal(ev, ev, signum, SA_SIGINFO,
 			       self_free_signal, &s);
@@ -697,7 +631,7 @@ static void test_signal_siginfo_free_self(void **state)
 	assert_int_equal(s.free_ret, -1);
 	safe_turn(ev);
 	assert_int_equal(s.calls, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 struct free_others_state {
@@ -748,7 +682,7 @@ static void free_others_signal(struct tevent_context *ev,
 
 static void test_signal_free_others_in_handler(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct free_others_state s = { 0 };
 	struct sig_rec flush_rec = { 0 };
 	struct tevent_signal *flush;
@@ -782,7 +716,7 @@ static void test_signal_free_others_in_handler(void **state)
 	assert_true(flush_rec.total <= 1);
 	assert_int_equal(s.calls, 1);
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -850,7 +784,7 @@ static void mixed_usr1(struct tevent_context *ev, struct tevent_signal *se,
 
 static void test_signal_mixed_with_fds(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct mixed_state m = { .reads = 0 };
 	struct tevent_fd *r, *w, *r_wrong, *w_wrong;
 	struct tevent_signal *keep, *once, *info;
@@ -902,7 +836,7 @@ static void test_signal_mixed_with_fds(void **state)
 
 	talloc_free(keep);
 	talloc_free(info);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -914,7 +848,7 @@ static void test_signal_mixed_with_fds(void **state)
  */
 static void test_signal_wakes_loop(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev = tt_backend_ev(state);
 	struct sig_rec r = { 0 };
 	pid_t child;
 	int status = 0;
@@ -933,7 +867,7 @@ static void test_signal_wakes_loop(void **state)
 	}
 	assert_int_equal(r.total, 1);
 	assert_int_equal(waitpid(child, &status, 0), child);
-	finish(ev);
+	tt_finish(ev);
 }
 
 int main(void)
@@ -958,5 +892,5 @@ int main(void)
 	};
 
 	tt_check_library();
-	return run_cases("signal", cases, sizeof(cases) / sizeof(cases[0]));
+	return tt_run_cases("signal", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -33,51 +33,6 @@
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
 
-struct tt_case {
-	const char *name;
-	CMUnitTestFunction fn;
-	bool per_backend;
-};
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
-
-static int run_cases(const char *group, const struct tt_case *cases,
-		     size_t ncases)
-{
-	const char **backends = tt_backends();
-	struct CMUnitTest *tests;
-	size_t nb = 0, i, j, n = 0;
-
-	while (backends != NULL && backends[nb] != NULL) {
-		nb++;
-	}
-	tests = calloc(ncases * (nb + 1), sizeof(*tests));
-	if (tests == NULL) {
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		if (!cases[i].per_backend) {
-			tests[n].name = cases[i].name;
-			tests[n].test_func = cases[i].fn;
-			n++;
-			continue;
-		}
-		for (j = 0; j < nb; j++) {
-			char *name = NULL;
-
-			if (asprintf(&name, "%s[%s]", cases[i].name,
-				     backends[j]) < 0) {
-				return 1;
-			}
-			tests[n].name = name;
-			tests[n].test_func = cases[i].fn;
-			tests[n].initial_state = (void *)backends[j];
-			n++;
-		}
-	}
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
@@ -102,12 +57,6 @@ static struct tevent_context *backend_ev(void **state)
 		fail_msg("backend %s not available", backend);
 	}
 	return ev;
-}
-
-static void finish(struct tevent_context *ev)
-{
-	talloc_free(ev);
-	alarm(0);
 }
 
 /* A time well in the past, with whole seconds to play with. */
@@ -270,7 +219,7 @@ static void test_timer_basic(void **state)
 	/* nothing is left: the loop has no more events */
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(s.calls, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -303,7 +252,7 @@ static void test_timer_zero(void **state)
 	for (i = 3; i < 5; i++) {
 		assert_false(tevent_timeval_is_zero(&log->now[i]));
 	}
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* Equal deadlines fire in the order the timers were added. */
@@ -332,7 +281,7 @@ static void test_timer_fifo_equal(void **state)
 	}
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_order(log, want, k);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_timer_sorted(void **state)
@@ -352,7 +301,7 @@ static void test_timer_sorted(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_order(log, want, 6);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* One timer per loop turn, even when many are due. */
@@ -371,7 +320,7 @@ static void test_timer_one_per_turn(void **state)
 		assert_int_equal(log->n, i + 1);
 		assert_int_equal(log->ids[i], i);
 	}
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -462,7 +411,7 @@ static void test_timer_random_20000(void **state)
 			fail_msg("position %d: tie not in insertion order", i);
 		}
 	}
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* A timer in the near future is waited for and not run early. */
@@ -503,7 +452,7 @@ static void test_timer_future(void **state)
 	assert_true(tevent_timeval_compare(&s.now_arg, &s.deadline) >= 0);
 	assert_true(tevent_timeval_compare(&s.clock_in_handler,
 					   &s.deadline) >= 0);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -536,7 +485,7 @@ static void test_timer_update(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_order(log, want, 5);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* A timer moved out of the way does not fire at its old deadline. */
@@ -560,7 +509,7 @@ static void test_timer_update_postpone(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(log->n, 2);
 	assert_int_equal(log->ids[1], 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -586,7 +535,7 @@ static void test_timer_free_before_fire(void **state)
 	add_logged(ev, log, 3, add_usec(base, 3));
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_order(log, want, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 struct self_free_state {
@@ -630,7 +579,7 @@ static void test_timer_free_self_in_handler(void **state)
 	assert_int_equal(s.gone, 1);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(s.calls, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 struct free_others_state {
@@ -756,7 +705,7 @@ static void test_timer_free_others_in_handler(void **state)
 	assert_true(stale <= 1);
 	talloc_free(flush);
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -811,7 +760,7 @@ static void test_timer_add_in_handler(void **state)
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_order(cs->log, want, 5);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* A handler re-adding a timer for itself: a periodic timer. */
@@ -843,7 +792,7 @@ static void test_timer_periodic(void **state)
 					 periodic_handler, &p));
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(p.calls, 10);
-	finish(ev);
+	tt_finish(ev);
 }
 
 int main(void)
@@ -866,5 +815,5 @@ int main(void)
 	};
 
 	tt_check_library();
-	return run_cases("timer", cases, sizeof(cases) / sizeof(cases[0]));
+	return tt_run_cases("timer", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -42,51 +42,6 @@
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
 
-struct tt_case {
-	const char *name;
-	CMUnitTestFunction fn;
-	bool per_backend;
-};
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
-
-static int run_cases(const char *group, const struct tt_case *cases,
-		     size_t ncases)
-{
-	const char **backends = tt_backends();
-	struct CMUnitTest *tests;
-	size_t nb = 0, i, j, n = 0;
-
-	while (backends != NULL && backends[nb] != NULL) {
-		nb++;
-	}
-	tests = calloc(ncases * (nb + 1), sizeof(*tests));
-	if (tests == NULL) {
-		return 1;
-	}
-	for (i = 0; i < ncases; i++) {
-		if (!cases[i].per_backend) {
-			tests[n].name = cases[i].name;
-			tests[n].test_func = cases[i].fn;
-			n++;
-			continue;
-		}
-		for (j = 0; j < nb; j++) {
-			char *name = NULL;
-
-			if (asprintf(&name, "%s[%s]", cases[i].name,
-				     backends[j]) < 0) {
-				return 1;
-			}
-			tests[n].name = name;
-			tests[n].test_func = cases[i].fn;
-			tests[n].initial_state = (void *)backends[j];
-			n++;
-		}
-	}
-	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-}
-
 /* ------------------------------------------------------------------ */
 /* the log                                                             */
 
@@ -209,18 +164,11 @@ static void trace_signal_cb(struct tevent_signal *se,
 	log_entry(K_SIGNAL, se, event_code(p));
 }
 
+/* A context on the case's backend, with an empty trace log. */
 static struct tevent_context *backend_ev(void **state)
 {
-	const char *backend = *state;
-	struct tevent_context *ev;
+	struct tevent_context *ev = tt_backend_ev(state);
 
-	assert_non_null(backend);
-	/* SIGALRM ends the program if a broken loop blocks forever */
-	alarm(120);
-	ev = tevent_context_init_byname(NULL, backend);
-	if (ev == NULL) {
-		fail_msg("backend %s not available", backend);
-	}
 	tlog_n = 0;
 	return ev;
 }
@@ -231,12 +179,6 @@ static void trace_all(struct tevent_context *ev)
 	tevent_set_trace_timer_callback(ev, trace_timer_cb, NULL);
 	tevent_set_trace_immediate_callback(ev, trace_imm_cb, NULL);
 	tevent_set_trace_signal_callback(ev, trace_signal_cb, NULL);
-}
-
-static void finish(struct tevent_context *ev)
-{
-	talloc_free(ev);
-	alarm(0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -395,7 +337,7 @@ static void test_trace_get_set(void **state)
 	assert_null(scb);
 	assert_null(pvt);
 
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -447,7 +389,7 @@ static void test_trace_points_no_wait(void **state)
 	tevent_schedule_immediate(im, ev, imm_handler, &hi);
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_string_equal(points_since(from), "Hh");
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* An fd turn waits in the backend: BEFORE_WAIT and AFTER_WAIT inside. */
@@ -471,7 +413,7 @@ static void test_trace_points_fd_turn(void **state)
 		assert_true(++turns < 10);
 	}
 	assert_string_equal(points_since(from), "(wWHh)");
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -499,7 +441,7 @@ static void test_trace_points_future_timer(void **state)
 	if (strcmp(last, "(wWHh)") != 0 && strcmp(last, "(Hh)") != 0) {
 		fail_msg("unexpected points: %s", last);
 	}
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* Every turn of tevent_loop_wait and tevent_loop_until is bracketed. */
@@ -583,7 +525,7 @@ static void test_trace_points_wait_and_until(void **state)
 	assert_int_equal(tevent_loop_until(ev, until_three, &hu), 0);
 	assert_string_equal(points_since(from), "(Hh)(Hh)(Hh)");
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -620,7 +562,7 @@ static void test_trace_points_nested(void **state)
 	from = tlog_n;
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_string_equal(points_since(from), "(N(Hh)n)");
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -670,7 +612,7 @@ static void test_trace_fd(void **state)
 
 	assert_int_equal(talloc_free(fde), 0);
 	assert_string_equal(history(fde), "ABHhD");
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -692,7 +634,7 @@ static void test_trace_fd_free_in_handler(void **state)
 	/* detached inside the handler, not again afterwards */
 	assert_string_equal(history(fde), "ABHDh");
 	assert_int_equal(h.free_ret, -1);
-	finish(ev);
+	tt_finish(ev);
 	assert_string_equal(history(fde), "ABHDh");
 	close(sp[0]);
 	close(sp[1]);
@@ -723,7 +665,7 @@ static void test_trace_fd_free_and_reinit(void **state)
 	talloc_free(b);
 	assert_string_equal(history(b), "AD");
 	assert_int_equal(h.runs, 0);
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -750,7 +692,7 @@ static void test_trace_timer(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	/* timers free themselves after the handler: DETACH comes last */
 	assert_string_equal(history(te), "ADABHhD");
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_trace_timer_free(void **state)
@@ -781,7 +723,7 @@ static void test_trace_timer_free(void **state)
 	talloc_free(c);
 	assert_string_equal(history(c), "AD");
 	assert_int_equal(h.runs, 0);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -830,7 +772,7 @@ static void test_trace_immediate(void **state)
 	assert_string_equal(history(im), "");
 
 	assert_int_equal(h.runs, 1);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /*
@@ -852,7 +794,7 @@ static void test_trace_immediate_reschedule_in_handler(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_string_equal(history(im), "ABHDAhBHhD");
 	assert_int_equal(h.runs, 2);
-	finish(ev);
+	tt_finish(ev);
 }
 
 static void test_trace_immediate_free_and_reinit(void **state)
@@ -876,7 +818,7 @@ static void test_trace_immediate_free_and_reinit(void **state)
 	talloc_free(b);
 	assert_string_equal(history(b), "AD");
 	assert_int_equal(h.runs, 0);
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -921,7 +863,7 @@ static void test_trace_signal(void **state)
 	assert_string_equal(history(se), "AD");
 	talloc_free(se);
 	assert_string_equal(history(se), "AD");
-	finish(ev);
+	tt_finish(ev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -952,7 +894,7 @@ static void test_trace_context_free(void **state)
 	assert_non_null(se);
 
 	/* every event still attached is detached when the context goes */
-	finish(ev);
+	tt_finish(ev);
 	assert_string_equal(history(fde), "AD");
 	assert_string_equal(history(te), "AD");
 	assert_string_equal(history(im), "AD");
@@ -1056,7 +998,7 @@ static void test_trace_tag_from_attach(void **state)
 	assert_int_equal(ht.tag_seen, tt);
 	assert_int_equal(hf.tag_seen, tf);
 
-	finish(ev);
+	tt_finish(ev);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -1084,5 +1026,5 @@ int main(void)
 	};
 
 	tt_check_library();
-	return run_cases("trace", cases, sizeof(cases) / sizeof(cases[0]));
+	return tt_run_cases("trace", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -5,11 +5,17 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cmocka.h>
 #include <talloc.h>
 #include <tevent.h>
 
@@ -81,4 +87,62 @@ const char **tt_backends(void)
 		}
 	}
 	return list;
+}
+
+int tt_run_cases(const char *group, const struct tt_case *cases,
+		 size_t ncases)
+{
+	const char **backends = tt_backends();
+	struct CMUnitTest *tests;
+	size_t nb = 0, i, j, n = 0;
+
+	while (backends != NULL && backends[nb] != NULL) {
+		nb++;
+	}
+	tests = calloc(ncases * (nb + 1), sizeof(*tests));
+	if (tests == NULL) {
+		return 1;
+	}
+	for (i = 0; i < ncases; i++) {
+		if (!cases[i].per_backend) {
+			tests[n].name = cases[i].name;
+			tests[n].test_func = cases[i].fn;
+			n++;
+			continue;
+		}
+		for (j = 0; j < nb; j++) {
+			char *name = NULL;
+
+			if (asprintf(&name, "%s[%s]", cases[i].name,
+				     backends[j]) < 0) {
+				return 1;
+			}
+			tests[n].name = name;
+			tests[n].test_func = cases[i].fn;
+			tests[n].initial_state = (void *)backends[j];
+			n++;
+		}
+	}
+	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
+
+struct tevent_context *tt_backend_ev(void **state)
+{
+	const char *backend = *state;
+	struct tevent_context *ev;
+
+	assert_non_null(backend);
+	/* SIGALRM ends the program if a broken loop blocks forever */
+	alarm(120);
+	ev = tevent_context_init_byname(NULL, backend);
+	if (ev == NULL) {
+		fail_msg("backend %s not available", backend);
+	}
+	return ev;
+}
+
+void tt_finish(struct tevent_context *ev)
+{
+	talloc_free(ev);
+	alarm(0);
 }

@@ -4,6 +4,9 @@
 #ifndef TT_H
 #define TT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /*
  * Make sure the libtevent the dynamic loader picked is the one under test:
  * $TEVENT_TEST_LIBRARY if set (buildtools/run-tests sets it), otherwise any
@@ -20,5 +23,34 @@ int tt_group_setup(void **state);
  * computed once and kept for the life of the program.
  */
 const char **tt_backends(void);
+
+/*
+ * Per-backend cases: a program lists its cases once; tt_run_cases() turns
+ * each TT_BACKEND_CASE into one cmocka test per backend, named
+ * "case[backend]", whose initial state is the backend name.  Needs
+ * <cmocka.h> to be included first.
+ */
+#ifdef cmocka_unit_test
+struct tt_case {
+	const char *name;
+	CMUnitTestFunction fn;
+	bool per_backend;
+};
+#define TT_CASE(f) { #f, f, false }
+#define TT_BACKEND_CASE(f) { #f, f, true }
+
+int tt_run_cases(const char *group, const struct tt_case *cases,
+		 size_t ncases);
+#endif
+
+struct tevent_context;
+
+/*
+ * A context on the backend named by a per-backend case's state.  Arms a
+ * 120 s alarm so that a loop that blocks forever ends the program;
+ * tt_finish() frees the context and disarms it.
+ */
+struct tevent_context *tt_backend_ev(void **state);
+void tt_finish(struct tevent_context *ev);
 
 #endif /* TT_H */
