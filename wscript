@@ -106,6 +106,20 @@ def configure(conf):
     # libuv: optional comparison target for bench/.
     env.HAVE_LIBUV = bool(find_package(
         conf, 'libuv', 'uv', 'LIBUV', mandatory=False))
+    # Debian's own libtevent (header in /usr/include, library in the
+    # multiarch dir): programs that must also run unchanged against
+    # upstream are built against it (see system_program()).
+    env.SYSTEM_TEVENT_LIB = ''
+    for d in ([os.path.join('/usr/lib', multiarch(conf))] if multiarch(conf)
+              else []) + ['/usr/lib', '/lib']:
+        cand = os.path.join(d, 'libtevent.so.0')
+        if os.path.exists(cand) and os.path.exists('/usr/include/tevent.h'):
+            env.SYSTEM_TEVENT_LIB = os.path.realpath(cand)
+            env.SYSTEM_TEVENT_LIBDIR = d
+            break
+    conf.msg('System libtevent (comparison)',
+             env.SYSTEM_TEVENT_LIB or 'not found', color='GREEN'
+             if env.SYSTEM_TEVENT_LIB else 'YELLOW')
 
     # Sanitizers apply to everything, so that the programs load the runtime.
     if opts.enable_asan and opts.enable_tsan:
@@ -227,6 +241,22 @@ def program(bld, source, target, use=()):
                rpath=[bld.bldnode.abspath()], install_path=None)
 
 
+def system_program(bld, source, target, use=(), includes=()):
+    """A C program in bin/<target> built against Debian's /usr/include/tevent.h
+    and linked to the system libtevent.so.0 (never our include/ or bin/).
+    Run it with LD_LIBRARY_PATH=bin or LD_PRELOAD to swap our library in.
+    Returns None when the system libtevent is not installed.
+    """
+    if not bld.env.SYSTEM_TEVENT_LIB:
+        return None
+    bld.tevent_programs.add(bld.bldnode.make_node(target).abspath())
+    return bld(features='c cprogram', source=source, target=target,
+               includes=list(includes),
+               use=['TESTPROG', 'TALLOC'] + list(use),
+               linkflags=[bld.env.SYSTEM_TEVENT_LIB],
+               install_path=None)
+
+
 def tevent_library(bld):
     sources = bld.path.ant_glob('lib/tevent/*.cc') + bld.path.ant_glob('compat/*.cc')
     if not sources:
@@ -280,10 +310,19 @@ def bench_programs(bld):
         program(bld, [src], 'bench/' + src.name[:-2], use=['LIBUV'])
 
 
+# Subdirectories with a build file of their own (wscript_build).  Such a file
+# is run with 'bld' in scope; the helpers above are reached as
+#   from waflib import Context
+#   W = Context.g_module      # W.program, W.system_program, W.shared_library
+SUBDIRS = ['lib/threadpool', 'tests/upstream', 'tests/dropin', 'tests/diff',
+           'bench']
+
+
 def remove_stale_programs(bld):
     """Delete programs left in bin/{tests,examples,bench} by sources that
     were removed or renamed, so run-tests never runs a stale binary."""
-    for sub in ('tests', 'examples', 'bench'):
+    for sub in ('tests', 'examples', 'bench', 'upstream/tests', 'dropin',
+                'diff'):
         folder = os.path.join(bld.bldnode.abspath(), sub)
         if not os.path.isdir(folder):
             continue
@@ -302,4 +341,10 @@ def build(bld):
     tevent_library(bld)
     test_programs(bld)
     example_programs(bld)
-    bench_programs(bld)
+    if not os.path.exists(os.path.join(bld.path.abspath(), 'bench',
+                                       'wscript_build')):
+        bench_programs(bld)
+    for sub in SUBDIRS:
+        if os.path.exists(os.path.join(bld.path.abspath(), sub,
+                                       'wscript_build')):
+            bld.recurse(sub)
