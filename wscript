@@ -35,6 +35,7 @@ out = 'bin'
 LIB_CXXFLAGS = ['-std=gnu++20', '-fno-exceptions', '-fno-rtti',
                 '-fvisibility=hidden', '-fvisibility-inlines-hidden',
                 '-fno-threadsafe-statics', '-fno-ipa-icf', '-fPIC',
+                '-fno-semantic-interposition',
                 '-O2', '-g', '-Wall', '-Wextra']
 # Refuse undefined symbols: anything from libstdc++ would show up here.
 LIB_LINKFLAGS = ['-static-libgcc', '-Wl,--no-undefined', '-Wl,-z,defs']

@@ -386,8 +386,9 @@ typedef void (*tevent_debug_fn)(void *context,
 				va_list ap) PRINTF_ATTRIBUTE(3,0);
 
 /** Routes the debug messages of ev to debug (NULL disables them).  Also
- *  resets the maximum level: TEVENT_DEBUG_WARNING with a function,
- *  TEVENT_DEBUG_FATAL without one.  Always returns 0. */
+ *  resets the maximum level: TEVENT_DEBUG_TRACE (everything) with a
+ *  function, TEVENT_DEBUG_FATAL without one.  Returns 0; on a wrapper
+ *  context it calls tevent_abort() and returns -1 with errno EINVAL. */
 int tevent_set_debug(struct tevent_context *ev,
 		     tevent_debug_fn debug,
 		     void *context);

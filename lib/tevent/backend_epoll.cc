@@ -326,10 +326,10 @@ int EpollBackend::wait_once(const struct timeval *delay)
 	struct epoll_event event;
 	int timeout = timeout_msec(delay);
 
-	tevent_trace_point_callback(ev_, TEVENT_TRACE_BEFORE_WAIT);
+	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
 	int n = epoll_wait(epfd_, &event, 1, timeout);
 	int wait_errno = errno;
-	tevent_trace_point_callback(ev_, TEVENT_TRACE_AFTER_WAIT);
+	trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
 
 	if (n == -1 && wait_errno == EINTR) {
 		if (!ev_->signals.empty()) {

@@ -192,10 +192,10 @@ int PollBackend::wait_once(const struct timeval *delay)
 	}
 
 	int timeout = timeout_msec(delay);
-	tevent_trace_point_callback(ev_, TEVENT_TRACE_BEFORE_WAIT);
+	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
 	int n = poll(pfds_, npfds_, timeout);
 	int wait_errno = errno;
-	tevent_trace_point_callback(ev_, TEVENT_TRACE_AFTER_WAIT);
+	trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
 
 	if (n == -1 && wait_errno == EINTR) {
 		if (!ev_->signals.empty()) {

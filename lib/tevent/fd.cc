@@ -13,7 +13,7 @@ void fd_disarm(tevent_fd *fde)
 {
 	tevent_context *ev = fde->event_ctx;
 	if (ev != nullptr) {
-		tevent_trace_fd_callback(ev, fde, TEVENT_EVENT_TRACE_DETACH);
+		trace_fd(ev, fde, TEVENT_EVENT_TRACE_DETACH);
 		if (fde->hooks != nullptr) {
 			fde->hooks->detach(fde);
 		}
@@ -103,7 +103,7 @@ TEVENT_EXPORT struct tevent_fd *tevent_common_add_fd(
 	// Newest first, like upstream's list: the poll backend scans it in
 	// this order.
 	ev->fds.push_front(fde);
-	tevent_trace_fd_callback(ev, fde, TEVENT_EVENT_TRACE_ATTACH);
+	trace_fd(ev, fde, TEVENT_EVENT_TRACE_ATTACH);
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added fd event \"%s\": fd[%d]\n",
 		      handler_name, fd);
 	return fde;
@@ -153,7 +153,7 @@ TEVENT_EXPORT int tevent_common_invoke_fd_handler(struct tevent_fd *fde,
 					     glue->main_ev, fde, flags,
 					     fde->handler_name, fde->location);
 	}
-	tevent_trace_fd_callback(ev, fde, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	trace_fd(ev, fde, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
 	fde->handler(handler_ev, fde, flags, fde->private_data);
 	if (glue != nullptr) {
 		glue->ops->after_fd_handler(handler_ev, glue->private_state,

@@ -32,7 +32,7 @@ void immediates_detach_all(tevent_context *ev)
 {
 	tevent_immediate *im;
 	while ((im = ev->immediates.pop_front()) != nullptr) {
-		tevent_trace_immediate_callback(im->event_ctx, im,
+		trace_immediate(im->event_ctx, im,
 						TEVENT_EVENT_TRACE_DETACH);
 		im->wrapper = nullptr;
 		im->event_ctx = nullptr;
@@ -86,7 +86,7 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 	if (im->detach_ev_ctx != nullptr) {
 		tevent_context *detach_ev = im->detach_ev_ctx;
 		im->detach_ev_ctx = nullptr;
-		tevent_trace_immediate_callback(detach_ev, im,
+		trace_immediate(detach_ev, im,
 						TEVENT_EVENT_TRACE_DETACH);
 		return;
 	}
@@ -107,7 +107,7 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 		// emitted once the handler is done (unless it reschedules).
 		detach_ev = ev;
 	} else {
-		tevent_trace_immediate_callback(ev, im,
+		trace_immediate(ev, im,
 						TEVENT_EVENT_TRACE_DETACH);
 	}
 	ev->immediates.remove(im);
@@ -139,7 +139,7 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 	im->handler_name = handler_name;
 	im->schedule_location = location;
 
-	tevent_trace_immediate_callback(ev, im, TEVENT_EVENT_TRACE_ATTACH);
+	trace_immediate(ev, im, TEVENT_EVENT_TRACE_ATTACH);
 	ev->immediates.push_back(im);
 	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
 
@@ -177,7 +177,7 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 						    glue->main_ev, im,
 						    handler_name, location);
 	}
-	tevent_trace_immediate_callback(ev, im,
+	trace_immediate(ev, im,
 					TEVENT_EVENT_TRACE_BEFORE_HANDLER);
 	handler(handler_ev, im, private_data);
 	if (glue != nullptr) {
@@ -193,7 +193,7 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	if (im->detach_ev_ctx != nullptr) {
 		tevent_context *detach_ev = im->detach_ev_ctx;
 		im->detach_ev_ctx = nullptr;
-		tevent_trace_immediate_callback(detach_ev, im,
+		trace_immediate(detach_ev, im,
 						TEVENT_EVENT_TRACE_DETACH);
 	}
 

@@ -369,6 +369,31 @@ inline bool debug_enabled(tevent_context *ev, enum tevent_debug_level level)
 	       level <= ev->debug.max_level;
 }
 
+// ---- trace (trace.cc exports the same as tevent_trace_*_callback) ----
+// Inline so that the hot paths pay one load and a test when nobody
+// traces, instead of a call through the PLT.
+#define TEVENT_TRACE_HELPER(name, slot, obj_type)                        \
+	inline void name(tevent_context *ev, obj_type *obj,              \
+			 enum tevent_event_trace_point tp)               \
+	{                                                                \
+		if (ev != nullptr && ev->trace.slot != nullptr) {        \
+			ev->trace.slot(obj, tp, ev->trace.slot##_private); \
+		}                                                        \
+	}
+TEVENT_TRACE_HELPER(trace_fd, fde, tevent_fd)
+TEVENT_TRACE_HELPER(trace_signal, se, tevent_signal)
+TEVENT_TRACE_HELPER(trace_timer, te, tevent_timer)
+TEVENT_TRACE_HELPER(trace_immediate, im, tevent_immediate)
+TEVENT_TRACE_HELPER(trace_queue, qe, tevent_queue_entry)
+#undef TEVENT_TRACE_HELPER
+
+inline void trace_point(tevent_context *ev, enum tevent_trace_point tp)
+{
+	if (ev != nullptr && ev->trace.point != nullptr) {
+		ev->trace.point(tp, ev->trace.point_private);
+	}
+}
+
 } // namespace tevent
 
 #define TEVENT_DEBUGF(ev, level, ...)                                   \

@@ -117,9 +117,9 @@ void nesting_leave(tevent_context *ev, const char *location, void *stack_ptr,
 
 int run_once(tevent_context *ev, const char *location)
 {
-	tevent_trace_point_callback(ev, TEVENT_TRACE_BEFORE_LOOP_ONCE);
+	trace_point(ev, TEVENT_TRACE_BEFORE_LOOP_ONCE);
 	int ret = ev->ops->loop_once(ev, location);
-	tevent_trace_point_callback(ev, TEVENT_TRACE_AFTER_LOOP_ONCE);
+	trace_point(ev, TEVENT_TRACE_AFTER_LOOP_ONCE);
 	return ret;
 }
 

@@ -51,7 +51,7 @@ void queue_immediate_handler(struct tevent_context *ev,
 	if (head == nullptr) {
 		return;
 	}
-	tevent_trace_queue_callback(ev, head, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	tevent::trace_queue(ev, head, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
 	// The observers above may have changed the queue; look again.
 	head = q->entries.front();
 	if (head == nullptr) {
@@ -94,7 +94,7 @@ tevent_queue_entry *queue_add(struct tevent_queue *queue,
 	}
 
 	queue->entries.push_back(e);
-	tevent_trace_queue_callback(ev, e, TEVENT_EVENT_TRACE_ATTACH);
+	tevent::trace_queue(ev, e, TEVENT_EVENT_TRACE_ATTACH);
 	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_QUEUE_ENTER, req,
 				  req->call_depth, e->trigger_name);
 
@@ -106,7 +106,7 @@ tevent_queue_entry *queue_add(struct tevent_queue *queue,
 		return e;
 	}
 	if (allow_direct) {
-		tevent_trace_queue_callback(ev, head,
+		tevent::trace_queue(ev, head,
 					    TEVENT_EVENT_TRACE_BEFORE_HANDLER);
 		run_trigger(head);
 		return e;
@@ -168,7 +168,7 @@ int tevent_queue_entry::on_talloc_free()
 	// and the flow observer hears about the head entry's request.
 	tevent_queue_entry *head = q->entries.front();
 	if (head->ev != nullptr) {
-		tevent_trace_queue_callback(head->ev, this,
+		tevent::trace_queue(head->ev, this,
 					    TEVENT_EVENT_TRACE_DETACH);
 	}
 	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_QUEUE_LEAVE, head->req,

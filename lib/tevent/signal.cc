@@ -170,7 +170,7 @@ void dispatch_signal(tevent_context *ev, int signum, uint32_t pending)
 void signals_detach_all(tevent_context *ev)
 {
 	while (tevent_signal *se = ev->signals.pop_front()) {
-		tevent_trace_signal_callback(se->event_ctx, se,
+		trace_signal(se->event_ctx, se,
 					    TEVENT_EVENT_TRACE_DETACH);
 		se->wrapper = nullptr;
 		se->event_ctx = nullptr;
@@ -192,7 +192,7 @@ int tevent_signal::on_talloc_free()
 		destroyed = true;
 		unregister(this);
 		if (event_ctx != nullptr) {
-			tevent_trace_signal_callback(event_ctx, this,
+			trace_signal(event_ctx, this,
 						    TEVENT_EVENT_TRACE_DETACH);
 			event_ctx->signals.remove(this);
 			event_ctx = nullptr;
@@ -274,7 +274,7 @@ TEVENT_EXPORT struct tevent_signal *tevent_common_add_signal(
 		slot.handlers.push_front(se);
 	}
 	se->registered = true;
-	tevent_trace_signal_callback(ev, se, TEVENT_EVENT_TRACE_ATTACH);
+	trace_signal(ev, se, TEVENT_EVENT_TRACE_ATTACH);
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added signal event \"%s\": %d\n",
 		      handler_name, signum);
 	return se;
@@ -313,7 +313,7 @@ TEVENT_EXPORT int tevent_common_invoke_signal_handler(struct tevent_signal *se,
 						 count, siginfo,
 						 se->handler_name, se->location);
 	}
-	tevent_trace_signal_callback(ev, se, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	trace_signal(ev, se, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
 	se->handler(handler_ev, se, signum, count, siginfo, se->private_data);
 	if (glue != nullptr) {
 		glue->ops->after_signal_handler(handler_ev, glue->private_state,

@@ -124,7 +124,7 @@ void timers_detach_all(tevent_context *ev)
 {
 	tevent_timer *te;
 	while ((te = ev->timers.pop_any()) != nullptr) {
-		tevent_trace_timer_callback(te->event_ctx, te,
+		trace_timer(te->event_ctx, te,
 					    TEVENT_EVENT_TRACE_DETACH);
 		te->wrapper = nullptr;
 		te->event_ctx = nullptr;
@@ -174,7 +174,7 @@ static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
 		talloc_free(te);
 		return nullptr;
 	}
-	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_ATTACH);
+	trace_timer(ev, te, TEVENT_EVENT_TRACE_ATTACH);
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added timed event \"%s\": %p\n",
 		      handler_name, te);
 	return te;
@@ -194,7 +194,7 @@ int tevent_timer::on_talloc_free()
 			TEVENT_DEBUGF(event_ctx, TEVENT_DEBUG_TRACE,
 				      "Destroying timer event %p \"%s\"\n",
 				      this, handler_name);
-			tevent_trace_timer_callback(event_ctx, this,
+			trace_timer(event_ctx, this,
 						    TEVENT_EVENT_TRACE_DETACH);
 			event_ctx->timers.remove(this);
 			event_ctx = nullptr;
@@ -237,13 +237,13 @@ TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,
 	}
 	// Re-inserting gives the timer a new sequence number: it now sorts
 	// after timers that already had the same deadline, as upstream.
-	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_DETACH);
+	trace_timer(ev, te, TEVENT_EVENT_TRACE_DETACH);
 	ev->timers.remove(te);
 	te->next_event = next_event;
 	if (!ev->timers.insert(te)) {
 		tevent_abort(ev, "tevent_update_timer: out of memory");
 	}
-	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_ATTACH);
+	trace_timer(ev, te, TEVENT_EVENT_TRACE_ATTACH);
 }
 
 TEVENT_EXPORT int tevent_common_invoke_timer_handler(struct tevent_timer *te,
@@ -276,7 +276,7 @@ TEVENT_EXPORT int tevent_common_invoke_timer_handler(struct tevent_timer *te,
 						te->next_event, current_time,
 						te->handler_name, te->location);
 	}
-	tevent_trace_timer_callback(ev, te, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	trace_timer(ev, te, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
 	te->handler(handler_ev, te, current_time, te->private_data);
 	if (glue != nullptr) {
 		glue->ops->after_timer_handler(handler_ev, glue->private_state,

@@ -45,55 +45,45 @@ TEVENT_TRACE_ACCESSORS(timer_callback, te, tevent_trace_timer_callback_t)
 TEVENT_TRACE_ACCESSORS(immediate_callback, im, tevent_trace_immediate_callback_t)
 TEVENT_TRACE_ACCESSORS(queue_callback, qe, tevent_trace_queue_callback_t)
 
+// The exported trace entry points are the inline helpers of internal.hh,
+// which the library itself uses directly.
 TEVENT_EXPORT void tevent_trace_point_callback(struct tevent_context *ev,
 					       enum tevent_trace_point tp)
 {
-	if (ev != nullptr && ev->trace.point != nullptr) {
-		ev->trace.point(tp, ev->trace.point_private);
-	}
+	trace_point(ev, tp);
 }
 
 TEVENT_EXPORT void tevent_trace_fd_callback(struct tevent_context *ev,
 					    struct tevent_fd *fde,
 					    enum tevent_event_trace_point tp)
 {
-	if (ev != nullptr && ev->trace.fde != nullptr) {
-		ev->trace.fde(fde, tp, ev->trace.fde_private);
-	}
+	trace_fd(ev, fde, tp);
 }
 
 TEVENT_EXPORT void tevent_trace_signal_callback(struct tevent_context *ev,
 						struct tevent_signal *se,
 						enum tevent_event_trace_point tp)
 {
-	if (ev != nullptr && ev->trace.se != nullptr) {
-		ev->trace.se(se, tp, ev->trace.se_private);
-	}
+	trace_signal(ev, se, tp);
 }
 
 TEVENT_EXPORT void tevent_trace_timer_callback(struct tevent_context *ev,
 					       struct tevent_timer *te,
 					       enum tevent_event_trace_point tp)
 {
-	if (ev != nullptr && ev->trace.te != nullptr) {
-		ev->trace.te(te, tp, ev->trace.te_private);
-	}
+	trace_timer(ev, te, tp);
 }
 
 TEVENT_EXPORT void tevent_trace_immediate_callback(struct tevent_context *ev,
 						   struct tevent_immediate *im,
 						   enum tevent_event_trace_point tp)
 {
-	if (ev != nullptr && ev->trace.im != nullptr) {
-		ev->trace.im(im, tp, ev->trace.im_private);
-	}
+	trace_immediate(ev, im, tp);
 }
 
 TEVENT_EXPORT void tevent_trace_queue_callback(struct tevent_context *ev,
 					       struct tevent_queue_entry *qe,
 					       enum tevent_event_trace_point tp)
 {
-	if (ev != nullptr && ev->trace.qe != nullptr) {
-		ev->trace.qe(qe, tp, ev->trace.qe_private);
-	}
+	trace_queue(ev, qe, tp);
 }
