@@ -254,7 +254,7 @@ def system_program(bld, source, target, use=(), includes=()):
     return bld(features='c cprogram', source=source, target=target,
                includes=list(includes),
                use=['TESTPROG', 'TALLOC'] + list(use),
-               linkflags=[bld.env.SYSTEM_TEVENT_LIB],
+               ldflags=[bld.env.SYSTEM_TEVENT_LIB],  # after the objects
                install_path=None)
 
 

@@ -1509,6 +1509,190 @@ static void test_fd_high_number(void **state)
 	close(sp[1]);
 }
 
+/* ------------------------------------------------------------------ */
+/* several descriptors ready at once                                   */
+
+/*
+ * Two blocking pipes are readable at the same time.  Whichever handler
+ * runs first drains both pipes.  The other handler must not run: its
+ * descriptor is no longer readable, and a read on a blocking pipe would
+ * hang the loop.  (A backend that collects several readiness reports in
+ * one wait must check such reports again before using them.)
+ */
+struct drain_state {
+	int pipe_a[2];
+	int pipe_b[2];
+	int calls;
+};
+
+static void drain_both(struct tevent_context *ev, struct tevent_fd *fde,
+		       uint16_t flags, void *private_data)
+{
+	struct drain_state *d = private_data;
+	char c;
+
+	d->calls++;
+	assert_int_equal(read(d->pipe_a[0], &c, 1), 1);
+	assert_int_equal(read(d->pipe_b[0], &c, 1), 1);
+}
+
+static void test_fd_ready_together_drained(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct drain_state d = { .calls = 0 };
+
+	assert_int_equal(pipe(d.pipe_a), 0);
+	assert_int_equal(pipe(d.pipe_b), 0);
+	assert_non_null(tevent_add_fd(ev, ev, d.pipe_a[0], TEVENT_FD_READ,
+				      drain_both, &d));
+	assert_non_null(tevent_add_fd(ev, ev, d.pipe_b[0], TEVENT_FD_READ,
+				      drain_both, &d));
+	assert_int_equal(write(d.pipe_a[1], "a", 1), 1);
+	assert_int_equal(write(d.pipe_b[1], "b", 1), 1);
+
+	while (d.calls == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	run_for_msec(ev, 5);
+	assert_int_equal(d.calls, 1);
+
+	talloc_free(ev);
+	close(d.pipe_a[0]);
+	close(d.pipe_a[1]);
+	close(d.pipe_b[0]);
+	close(d.pipe_b[1]);
+}
+
+/*
+ * Two socket pairs are readable at once.  The first handler to run frees
+ * the other event, closes that descriptor and puts a fresh, idle socket
+ * under the same number with a new event.  Neither the freed event nor
+ * the new one may run for the readiness seen before.
+ */
+struct reuse_state {
+	int sp_a[2];
+	int sp_b[2];
+	struct tevent_fd *fde_a;
+	struct tevent_fd *fde_b;
+	struct tevent_fd *fresh;
+	int fresh_sp[2];
+	int calls;
+};
+
+static void reuse_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			  uint16_t flags, void *private_data)
+{
+	struct reuse_state *r = private_data;
+	int victim_fd, peer;
+	int sp[2];
+
+	r->calls++;
+	if (fde == r->fde_a) {
+		victim_fd = r->sp_b[0];
+		peer = r->sp_b[1];
+		TALLOC_FREE(r->fde_b);
+	} else {
+		victim_fd = r->sp_a[0];
+		peer = r->sp_a[1];
+		TALLOC_FREE(r->fde_a);
+	}
+	TALLOC_FREE(fde);
+	close(victim_fd);
+	close(peer);
+	/* the lowest free numbers: the victim's number comes back */
+	make_pair(sp);
+	assert_int_equal(sp[0] == victim_fd || sp[1] == victim_fd, 1);
+	if (sp[1] == victim_fd) {
+		int t = sp[0];
+		sp[0] = sp[1];
+		sp[1] = t;
+	}
+	r->fresh_sp[0] = sp[0];
+	r->fresh_sp[1] = sp[1];
+	r->fresh = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, never_fd, NULL);
+	assert_non_null(r->fresh);
+}
+
+static void test_fd_ready_together_number_reused(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct reuse_state r = { .calls = 0 };
+
+	make_pair(r.sp_a);
+	make_pair(r.sp_b);
+	r.fde_a = tevent_add_fd(ev, ev, r.sp_a[0], TEVENT_FD_READ,
+				reuse_handler, &r);
+	r.fde_b = tevent_add_fd(ev, ev, r.sp_b[0], TEVENT_FD_READ,
+				reuse_handler, &r);
+	assert_non_null(r.fde_a);
+	assert_non_null(r.fde_b);
+	assert_int_equal(write(r.sp_a[1], "a", 1), 1);
+	assert_int_equal(write(r.sp_b[1], "b", 1), 1);
+
+	while (r.calls == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	run_for_msec(ev, 5);
+	assert_int_equal(r.calls, 1);
+
+	talloc_free(ev);
+	close(r.fresh_sp[0]);
+	close(r.fresh_sp[1]);
+	close(r.fde_a ? r.sp_a[0] : r.sp_b[0]);
+	close(r.fde_a ? r.sp_a[1] : r.sp_b[1]);
+}
+
+/*
+ * Many descriptors are ready all the time; every one of them gets its
+ * turn within a bounded number of turns, one handler per turn.
+ */
+static void count_and_keep(struct tevent_context *ev, struct tevent_fd *fde,
+			   uint16_t flags, void *private_data)
+{
+	int *calls = private_data;
+
+	(*calls)++;
+}
+
+static void test_fd_ready_together_all_served(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	enum { N = 40 };
+	int sp[N][2];
+	int calls[N] = { 0 };
+	int i, turn, total;
+
+	for (i = 0; i < N; i++) {
+		make_pair(sp[i]);
+		assert_non_null(tevent_add_fd(ev, ev, sp[i][0],
+					      TEVENT_FD_WRITE,
+					      count_and_keep, &calls[i]));
+	}
+	/*
+	 * Upstream's poll_mt may spend a turn on its internal wakeup pipe,
+	 * so allow a few idle turns; never more than one handler per turn.
+	 */
+	for (turn = 0, total = 0; total < 3 * N; turn++) {
+		int before = total;
+
+		assert_true(turn < 3 * N + 10);
+		assert_int_equal(tevent_loop_once(ev), 0);
+		for (i = 0, total = 0; i < N; i++) {
+			total += calls[i];
+		}
+		assert_true(total - before <= 1);
+	}
+	for (i = 0; i < N; i++) {
+		assert_true(calls[i] >= 2);
+	}
+
+	talloc_free(ev);
+	for (i = 0; i < N; i++) {
+		close(sp[i][0]);
+		close(sp[i][1]);
+	}
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -1541,6 +1725,9 @@ int main(void)
 		TT_BACKEND_CASE(test_fd_fairness_two_fds),
 		TT_BACKEND_CASE(test_fd_many),
 		TT_BACKEND_CASE(test_fd_high_number),
+		TT_BACKEND_CASE(test_fd_ready_together_drained),
+		TT_BACKEND_CASE(test_fd_ready_together_number_reused),
+		TT_BACKEND_CASE(test_fd_ready_together_all_served),
 	};
 
 	tt_check_library();

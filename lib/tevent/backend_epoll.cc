@@ -3,8 +3,17 @@
 // the list of fdes on it and the event mask registered with the kernel.
 // A readiness report goes to the first fde of the slot that wants it, and
 // that fde moves to the back so that fdes sharing a descriptor take turns.
+//
+// One epoll_wait() harvests up to kBatch reports; later loop turns serve
+// the rest, still one handler per turn and after that turn's immediates
+// and timers. A held report is re-checked (see refresh()) when its
+// descriptor's fdes changed since (freed, re-added: the number may now be
+// another file) or when the descriptor is in blocking mode, where a read
+// handler run on a report that another handler made stale could block.
 #include "backend.hh"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -17,7 +26,18 @@ namespace {
 struct EpollSlot {
 	IntrusiveList<tevent_fd, &tevent_fd::slot_link> fdes;
 	uint32_t armed;   // mask registered with epoll
+	uint32_t gen;     // bumped whenever an fde joins or leaves
 	bool registered;  // present in the epoll set
+	int8_t blocking;  // O_NONBLOCK clear? -1: not asked yet
+};
+
+constexpr int kBatch = 64;
+
+// A harvested readiness report not served yet.
+struct HeldReport {
+	int fd;
+	uint32_t events;
+	uint32_t gen;
 };
 
 class EpollBackend {
@@ -39,6 +59,9 @@ private:
 	void retire();
 	bool retired() const { return epfd_ == -1; }
 	void disable_slot(int fd);
+	bool refresh(HeldReport &r);
+	int dispatch(int fd, uint32_t events);
+	void changed(EpollSlot *s);
 	static uint32_t map_flags(uint16_t flags);
 
 	tevent_context *ev_;
@@ -46,6 +69,9 @@ private:
 	pid_t pid_;
 	EpollSlot *slots_;
 	size_t nslots_;
+	HeldReport held_[kBatch];
+	int nheld_;  // reports in held_
+	int next_;   // the next one to serve
 };
 
 EpollBackend *backend_of(tevent_context *ev)
@@ -195,6 +221,7 @@ void EpollBackend::disable_slot(int fd)
 		fde->hooks = nullptr;
 		fd_disarm(fde);
 	}
+	changed(s);
 	s->armed = 0;
 	s->registered = false;
 }
@@ -205,7 +232,12 @@ bool EpollBackend::attach(tevent_fd *fde)
 		return false;
 	}
 	fde->hooks = &epoll_hooks;
-	slots_[fde->fd].fdes.push_back(fde);
+	EpollSlot *s = &slots_[fde->fd];
+	if (s->fdes.empty()) {
+		s->blocking = -1;  // maybe another file under the same number
+	}
+	changed(s);
+	s->fdes.push_back(fde);
 	update(fde->fd);
 	return true;
 }
@@ -217,8 +249,68 @@ void EpollBackend::detach(tevent_fd *fde)
 		return;
 	}
 	s->fdes.remove(fde);
+	changed(s);
 	update(fde->fd);
 }
+
+void EpollBackend::changed(EpollSlot *s)
+{
+	s->gen++;
+}
+
+// Decides whether a held report may still be served and brings it up to
+// date. A report for a descriptor in non-blocking mode whose fdes did not
+// change is used as is: at worst a handler sees EAGAIN, which non-blocking
+// code handles. Otherwise the descriptor is asked again with poll(),
+// which costs the system call that epoll_wait() would have cost, but
+// keeps the rotation among ready descriptors fair.
+bool EpollBackend::refresh(HeldReport &r)
+{
+	EpollSlot *s = slot(r.fd);
+	if (s == nullptr || s->fdes.empty() || !s->registered) {
+		return false;
+	}
+	if (s->blocking < 0) {
+		int fl = fcntl(r.fd, F_GETFL);
+		s->blocking = (fl == -1 || !(fl & O_NONBLOCK)) ? 1 : 0;
+	}
+	if (s->gen == r.gen && s->blocking == 0) {
+		return true;
+	}
+	struct pollfd pfd = {r.fd, 0, 0};
+	if (s->armed & EPOLLIN) {
+		pfd.events |= POLLIN;
+	}
+	if (s->armed & EPOLLOUT) {
+		pfd.events |= POLLOUT;
+	}
+	if (s->armed & EPOLLRDHUP) {
+		pfd.events |= POLLRDHUP;
+	}
+	if (poll(&pfd, 1, 0) != 1 || (pfd.revents & POLLNVAL)) {
+		return false;
+	}
+	uint32_t events = 0;
+	if (pfd.revents & POLLIN) {
+		events |= EPOLLIN;
+	}
+	if (pfd.revents & POLLOUT) {
+		events |= EPOLLOUT;
+	}
+	if (pfd.revents & POLLERR) {
+		events |= EPOLLERR;
+	}
+	if (pfd.revents & POLLHUP) {
+		events |= EPOLLHUP;
+	}
+	if (pfd.revents & POLLRDHUP) {
+		events |= EPOLLRDHUP;
+	}
+	r.events = events;
+	r.gen = s->gen;
+	return true;
+}
+
 
 // Brings the kernel's view of one descriptor in line with its fdes.
 void EpollBackend::update(int fd)
@@ -297,6 +389,7 @@ void EpollBackend::check_reopen()
 		return;
 	}
 	close(epfd_);
+	nheld_ = next_ = 0;  // reports of the parent's set
 	if (!open_epoll()) {
 		panic("epoll_create1() failed");
 		return;
@@ -323,43 +416,73 @@ int EpollBackend::wait_once(const struct timeval *delay)
 		return 0;
 	}
 
-	struct epoll_event event;
-	int timeout = timeout_msec(delay);
-
+	// The trace points bracket every turn's wait, also one served from
+	// the held reports, so tracers see the same sequence as upstream.
 	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
-	int n = epoll_wait(epfd_, &event, 1, timeout);
-	int wait_errno = errno;
-	trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
+	bool fresh = next_ >= nheld_;
+	if (fresh) {
+		struct epoll_event events[kBatch];
+		int n = epoll_wait(epfd_, events, kBatch, timeout_msec(delay));
+		int wait_errno = errno;
+		trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
 
-	if (n == -1 && wait_errno == EINTR) {
-		if (!ev_->signals.empty()) {
-			tevent_common_check_signal(ev_);
+		if (n == -1 && wait_errno == EINTR) {
+			if (!ev_->signals.empty()) {
+				tevent_common_check_signal(ev_);
+			}
+			return 0;
 		}
-		return 0;
-	}
-	if (n == -1) {
-		errno = wait_errno;
-		panic("epoll_wait() failed");
-		return 0;
-	}
-	if (n == 0) {
-		return finish_idle_wait(ev_, delay);
+		if (n == -1) {
+			errno = wait_errno;
+			panic("epoll_wait() failed");
+			return 0;
+		}
+		if (n == 0) {
+			return finish_idle_wait(ev_, delay);
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = events[i].data.fd;
+			EpollSlot *s = slot(fd);
+			held_[i] = {fd, events[i].events, s ? s->gen : 0};
+		}
+		nheld_ = n;
+		next_ = 0;
+	} else {
+		trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
 	}
 
-	int fd = event.data.fd;
+	// The first report of a batch is as fresh as upstream's; later ones
+	// are checked before use.
+	while (next_ < nheld_) {
+		HeldReport r = held_[next_++];
+		if (!(fresh && next_ == 1) && !refresh(r)) {
+			continue;
+		}
+		int ret = dispatch(r.fd, r.events);
+		if (ret != -2) {
+			return ret;
+		}
+	}
+	return 0;
+}
+
+// Runs the handler of the fde that a report for fd belongs to; -2 when no
+// fde wants it.
+int EpollBackend::dispatch(int fd, uint32_t events)
+{
 	EpollSlot *s = slot(fd);
 	if (s == nullptr || s->fdes.empty()) {
-		return 0;
+		return -2;
 	}
 
 	uint16_t ready = 0;
-	if (event.events & EPOLLIN) {
+	if (events & EPOLLIN) {
 		ready |= TEVENT_FD_READ;
 	}
-	if (event.events & EPOLLOUT) {
+	if (events & EPOLLOUT) {
 		ready |= TEVENT_FD_WRITE;
 	}
-	bool got_error = (event.events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
+	bool got_error = (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
 
 	for (tevent_fd *f = s->fdes.front(); f != nullptr;
 	     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
@@ -383,7 +506,7 @@ int EpollBackend::wait_once(const struct timeval *delay)
 		}
 		update(fd);
 	}
-	return 0;
+	return -2;
 }
 
 int epoll_context_init(tevent_context *ev)

@@ -123,6 +123,10 @@ int tt_run_cases(const char *group, const struct tt_case *cases,
 			n++;
 		}
 	}
+	/* TT_FILTER=<glob> runs only the matching cases (cmocka's filter). */
+	if (getenv("TT_FILTER") != NULL) {
+		cmocka_set_test_filter(getenv("TT_FILTER"));
+	}
 	return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
 }
 

@@ -27,7 +27,8 @@ const char **tt_backends(void);
 /*
  * Per-backend cases: a program lists its cases once; tt_run_cases() turns
  * each TT_BACKEND_CASE into one cmocka test per backend, named
- * "case[backend]", whose initial state is the backend name.  Needs
+ * "case[backend]", whose initial state is the backend name.  With the
+ * environment variable TT_FILTER set to a glob, only matching cases run.  Needs
  * <cmocka.h> to be included first.
  */
 #ifdef cmocka_unit_test
