@@ -70,9 +70,9 @@ TEVENT_EXPORT struct tevent_immediate *_tevent_create_immediate(
 		return nullptr;
 	}
 	im->create_location = location;
-	// The destructor is only armed while the immediate is scheduled or
-	// running, as upstream: an idle immediate is plain memory.
-	talloc_set_destructor(im, nullptr);
+	// The destructor stays armed for the immediate's whole life (an idle
+	// one returns at once), which saves two talloc calls per scheduling.
+	im->std_destructor = true;
 	return im;
 }
 
@@ -112,11 +112,6 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 	}
 	ev->immediates.remove(im);
 	reset_immediate_fields(im, detach_ev);
-	// A running immediate keeps its destructor so that a free from inside
-	// the handler is deferred until the handler returns.
-	if (!im->busy) {
-		talloc_set_destructor(im, nullptr);
-	}
 }
 
 TEVENT_EXPORT void tevent_common_schedule_immediate(
@@ -126,12 +121,18 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 {
 	WrapperGlue *glue = im->wrapper;
 
-	tevent_common_immediate_cancel(im);
+	// An idle immediate (the common case) has nothing to cancel.
+	if (im->event_ctx != nullptr || im->detach_ev_ctx != nullptr ||
+	    im->destroyed) {
+		tevent_common_immediate_cancel(im);
+	}
 	if (handler == nullptr) {
 		return;
 	}
 
-	reset_immediate_fields(im, nullptr);
+	im->detach_ev_ctx = nullptr;
+	im->cancel_fn = nullptr;
+	im->additional_data = nullptr;
 	im->event_ctx = ev;
 	im->wrapper = glue;
 	im->handler = handler;
@@ -141,7 +142,11 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 
 	trace_immediate(ev, im, TEVENT_EVENT_TRACE_ATTACH);
 	ev->immediates.push_back(im);
-	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
+	if (!im->std_destructor) {
+		talloc_set_destructor(im,
+				      talloc_object_destructor<tevent_immediate>);
+		im->std_destructor = true;
+	}
 
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
 		      "Schedule immediate event \"%s\": %p\n", handler_name, im);
@@ -199,6 +204,7 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 
 	if (im->destroyed) {
 		talloc_set_destructor(im, nullptr);
+		im->std_destructor = false;
 		talloc_free(im);
 		if (removed != nullptr) {
 			*removed = true;

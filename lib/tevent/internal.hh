@@ -85,6 +85,9 @@ struct tevent_immediate {
 	tevent::WrapperGlue *wrapper;
 	bool busy;
 	bool destroyed;
+	// The usual destructor (on_talloc_free) is armed. It stays armed from
+	// creation on; only a trip through another thread swaps it.
+	bool std_destructor;
 	// Set while the handler runs and the immediate was taken off the list:
 	// the DETACH trace point is owed to this context.
 	tevent_context *detach_ev_ctx;

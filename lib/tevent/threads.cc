@@ -138,6 +138,13 @@ int threaded_immediate_destructor(tevent_immediate *im)
 	return 0;
 }
 
+// Back from another thread: the immediate's usual destructor again.
+void restore_destructor(tevent_immediate *im)
+{
+	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
+	im->std_destructor = true;
+}
+
 void activate_threaded(Channel *ch)
 {
 	tevent_immediate *im = ch->queue.take_all();
@@ -149,7 +156,7 @@ void activate_threaded(Channel *ch)
 		void *private_data = im->private_data;
 		const char *handler_name = im->handler_name;
 		const char *location = im->schedule_location;
-		talloc_set_destructor(im, nullptr);
+		restore_destructor(im);
 		make_idle(im);
 		if (ev->wrapper.glue != nullptr && ev->wrapper.glue->destroyed) {
 			im = next;  // its wrapper is being freed: drop it
@@ -214,9 +221,10 @@ void discard_queued(Channel *ch)
 		if (ch->kind == Channel::kProxy) {
 			talloc_free(im->private_data);
 			talloc_set_destructor(im, nullptr);
+			im->std_destructor = false;
 			talloc_free(im);
 		} else {
-			talloc_set_destructor(im, nullptr);
+			restore_destructor(im);
 			make_idle(im);
 		}
 		im = next;
@@ -369,6 +377,7 @@ TEVENT_EXPORT void _tevent_threaded_schedule_immediate(
 	im->schedule_location = location;
 	im->detach_ev_ctx = nullptr;
 	talloc_set_destructor(im, threaded_immediate_destructor);
+	im->std_destructor = false;
 	ch->post(im);
 	ch->leave();
 }
