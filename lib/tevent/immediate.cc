@@ -31,7 +31,13 @@ static void reset_immediate_fields(tevent_immediate *im,
 void immediates_detach_all(tevent_context *ev)
 {
 	tevent_immediate *im;
-	while ((im = ev->immediates.pop_front()) != nullptr) {
+	while ((im = ev->immediates.front()) != nullptr) {
+		if (im->proxy != nullptr) {
+			// A thread proxy message: nobody but us owns it.
+			free_waiting_message(im);
+			continue;
+		}
+		ev->immediates.pop_front();
 		trace_immediate(im->event_ctx, im,
 						TEVENT_EVENT_TRACE_DETACH);
 		im->wrapper = nullptr;
@@ -47,9 +53,13 @@ using namespace tevent;
 int tevent_immediate::on_talloc_free()
 {
 	if (destroyed) {
+		if (!busy) {
+			// The deferred free at the end of a handler run.
+			return 0;
+		}
 		// Only reached for a busy immediate freed twice.
 		check_double_free(this, "tevent_immediate double free");
-		return busy ? -1 : 0;
+		return -1;
 	}
 	if (event_ctx != nullptr || detach_ev_ctx != nullptr) {
 		tevent_common_immediate_cancel(this);
@@ -203,9 +213,7 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	}
 
 	if (im->destroyed) {
-		talloc_set_destructor(im, nullptr);
-		im->std_destructor = false;
-		talloc_free(im);
+		talloc_free(im);  // freed by the handler: now it can go
 		if (removed != nullptr) {
 			*removed = true;
 		}

@@ -347,6 +347,8 @@ void signals_after_fork();
 void threads_context_init(tevent_context *ev);
 void threads_context_fini(tevent_context *ev);
 void threads_atfork_child(tevent_context *ev);
+// Frees a thread proxy message that waits on its loop's immediate list.
+void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.
 void threads_wrapper_gone(tevent_context *main, tevent_context *wrap);
 

@@ -177,15 +177,18 @@ void proxy_trampoline(tevent_context *ev, tevent_immediate *im, void *private_da
 	tevent_thread_proxy *tp = im->proxy;
 	im->proxy_handler = nullptr;
 	im->proxy = nullptr;
-	// Make it the proxy's first child: talloc_parent() walks siblings,
-	// and thousands of messages may wait under the proxy.
+	// The proxy owns the message while its handler runs (freeing the
+	// proxy from the handler frees it too). As the proxy's newest child
+	// it is found at once by talloc_parent() below, which walks siblings.
 	talloc_steal(tp, im);
 	handler(ev, im, private_data);
 	if (im->destroyed || im->event_ctx != nullptr ||
 	    talloc_parent(im) != tp) {
 		return;  // handed on, freed, rescheduled or stolen by the handler
 	}
-	talloc_free(im);  // deferred by the running handler's busy flag
+	// Ours to free: mark it as talloc_free() would on a running
+	// immediate; the loop frees it once this handler returns.
+	im->destroyed = true;
 }
 
 void activate_proxy(Channel *ch)
@@ -195,9 +198,11 @@ void activate_proxy(Channel *ch)
 	while (im != nullptr) {
 		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
 		im->mt_next.store(nullptr, std::memory_order_relaxed);
-		// Adopt on the destination's thread: the message now belongs
-		// to the proxy, its private data to the message.
-		talloc_steal(tp, im);
+		// The private data now hangs below the message. The message
+		// itself stays a top-level chunk while it waits: the proxy
+		// (on_talloc_free) and the context (immediates_detach_all)
+		// free waiting messages themselves, which saves a talloc move
+		// per message.
 		void *private_data = im->private_data;
 		if (private_data != nullptr) {
 			talloc_steal(im, private_data);
@@ -241,8 +246,28 @@ int tevent_thread_proxy::on_talloc_free()
 		channel->unref();
 		channel = nullptr;
 	}
+	// Messages already scheduled on the loop but not run yet.
+	tevent_immediate *im = dest_ev->immediates.front();
+	while (im != nullptr) {
+		tevent_immediate *next = dest_ev->immediates.next(im);
+		if (im->proxy == this) {
+			free_waiting_message(im);
+		}
+		im = next;
+	}
 	return 0;
 }
+
+namespace tevent {
+
+void free_waiting_message(tevent_immediate *im)
+{
+	im->proxy = nullptr;
+	tevent_common_immediate_cancel(im);
+	talloc_free(im);  // and the private data below it
+}
+
+} // namespace tevent
 
 namespace tevent {
 
