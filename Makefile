@@ -2,13 +2,15 @@
 #
 #   make                 install missing Debian packages (as root), configure
 #                        once, build, run the demo
-#   make test            build, ABI check, all test programs
+#   make test            build, ABI check, all test programs, 300 random
+#                        programs against both libraries (buildtools/run-diff)
+#   make test-long       10,000 random programs against both libraries
 #   make abi-check       exported symbols, versions, signatures, NEEDED
 #   make install         waf install (honours ./configure --prefix, DESTDIR=)
 #   make test-asan       ASan+UBSan build in bin-asan/, all tests
 #   make test-tsan       TSan build in bin-tsan/, threaded tests only
 #   make test-valgrind   all tests of bin/ under memcheck
-#   make test-upstream   our tests against the system libtevent
+#   make test-upstream   upstream's suites (tests/upstream) against the system libtevent
 #   make bench           build and run bin/bench/*
 #   make clean | distclean
 
@@ -27,7 +29,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
-.PHONY: all deps build demo test abi-check install test-asan test-tsan \
+.PHONY: all deps build demo test test-long abi-check install test-asan test-tsan \
 	test-valgrind test-upstream bench clean distclean
 
 all: deps
@@ -56,6 +58,10 @@ abi-check: build
 test: build
 	$(ABI_CHECK) --lib bin/libtevent.so.0
 	$(RUN_TESTS) bin
+	$(PYTHON) buildtools/run-diff --bin bin --count 300
+
+test-long: build
+	$(PYTHON) buildtools/run-diff --bin bin --count 10000 -j 2
 
 install: build
 	$(WAF) install $(if $(DESTDIR),--destdir=$(DESTDIR))
@@ -79,9 +85,10 @@ test-tsan: bin-tsan/c4che
 test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
 
-# For now: simply our test programs against Debian's library.
+# The ports of upstream's own suites (tests/upstream/) against the system
+# library; `make test` runs the same binaries against ours.
 test-upstream: build
-	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) bin
+	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream bin
 
 bench: build
 	@found=0; for b in bin/bench/*; do \
