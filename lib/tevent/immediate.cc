@@ -21,8 +21,6 @@ static void reset_immediate_fields(tevent_immediate *im,
 	im->private_data = nullptr;
 	im->handler_name = nullptr;
 	im->schedule_location = nullptr;
-	im->cancel_fn = nullptr;
-	im->additional_data = nullptr;
 	im->create_location = create_location;
 	im->busy = busy;
 	im->tag = tag;
@@ -42,7 +40,6 @@ void immediates_detach_all(tevent_context *ev)
 						TEVENT_EVENT_TRACE_DETACH);
 		im->wrapper = nullptr;
 		im->event_ctx = nullptr;
-		im->cancel_fn = nullptr;
 	}
 }
 
@@ -105,11 +102,6 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 		return;
 	}
 
-	if (im->cancel_fn != nullptr) {
-		im->cancel_fn(im);
-		return;
-	}
-
 	tevent_context *ev = im->event_ctx;
 	tevent_context *detach_ev = nullptr;
 	if (im->busy && im->handler_name == nullptr) {
@@ -141,8 +133,6 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 	}
 
 	im->detach_ev_ctx = nullptr;
-	im->cancel_fn = nullptr;
-	im->additional_data = nullptr;
 	im->event_ctx = ev;
 	im->wrapper = glue;
 	im->handler = handler;
@@ -194,7 +184,11 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	}
 	trace_immediate(ev, im,
 					TEVENT_EVENT_TRACE_BEFORE_HANDLER);
-	handler(handler_ev, im, private_data);
+	if (__builtin_expect(im->proxy != nullptr, 0)) {
+		proxy_deliver(handler_ev, im, handler, private_data);
+	} else {
+		handler(handler_ev, im, private_data);
+	}
 	if (glue != nullptr) {
 		glue->ops->after_immediate_handler(handler_ev,
 						   glue->private_state,

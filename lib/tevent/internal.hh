@@ -96,16 +96,12 @@ struct tevent_immediate {
 	const char *handler_name;
 	const char *create_location;
 	const char *schedule_location;
-	// Non-null while the immediate sits in a cross-thread queue.
-	void (*cancel_fn)(tevent_immediate *im);
-	void *additional_data;
 	uint64_t tag;
 	// Link used while travelling through a cross-thread queue.
 	std::atomic<tevent_immediate *> mt_next;
-	// The user's handler of a thread proxy message (the immediate itself
-	// runs a trampoline that cleans up after it).
-	tevent_immediate_handler_t proxy_handler;
-	tevent_thread_proxy *proxy;  // the proxy a message arrived through
+	// Set on a thread proxy message waiting on its loop: its handler runs
+	// through proxy_deliver(), which cleans up after it.
+	tevent_thread_proxy *proxy;
 
 	int on_talloc_free();
 };
@@ -347,6 +343,9 @@ void signals_after_fork();
 void threads_context_init(tevent_context *ev);
 void threads_context_fini(tevent_context *ev);
 void threads_atfork_child(tevent_context *ev);
+// Runs the handler of a thread proxy message and frees what it left.
+void proxy_deliver(tevent_context *ev, tevent_immediate *im,
+		   tevent_immediate_handler_t handler, void *private_data);
 // Frees a thread proxy message that waits on its loop's immediate list.
 void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.

@@ -117,8 +117,6 @@ void make_idle(tevent_immediate *im)
 	im->handler = nullptr;
 	im->private_data = nullptr;
 	im->handler_name = nullptr;
-	im->additional_data = nullptr;
-	im->cancel_fn = nullptr;
 }
 
 void abort_scheduled_free(tevent_immediate *im)
@@ -168,14 +166,17 @@ void activate_threaded(Channel *ch)
 	}
 }
 
-// The immediate a proxy message runs as. Whatever the handler did not
-// take (the immediate itself, the private data hanging below it) is freed
-// once it returns, unless the handler scheduled the immediate again.
-void proxy_trampoline(tevent_context *ev, tevent_immediate *im, void *private_data)
+} // namespace
+
+namespace tevent {
+
+// Runs a proxy message's handler. Whatever the handler did not take (the
+// immediate itself, the private data hanging below it) is freed once it
+// returns, unless the handler scheduled the immediate again.
+void proxy_deliver(tevent_context *ev, tevent_immediate *im,
+		   tevent_immediate_handler_t handler, void *private_data)
 {
-	tevent_immediate_handler_t handler = im->proxy_handler;
 	tevent_thread_proxy *tp = im->proxy;
-	im->proxy_handler = nullptr;
 	im->proxy = nullptr;
 	// The proxy owns the message while its handler runs (freeing the
 	// proxy from the handler frees it too). As the proxy's newest child
@@ -190,6 +191,10 @@ void proxy_trampoline(tevent_context *ev, tevent_immediate *im, void *private_da
 	// immediate; the loop frees it once this handler returns.
 	im->destroyed = true;
 }
+
+} // namespace tevent
+
+namespace {
 
 void activate_proxy(Channel *ch)
 {
@@ -207,10 +212,10 @@ void activate_proxy(Channel *ch)
 		if (private_data != nullptr) {
 			talloc_steal(im, private_data);
 		}
-		im->proxy_handler = im->handler;
-		im->proxy = tp;
+		tevent_immediate_handler_t handler = im->handler;
 		make_idle(im);
-		_tevent_schedule_immediate(im, tp->dest_ev, proxy_trampoline,
+		im->proxy = tp;
+		_tevent_schedule_immediate(im, tp->dest_ev, handler,
 					   private_data, "proxy message",
 					   __location__);
 		im = next;

@@ -213,7 +213,6 @@ void detach_events_of(tevent_context *main, WrapperGlue *glue)
 		main->immediates.remove(im);
 		im->wrapper = nullptr;
 		im->event_ctx = nullptr;
-		im->cancel_fn = nullptr;
 	}
 
 	for (tevent_signal *se = main->signals.front(); se != nullptr;
