@@ -18,7 +18,7 @@ namespace tevent {
 
 namespace {
 
-constexpr uint64_t kNoIndex = UINT64_MAX;
+constexpr uint32_t kNoIndex = UINT32_MAX;
 
 class PollBackend {
 public:
@@ -106,24 +106,24 @@ void PollBackend::changed()
 void PollBackend::attach(tevent_fd *fde)
 {
 	fde->hooks = &poll_hooks;
-	fde->backend_flags = kNoIndex;
+	fde->poll_index = kNoIndex;
 	dirty_ = true;
 	changed();
 }
 
 void PollBackend::detach(tevent_fd *fde)
 {
-	if (fde->backend_flags != kNoIndex && fde->backend_flags < npfds_) {
-		pfds_[fde->backend_flags].fd = -1;
+	if (fde->poll_index != kNoIndex && fde->poll_index < npfds_) {
+		pfds_[fde->poll_index].fd = -1;
 	}
-	fde->backend_flags = kNoIndex;
+	fde->poll_index = kNoIndex;
 	dirty_ = true;
 	changed();
 }
 
 void PollBackend::flags_changed(tevent_fd *fde)
 {
-	size_t idx = fde->backend_flags;
+	size_t idx = fde->poll_index;
 	if (idx != kNoIndex && idx < npfds_) {
 		// Flags 0 means "not interested": a negative fd keeps poll
 		// from reporting hangups we would never hand to anybody.
@@ -137,10 +137,10 @@ void PollBackend::flags_changed(tevent_fd *fde)
 bool PollBackend::drain_wakeup()
 {
 	tevent_fd *w = ev_->wakeup_fde;
-	if (w == nullptr || w->backend_flags >= npfds_) {
+	if (w == nullptr || w->poll_index >= npfds_) {
 		return false;
 	}
-	struct pollfd &p = pfds_[w->backend_flags];
+	struct pollfd &p = pfds_[w->poll_index];
 	if (!(p.revents & POLLIN)) {
 		return false;
 	}
@@ -173,7 +173,7 @@ bool PollBackend::rebuild()
 		pfds_[i].fd = fde->flags ? fde->fd : -1;
 		pfds_[i].events = map_flags(fde->flags);
 		pfds_[i].revents = 0;
-		fde->backend_flags = i;
+		fde->poll_index = i;
 		i++;
 	}
 	npfds_ = i;
@@ -221,7 +221,7 @@ int PollBackend::wait_once(const struct timeval *delay)
 	tevent_fd *next;
 	for (tevent_fd *fde = ev_->fds.front(); fde != nullptr; fde = next) {
 		next = IntrusiveList<tevent_fd, &tevent_fd::ctx_link>::next(fde);
-		size_t idx = fde->backend_flags;
+		size_t idx = fde->poll_index;
 		if (idx == kNoIndex || idx >= npfds_) {
 			continue;
 		}

@@ -21,7 +21,6 @@ void fd_disarm(tevent_fd *fde)
 		fde->event_ctx = nullptr;
 	}
 	fde->hooks = nullptr;
-	fde->backend_slot = nullptr;
 	fde->wrapper = nullptr;
 }
 

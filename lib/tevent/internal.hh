@@ -42,20 +42,20 @@ struct tevent_fd {
 	tevent::ListHook<tevent_fd> slot_link;  // backend's per-fd list
 	tevent_context *event_ctx;              // null once inert
 	tevent::WrapperGlue *wrapper;
-	bool busy;       // handler running: a free is deferred until it returns
-	bool destroyed;  // talloc destructor already ran once
 	int fd;
 	uint16_t flags;
+	bool busy;       // handler running: a free is deferred until it returns
+	bool destroyed;  // talloc destructor already ran once
 	tevent_fd_handler_t handler;
 	tevent_fd_close_fn_t close_fn;
 	void *private_data;
 	const char *handler_name;
 	const char *location;
 	uint64_t tag;
-	// Backend bookkeeping.
+	// Backend bookkeeping (kept small: an fde is no bigger than
+	// upstream's, see bench/).
 	const tevent::BackendFdHooks *hooks;
-	void *backend_slot;
-	uint64_t backend_flags;
+	uint32_t poll_index;  // poll backends: slot in the pollfd array
 
 	int on_talloc_free();
 };

@@ -46,12 +46,13 @@ T *new_talloc_object(const void *parent, const char *name, Args &&...args)
 }
 
 // Intrusive doubly linked list. An element embeds a ListHook per list it
-// can be on; the list keeps head and tail so that append is O(1).
+// can be on; the list keeps head and tail so that append is O(1). A hook is
+// two words: `prev` of the first element holds a marker instead of null,
+// so a non-null `prev` means "linked" (objects stay small, see bench/).
 template <class T>
 struct ListHook {
 	T *prev = nullptr;
 	T *next = nullptr;
-	bool linked = false;
 };
 
 template <class T, ListHook<T> T::*Hook>
@@ -63,17 +64,15 @@ public:
 	size_t size() const { return size_; }
 
 	static T *next(const T *item) { return (item->*Hook).next; }
-	static T *prev(const T *item) { return (item->*Hook).prev; }
-	static bool is_linked(const T *item) { return (item->*Hook).linked; }
+	static bool is_linked(const T *item) { return (item->*Hook).prev != nullptr; }
 
 	void push_back(T *item) { insert_after(tail_, item); }
 
 	void push_front(T *item)
 	{
 		ListHook<T> &h = item->*Hook;
-		h.prev = nullptr;
+		h.prev = head_marker();
 		h.next = head_;
-		h.linked = true;
 		if (head_ != nullptr) {
 			(head_->*Hook).prev = item;
 		} else {
@@ -94,7 +93,6 @@ public:
 		ListHook<T> &h = item->*Hook;
 		h.prev = pos;
 		h.next = p.next;
-		h.linked = true;
 		if (p.next != nullptr) {
 			(p.next->*Hook).prev = item;
 		} else {
@@ -107,21 +105,21 @@ public:
 	void remove(T *item)
 	{
 		ListHook<T> &h = item->*Hook;
-		if (!h.linked) {
-			return;
+		if (h.prev == nullptr) {
+			return;  // not linked
 		}
-		if (h.prev != nullptr) {
-			(h.prev->*Hook).next = h.next;
+		T *prev = h.prev == head_marker() ? nullptr : h.prev;
+		if (prev != nullptr) {
+			(prev->*Hook).next = h.next;
 		} else {
 			head_ = h.next;
 		}
 		if (h.next != nullptr) {
-			(h.next->*Hook).prev = h.prev;
+			(h.next->*Hook).prev = prev != nullptr ? prev : head_marker();
 		} else {
-			tail_ = h.prev;
+			tail_ = prev;
 		}
 		h.prev = h.next = nullptr;
-		h.linked = false;
 		size_--;
 	}
 
@@ -135,6 +133,9 @@ public:
 	}
 
 private:
+	// Never dereferenced: only compared.
+	static T *head_marker() { return reinterpret_cast<T *>(uintptr_t{1}); }
+
 	T *head_ = nullptr;
 	T *tail_ = nullptr;
 	size_t size_ = 0;
