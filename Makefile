@@ -11,7 +11,7 @@
 #   make test-tsan       TSan build in bin-tsan/, threaded tests only
 #   make test-valgrind   all tests of bin/ under memcheck
 #   make test-upstream   upstream's suites (tests/upstream) against the system libtevent
-#   make bench           build and run bin/bench/*
+#   make bench           build, then ours vs the system libtevent (run-bench)
 #   make clean | distclean
 
 SHELL := /bin/bash
@@ -90,12 +90,12 @@ test-valgrind: build
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream bin
 
+# Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
+# plus libuv figures and callgrind instruction counts; a few minutes.
+# BENCH_ARGS: more buildtools/run-bench options, e.g. --markdown,
+# --no-callgrind, --reps 9, --case queue.
 bench: build
-	@found=0; for b in bin/bench/*; do \
-		case "$$b" in *.*) continue;; esac; \
-		[ -f "$$b" ] && [ -x "$$b" ] || continue; \
-		found=1; echo "== $$b"; LD_LIBRARY_PATH=bin "$$b" || exit 1; \
-	done; [ $$found = 1 ] || echo "bench: no programs in bin/bench"
+	$(PYTHON) buildtools/run-bench --bin bin $(BENCH_ARGS)
 
 clean:
 	@if [ -d bin/c4che ]; then $(WAF) clean; fi

@@ -870,6 +870,54 @@ static void test_signal_wakes_loop(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * A signal caught while an SA_SIGINFO event existed, but only handled
+ * after that event was freed and a new one added: upstream has dropped
+ * the recorded siginfo with the last event, so the new handler gets the
+ * signal with an all-zero siginfo_t.
+ */
+struct info_rec {
+	int calls;
+	int signo;
+	int code;
+};
+
+static void rec_info(struct tevent_context *ev, struct tevent_signal *se,
+		     int signum, int count, void *siginfo, void *private_data)
+{
+	struct info_rec *r = private_data;
+	siginfo_t *si = siginfo;
+
+	assert_non_null(si);
+	r->calls += count;
+	r->signo = si->si_signo;
+	r->code = si->si_code;
+}
+
+static void test_signal_info_dropped_with_last_event(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct info_rec r = { 0 };
+	struct tevent_signal *se;
+	int turns = 0;
+
+	se = tevent_add_signal(ev, ev, SIGUSR2, SA_SIGINFO, rec_info, &r);
+	assert_non_null(se);
+	assert_int_equal(raise(SIGUSR2), 0);
+	talloc_free(se);
+	se = tevent_add_signal(ev, ev, SIGUSR2, SA_SIGINFO, rec_info, &r);
+	assert_non_null(se);
+	while (r.calls == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_true(++turns < 100);
+	}
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.signo, 0);
+	assert_int_equal(r.code, 0);
+	talloc_free(se);
+	tt_finish(ev);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -889,6 +937,7 @@ int main(void)
 		TT_BACKEND_CASE(test_signal_free_others_in_handler),
 		TT_BACKEND_CASE(test_signal_mixed_with_fds),
 		TT_BACKEND_CASE(test_signal_wakes_loop),
+		TT_BACKEND_CASE(test_signal_info_dropped_with_last_event),
 	};
 
 	tt_check_library();

@@ -1,11 +1,14 @@
 /*
  * A small Samba-style program on tevent: a socket pair with a reader and a
- * writer, a few timers, a signal sent to ourselves, an immediate, and a
- * request/reply round trip with a worker thread through thread proxies.
- * It prints each event as it happens and which libtevent it runs on.
+ * writer, a few timers, a signal sent to ourselves, an immediate, and
+ * request/reply round trips with 8 worker threads through thread proxies
+ * (the pattern of doc/threads.md; doc/examples/thread_reply.c is the full
+ * version).  It prints each event as it happens and which libtevent it
+ * runs on.
  */
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,12 +20,14 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#define NUM_WORKERS 8
+
 struct demo {
 	int sock[2];
 	int messages_left;
 	int timers_fired;
 	bool got_signal;
-	bool got_reply;
+	int pings_answered;
 };
 
 static void on_readable(struct tevent_context *ev, struct tevent_fd *fde,
@@ -30,16 +35,23 @@ static void on_readable(struct tevent_context *ev, struct tevent_fd *fde,
 {
 	struct demo *d = private_data;
 	char buf[64];
+	const char *p;
 	ssize_t n = read(d->sock[1], buf, sizeof(buf) - 1);
 	(void)ev;
 	(void)flags;
 	if (n <= 0) {
+		d->messages_left = 0; /* the writer is gone */
 		talloc_free(fde);
 		return;
 	}
 	buf[n] = '\0';
 	printf("fd:        read \"%s\"\n", buf);
-	if (--d->messages_left == 0) {
+	/* A stream has no message boundaries: a slow reader may get several
+	 * messages in one read. */
+	for (p = buf; (p = strstr(p, "tick")) != NULL; p += 4) {
+		d->messages_left--;
+	}
+	if (d->messages_left <= 0) {
 		talloc_free(fde); /* nothing more to read */
 	}
 }
@@ -77,14 +89,24 @@ static void on_immediate(struct tevent_context *ev, struct tevent_immediate *im,
 	(void)ev;
 	(void)im;
 	(void)private_data;
-	printf("immediate: ran on the first loop turn\n");
+	printf("immediate: ran before any timer or fd event\n");
 }
 
-/* The request/reply example of the thread chapter, done right: the worker
- * creates its proxy on its own context. */
+/*
+ * The request/reply pattern of the thread chapter, done right: each worker
+ * creates its proxy on its own context, and the main loop sends the ping
+ * back to it with the immediate its handler was called with.
+ */
 struct ping {
-	struct tevent_thread_proxy *reply_to;
-	bool *done;
+	struct tevent_thread_proxy *reply_to;	/* the worker's own proxy */
+	struct demo *d;		/* main thread's data; only main touches it */
+	bool *done;		/* the worker's flag; only the worker touches it */
+};
+
+struct worker_args {
+	struct tevent_thread_proxy *main_tp;
+	struct demo *d;
+	bool got_reply;
 };
 
 static void worker_got_reply(struct tevent_context *ev,
@@ -100,28 +122,46 @@ static void main_got_ping(struct tevent_context *ev, struct tevent_immediate *im
 			  void *private_data)
 {
 	struct ping *p = talloc_get_type_abort(private_data, struct ping);
-	struct demo *d = talloc_get_type_abort(talloc_parent(talloc_parent(ev)),
-					       struct demo);
-	talloc_steal(ev, p);
-	printf("thread:    main loop got a ping from the worker, replying\n");
-	d->got_reply = true;
+
+	talloc_steal(ev, p);	/* ours until we send it back */
+	if (++p->d->pings_answered == NUM_WORKERS) {
+		printf("thread:    main loop answered pings from %d worker "
+		       "threads\n", NUM_WORKERS);
+	}
 	tevent_thread_proxy_schedule(p->reply_to, &im, worker_got_reply, &p);
 }
 
 static void *worker(void *arg)
 {
-	struct tevent_thread_proxy *main_tp = arg;
+	struct worker_args *args = arg;
 	struct tevent_context *ev = tevent_context_init(NULL);
 	bool done = false;
-	struct ping *p = talloc(ev, struct ping);
-	struct tevent_immediate *im = tevent_create_immediate(ev);
+	struct ping *p;
+	struct tevent_immediate *im;
 
-	p->reply_to = tevent_thread_proxy_create(ev);
-	p->done = &done;
-	tevent_thread_proxy_schedule(main_tp, &im, main_got_ping, &p);
-	while (!done) {
-		tevent_loop_once(ev);
+	if (ev == NULL) {
+		return NULL;
 	}
+	p = talloc(ev, struct ping);
+	im = tevent_create_immediate(ev);
+	if (p == NULL || im == NULL) {
+		talloc_free(ev);
+		return NULL;
+	}
+	p->reply_to = tevent_thread_proxy_create(ev);
+	p->d = args->d;
+	p->done = &done;
+	if (p->reply_to == NULL) {
+		talloc_free(ev);
+		return NULL;
+	}
+	tevent_thread_proxy_schedule(args->main_tp, &im, main_got_ping, &p);
+	while (!done) {
+		if (tevent_loop_once(ev) != 0) {
+			break;
+		}
+	}
+	args->got_reply = done;
 	talloc_free(ev);
 	return NULL;
 }
@@ -129,24 +169,30 @@ static void *worker(void *arg)
 int main(void)
 {
 	Dl_info info;
+	char path[PATH_MAX];
 	struct demo *d;
-	TALLOC_CTX *holder;
 	struct tevent_context *ev;
 	struct tevent_thread_proxy *tp;
-	pthread_t thread;
-	int i;
+	struct worker_args args[NUM_WORKERS];
+	pthread_t threads[NUM_WORKERS];
+	void *fn;
+	int i, replies = 0;
 
+	/* talloc is not thread-safe: no hidden shared parent, please */
 	talloc_disable_null_tracking();
 	d = talloc_zero(NULL, struct demo);
-	holder = talloc_new(d);
-	ev = tevent_context_init(holder);
+	ev = d != NULL ? tevent_context_init(d) : NULL;
 	if (ev == NULL || socketpair(AF_UNIX, SOCK_STREAM, 0, d->sock) != 0) {
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
-	if (dladdr((void *)tevent_context_init, &info) != 0) {
-		printf("libtevent: %s\n", info.dli_fname);
+	/* which libtevent the dynamic loader picked */
+	fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
+	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
+	    realpath(info.dli_fname, path) != NULL) {
+		printf("libtevent: %s\n", path);
 	}
+	fflush(stdout);
 
 	d->messages_left = 3;
 	tevent_add_fd(ev, ev, d->sock[1], TEVENT_FD_READ, on_readable, d);
@@ -158,22 +204,38 @@ int main(void)
 	tevent_schedule_immediate(tevent_create_immediate(ev), ev, on_immediate, NULL);
 	kill(getpid(), SIGUSR1);
 
+	/* The workers' mailbox into this loop; it lives until they are
+	 * joined, so nobody can send to a freed proxy. */
 	tp = tevent_thread_proxy_create(ev);
-	pthread_create(&thread, NULL, worker, tp);
+	if (tp == NULL) {
+		fprintf(stderr, "tevent_thread_proxy_create failed\n");
+		return 1;
+	}
+	for (i = 0; i < NUM_WORKERS; i++) {
+		args[i] = (struct worker_args) { .main_tp = tp, .d = d };
+		if (pthread_create(&threads[i], NULL, worker, &args[i]) != 0) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 1;
+		}
+	}
 
-	while (d->messages_left > 0 || !d->got_signal || !d->got_reply) {
+	while (d->messages_left > 0 || !d->got_signal ||
+	       d->pings_answered < NUM_WORKERS) {
 		if (tevent_loop_once(ev) != 0) {
 			perror("tevent_loop_once");
 			return 1;
 		}
 	}
-	pthread_join(thread, NULL);
+	for (i = 0; i < NUM_WORKERS; i++) {
+		pthread_join(threads[i], NULL);
+		replies += args[i].got_reply ? 1 : 0;
+	}
 
-	printf("done:      %d timers, signal %s, reply %s\n", d->timers_fired,
-	       d->got_signal ? "seen" : "missing",
-	       d->got_reply ? "sent" : "missing");
+	printf("done:      %d timers, signal %s, %d/%d workers got their "
+	       "reply\n", d->timers_fired, d->got_signal ? "seen" : "missing",
+	       replies, NUM_WORKERS);
 	close(d->sock[0]);
 	close(d->sock[1]);
 	talloc_free(d);
-	return 0;
+	return replies == NUM_WORKERS ? 0 : 1;
 }

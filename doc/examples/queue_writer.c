@@ -31,15 +31,20 @@
  * -----------
  * main() makes a socketpair with small buffers, starts all four writers at
  * once (all four are outstanding, three of them waiting in the queue), and
- * reads the other end of the socketpair on the same event loop.  The reader
+ * reads the other end of the socketpair on the same event loop.  A fifth
+ * request joins the queue and is freed again before its turn: freeing a
+ * waiting request simply takes it out of the line.  The reader
  * knows what every byte of every buffer must be, so it can tell whether the
  * buffers arrived whole and in order.  The program prints a short summary
  * and exits 0 when everything matched.
  */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +59,20 @@
 
 #define NUM_WRITERS 4
 #define BUFFER_SIZE (1024 * 1024)
+
+/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
+static void print_library(void)
+{
+	Dl_info info;
+	char path[PATH_MAX];
+	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
+
+	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
+	    realpath(info.dli_fname, path) != NULL) {
+		printf("libtevent: %s\n", path);
+	}
+	fflush(stdout);	/* shown even if the program dies later */
+}
 
 /*
  * The content of byte `offset` of writer `id`'s buffer.  Neighbouring
@@ -329,6 +348,7 @@ int main(void)
 	unsigned i;
 	bool ok = true;
 
+	print_library();
 	if (mem == NULL) {
 		return 1;
 	}
@@ -402,6 +422,29 @@ int main(void)
 		fprintf(stderr, "queue_writer: expected %d queued writers\n",
 			NUM_WRITERS);
 		ok = false;
+	}
+
+	/*
+	 * A writer that changes its mind: freeing a request that is still
+	 * waiting removes its queue entry; nobody else is affected.  (Its
+	 * buffer is never looked at, so any pointer would do.)
+	 */
+	{
+		struct tevent_req *req;
+
+		req = queued_write_send(demo, ev, demo->queue, sv[0],
+					(const uint8_t *)"never sent", 10);
+		if (req == NULL ||
+		    tevent_queue_length(demo->queue) != NUM_WRITERS + 1) {
+			fprintf(stderr, "queue_writer: fifth writer not queued\n");
+			ok = false;
+		}
+		talloc_free(req);
+		if (tevent_queue_length(demo->queue) != NUM_WRITERS) {
+			fprintf(stderr, "queue_writer: freed writer still "
+				"queued\n");
+			ok = false;
+		}
 	}
 
 	/* Run until every writer reported back and the reader is done. */

@@ -53,14 +53,18 @@
  *
  * The program
  * -----------
- * NUM_WORKERS workers each send one request per round and wait for the
- * reply; this is repeated NUM_ROUNDS times with fresh worker threads.  The
+ * Usage: thread_reply [WORKERS [ROUNDS]]   (default: 8 workers, 200 rounds)
+ *
+ * WORKERS workers each send one request per round and wait for the
+ * reply; this is repeated ROUNDS times with fresh worker threads.  The
  * master counts requests per worker, and at the end checks that every
  * worker was answered in every round and that nothing the messages
  * carried was left on the master's tree.  It prints a summary and exits 0
  * on success.
  */
 
+#include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -73,8 +77,22 @@
 /* tevent handlers have fixed signatures; not all use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
-#define NUM_WORKERS 8
-#define NUM_ROUNDS 200
+#define DEFAULT_WORKERS 8
+#define DEFAULT_ROUNDS 200
+
+/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
+static void print_library(void)
+{
+	Dl_info info;
+	char path[PATH_MAX];
+	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
+
+	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
+	    realpath(info.dli_fname, path) != NULL) {
+		printf("libtevent: %s\n", path);
+	}
+	fflush(stdout);	/* shown even if the program dies later */
+}
 
 /* The parameter block that travels master <-> worker. */
 struct request {
@@ -88,7 +106,8 @@ struct request {
 /* Master-side bookkeeping; only the master thread touches it. */
 static struct {
 	int requests_seen;
-	int per_worker[NUM_WORKERS];
+	int nworkers;
+	int *per_worker;	/* nworkers counters */
 } master;
 
 /* What a worker thread gets when it is started. */
@@ -129,7 +148,7 @@ static void request_arrived(struct tevent_context *ev,
 	/* From here on the block is the master's. */
 	talloc_steal(ev, req);
 	master.requests_seen++;
-	if (req->worker >= 0 && req->worker < NUM_WORKERS) {
+	if (req->worker >= 0 && req->worker < master.nworkers) {
 		master.per_worker[req->worker]++;
 	}
 	req->answer = req->question * 2;
@@ -196,17 +215,33 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct tevent_context *master_ev;
 	struct tevent_thread_proxy *master_proxy;
-	struct worker_args workers[NUM_WORKERS];
+	struct worker_args *workers;
 	size_t blocks_before;
+	int nworkers = argc > 1 ? atoi(argv[1]) : DEFAULT_WORKERS;
+	int nrounds = argc > 2 ? atoi(argv[2]) : DEFAULT_ROUNDS;
 	int round, i;
 	bool ok = true;
 
 	/* Rule 1, before any other talloc call. */
 	talloc_disable_null_tracking();
+
+	print_library();
+	if (nworkers < 1 || nrounds < 1) {
+		fprintf(stderr, "usage: %s [WORKERS [ROUNDS]]\n", argv[0]);
+		return 2;
+	}
+	/* Shared between threads, so plain malloc memory, not talloc. */
+	workers = calloc(nworkers, sizeof(*workers));
+	master.per_worker = calloc(nworkers, sizeof(*master.per_worker));
+	master.nworkers = nworkers;
+	if (workers == NULL || master.per_worker == NULL) {
+		fprintf(stderr, "out of memory\n");
+		return 1;
+	}
 
 	master_ev = tevent_context_init(NULL);
 	if (master_ev == NULL) {
@@ -220,10 +255,10 @@ int main(void)
 	}
 	blocks_before = talloc_total_blocks(master_ev);
 
-	for (round = 0; round < NUM_ROUNDS && ok; round++) {
-		int expected = (round + 1) * NUM_WORKERS;
+	for (round = 0; round < nrounds && ok; round++) {
+		int expected = (round + 1) * nworkers;
 
-		for (i = 0; i < NUM_WORKERS; i++) {
+		for (i = 0; i < nworkers; i++) {
 			workers[i] = (struct worker_args) {
 				.master_proxy = master_proxy,
 				.index = i,
@@ -252,7 +287,7 @@ int main(void)
 		 * The master's proxy stays alive until every worker is joined:
 		 * a worker is done sending once its thread has ended.
 		 */
-		for (i = 0; i < NUM_WORKERS; i++) {
+		for (i = 0; i < nworkers; i++) {
 			pthread_join(workers[i].thread, NULL);
 			if (!workers[i].ok) {
 				fprintf(stderr, "round %d: worker %d got no "
@@ -262,8 +297,10 @@ int main(void)
 		}
 	}
 
-	for (i = 0; i < NUM_WORKERS; i++) {
-		if (master.per_worker[i] != NUM_ROUNDS) {
+	for (i = 0; i < nworkers; i++) {
+		if (master.per_worker[i] != nrounds) {
+			fprintf(stderr, "worker %d asked %d times, expected "
+				"%d\n", i, master.per_worker[i], nrounds);
 			ok = false;
 		}
 	}
@@ -275,9 +312,11 @@ int main(void)
 	}
 
 	printf("%d rounds x %d workers: %d requests answered, %s\n",
-	       NUM_ROUNDS, NUM_WORKERS, master.requests_seen,
-	       ok ? "all replies correct" : "FAILED");
+	       nrounds, nworkers, master.requests_seen,
+	       ok ? "every reply received and correct" : "FAILED");
 
 	talloc_free(master_ev);
+	free(workers);
+	free(master.per_worker);
 	return ok ? 0 : 1;
 }

@@ -123,6 +123,13 @@ void unregister(tevent_signal *se)
 		sigaction(signum, &slot.old_action, nullptr);
 		slot.installed = false;
 	}
+	if (slot.handlers.empty() && slot.ring != nullptr) {
+		// Upstream drops the stored siginfos with the last handler, so
+		// a signal still pending is handed to a later SA_SIGINFO
+		// handler with a zeroed siginfo_t. Do the same.
+		memset(static_cast<void *>(slot.ring), 0,
+		       kInfoQueue * sizeof(siginfo_t));
+	}
 }
 
 void unblock(int signum)

@@ -1,0 +1,377 @@
+/*
+ * uv_bench: libuv reference figures for the like-for-like tevent_bench cases.
+ * Linked to libuv only (never to libtevent), same output format:
+ *
+ *   uv_bench [--case NAME]... [--scale F] [--list]
+ *   case=<name> metric=<name> unit=<ops_per_s|seconds> value=<number> n=<count>
+ *
+ * Cross-thread messages: producers push malloc'd messages onto a mutex-
+ * protected list and call uv_async_send(); the loop's async callback drains
+ * the list.  That is the usual libuv idiom for what a tevent thread proxy
+ * does.  Timers: uv_timer_start() with random timeouts (libuv timers have
+ * millisecond resolution).  Case names match tevent_bench's.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#define WATCHDOG_SECONDS 120
+#define WINDOW 16384
+#define MAX_PRODUCERS 8
+
+static double g_scale = 1.0;
+static const char *g_case = "";
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t scaled(uint64_t base)
+{
+	double v = (double)base * g_scale;
+	return v < 1.0 ? 1 : (uint64_t)v;
+}
+
+static void emit(const char *metric, const char *unit, double value,
+		 uint64_t n)
+{
+	printf("case=%s metric=%s unit=%s value=%.6g n=%llu\n", g_case, metric,
+	       unit, value, (unsigned long long)n);
+	fflush(stdout);
+}
+
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	printf("case=%s error=", g_case);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	exit(1);
+}
+
+static void on_watchdog(int sig)
+{
+	(void)sig;
+	static const char msg[] = " error=watchdog\n";
+	if (write(1, "case=", 5) < 0 || write(1, g_case, strlen(g_case)) < 0 ||
+	    write(1, msg, sizeof(msg) - 1) < 0) {
+		_exit(3);
+	}
+	_exit(3);
+}
+
+/* Same generator and seed as tevent_bench. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rng_next(void)
+{
+	uint64_t x = rng_state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rng_state = x;
+	return x;
+}
+
+/* ------------------------------------------------------------------ */
+/* cross-thread messages: locked list + uv_async_t */
+
+struct msg {
+	struct msg *next;
+	uint32_t producer;
+	uint32_t seq;
+};
+
+struct producer {
+	_Atomic uint64_t delivered;
+	char pad1[64 - sizeof(uint64_t)];
+	pthread_t thread;
+	int id;
+	uint64_t n;
+	char pad2[64];
+};
+
+struct xthread {
+	struct producer prod[MAX_PRODUCERS];
+	int nprod;
+	_Atomic int go;
+	pthread_mutex_t lock;
+	struct msg *head, **tail;
+	uv_async_t async;
+	uint64_t received, n, sum, errors;
+};
+
+static struct xthread *g_x;
+
+static void on_async(uv_async_t *a)
+{
+	struct xthread *x = a->data;
+	pthread_mutex_lock(&x->lock);
+	struct msg *m = x->head;
+	x->head = NULL;
+	x->tail = &x->head;
+	pthread_mutex_unlock(&x->lock);
+	while (m != NULL) {
+		struct msg *next = m->next;
+		if (m->producer >= (uint32_t)x->nprod) {
+			x->errors++;
+		} else {
+			struct producer *p = &x->prod[m->producer];
+			x->received++;
+			x->sum += m->seq;
+			atomic_store_explicit(&p->delivered,
+				atomic_load_explicit(&p->delivered,
+						     memory_order_relaxed) + 1,
+				memory_order_relaxed);
+		}
+		free(m);
+		m = next;
+	}
+	if (x->received >= x->n) {
+		uv_close((uv_handle_t *)&x->async, NULL);
+	}
+}
+
+static void *producer_main(void *arg)
+{
+	struct producer *p = arg;
+	struct xthread *x = g_x;
+	while (!atomic_load(&x->go)) {
+		sched_yield();
+	}
+	for (uint64_t i = 0; i < p->n; i++) {
+		if ((i & 255) == 0) {
+			while (i - atomic_load_explicit(&p->delivered,
+							memory_order_relaxed) >
+			       WINDOW) {
+				sched_yield();
+			}
+		}
+		struct msg *m = malloc(sizeof(*m));
+		if (m == NULL) {
+			abort();
+		}
+		m->next = NULL;
+		m->producer = p->id;
+		m->seq = (uint32_t)i;
+		pthread_mutex_lock(&x->lock);
+		*x->tail = m;
+		x->tail = &m->next;
+		pthread_mutex_unlock(&x->lock);
+		uv_async_send(&x->async);
+	}
+	return NULL;
+}
+
+static void run_xthread(int nprod, uint64_t total)
+{
+	uv_loop_t loop;
+	struct xthread *x = calloc(1, sizeof(*x));
+	g_x = x;
+	uv_loop_init(&loop);
+	pthread_mutex_init(&x->lock, NULL);
+	x->tail = &x->head;
+	x->nprod = nprod;
+	x->async.data = x;
+	uv_async_init(&loop, &x->async, on_async);
+	uint64_t expect_sum = 0;
+	for (int i = 0; i < nprod; i++) {
+		struct producer *p = &x->prod[i];
+		p->id = i;
+		p->n = total / nprod;
+		expect_sum += p->n * (p->n - 1) / 2;
+	}
+	x->n = (total / nprod) * nprod;
+	for (int i = 0; i < nprod; i++) {
+		if (pthread_create(&x->prod[i].thread, NULL, producer_main,
+				   &x->prod[i]) != 0) {
+			fail("pthread_create failed");
+		}
+	}
+
+	double t0 = now_s();
+	atomic_store(&x->go, 1);
+	uv_run(&loop, UV_RUN_DEFAULT);	/* returns once the async is closed */
+	double t1 = now_s();
+
+	for (int i = 0; i < nprod; i++) {
+		pthread_join(x->prod[i].thread, NULL);
+	}
+	if (x->received != x->n || x->sum != expect_sum || x->errors != 0) {
+		fail("received %llu of %llu, checksum %s",
+		     (unsigned long long)x->received,
+		     (unsigned long long)x->n,
+		     x->sum == expect_sum ? "ok" : "bad");
+	}
+	emit("throughput", "ops_per_s", x->n / (t1 - t0), x->n);
+	uv_loop_close(&loop);
+	pthread_mutex_destroy(&x->lock);
+	free(x);
+}
+
+/* ------------------------------------------------------------------ */
+/* timers */
+
+struct tm_bench {
+	uint64_t fired, n, sum, early;
+	double t0, t_last;
+	uint64_t *due_ms;	/* loop time at which each must fire */
+};
+
+static struct tm_bench g_tm;
+
+struct tm_timer {
+	uv_timer_t t;
+	uint64_t idx;
+};
+
+static void on_timer(uv_timer_t *t)
+{
+	struct tm_timer *tt = (struct tm_timer *)t;
+	if (uv_now(t->loop) < g_tm.due_ms[tt->idx]) {
+		g_tm.early++;
+	}
+	g_tm.sum += tt->idx;
+	if (++g_tm.fired == g_tm.n) {
+		g_tm.t_last = now_s();
+	}
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+static void run_timers(uint64_t n, uint32_t spread_us)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct tm_timer *timers = calloc(n, sizeof(*timers));
+	uint32_t *offset = malloc(n * sizeof(*offset));
+	memset(&g_tm, 0, sizeof(g_tm));
+	g_tm.n = n;
+	g_tm.due_ms = malloc(n * sizeof(*g_tm.due_ms));
+	if (timers == NULL || offset == NULL || g_tm.due_ms == NULL) {
+		fail("out of memory");
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		offset[i] = (uint32_t)(rng_next() % spread_us);
+	}
+
+	double t0 = now_s();
+	uv_update_time(&loop);
+	uint64_t base = uv_now(&loop);
+	for (uint64_t i = 0; i < n; i++) {
+		/* rounded up: never due before tevent_bench's deadline */
+		uint64_t ms = (offset[i] + 999) / 1000;
+		timers[i].idx = i;
+		g_tm.due_ms[i] = base + ms;
+		uv_timer_init(&loop, &timers[i].t);
+		uv_timer_start(&timers[i].t, on_timer, ms, 0);
+	}
+	double t1 = now_s();
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	if (g_tm.fired != n || g_tm.sum != n * (n - 1) / 2 || g_tm.early != 0) {
+		fail("fired %llu of %llu, %llu early",
+		     (unsigned long long)g_tm.fired, (unsigned long long)n,
+		     (unsigned long long)g_tm.early);
+	}
+	emit("insert", "seconds", t1 - t0, n);
+	emit("total", "seconds", g_tm.t_last - t0, n);
+	emit("late", "seconds", g_tm.t_last - t0 - spread_us * 1e-6, n);
+	uv_loop_close(&loop);
+	free(timers);
+	free(offset);
+	free(g_tm.due_ms);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void case_proxy_1p(void) { run_xthread(1, scaled(400000)); }
+static void case_proxy_4p(void) { run_xthread(4, scaled(400000)); }
+static void case_timers_20k(void) { run_timers(scaled(20000), 50000); }
+static void case_timers_200k(void) { run_timers(scaled(200000), 300000); }
+
+struct bench_case {
+	const char *name;
+	void (*fn)(void);
+	const char *what;
+};
+
+static const struct bench_case cases[] = {
+	{"proxy_1p", case_proxy_1p, "uv_async + locked list, 1 producer thread"},
+	{"proxy_4p", case_proxy_4p, "uv_async + locked list, 4 producer threads"},
+	{"timers_20k", case_timers_20k,
+	 "20,000 uv timers at random timeouts within 50 ms"},
+	{"timers_200k", case_timers_200k,
+	 "200,000 uv timers at random timeouts within 0.3 s"},
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+int main(int argc, char **argv)
+{
+	const char *only[NCASES + 1];
+	size_t nonly = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--list") == 0) {
+			for (size_t c = 0; c < NCASES; c++) {
+				printf("%-12s %s\n", cases[c].name, cases[c].what);
+			}
+			return 0;
+		} else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc &&
+			   nonly < NCASES) {
+			only[nonly++] = argv[++i];
+		} else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
+			g_scale = atof(argv[++i]);
+			if (!(g_scale > 0)) {
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "usage: uv_bench [--case NAME]... [--scale F] [--list]\n");
+			return 2;
+		}
+	}
+	for (size_t k = 0; k < nonly; k++) {
+		bool known = false;
+		for (size_t c = 0; c < NCASES; c++) {
+			known |= strcmp(only[k], cases[c].name) == 0;
+		}
+		if (!known) {
+			fprintf(stderr, "uv_bench: unknown case %s\n", only[k]);
+			return 2;
+		}
+	}
+	printf("library=%s\n", uv_version_string());
+	fflush(stdout);
+	signal(SIGALRM, on_watchdog);
+
+	for (size_t c = 0; c < NCASES; c++) {
+		bool run = nonly == 0;
+		for (size_t k = 0; k < nonly; k++) {
+			run |= strcmp(only[k], cases[c].name) == 0;
+		}
+		if (!run) {
+			continue;
+		}
+		g_case = cases[c].name;
+		alarm(WATCHDOG_SECONDS);
+		cases[c].fn();
+		alarm(0);
+	}
+	return 0;
+}

@@ -1,0 +1,372 @@
+/*
+ * Runs the example programs of doc/examples/ (built into
+ * <build>/examples/<name>) and checks what they print.
+ *
+ * Each example is run with LD_LIBRARY_PATH pointing at the directory of
+ * the library under test ($TEVENT_TEST_LIBRARY, or the copy this program
+ * itself was given), must exit with status 0, must report on a
+ * "libtevent: <path>" line that it loaded exactly that library, and must
+ * print the lines that show it did what its page in doc/ says.  Programs
+ * in <build>/examples without an entry in the table below (new examples,
+ * or ones other parts of the tree build there) are still run: they must
+ * exit with 0, and if they print a "libtevent: " line it must name the
+ * library under test.
+ *
+ * The examples check their own results; no expectation here involves
+ * time.  A generous per-program limit only guards against hangs.
+ */
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "common/tt.h"
+
+/* Hang guard per example program; none needs more than a few seconds. */
+#define EXAMPLE_TIMEOUT_SECS 300
+
+static char examples_dir[PATH_MAX + 16];
+static char expected_lib[PATH_MAX];	/* realpath of the library under test */
+static char lib_dir[PATH_MAX];		/* goes first in LD_LIBRARY_PATH */
+
+struct example {
+	const char *name;
+	const char *args[4];		/* NULL-terminated */
+	const char *expect[10];		/* lines (or parts) that must appear */
+};
+
+static const struct example examples[] = {
+	{ "demo", { NULL }, {
+		"signal:    ",
+		"thread:    main loop answered pings from 8 worker threads",
+		"done:      3 timers, signal seen, 8/8 workers got their reply",
+	} },
+	{ "loop", { NULL }, {
+		"turn 1 ran: immediate\n",
+		"turn 2 ran: timer\n",
+		"turn 3 ran: fd\n",
+		"wait timeout 0: tevent_loop_once() = -1, errno EAGAIN",
+		"child:  ran: child-immediate\n",
+		"parent: ran: parent-immediate\n",
+		"\nOK\n",
+	} },
+	{ "fd_events", { NULL }, {
+		"reader:  received \"one two three\", then end of file",
+		"watcher: called 1 time(s), with flags ERROR\n",
+		"close_fn: closed the reader's descriptor",
+		"\nOK\n",
+	} },
+	{ "timers", { NULL }, {
+		"fired: zero(now=0) moved tick1 same-a same-b same-c tick2 tick3\n",
+		"\nOK\n",
+	} },
+	{ "immediates", { NULL }, {
+		"queue order:    c a-again b-reused\n",
+		"job and fd:     chunk1 chunk2 chunk3 fd\n",
+		"\nOK\n",
+	} },
+	{ "signals", { NULL }, {
+		"SIGUSR1: 1 handler call(s), count 3",
+		"SIGUSR2 (SA_SIGINFO): 3 handler calls, values add up to 6",
+		"SIGCHLD: child exited with status 7",
+		"SIGURG (SA_RESETHAND): 1 handler call(s)",
+		"SIGUSR1 after freeing its event: SIG_DFL again",
+		"\nOK\n",
+	} },
+	{ "tracing", { NULL }, {
+		"timer:     ABhD ",
+		"immediate: ABhD\n",
+		"\nOK\n",
+	} },
+	{ "request", { NULL }, {
+		"normal:    ret 0, sum 5, cleanup saw: DONE RECEIVED\n",
+		"bad input: ret EINVAL, callback after _send returned: yes",
+		"endtime:   ret ETIMEDOUT",
+		"cancel:    ret ECANCELED",
+		"chained:   (1 + 2) + 3 = 6",
+		"profile: struct two_sums_state: DONE",
+		"sync:      20 + 22 = 42",
+		"\nOK\n",
+	} },
+	{ "wrapper", { NULL }, {
+		"alice's timer: runs as alice (ev is the wrapper)\n",
+		"main timer: runs as root (ev is main)\n",
+		"\nOK\n",
+	} },
+	{ "queue_writer", { NULL }, {
+		"queue_writer: 4 requests x 1048576 bytes through one socket: "
+		"4194304 bytes received whole and in order",
+		"\nOK\n",
+	} },
+	{ "thread_reply", { "8", NULL }, {
+		"200 rounds x 8 workers: 1600 requests answered, "
+		"every reply received and correct",
+	} },
+};
+
+/* ------------------------------------------------------------------ */
+
+static void locate(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *want = getenv("TEVENT_TEST_LIBRARY");
+	char *slash;
+
+	if (n <= 0) {
+		fprintf(stderr, "test_examples: readlink(/proc/self/exe) failed\n");
+		exit(2);
+	}
+	self[n] = '\0';
+	/* <build>/tests/test_examples -> <build>/examples */
+	slash = strrchr(self, '/');
+	*slash = '\0';
+	snprintf(examples_dir, sizeof(examples_dir), "%s/../examples", self);
+
+	if (want != NULL && want[0] != '\0') {
+		if (realpath(want, expected_lib) == NULL) {
+			fprintf(stderr, "test_examples: %s: %s\n", want,
+				strerror(errno));
+			exit(2);
+		}
+		snprintf(lib_dir, sizeof(lib_dir), "%s", want);
+	} else {
+		/* The copy tt_check_library() accepted for this program. */
+		Dl_info info;
+		void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
+
+		if (fn == NULL || dladdr(fn, &info) == 0 ||
+		    realpath(info.dli_fname, expected_lib) == NULL) {
+			fprintf(stderr, "test_examples: cannot locate libtevent\n");
+			exit(2);
+		}
+		snprintf(lib_dir, sizeof(lib_dir), "%s", expected_lib);
+	}
+	slash = strrchr(lib_dir, '/');
+	if (slash == NULL) {
+		snprintf(lib_dir, sizeof(lib_dir), ".");
+	} else {
+		*slash = '\0';
+	}
+}
+
+/*
+ * Runs examples_dir/name with args; returns its output (stdout and
+ * stderr together, a talloc string under mem_ctx) and its wait status.
+ */
+static char *run(TALLOC_CTX *mem_ctx, const char *name,
+		 const char *const *args, int *status)
+{
+	char path[PATH_MAX + 64];
+	const char *argv[8];
+	char *out = talloc_strdup(mem_ctx, "");
+	int pfd[2];
+	pid_t pid;
+	time_t deadline = time(NULL) + EXAMPLE_TIMEOUT_SECS;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/%s", examples_dir, name);
+	argv[0] = path;
+	for (i = 0; args[i] != NULL && i < 6; i++) {
+		argv[i + 1] = args[i];
+	}
+	argv[i + 1] = NULL;
+
+	assert_non_null(out);
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *old = getenv("LD_LIBRARY_PATH");
+		char *llp = NULL;
+
+		setpgid(0, 0);	/* so a hung example can be killed whole */
+		close(pfd[0]);
+		dup2(pfd[1], STDOUT_FILENO);
+		dup2(pfd[1], STDERR_FILENO);
+		close(pfd[1]);
+		if (asprintf(&llp, "%s%s%s", lib_dir, old ? ":" : "",
+			     old ? old : "") < 0) {
+			_exit(126);
+		}
+		setenv("LD_LIBRARY_PATH", llp, 1);
+		execv(path, (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		char buf[4096];
+		ssize_t n;
+		int r = poll(&p, 1, 1000);
+
+		if (r == -1 && errno == EINTR) {
+			continue;
+		}
+		if (r == 0) {
+			if (time(NULL) > deadline) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+				out = talloc_asprintf_append(out,
+					"\n[test_examples: killed after %d s]\n",
+					EXAMPLE_TIMEOUT_SECS);
+				break;
+			}
+			continue;
+		}
+		n = read(pfd[0], buf, sizeof(buf));
+		if (n == -1 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			break;
+		}
+		out = talloc_strndup_append(out, buf, n);
+		assert_non_null(out);
+	}
+	close(pfd[0]);
+	while (waitpid(pid, status, 0) == -1) {
+		assert_int_equal(errno, EINTR);
+	}
+	return out;
+}
+
+/* The status, library and expected-lines checks shared by all cases. */
+static void check_example(const char *name, const char *const *args,
+			  const char *const *expect, bool lib_line_optional)
+{
+	TALLOC_CTX *mem = talloc_new(NULL);
+	char *lib_line;
+	int status = 0;
+	char *out;
+	size_t i;
+
+	out = run(mem, name, args, &status);
+	print_message("----- %s -----\n%s", name, out);
+
+	if (!WIFEXITED(status)) {
+		fail_msg("%s: killed by signal %d", name,
+			 WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+	}
+	if (WEXITSTATUS(status) != 0) {
+		fail_msg("%s: exit status %d", name, WEXITSTATUS(status));
+	}
+
+	lib_line = talloc_asprintf(mem, "libtevent: %s\n", expected_lib);
+	assert_non_null(lib_line);
+	if (strstr(out, lib_line) == NULL &&
+	    !(lib_line_optional && strstr(out, "libtevent: ") == NULL)) {
+		fail_msg("%s: did not report loading %s", name, expected_lib);
+	}
+	for (i = 0; expect != NULL && expect[i] != NULL; i++) {
+		if (strstr(out, expect[i]) == NULL) {
+			fail_msg("%s: expected output missing: \"%s\"", name,
+				 expect[i]);
+		}
+	}
+	talloc_free(mem);
+}
+
+static void test_example(void **state)
+{
+	const struct example *e = *state;
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/%s", examples_dir, e->name);
+	if (access(path, X_OK) != 0) {
+		fail_msg("%s not built (expected from doc/examples/%s.c)", path,
+			 e->name);
+	}
+	check_example(e->name, e->args, e->expect, false);
+}
+
+static bool in_table(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(examples) / sizeof(examples[0]); i++) {
+		if (strcmp(examples[i].name, name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Examples added to doc/examples/ without an entry above. */
+static void test_other_examples(void **state)
+{
+	static const char *const no_args[] = { NULL };
+	DIR *dir = opendir(examples_dir);
+	struct dirent *de;
+	int ran = 0;
+
+	(void)state;
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		char path[PATH_MAX + 300];
+		struct stat st;
+
+		/* waf leaves object files (name.c.1.o) next to programs */
+		if (de->d_name[0] == '.' || strchr(de->d_name, '.') != NULL ||
+		    in_table(de->d_name)) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", examples_dir, de->d_name);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    access(path, X_OK) != 0) {
+			continue;
+		}
+		check_example(de->d_name, no_args, NULL, true);
+		ran++;
+	}
+	closedir(dir);
+	print_message("%d example(s) without specific expectations\n", ran);
+}
+
+int main(void)
+{
+	enum { N = sizeof(examples) / sizeof(examples[0]) };
+	struct CMUnitTest tests[N + 1];
+	size_t i;
+
+	tt_check_library();
+	locate();
+	fprintf(stderr, "examples from %s, LD_LIBRARY_PATH=%s...\n",
+		examples_dir, lib_dir);
+
+	for (i = 0; i < N; i++) {
+		tests[i] = (struct CMUnitTest) {
+			.name = examples[i].name,
+			.test_func = test_example,
+			.initial_state = (void *)&examples[i],
+		};
+	}
+	tests[N] = (struct CMUnitTest) {
+		.name = "other_examples",
+		.test_func = test_other_examples,
+	};
+	return _cmocka_run_group_tests("examples", tests, N + 1, NULL, NULL);
+}
