@@ -65,9 +65,11 @@ struct tevent_timer {
 	tevent::WrapperGlue *wrapper;
 	bool busy;
 	bool destroyed;
+	// Position in the context's heap; UINT32_MAX if none. 32 bits keep
+	// a timer (with its heap slot) no bigger than upstream's, see bench/.
+	uint32_t heap_index;
 	struct timeval next_event;
 	uint64_t seq;          // insertion order: FIFO among equal deadlines
-	size_t heap_index;     // position in the context's heap; SIZE_MAX if none
 	tevent_timer_handler_t handler;
 	void *private_data;
 	const char *handler_name;

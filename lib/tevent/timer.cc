@@ -7,7 +7,7 @@
 
 namespace tevent {
 
-static constexpr size_t kNotInHeap = SIZE_MAX;
+static constexpr uint32_t kNotInHeap = UINT32_MAX;
 
 bool TimerHeap::before(const tevent_timer *a, const tevent_timer *b)
 {
@@ -42,7 +42,7 @@ bool TimerHeap::grow()
 void TimerHeap::place(size_t i, tevent_timer *te)
 {
 	items_[i] = te;
-	te->heap_index = i;
+	te->heap_index = static_cast<uint32_t>(i);
 }
 
 void TimerHeap::sift_up(size_t i)
@@ -81,6 +81,9 @@ void TimerHeap::sift_down(size_t i)
 
 bool TimerHeap::insert(tevent_timer *te)
 {
+	if (size_ >= kNotInHeap - 1) {
+		return false;  // four billion timers: refuse rather than wrap
+	}
 	if (size_ == cap_ && !grow()) {
 		return false;
 	}
