@@ -416,10 +416,14 @@ int EpollBackend::wait_once(const struct timeval *delay)
 		return 0;
 	}
 
+	bool fresh = next_ >= nheld_;
+	if (fresh && spin_for_messages(ev_, delay)) {
+		return run_spun_messages(ev_);
+	}
+
 	// The trace points bracket every turn's wait, also one served from
 	// the held reports, so tracers see the same sequence as upstream.
 	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
-	bool fresh = next_ >= nheld_;
 	if (fresh) {
 		struct epoll_event events[kBatch];
 		int n = epoll_wait(epfd_, events, kBatch, timeout_msec(delay));

@@ -191,6 +191,10 @@ int PollBackend::wait_once(const struct timeval *delay)
 		return -1;
 	}
 
+	if (spin_for_messages(ev_, delay)) {
+		return run_spun_messages(ev_);
+	}
+
 	int timeout = timeout_msec(delay);
 	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
 	int n = poll(pfds_, npfds_, timeout);

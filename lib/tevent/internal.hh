@@ -171,7 +171,7 @@ public:
 		do {
 			im->mt_next.store(old, std::memory_order_relaxed);
 		} while (!head_.compare_exchange_weak(old, im,
-						      std::memory_order_release,
+						      std::memory_order_seq_cst,
 						      std::memory_order_relaxed));
 		return old == nullptr;
 	}
@@ -212,6 +212,9 @@ struct Channel {
 	std::atomic<int> refs;
 	std::atomic<int> inflight;
 	std::atomic<bool> open;
+	// The owner polls the queue instead of sleeping (spin_for_messages):
+	// producers need not write the eventfd. seq_cst on both sides.
+	std::atomic<bool> spinning;
 	int wakeup_fd;
 	Kind kind;
 	tevent_context *ev;        // owner; only used on the owner's thread
@@ -273,6 +276,7 @@ struct tevent_context {
 	tevent::Channel *threaded_channel;  // shared by all threaded contexts
 	tevent_threaded_context *threaded_contexts;  // owner-thread list
 	bool has_threaded;                  // channels is not empty
+	uint64_t last_message_ns;  // when a turn last found cross-thread work
 	tevent::ListHook<tevent_context> all_link;  // process-wide context list
 
 	// Wakeup: eventfd, read side registered as an fd event.
@@ -352,6 +356,14 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.
 void threads_wrapper_gone(tevent_context *main, tevent_context *wrap);
+
+// Before a backend blocks: if cross-thread messages arrived recently,
+// poll the channels for a few microseconds instead of sleeping, which
+// spares producers the eventfd write and the loop the wakeup. True when
+// messages are waiting (the turn should run them instead of waiting).
+bool spin_for_messages(tevent_context *ev, const struct timeval *delay);
+// Runs the start of a turn again after a successful spin.
+int run_spun_messages(tevent_context *ev);
 
 // ---- wrappers (wrapper.cc) ----
 void wrapper_push_use_internal(tevent_context *wrap_ev, WrapperGlue *glue);

@@ -9,6 +9,7 @@
 
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 namespace tevent {
 
@@ -51,9 +52,95 @@ bool Channel::enter()
 
 void Channel::post(tevent_immediate *im)
 {
-	if (queue.push(im)) {
+	// The owner checks the queue again after it stops spinning, so one of
+	// the two sides always sees the other (both accesses are seq_cst).
+	if (queue.push(im) && !spinning.load(std::memory_order_seq_cst)) {
 		tevent_common_wakeup_fd(wakeup_fd);
 	}
+}
+
+namespace {
+
+// How long a loop polls for cross-thread messages before sleeping, and how
+// recent the last message must be for that to be worth it.
+constexpr uint64_t kSpinNs = 50 * 1000;
+constexpr uint64_t kRecentNs = 2 * 1000 * 1000;
+
+uint64_t now_ns()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+inline void cpu_relax()
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+bool any_message(tevent_context *ev)
+{
+	for (Channel *ch = ev->channels.front(); ch != nullptr;
+	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
+		if (!ch->queue.empty()) {
+			return true;
+		}
+	}
+	return false;
+}
+
+void set_spinning(tevent_context *ev, bool on)
+{
+	for (Channel *ch = ev->channels.front(); ch != nullptr;
+	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
+		ch->spinning.store(on, std::memory_order_seq_cst);
+	}
+}
+
+} // namespace
+
+bool spin_for_messages(tevent_context *ev, const struct timeval *delay)
+{
+	if (!ev->has_threaded || ev->last_message_ns == 0) {
+		return false;
+	}
+	uint64_t start = now_ns();
+	if (start - ev->last_message_ns > kRecentNs) {
+		return false;
+	}
+	uint64_t budget = kSpinNs;
+	if (delay->tv_sec == 0 && (uint64_t)delay->tv_usec * 1000 < budget) {
+		budget = (uint64_t)delay->tv_usec * 1000;
+	}
+
+	set_spinning(ev, true);
+	bool found = false;
+	for (unsigned i = 1;; i++) {
+		if (any_message(ev)) {
+			found = true;
+			break;
+		}
+		cpu_relax();
+		if ((i & 63) == 0 && now_ns() - start >= budget) {
+			break;
+		}
+	}
+	set_spinning(ev, false);
+	// A producer that saw us spinning did not wake us: look once more.
+	return found || any_message(ev);
+}
+
+int run_spun_messages(tevent_context *ev)
+{
+	tevent_common_threaded_activate_immediate(ev);
+	if (!ev->immediates.empty()) {
+		tevent_common_loop_immediate(ev);
+	}
+	return 0;
 }
 
 void Channel::quiesce() const
@@ -343,6 +430,7 @@ TEVENT_EXPORT void tevent_common_threaded_activate_immediate(struct tevent_conte
 		if (ch->queue.empty()) {
 			continue;
 		}
+		ev->last_message_ns = now_ns();
 		if (ch->kind == Channel::kThreaded) {
 			activate_threaded(ch);
 		} else {
