@@ -68,14 +68,14 @@ install: build
 
 # Sanitizer builds live in their own out dirs, each with its own waf lock
 # file in the top directory (that is how waf finds the out dir again).
-bin-asan/c4che:
+bin-asan/c4che: wscript
 	WAFLOCK=.lock-waf_asan $(WAF) configure --out=bin-asan --enable-asan
 
 test-asan: bin-asan/c4che
 	WAFLOCK=.lock-waf_asan $(WAF) build
 	$(ASAN_ENV) $(RUN_TESTS) bin-asan
 
-bin-tsan/c4che:
+bin-tsan/c4che: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
 
 # Every program that starts threads: the thread suites, the threadpool,

@@ -373,15 +373,15 @@ static void check_results(const struct run *r, const char *mode)
 
 static void test_system_library(void **state)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct run *r;
 
 	(void)state;
 	need_app();
 	if (g_system[0] == '\0') {
 		fprintf(stderr, "test_dropin: no system libtevent to compare with\n");
-		free(r);
 		skip();
 	}
+	r = malloc(sizeof(*r));
 	assert_non_null(r);
 	run_app(r, NULL);
 	check_results(r, "system");
@@ -424,13 +424,14 @@ static void check_ours_only(const struct run *r, const char *mode)
 
 static void test_ld_library_path(void **state)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct run *r;
 	char var[PATH_MAX + 32];
 	const char *add[] = {var, NULL};
 
 	(void)state;
 	need_app();
 	need_ours();
+	r = malloc(sizeof(*r)); /* after the skips: skip() does not return */
 	assert_non_null(r);
 	snprintf(var, sizeof(var), "LD_LIBRARY_PATH=%s", g_ours_dir);
 	run_app(r, add);
@@ -441,13 +442,14 @@ static void test_ld_library_path(void **state)
 
 static void test_ld_preload(void **state)
 {
-	struct run *r = malloc(sizeof(*r));
+	struct run *r;
 	char var[PATH_MAX + 32];
 	const char *add[] = {var, NULL};
 
 	(void)state;
 	need_app();
 	need_ours();
+	r = malloc(sizeof(*r)); /* after the skips: skip() does not return */
 	assert_non_null(r);
 	/* the soname file, as a user would name it */
 	snprintf(var, sizeof(var), "LD_PRELOAD=%s/libtevent.so.0", g_ours_dir);
