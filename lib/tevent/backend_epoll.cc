@@ -23,13 +23,119 @@ namespace tevent {
 
 namespace {
 
-struct EpollSlot {
-	IntrusiveList<tevent_fd, &tevent_fd::slot_link> fdes;
-	uint32_t armed;   // mask registered with epoll
-	uint32_t gen;     // bumped whenever an fde joins or leaves
-	bool registered;  // present in the epoll set
-	int8_t blocking;  // O_NONBLOCK clear? -1: not asked yet
+// One descriptor number: its fdes (a short list through
+// tevent_fd::slot_link, first one in the slot) and what is registered with
+// the kernel for it. All in one word, since the table has a slot per
+// descriptor number: fde pointers are 16-byte aligned (talloc), which
+// leaves the low four bits for the registered mask and the "in the epoll
+// set" bit.
+class EpollSlot {
+public:
+	tevent_fd *front() const
+	{
+		return reinterpret_cast<tevent_fd *>(word_ & ~kStateBits);
+	}
+	bool empty() const { return front() == nullptr; }
+	static tevent_fd *next(const tevent_fd *f) { return f->slot_link.next; }
+
+	bool contains(const tevent_fd *fde) const
+	{
+		for (tevent_fd *f = front(); f != nullptr; f = next(f)) {
+			if (f == fde) {
+				return true;
+			}
+		}
+		return false;
+	}
+
+	void push_back(tevent_fd *fde)
+	{
+		fde->slot_link.next = nullptr;
+		tevent_fd *f = front();
+		if (f == nullptr) {
+			fde->slot_link.prev = nullptr;
+			set_front(fde);
+			return;
+		}
+		while (f->slot_link.next != nullptr) {
+			f = f->slot_link.next;
+		}
+		f->slot_link.next = fde;
+		fde->slot_link.prev = f;
+	}
+
+	void remove(tevent_fd *fde)
+	{
+		tevent_fd *prev = fde->slot_link.prev;
+		tevent_fd *next = fde->slot_link.next;
+		if (prev != nullptr) {
+			prev->slot_link.next = next;
+		} else {
+			set_front(next);
+		}
+		if (next != nullptr) {
+			next->slot_link.prev = prev;
+		}
+		fde->slot_link.prev = fde->slot_link.next = nullptr;
+	}
+
+	tevent_fd *pop_front()
+	{
+		tevent_fd *f = front();
+		if (f != nullptr) {
+			remove(f);
+		}
+		return f;
+	}
+
+	// The events registered with epoll (EPOLLIN, EPOLLOUT, EPOLLRDHUP).
+	uint32_t armed() const
+	{
+		uint32_t ev = 0;
+		if (word_ & kIn) {
+			ev |= EPOLLIN;
+		}
+		if (word_ & kOut) {
+			ev |= EPOLLOUT;
+		}
+		if (word_ & kRdHup) {
+			ev |= EPOLLRDHUP;
+		}
+		return ev;
+	}
+	bool registered() const { return (word_ & kRegistered) != 0; }
+
+	void set_kernel_state(uint32_t armed, bool registered)
+	{
+		uintptr_t bits = 0;
+		if (armed & EPOLLIN) {
+			bits |= kIn;
+		}
+		if (armed & EPOLLOUT) {
+			bits |= kOut;
+		}
+		if (armed & EPOLLRDHUP) {
+			bits |= kRdHup;
+		}
+		if (registered) {
+			bits |= kRegistered;
+		}
+		word_ = (word_ & ~kStateBits) | bits;
+	}
+
+private:
+	static constexpr uintptr_t kIn = 1, kOut = 2, kRdHup = 4,
+				   kRegistered = 8, kStateBits = 15;
+
+	void set_front(tevent_fd *f)
+	{
+		word_ = reinterpret_cast<uintptr_t>(f) | (word_ & kStateBits);
+	}
+
+	uintptr_t word_;
 };
+
+static_assert(sizeof(EpollSlot) == sizeof(void *), "one word per fd number");
 
 constexpr int kBatch = 64;
 
@@ -37,7 +143,7 @@ constexpr int kBatch = 64;
 struct HeldReport {
 	int fd;
 	uint32_t events;
-	uint32_t gen;
+	uint64_t gen;  // the backend's change count when harvested
 };
 
 class EpollBackend {
@@ -61,7 +167,7 @@ private:
 	void disable_slot(int fd);
 	bool refresh(HeldReport &r);
 	int dispatch(int fd, uint32_t events);
-	void changed(EpollSlot *s);
+	void changed();
 	static uint32_t map_flags(uint16_t flags);
 
 	tevent_context *ev_;
@@ -69,6 +175,7 @@ private:
 	pid_t pid_;
 	EpollSlot *slots_;
 	size_t nslots_;
+	uint64_t changes_;  // fdes joined or left a slot (any slot)
 	HeldReport held_[kBatch];
 	int nheld_;  // reports in held_
 	int next_;   // the next one to serve
@@ -89,7 +196,6 @@ void hook_detach(tevent_fd *fde)
 	backend_of(fde->event_ctx)->detach(fde);
 }
 
-const BackendFdHooks epoll_hooks = {hook_flags_changed, hook_detach};
 
 uint32_t EpollBackend::map_flags(uint16_t flags)
 {
@@ -150,9 +256,10 @@ int EpollBackend::on_talloc_free()
 
 bool EpollBackend::grow(int fd)
 {
+	// 1.5x steps: the table costs a word per descriptor number.
 	size_t want = nslots_ ? nslots_ : 64;
 	while (want <= (size_t)fd) {
-		want *= 2;
+		want += want / 2;
 	}
 	auto *n = static_cast<EpollSlot *>(realloc(slots_, want * sizeof(EpollSlot)));
 	if (n == nullptr) {
@@ -199,8 +306,8 @@ bool EpollBackend::panic(const char *what)
 void EpollBackend::retire()
 {
 	for (size_t i = 0; i < nslots_; i++) {
-		while (tevent_fd *fde = slots_[i].fdes.pop_front()) {
-			fde->hooks = nullptr;
+		while (tevent_fd *fde = slots_[i].pop_front()) {
+			fde->hooks_id = kNoFdHooks;
 		}
 	}
 	on_talloc_free();
@@ -216,14 +323,12 @@ void EpollBackend::disable_slot(int fd)
 	EpollSlot *s = slot(fd);
 	TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
 		      "epoll_ctl EBADF for fd[%d] - disabling\n", fd);
-	while (tevent_fd *fde = s->fdes.front()) {
-		s->fdes.remove(fde);
-		fde->hooks = nullptr;
+	while (tevent_fd *fde = s->pop_front()) {
+		fde->hooks_id = kNoFdHooks;
 		fd_disarm(fde);
 	}
-	changed(s);
-	s->armed = 0;
-	s->registered = false;
+	changed();
+	s->set_kernel_state(0, false);
 }
 
 bool EpollBackend::attach(tevent_fd *fde)
@@ -231,13 +336,10 @@ bool EpollBackend::attach(tevent_fd *fde)
 	if ((size_t)fde->fd >= nslots_ && !grow(fde->fd)) {
 		return false;
 	}
-	fde->hooks = &epoll_hooks;
-	EpollSlot *s = &slots_[fde->fd];
-	if (s->fdes.empty()) {
-		s->blocking = -1;  // maybe another file under the same number
-	}
-	changed(s);
-	s->fdes.push_back(fde);
+	fde->hooks_id = kEpollFdHooks;
+	fde->fd_mode = 0;
+	changed();
+	slots_[fde->fd].push_back(fde);
 	update(fde->fd);
 	return true;
 }
@@ -245,17 +347,17 @@ bool EpollBackend::attach(tevent_fd *fde)
 void EpollBackend::detach(tevent_fd *fde)
 {
 	EpollSlot *s = slot(fde->fd);
-	if (s == nullptr || !IntrusiveList<tevent_fd, &tevent_fd::slot_link>::is_linked(fde)) {
+	if (s == nullptr || !s->contains(fde)) {
 		return;
 	}
-	s->fdes.remove(fde);
-	changed(s);
+	s->remove(fde);
+	changed();
 	update(fde->fd);
 }
 
-void EpollBackend::changed(EpollSlot *s)
+void EpollBackend::changed()
 {
-	s->gen++;
+	changes_++;
 }
 
 // Decides whether a held report may still be served and brings it up to
@@ -267,24 +369,26 @@ void EpollBackend::changed(EpollSlot *s)
 bool EpollBackend::refresh(HeldReport &r)
 {
 	EpollSlot *s = slot(r.fd);
-	if (s == nullptr || s->fdes.empty() || !s->registered) {
+	if (s == nullptr || s->empty() || !s->registered()) {
 		return false;
 	}
-	if (s->blocking < 0) {
+	tevent_fd *first = s->front();
+	if (first->fd_mode == 0) {
 		int fl = fcntl(r.fd, F_GETFL);
-		s->blocking = (fl == -1 || !(fl & O_NONBLOCK)) ? 1 : 0;
+		first->fd_mode = (fl == -1 || !(fl & O_NONBLOCK)) ? 1 : 2;
 	}
-	if (s->gen == r.gen && s->blocking == 0) {
+	if (changes_ == r.gen && first->fd_mode == 2) {
 		return true;
 	}
+	uint32_t armed = s->armed();
 	struct pollfd pfd = {r.fd, 0, 0};
-	if (s->armed & EPOLLIN) {
+	if (armed & EPOLLIN) {
 		pfd.events |= POLLIN;
 	}
-	if (s->armed & EPOLLOUT) {
+	if (armed & EPOLLOUT) {
 		pfd.events |= POLLOUT;
 	}
-	if (s->armed & EPOLLRDHUP) {
+	if (armed & EPOLLRDHUP) {
 		pfd.events |= POLLRDHUP;
 	}
 	if (poll(&pfd, 1, 0) != 1 || (pfd.revents & POLLNVAL)) {
@@ -307,7 +411,6 @@ bool EpollBackend::refresh(HeldReport &r)
 		events |= EPOLLRDHUP;
 	}
 	r.events = events;
-	r.gen = s->gen;
 	return true;
 }
 
@@ -326,11 +429,10 @@ void EpollBackend::update(int fd)
 		return;
 	}
 	uint32_t want = 0;
-	for (tevent_fd *f = s->fdes.front(); f != nullptr;
-	     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
+	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
 		want |= map_flags(f->flags);
 	}
-	if (want == s->armed && s->registered == (want != 0)) {
+	if (want == s->armed() && s->registered() == (want != 0)) {
 		return;
 	}
 
@@ -342,33 +444,30 @@ void EpollBackend::update(int fd)
 	int op;
 	if (want == 0) {
 		op = EPOLL_CTL_DEL;
-	} else if (s->registered) {
+	} else if (s->registered()) {
 		op = EPOLL_CTL_MOD;
 	} else {
 		op = EPOLL_CTL_ADD;
 	}
 	int ret = epoll_ctl(epfd_, op, fd, &event);
 	if (ret == 0) {
-		s->armed = want;
-		s->registered = (want != 0);
+		s->set_kernel_state(want, want != 0);
 		return;
 	}
 	if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)) {
 		// Already gone (the descriptor was closed, or we reopened
 		// the epoll set after fork).
-		s->armed = 0;
-		s->registered = false;
+		s->set_kernel_state(0, false);
 		return;
 	}
 	if (op == EPOLL_CTL_MOD && errno == ENOENT) {
-		s->registered = false;
-		s->armed = 0;
+		s->set_kernel_state(0, false);
 		update(fd);
 		return;
 	}
 	if (op == EPOLL_CTL_ADD && errno == EEXIST) {
-		s->registered = true;
-		s->armed = ~want;
+		// Registered after all, with unknown events: force a MOD.
+		s->set_kernel_state(want ^ EPOLLIN, true);
 		update(fd);
 		return;
 	}
@@ -395,11 +494,10 @@ void EpollBackend::check_reopen()
 		return;
 	}
 	for (size_t i = 0; i < nslots_; i++) {
-		slots_[i].armed = 0;
-		slots_[i].registered = false;
+		slots_[i].set_kernel_state(0, false);
 	}
 	for (size_t i = 0; i < nslots_; i++) {
-		if (!slots_[i].fdes.empty()) {
+		if (!slots_[i].empty()) {
 			update((int)i);
 		}
 	}
@@ -445,9 +543,7 @@ int EpollBackend::wait_once(const struct timeval *delay)
 			return finish_idle_wait(ev_, delay);
 		}
 		for (int i = 0; i < n; i++) {
-			int fd = events[i].data.fd;
-			EpollSlot *s = slot(fd);
-			held_[i] = {fd, events[i].events, s ? s->gen : 0};
+			held_[i] = {events[i].data.fd, events[i].events, changes_};
 		}
 		nheld_ = n;
 		next_ = 0;
@@ -475,7 +571,7 @@ int EpollBackend::wait_once(const struct timeval *delay)
 int EpollBackend::dispatch(int fd, uint32_t events)
 {
 	EpollSlot *s = slot(fd);
-	if (s == nullptr || s->fdes.empty()) {
+	if (s == nullptr || s->empty()) {
 		return -2;
 	}
 
@@ -488,15 +584,16 @@ int EpollBackend::dispatch(int fd, uint32_t events)
 	}
 	bool got_error = (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
 
-	for (tevent_fd *f = s->fdes.front(); f != nullptr;
-	     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
+	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
 		uint16_t flags = fd_flags_for(f, ready, got_error);
 		if (flags == 0) {
 			continue;
 		}
 		// Take turns among fdes sharing the descriptor.
-		s->fdes.remove(f);
-		s->fdes.push_back(f);
+		if (EpollSlot::next(f) != nullptr) {
+			s->remove(f);
+			s->push_back(f);
+		}
 		return tevent_common_invoke_fd_handler(f, flags, nullptr);
 	}
 
@@ -504,8 +601,8 @@ int EpollBackend::dispatch(int fd, uint32_t events)
 		// Only writers are left and they are not told about errors:
 		// stop watching for writability, as upstream does, or the
 		// error would be reported forever.
-		for (tevent_fd *f = s->fdes.front(); f != nullptr;
-		     f = IntrusiveList<tevent_fd, &tevent_fd::slot_link>::next(f)) {
+		for (tevent_fd *f = s->front(); f != nullptr;
+		     f = EpollSlot::next(f)) {
 			f->flags &= ~TEVENT_FD_WRITE;
 		}
 		update(fd);
@@ -573,6 +670,8 @@ static int standard_context_init(tevent_context *ev)
 }
 
 const struct tevent_ops standard_ops = builtin_ops(standard_context_init, epoll_add_fd, epoll_loop_once);
+
+const BackendFdHooks epoll_fd_hooks = {hook_flags_changed, hook_detach};
 
 bool epoll_backend_register()
 {

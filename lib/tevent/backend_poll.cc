@@ -59,7 +59,7 @@ void hook_detach(tevent_fd *fde)
 	backend_of(fde->event_ctx)->detach(fde);
 }
 
-const BackendFdHooks poll_hooks = {hook_flags_changed, hook_detach};
+
 
 short PollBackend::map_flags(uint16_t flags)
 {
@@ -105,7 +105,7 @@ void PollBackend::changed()
 
 void PollBackend::attach(tevent_fd *fde)
 {
-	fde->hooks = &poll_hooks;
+	fde->hooks_id = kPollFdHooks;
 	fde->poll_index = kNoIndex;
 	dirty_ = true;
 	changed();
@@ -335,12 +335,14 @@ bool standard_fallback_to_poll(tevent_context *ev)
 	for (tevent_fd *fde = ev->fds.front(); fde != nullptr;
 	     fde = IntrusiveList<tevent_fd, &tevent_fd::ctx_link>::next(fde)) {
 		fde->slot_link = ListHook<tevent_fd>{};
-		fde->hooks = nullptr;
+		fde->hooks_id = kNoFdHooks;
 	}
 	ev->additional_data = nullptr;
 	ev->ops = &poll_ops;
 	return poll_context_init(ev) == 0;
 }
+
+const BackendFdHooks poll_fd_hooks = {hook_flags_changed, hook_detach};
 
 bool poll_backend_register()
 {

@@ -1,6 +1,6 @@
-// fd events: the generic part shared by every backend. A backend adds its
-// own bookkeeping through tevent_fd::hooks; the common code calls those
-// hooks when the flags change and before the event goes away.
+// fd events: the generic part shared by every backend. A built-in backend
+// adds its own bookkeeping through tevent_fd::hooks(); the common code calls
+// those hooks when the flags change and before the event goes away.
 #include "internal.hh"
 
 #include <unistd.h>
@@ -14,13 +14,13 @@ void fd_disarm(tevent_fd *fde)
 	tevent_context *ev = fde->event_ctx;
 	if (ev != nullptr) {
 		trace_fd(ev, fde, TEVENT_EVENT_TRACE_DETACH);
-		if (fde->hooks != nullptr) {
-			fde->hooks->detach(fde);
+		if (const BackendFdHooks *h = fde->hooks()) {
+			h->detach(fde);
 		}
 		ev->fds.remove(fde);
 		fde->event_ctx = nullptr;
 	}
-	fde->hooks = nullptr;
+	fde->hooks_id = kNoFdHooks;
 	fde->wrapper = nullptr;
 }
 
@@ -29,7 +29,7 @@ void fds_detach_all(tevent_context *ev)
 	tevent_fd *fde;
 	while ((fde = ev->fds.front()) != nullptr) {
 		// The backend is going away with the context: skip its hook.
-		fde->hooks = nullptr;
+		fde->hooks_id = kNoFdHooks;
 		fd_disarm(fde);
 	}
 }
@@ -120,8 +120,8 @@ TEVENT_EXPORT void tevent_common_fd_set_flags(struct tevent_fd *fde,
 		return;
 	}
 	fde->flags = flags;
-	if (fde->hooks != nullptr && fde->event_ctx != nullptr) {
-		fde->hooks->flags_changed(fde);
+	if (fde->hooks_id != kNoFdHooks && fde->event_ctx != nullptr) {
+		fde->hooks()->flags_changed(fde);
 	}
 }
 

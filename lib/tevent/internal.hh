@@ -35,27 +35,42 @@ struct BackendFdHooks {
 	void (*detach)(tevent_fd *fde);
 };
 
+// Which built-in backend keeps bookkeeping for an fde (tevent_fd::hooks_id);
+// a byte instead of a pointer keeps the fde small.
+enum : uint8_t { kNoFdHooks = 0, kEpollFdHooks = 1, kPollFdHooks = 2 };
+extern const BackendFdHooks epoll_fd_hooks;
+extern const BackendFdHooks poll_fd_hooks;
+
 } // namespace tevent
 
 struct tevent_fd {
 	tevent::ListHook<tevent_fd> ctx_link;   // tevent_context::fds
-	tevent::ListHook<tevent_fd> slot_link;  // backend's per-fd list
+	union {
+		tevent::ListHook<tevent_fd> slot_link{};  // epoll: per-fd list
+		uint32_t poll_index;  // poll backends: slot in the pollfd array
+	};
 	tevent_context *event_ctx;              // null once inert
 	tevent::WrapperGlue *wrapper;
 	int fd;
 	uint16_t flags;
-	bool busy;       // handler running: a free is deferred until it returns
-	bool destroyed;  // talloc destructor already ran once
+	bool busy : 1;       // handler running: a free waits until it returns
+	bool destroyed : 1;  // talloc destructor already ran once
+	uint8_t fd_mode : 2;  // epoll: 0 not asked, 1 blocking, 2 non-blocking
+	uint8_t hooks_id;     // kNoFdHooks, kEpollFdHooks, kPollFdHooks
 	tevent_fd_handler_t handler;
 	tevent_fd_close_fn_t close_fn;
 	void *private_data;
 	const char *handler_name;
 	const char *location;
 	uint64_t tag;
-	// Backend bookkeeping (kept small: an fde is no bigger than
-	// upstream's, see bench/).
-	const tevent::BackendFdHooks *hooks;
-	uint32_t poll_index;  // poll backends: slot in the pollfd array
+
+	// The backend bookkeeping hooks, or null.
+	const tevent::BackendFdHooks *hooks() const
+	{
+		return hooks_id == tevent::kEpollFdHooks ? &tevent::epoll_fd_hooks
+		       : hooks_id == tevent::kPollFdHooks ? &tevent::poll_fd_hooks
+							  : nullptr;
+	}
 
 	int on_talloc_free();
 };

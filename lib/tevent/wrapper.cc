@@ -181,10 +181,10 @@ void detach_events_of(tevent_context *main, WrapperGlue *glue)
 			continue;
 		}
 		tevent_fd_set_flags(fde, 0);
-		if (fde->hooks != nullptr) {
-			fde->hooks->detach(fde);
+		if (const BackendFdHooks *h = fde->hooks()) {
+			h->detach(fde);
 		}
-		fde->hooks = nullptr;
+		fde->hooks_id = kNoFdHooks;
 		fde->wrapper = nullptr;
 		fde->event_ctx = nullptr;
 		main->fds.remove(fde);
