@@ -123,6 +123,21 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 {
 	WrapperGlue *glue = im->wrapper;
 
+	// Scheduling again the immediate that is already last in line (a
+	// queue does that on every add) changes nothing but its names; when
+	// nobody traces immediates, skip the cancel and re-append.
+	if (im->event_ctx == ev && ev->immediates.back() == im &&
+	    handler != nullptr && !im->busy && ev->trace.im == nullptr) {
+		im->handler = handler;
+		im->private_data = private_data;
+		im->handler_name = handler_name;
+		im->schedule_location = location;
+		TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+			      "Schedule immediate event \"%s\": %p\n",
+			      handler_name, im);
+		return;
+	}
+
 	// An idle immediate (the common case) has nothing to cancel.
 	if (im->event_ctx != nullptr || im->detach_ev_ctx != nullptr ||
 	    im->destroyed) {
