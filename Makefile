@@ -92,7 +92,7 @@ test-valgrind: build
 # The ports of upstream's own suites (tests/upstream/) against the system
 # library; `make test` runs the same binaries against ours.
 test-upstream: build
-	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream bin
+	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream --only test_threadpool bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
 # plus libuv figures and callgrind instruction counts; a few minutes.

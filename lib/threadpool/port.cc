@@ -1,0 +1,388 @@
+// Ports: delivering task events to the loop that owns the tasks.
+//
+// A port serves one tevent context.  Pool threads put a task into the
+// port's inbox and, if the port is not armed yet, wake the loop with
+// tevent_threaded_schedule_immediate() - one wake-up for any number of
+// events, so a busy pool costs one eventfd write per batch, not per task.
+// On the loop thread the immediate's handler drains the inbox.
+//
+// An immediate handed to another thread may not be rescheduled before the
+// loop has completely finished invoking it, and it may not be freed while
+// it travels.  So every wake-up uses an immediate known to be idle: one
+// whose handler ran at the current dispatch nesting level or deeper has
+// returned for sure; a new one is allocated only when none is idle.  An
+// immediate still travelling when the pool goes away is disowned (its
+// token forgets the port) and handed to the loop, whose handler frees it.
+#include "internal.hh"
+
+#include <sched.h>
+
+namespace tpool {
+
+namespace {
+
+// Processed per wake-up before other events of the loop get a turn.
+constexpr unsigned kDispatchBudget = 256;
+
+void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data);
+
+Token *new_token(Port *port)
+{
+	tevent_immediate *im = tevent_create_immediate(port);
+	if (im == nullptr) {
+		return nullptr;
+	}
+	auto *tok = talloc_object<Token>(im, "struct tevent_threadpool_token");
+	if (tok == nullptr) {
+		talloc_free(im);
+		return nullptr;
+	}
+	tok->port = port;
+	tok->im = im;
+	return tok;
+}
+
+// Queues the next wake-up, sent when the mutex is released (pool_unlock);
+// mutex held, armed stays (or becomes) true.
+void schedule_locked(Port *port)
+{
+	Token *tok = port->next_tok;
+	if (tok == nullptr) {
+		// Out of immediates (allocation failed): the loop thread
+		// refills and sends it (port_refill()).
+		port->armed = false;
+		port->missed = true;
+		return;
+	}
+	port->next_tok = nullptr;
+	port->armed = true;
+	port->inflight = tok;
+	port->send_tok = tok;
+	if (!port->pool->outbox.contains(port)) {
+		port->pool->outbox.push_back(port);
+	}
+}
+
+void arm_locked(Port *port)
+{
+	if (port->dead || port->armed) {
+		return;
+	}
+	schedule_locked(port);
+}
+
+void keepalive_handler(tevent_context *ev, tevent_timer *te, struct timeval now,
+		       void *private_data)
+{
+	(void)te;
+	(void)now;
+	auto *port = static_cast<Port *>(private_data);
+	port->keepalive = tevent_add_timer(ev, port,
+					   tevent_timeval_current_ofs(86400, 0),
+					   keepalive_handler, port);
+}
+
+void handle(Port *port, Task *t, Event e, DispatchGuard *g)
+{
+	switch (e) {
+	case Event::kSync:
+		// Resuming or detaching it would have removed the event.
+		if (!t->detached) {
+			task_call_sync(t, TEVENT_TP_STATE_SYNCING, g);
+		}
+		break;
+	case Event::kEnd:
+		port_end_processed(port, t);
+		if (t->detached) {
+			task_reap(t);  // nobody left to wait() for it
+			break;
+		}
+		port->done.push_back(t);
+		if (t->sync != nullptr) {
+			task_call_sync(t, t->state, g);
+		}
+		break;
+	case Event::kReap:
+		task_reap(t);
+		break;
+	case Event::kNone:
+		break;
+	}
+}
+
+void dispatch(Port *port)
+{
+	tevent_threadpool *pool = port->pool;
+	DispatchGuard g;
+	g.outer = port->guards;
+	port->guards = &g;
+	port->depth++;
+	pool->dispatching++;
+
+	unsigned budget = kDispatchBudget;
+	for (;;) {
+		if (port->dead || port->batch.empty()) {
+			// Take everything that came in, in one go.
+			Lock l(pool);
+			if (pool->deferred_wakes != 0) {
+				pool_wake_locked(pool);
+			}
+			if (port->dead || port->inbox.empty()) {
+				port->armed = false;
+				break;
+			}
+			port->batch.take_all(port->inbox);
+		}
+		if (budget-- == 0) {
+			Lock l(pool);
+			if (pool->deferred_wakes != 0) {
+				pool_wake_locked(pool);
+			}
+			schedule_locked(port);  // the rest next time
+			break;
+		}
+		// Events of tasks in the batch change only on this thread.
+		Task *t = port->batch.pop_front();
+		Event e = t->pending;
+		t->pending = Event::kNone;
+		handle(port, t, e, &g);
+		if (g.dead) {
+			return;  // the pool was freed by a callback
+		}
+	}
+	pool->dispatching--;
+	port->depth--;
+	port->guards = g.outer;
+	port_refill(port);
+}
+
+void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
+{
+	(void)ev;
+	(void)im;
+	auto *tok = static_cast<Token *>(private_data);
+	Port *port = tok->port;
+	if (port == nullptr) {
+		// Disowned when its pool went away: free it and the threaded
+		// context that waited for it (the running immediate itself is
+		// freed by tevent once we return).
+		talloc_free(tok->orphan_tctx);
+		return;
+	}
+	// Immediates whose handler ran at this level or deeper have returned
+	// to the loop by now.
+	for (Token *b = port->busy_tokens.front(); b != nullptr;) {
+		Token *nb = List<Token, &Token::link>::next(b);
+		if (b->level >= port->depth) {
+			port->busy_tokens.remove(b);
+			port->idle_tokens.push_back(b);
+		}
+		b = nb;
+	}
+	tok->level = port->depth;
+	port->busy_tokens.push_back(tok);
+
+	Token *next = port->idle_tokens.pop_front();
+	if (next == nullptr) {
+		next = new_token(port);
+		port->need_refill = next == nullptr;  // port_refill() retries
+	}
+	{
+		Lock l(port->pool);
+		port->inflight = nullptr;
+		port->next_tok = next;
+	}
+	dispatch(port);
+}
+
+int ev_guard_destructor(EvGuard *g)
+{
+	Port *port = g->port;
+	if (port == nullptr) {
+		return 0;
+	}
+	port->guard = nullptr;
+	{
+		Lock l(port->pool);
+		port->dead = true;  // nothing more is sent to it
+		port->pool->outbox.drop(port);
+		port->send_tok = nullptr;
+		// Its tasks lose their loop just as if their owner was freed.
+		for (Task *t = port->tasks.front(); t != nullptr;
+		     t = PortTasks::next(t)) {
+			t->detached = true;
+			if (t->ended) {
+				continue;
+			}
+			if (!t->outlive) {
+				task_stop_locked(t);
+			} else if (t->state == TEVENT_TP_STATE_SYNCING &&
+				   !t->released) {
+				if (t->in_cb) {
+					t->deferred_resume = true;
+				} else {
+					task_release(t, false);
+				}
+			}
+		}
+	}
+	// A wake-up being sent right now finds the loop gone and is dropped;
+	// wait for that, then free the immediate it used.
+	while (port->sending.load(std::memory_order_acquire) != 0) {
+		sched_yield();
+	}
+	if (port->inflight != nullptr) {
+		// The loop's destructor has run: no handler will run and
+		// nothing reads its queue again.  tevent's destructor on a
+		// travelling immediate would abort, so drop it first.
+		Token *tok = port->inflight;
+		port->inflight = nullptr;
+		tok->port = nullptr;
+		talloc_set_destructor(tok->im, nullptr);
+		talloc_free(tok->im);
+	}
+	port->ev = nullptr;
+	return 0;
+}
+
+} // namespace
+
+void port_send(Port *port, Token *tok)
+{
+	tevent_threaded_schedule_immediate(port->tctx, tok->im, wake_handler, tok);
+	port->sending.fetch_sub(1, std::memory_order_release);
+}
+
+Port *port_get(tevent_threadpool *pool, tevent_context *ev)
+{
+	for (Port *p = pool->ports.front(); p != nullptr;
+	     p = List<Port, &Port::link>::next(p)) {
+		if (p->ev == ev && !p->dead) {
+			return p;
+		}
+	}
+	auto *port = talloc_object<Port>(pool, "struct tevent_threadpool_port");
+	if (port == nullptr) {
+		return nullptr;
+	}
+	port->pool = pool;
+	port->ev = ev;
+	port->tctx = tevent_threaded_context_create(port, ev);
+	port->guard = talloc_object<EvGuard>(ev, "struct tevent_threadpool_ev_guard");
+	port->next_tok = new_token(port);
+	if (port->tctx == nullptr || port->guard == nullptr ||
+	    port->next_tok == nullptr) {
+		talloc_free(port->guard);
+		talloc_free(port);
+		return nullptr;
+	}
+	port->guard->port = port;
+	talloc_set_destructor(port->guard, ev_guard_destructor);
+	pool->ports.push_back(port);
+	return port;
+}
+
+void port_post(Port *port, Task *t, Event e)
+{
+	t->pending = e;
+	if (t->inbox_link.list == nullptr) {
+		port->inbox.push_back(t);
+	}
+	arm_locked(port);
+}
+
+void port_unqueue(Port *port, Task *t)
+{
+	if (port->batch.contains(t)) {
+		port->batch.remove(t);
+	} else {
+		port->inbox.drop(t);
+	}
+	t->pending = Event::kNone;
+}
+
+bool port_refill(Port *port)
+{
+	if (!port->need_refill) {
+		return true;
+	}
+	Token *tok = port->idle_tokens.pop_front();
+	if (tok == nullptr) {
+		tok = new_token(port);
+		if (tok == nullptr) {
+			return false;
+		}
+	}
+	port->need_refill = false;
+	Lock l(port->pool);
+	if (port->next_tok != nullptr) {
+		port->idle_tokens.push_back(tok);
+		return true;
+	}
+	port->next_tok = tok;
+	if (port->missed) {
+		port->missed = false;
+		if (!port->inbox.empty() && !port->dead) {
+			schedule_locked(port);
+		}
+	}
+	return true;
+}
+
+void port_task_added(Port *port)
+{
+	if (port->pending_ends++ == 0 && port->keepalive == nullptr) {
+		// Keeps tevent_loop_wait() running while tasks may still
+		// report back: threaded immediates do not count as events.
+		port->keepalive = tevent_add_timer(
+			port->ev, port, tevent_timeval_current_ofs(86400, 0),
+			keepalive_handler, port);
+	}
+}
+
+void port_end_processed(Port *port, Task *t)
+{
+	t->end_seen = true;
+	if (--port->pending_ends == 0 && port->keepalive != nullptr) {
+		talloc_free(port->keepalive);
+		port->keepalive = nullptr;
+	}
+}
+
+void port_teardown(Port *port)
+{
+	// Pool threads are gone: no lock needed any more.
+	if (port->inflight != nullptr && !port->dead) {
+		// A wake-up still travels to the loop.  It may not be freed
+		// before the loop took it, and tevent only takes it while a
+		// threaded context exists: hand both to the loop; the
+		// handler frees them (or the loop's own end does).
+		Token *tok = port->inflight;
+		tok->port = nullptr;
+		tok->orphan_tctx = port->tctx;
+		port->tctx = nullptr;
+		talloc_steal(port->ev, tok->orphan_tctx);
+		talloc_steal(tok->orphan_tctx, tok->im);
+		// If the loop is freed first, the immediate goes with it
+		// without the abort-on-free guard tevent put on it; the
+		// loop's end means nobody reads its queue any more.
+		talloc_set_destructor(tok->im, nullptr);
+	}
+	port->inflight = nullptr;
+	for (Token *b = port->busy_tokens.front(); b != nullptr;
+	     b = List<Token, &Token::link>::next(b)) {
+		b->port = nullptr;
+	}
+	if (port->guard != nullptr) {
+		port->guard->port = nullptr;
+		talloc_free(port->guard);
+		port->guard = nullptr;
+	}
+	talloc_free(port->keepalive);
+	talloc_free(port->tctx);
+	// A busy immediate (we run inside its handler) is freed by tevent
+	// once the handler returns.
+	talloc_free(port);
+}
+
+} // namespace tpool
