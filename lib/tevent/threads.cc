@@ -105,8 +105,9 @@ void set_spinning(tevent_context *ev, bool on)
 
 bool spin_for_messages(tevent_context *ev, const struct timeval *delay)
 {
-	if (!ev->has_threaded || ev->last_message_ns == 0) {
-		return false;
+	if (!ev->has_threaded || ev->last_message_ns == 0 ||
+	    no_timeout(delay)) {
+		return false;  // (no_timeout: the caller must not wait at all)
 	}
 	uint64_t start = now_ns();
 	if (start - ev->last_message_ns > kRecentNs) {
