@@ -222,7 +222,11 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	}
 
 	if (im->destroyed) {
-		talloc_free(im);  // freed by the handler: now it can go
+		if (im->recycle) {
+			recycle_message(im);  // a spent thread proxy message
+		} else {
+			talloc_free(im);  // freed by the handler: now it can go
+		}
 		if (removed != nullptr) {
 			*removed = true;
 		}

@@ -105,6 +105,9 @@ struct tevent_immediate {
 	// The usual destructor (on_talloc_free) is armed. It stays armed from
 	// creation on; only a trip through another thread swaps it.
 	bool std_destructor;
+	// A spent thread proxy message that goes back to the producers to be
+	// freed there (see recycle_message()); `proxy` names its proxy.
+	bool recycle;
 	// Set while the handler runs and the immediate was taken off the list:
 	// the DETACH trace point is owed to this context.
 	tevent_context *detach_ev_ctx;
@@ -224,6 +227,11 @@ struct Channel {
 	enum Kind { kThreaded, kProxy };
 
 	ImmediateMailbox queue;
+	// kProxy: spent messages the owner hands back for producers to free,
+	// so that their memory goes back to the allocating thread's cache
+	// instead of bouncing the allocator's lock between the threads.
+	ImmediateMailbox returns;
+	uint32_t returns_pending;  // owner's count since producers last took
 	std::atomic<int> refs;
 	std::atomic<int> inflight;
 	std::atomic<bool> open;
@@ -367,6 +375,9 @@ void threads_atfork_child(tevent_context *ev);
 // Runs the handler of a thread proxy message and frees what it left.
 void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 		   tevent_immediate_handler_t handler, void *private_data);
+// Disposes of a spent proxy message (recycle set): hands it back to the
+// producers or frees it.
+void recycle_message(tevent_immediate *im);
 // Frees a thread proxy message that waits on its loop's immediate list.
 void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.

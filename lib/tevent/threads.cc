@@ -275,9 +275,51 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 	    talloc_parent(im) != tp) {
 		return;  // handed on, freed, rescheduled or stolen by the handler
 	}
-	// Ours to free: mark it as talloc_free() would on a running
-	// immediate; the loop frees it once this handler returns.
+	// Ours to dispose of: mark it as talloc_free() would on a running
+	// immediate; once this handler returns the loop passes it to
+	// recycle_message(). Only a message without children can go back
+	// to the producers: whatever hangs below it (private data the
+	// handler left) must be freed on this thread, as upstream does.
 	im->destroyed = true;
+	if (talloc_total_blocks(im) == 1) {
+		im->recycle = true;
+		im->proxy = tp;
+	}
+}
+
+// How many spent messages may wait for the producers to take them; past
+// that (producers gone quiet) the owner frees them itself.
+constexpr uint32_t kMaxReturns = 4096;
+
+void recycle_message(tevent_immediate *im)
+{
+	tevent_thread_proxy *tp = im->proxy;
+	im->proxy = nullptr;
+	im->recycle = false;
+	Channel *ch = tp->channel;
+	if (ch != nullptr && ch->returns_pending < kMaxReturns) {
+		talloc_steal(nullptr, im);
+		// With talloc's null tracking a top-level chunk still hangs in
+		// a shared list: then it must not be freed by another thread.
+		if (talloc_parent(im) == nullptr) {
+			ch->returns_pending = ch->returns.push(im)
+						      ? 1 : ch->returns_pending + 1;
+			return;
+		}
+	}
+	talloc_free(im);
+}
+
+// Frees spent messages handed back by the owner; called by producers
+// (between enter() and leave()) and by the owner once no producer is left.
+void free_returned(Channel *ch)
+{
+	tevent_immediate *im = ch->returns.take_all();
+	while (im != nullptr) {
+		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
+		talloc_free(im);
+		im = next;
+	}
 }
 
 } // namespace tevent
@@ -336,6 +378,7 @@ int tevent_thread_proxy::on_talloc_free()
 	if (channel != nullptr) {
 		channel->shut();
 		discard_queued(channel);
+		free_returned(channel);
 		channel->unref();
 		channel = nullptr;
 	}
@@ -399,6 +442,7 @@ void threads_context_fini(tevent_context *ev)
 	while (Channel *ch = ev->channels.front()) {
 		ch->shut();
 		discard_queued(ch);
+		free_returned(ch);
 		if (ch->kind == Channel::kProxy) {
 			// The proxy is a talloc child of the context and is
 			// freed after us; it must not touch the channel again.
@@ -564,5 +608,10 @@ TEVENT_EXPORT void tevent_thread_proxy_schedule(struct tevent_thread_proxy *tp,
 	im->handler = handler;
 	im->private_data = private_data;
 	ch->post(im);
+	// Free what the loop handed back here: the memory returns to this
+	// thread's allocator cache, ready for the next message.
+	if (!ch->returns.empty()) {
+		free_returned(ch);
+	}
 	ch->leave();
 }
