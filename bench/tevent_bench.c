@@ -28,7 +28,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,77 +37,15 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <talloc.h>
 #include <tevent.h>
 
-#define WATCHDOG_SECONDS 120
-
-static double g_scale = 1.0;
-static const char *g_case = "";
+#include "bench_util.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t scaled(uint64_t base)
-{
-	double v = (double)base * g_scale;
-	return v < 1.0 ? 1 : (uint64_t)v;
-}
-
-static void emit(const char *metric, const char *unit, double value,
-		 uint64_t n)
-{
-	printf("case=%s metric=%s unit=%s value=%.6g n=%llu\n", g_case, metric,
-	       unit, value, (unsigned long long)n);
-	fflush(stdout);
-}
-
-static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("case=%s error=", g_case);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);
-}
-
-static void on_watchdog(int sig)
-{
-	(void)sig;
-	static const char msg[] = " error=watchdog\n";
-	/* async-signal-safe output only */
-	if (write(1, "case=", 5) < 0 || write(1, g_case, strlen(g_case)) < 0 ||
-	    write(1, msg, sizeof(msg) - 1) < 0) {
-		_exit(3);
-	}
-	_exit(3);
-}
-
-/* Deterministic generator, so both libraries see the same timer pattern. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng_next(void)
-{
-	uint64_t x = rng_state;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
 
 static struct tevent_context *new_ev(const char *backend)
 {
@@ -164,6 +101,7 @@ struct producer {
 	uint64_t n;
 	struct tevent_thread_proxy *tp;
 	struct tevent_threaded_context *tctx;
+	void (*send)(struct producer *p, uint64_t seq);	/* one message */
 	char pad2[64];
 };
 
@@ -224,28 +162,19 @@ static void proxy_handler(struct tevent_context *ev, struct tevent_immediate *im
 	consumer_account(g_x, m->producer, m->seq);
 }
 
-static void *proxy_producer(void *arg)
+static void proxy_send(struct producer *p, uint64_t i)
 {
-	struct producer *p = arg;
-	struct xthread *x = g_x;
-	while (!atomic_load(&x->go)) {
-		sched_yield();
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+	struct msg *m = talloc(NULL, struct msg);
+	if (im == NULL || m == NULL) {
+		abort();
 	}
-	for (uint64_t i = 0; i < p->n; i++) {
-		wait_window(p, i);
-		struct tevent_immediate *im = tevent_create_immediate(NULL);
-		struct msg *m = talloc(NULL, struct msg);
-		if (im == NULL || m == NULL) {
-			abort();
-		}
-		m->producer = p->id;
-		m->seq = (uint32_t)i;
-		tevent_thread_proxy_schedule(p->tp, &im, proxy_handler, &m);
-		if (im != NULL || m != NULL) {
-			abort();	/* ownership must have moved */
-		}
+	m->producer = p->id;
+	m->seq = (uint32_t)i;
+	tevent_thread_proxy_schedule(p->tp, &im, proxy_handler, &m);
+	if (im != NULL || m != NULL) {
+		abort();	/* ownership must have moved */
 	}
-	return NULL;
 }
 
 static void threaded_handler(struct tevent_context *ev,
@@ -258,27 +187,33 @@ static void threaded_handler(struct tevent_context *ev,
 	talloc_free(im);
 }
 
-static void *threaded_producer(void *arg)
+static void threaded_send(struct producer *p, uint64_t i)
+{
+	/*
+	 * A fresh immediate per message on the NULL context: re-using one as
+	 * soon as its handler signals would race with the loop, which still
+	 * touches it after the handler returns.
+	 */
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+	if (im == NULL) {
+		abort();
+	}
+	uintptr_t v = ((uintptr_t)p->id << 32) | (uint32_t)i;
+	tevent_threaded_schedule_immediate(p->tctx, im, threaded_handler,
+					   (void *)v);
+}
+
+/* Producer thread: waits for the start signal, then sends n messages with
+ * send(), staying within WINDOW of the consumer. */
+static void *producer_main(void *arg)
 {
 	struct producer *p = arg;
-	struct xthread *x = g_x;
-	while (!atomic_load(&x->go)) {
+	while (!atomic_load(&g_x->go)) {
 		sched_yield();
 	}
 	for (uint64_t i = 0; i < p->n; i++) {
 		wait_window(p, i);
-		/*
-		 * A fresh immediate per message on the NULL context: re-using
-		 * one as soon as its handler signals would race with the loop,
-		 * which still touches it after the handler returns.
-		 */
-		struct tevent_immediate *im = tevent_create_immediate(NULL);
-		if (im == NULL) {
-			abort();
-		}
-		uintptr_t v = ((uintptr_t)p->id << 32) | (uint32_t)i;
-		tevent_threaded_schedule_immediate(p->tctx, im, threaded_handler,
-						   (void *)v);
+		p->send(p, i);
 	}
 	return NULL;
 }
@@ -310,9 +245,8 @@ static void run_xthread(int nprod, uint64_t total, bool threaded)
 		p->tp = tp;
 		p->tctx = tctx;
 		expect_sum += p->n * (p->n - 1) / 2;
-		if (pthread_create(&p->thread, NULL,
-				   threaded ? threaded_producer : proxy_producer,
-				   p) != 0) {
+		p->send = threaded ? threaded_send : proxy_send;
+		if (pthread_create(&p->thread, NULL, producer_main, p) != 0) {
 			fail("pthread_create failed");
 		}
 	}
@@ -1026,12 +960,6 @@ __attribute__((noinline)) static void measured_memory(void)
 
 /* ------------------------------------------------------------------ */
 
-struct bench_case {
-	const char *name;
-	void (*fn)(void);
-	const char *what;
-};
-
 static const struct bench_case cases[] = {
 	{"proxy_1p", measured_proxy_1p,
 	 "tevent_thread_proxy_schedule, 1 producer thread -> 1 loop"},
@@ -1058,72 +986,18 @@ static const struct bench_case cases[] = {
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
-static void usage(FILE *f)
+/* Which libtevent the loader really gave us: run-bench checks this line. */
+static void announce(void)
 {
-	fprintf(f, "usage: tevent_bench [--case NAME]... [--scale F] [--list]\n");
-}
-
-int main(int argc, char **argv)
-{
-	const char *only[NCASES + 1];
-	size_t nonly = 0;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--list") == 0) {
-			for (size_t c = 0; c < NCASES; c++) {
-				printf("%-12s %s\n", cases[c].name, cases[c].what);
-			}
-			return 0;
-		} else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
-			if (nonly == NCASES) {
-				usage(stderr);
-				return 2;
-			}
-			only[nonly++] = argv[++i];
-		} else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
-			g_scale = atof(argv[++i]);
-			if (!(g_scale > 0)) {
-				usage(stderr);
-				return 2;
-			}
-		} else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	for (size_t k = 0; k < nonly; k++) {
-		bool known = false;
-		for (size_t c = 0; c < NCASES; c++) {
-			known |= strcmp(only[k], cases[c].name) == 0;
-		}
-		if (!known) {
-			fprintf(stderr, "tevent_bench: unknown case %s\n", only[k]);
-			return 2;
-		}
-	}
-
 	int found = 0;
 	dl_iterate_phdr(print_tevent_lib, &found);
 	if (!found) {
 		printf("library=unknown\n");
 	}
-	fflush(stdout);
-
-	signal(SIGALRM, on_watchdog);
 	signal(SIGPIPE, SIG_IGN);
+}
 
-	for (size_t c = 0; c < NCASES; c++) {
-		bool run = nonly == 0;
-		for (size_t k = 0; k < nonly; k++) {
-			run |= strcmp(only[k], cases[c].name) == 0;
-		}
-		if (!run) {
-			continue;
-		}
-		g_case = cases[c].name;
-		alarm(WATCHDOG_SECONDS);
-		cases[c].fn();
-		alarm(0);
-	}
-	return 0;
+int main(int argc, char **argv)
+{
+	return bench_main(argc, argv, "tevent_bench", cases, NCASES, announce);
 }

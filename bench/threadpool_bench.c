@@ -417,6 +417,16 @@ static double throughput(struct tevent_context *ev, const struct contender *c,
 	return throughput_n / (dt / 1e9);
 }
 
+/* How many of the thread counts {1, 2, 4} to run c with: none when --only
+ * names another contender, just 1 for one that runs on the loop thread. */
+static size_t thread_counts(const struct contender *c, const char *only)
+{
+	if (only != NULL && strcmp(only, c->name) != 0) {
+		return 0;
+	}
+	return c->threaded ? 3 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *only = NULL;
@@ -446,13 +456,7 @@ int main(int argc, char **argv)
 	printf("\nround-trip latency, empty job (microseconds)\n");
 	printf("%-8s %7s %9s %9s %9s\n", "", "threads", "mean", "median", "p99");
 	for (size_t c = 0; c < ncont; c++) {
-		if (only != NULL && strcmp(only, contenders[c].name) != 0) {
-			continue;
-		}
-		for (size_t t = 0; t < 3; t++) {
-			if (!contenders[c].threaded && t > 0) {
-				break;
-			}
+		for (size_t t = 0; t < thread_counts(&contenders[c], only); t++) {
 			latency(ev, &contenders[c], nthreads[t]);
 		}
 	}
@@ -460,13 +464,7 @@ int main(int argc, char **argv)
 	printf("\nthroughput (jobs per second)\n");
 	printf("%-8s %7s %12s %12s\n", "", "threads", "empty job", "heavy job");
 	for (size_t c = 0; c < ncont; c++) {
-		if (only != NULL && strcmp(only, contenders[c].name) != 0) {
-			continue;
-		}
-		for (size_t t = 0; t < 3; t++) {
-			if (!contenders[c].threaded && t > 0) {
-				break;
-			}
+		for (size_t t = 0; t < thread_counts(&contenders[c], only); t++) {
 			double e = throughput(ev, &contenders[c], nthreads[t], false);
 			double h = throughput(ev, &contenders[c], nthreads[t], true);
 			printf("%-8s %7u %12.0f %12.0f\n", contenders[c].name,

@@ -13,82 +13,20 @@
  */
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
-#define WATCHDOG_SECONDS 120
+#include "bench_util.h"
+
 #define WINDOW 16384
 #define MAX_PRODUCERS 8
-
-static double g_scale = 1.0;
-static const char *g_case = "";
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t scaled(uint64_t base)
-{
-	double v = (double)base * g_scale;
-	return v < 1.0 ? 1 : (uint64_t)v;
-}
-
-static void emit(const char *metric, const char *unit, double value,
-		 uint64_t n)
-{
-	printf("case=%s metric=%s unit=%s value=%.6g n=%llu\n", g_case, metric,
-	       unit, value, (unsigned long long)n);
-	fflush(stdout);
-}
-
-static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-	printf("case=%s error=", g_case);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	exit(1);
-}
-
-static void on_watchdog(int sig)
-{
-	(void)sig;
-	static const char msg[] = " error=watchdog\n";
-	if (write(1, "case=", 5) < 0 || write(1, g_case, strlen(g_case)) < 0 ||
-	    write(1, msg, sizeof(msg) - 1) < 0) {
-		_exit(3);
-	}
-	_exit(3);
-}
-
-/* Same generator and seed as tevent_bench. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng_next(void)
-{
-	uint64_t x = rng_state;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
 
 /* ------------------------------------------------------------------ */
 /* cross-thread messages: locked list + uv_async_t */
@@ -306,12 +244,6 @@ static void case_proxy_4p(void) { run_xthread(4, scaled(400000)); }
 static void case_timers_20k(void) { run_timers(scaled(20000), 50000); }
 static void case_timers_200k(void) { run_timers(scaled(200000), 300000); }
 
-struct bench_case {
-	const char *name;
-	void (*fn)(void);
-	const char *what;
-};
-
 static const struct bench_case cases[] = {
 	{"proxy_1p", case_proxy_1p, "uv_async + locked list, 1 producer thread"},
 	{"proxy_4p", case_proxy_4p, "uv_async + locked list, 4 producer threads"},
@@ -322,56 +254,12 @@ static const struct bench_case cases[] = {
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
+static void announce(void)
+{
+	printf("library=%s\n", uv_version_string());
+}
+
 int main(int argc, char **argv)
 {
-	const char *only[NCASES + 1];
-	size_t nonly = 0;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--list") == 0) {
-			for (size_t c = 0; c < NCASES; c++) {
-				printf("%-12s %s\n", cases[c].name, cases[c].what);
-			}
-			return 0;
-		} else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc &&
-			   nonly < NCASES) {
-			only[nonly++] = argv[++i];
-		} else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
-			g_scale = atof(argv[++i]);
-			if (!(g_scale > 0)) {
-				return 2;
-			}
-		} else {
-			fprintf(stderr, "usage: uv_bench [--case NAME]... [--scale F] [--list]\n");
-			return 2;
-		}
-	}
-	for (size_t k = 0; k < nonly; k++) {
-		bool known = false;
-		for (size_t c = 0; c < NCASES; c++) {
-			known |= strcmp(only[k], cases[c].name) == 0;
-		}
-		if (!known) {
-			fprintf(stderr, "uv_bench: unknown case %s\n", only[k]);
-			return 2;
-		}
-	}
-	printf("library=%s\n", uv_version_string());
-	fflush(stdout);
-	signal(SIGALRM, on_watchdog);
-
-	for (size_t c = 0; c < NCASES; c++) {
-		bool run = nonly == 0;
-		for (size_t k = 0; k < nonly; k++) {
-			run |= strcmp(only[k], cases[c].name) == 0;
-		}
-		if (!run) {
-			continue;
-		}
-		g_case = cases[c].name;
-		alarm(WATCHDOG_SECONDS);
-		cases[c].fn();
-		alarm(0);
-	}
-	return 0;
+	return bench_main(argc, argv, "uv_bench", cases, NCASES, announce);
 }

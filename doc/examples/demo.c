@@ -7,8 +7,6 @@
  * runs on.
  */
 
-#include <dlfcn.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +17,8 @@
 
 #include <talloc.h>
 #include <tevent.h>
+
+#include "example_util.h"	/* print_library() */
 
 #define NUM_WORKERS 8
 
@@ -168,14 +168,11 @@ static void *worker(void *arg)
 
 int main(void)
 {
-	Dl_info info;
-	char path[PATH_MAX];
 	struct demo *d;
 	struct tevent_context *ev;
 	struct tevent_thread_proxy *tp;
 	struct worker_args args[NUM_WORKERS];
 	pthread_t threads[NUM_WORKERS];
-	void *fn;
 	int i, replies = 0;
 
 	/* talloc is not thread-safe: no hidden shared parent, please */
@@ -186,13 +183,7 @@ int main(void)
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
-	/* which libtevent the dynamic loader picked */
-	fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
-	    realpath(info.dli_fname, path) != NULL) {
-		printf("libtevent: %s\n", path);
-	}
-	fflush(stdout);
+	print_library();	/* which libtevent the dynamic loader picked */
 
 	d->messages_left = 3;
 	tevent_add_fd(ev, ev, d->sock[1], TEVENT_FD_READ, on_readable, d);

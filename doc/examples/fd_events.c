@@ -14,10 +14,8 @@
  * Exits 0 when everything behaved as described.
  */
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,22 +26,10 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "example_util.h"	/* print_library() */
+
 /* tevent handlers have fixed signatures; not all use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-
-/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
-static void print_library(void)
-{
-	Dl_info info;
-	char path[PATH_MAX];
-	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
-	    realpath(info.dli_fname, path) != NULL) {
-		printf("libtevent: %s\n", path);
-	}
-	fflush(stdout);	/* shown even if the program dies later */
-}
 
 static const char *messages[] = { "one ", "two ", "three" };
 

@@ -11,8 +11,6 @@
  * Exits 0 when everything ran in the expected order.
  */
 
-#include <dlfcn.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,31 +21,16 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "example_util.h"	/* print_library(), append_word() */
+
 /* tevent handlers have fixed signatures; not all use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-
-/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
-static void print_library(void)
-{
-	Dl_info info;
-	char path[PATH_MAX];
-	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
-	    realpath(info.dli_fname, path) != NULL) {
-		printf("libtevent: %s\n", path);
-	}
-	fflush(stdout);	/* shown even if the program dies later */
-}
 
 static char order[256];
 
 static void note(const char *what)
 {
-	if (order[0] != '\0') {
-		strncat(order, " ", sizeof(order) - strlen(order) - 1);
-	}
-	strncat(order, what, sizeof(order) - strlen(order) - 1);
+	append_word(order, sizeof(order), what);
 }
 
 static void named(struct tevent_context *ev, struct tevent_immediate *im,

@@ -13,9 +13,7 @@
  * Exits 0 when everything behaved as described.
  */
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,32 +25,17 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "example_util.h"	/* print_library(), append_word() */
+
 /* tevent handlers have fixed signatures; not all use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-
-/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
-static void print_library(void)
-{
-	Dl_info info;
-	char path[PATH_MAX];
-	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
-	    realpath(info.dli_fname, path) != NULL) {
-		printf("libtevent: %s\n", path);
-	}
-	fflush(stdout);	/* shown even if the program dies later */
-}
 
 /* Every handler appends its name here, so main() can print the order. */
 static char ran[256];
 
 static void note(const char *what)
 {
-	if (ran[0] != '\0') {
-		strncat(ran, " ", sizeof(ran) - strlen(ran) - 1);
-	}
-	strncat(ran, what, sizeof(ran) - strlen(ran) - 1);
+	append_word(ran, sizeof(ran), what);
 }
 
 static void on_immediate(struct tevent_context *ev, struct tevent_immediate *im,

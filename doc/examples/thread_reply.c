@@ -63,8 +63,6 @@
  * on success.
  */
 
-#include <dlfcn.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,25 +72,13 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "example_util.h"	/* print_library() */
+
 /* tevent handlers have fixed signatures; not all use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
 #define DEFAULT_WORKERS 8
 #define DEFAULT_ROUNDS 200
-
-/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
-static void print_library(void)
-{
-	Dl_info info;
-	char path[PATH_MAX];
-	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
-	    realpath(info.dli_fname, path) != NULL) {
-		printf("libtevent: %s\n", path);
-	}
-	fflush(stdout);	/* shown even if the program dies later */
-}
 
 /* The parameter block that travels master <-> worker. */
 struct request {

@@ -15,8 +15,6 @@
 
 #define TEVENT_DEPRECATED 1	/* the wrapper API is marked deprecated */
 
-#include <dlfcn.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,24 +23,12 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "example_util.h"	/* print_library() */
+
 /* tevent handlers have fixed signatures; not all use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 /* We know: that is why TEVENT_DEPRECATED is defined above. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-
-/* Which libtevent the dynamic loader gave us (tests/test_examples.c checks). */
-static void print_library(void)
-{
-	Dl_info info;
-	char path[PATH_MAX];
-	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-	if (fn != NULL && dladdr(fn, &info) != 0 && info.dli_fname != NULL &&
-	    realpath(info.dli_fname, path) != NULL) {
-		printf("libtevent: %s\n", path);
-	}
-	fflush(stdout);	/* shown even if the program dies later */
-}
 
 /* What a credential switch would change; "root" outside any wrapper. */
 static const char *current_user = "root";

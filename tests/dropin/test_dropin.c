@@ -422,41 +422,38 @@ static void check_ours_only(const struct run *r, const char *mode)
 	}
 }
 
-static void test_ld_library_path(void **state)
+/*
+ * Runs the legacy binary with `var`=<our bin dir><suffix> added to its
+ * environment and checks that it worked on our library alone.
+ */
+static void run_swapped(const char *var, const char *suffix)
 {
 	struct run *r;
-	char var[PATH_MAX + 32];
-	const char *add[] = {var, NULL};
+	char setting[PATH_MAX + 32];
+	const char *add[] = {setting, NULL};
 
-	(void)state;
 	need_app();
 	need_ours();
 	r = malloc(sizeof(*r)); /* after the skips: skip() does not return */
 	assert_non_null(r);
-	snprintf(var, sizeof(var), "LD_LIBRARY_PATH=%s", g_ours_dir);
+	snprintf(setting, sizeof(setting), "%s=%s%s", var, g_ours_dir, suffix);
 	run_app(r, add);
-	check_results(r, "LD_LIBRARY_PATH");
-	check_ours_only(r, "LD_LIBRARY_PATH");
+	check_results(r, var);
+	check_ours_only(r, var);
 	free(r);
+}
+
+static void test_ld_library_path(void **state)
+{
+	(void)state;
+	run_swapped("LD_LIBRARY_PATH", "");
 }
 
 static void test_ld_preload(void **state)
 {
-	struct run *r;
-	char var[PATH_MAX + 32];
-	const char *add[] = {var, NULL};
-
 	(void)state;
-	need_app();
-	need_ours();
-	r = malloc(sizeof(*r)); /* after the skips: skip() does not return */
-	assert_non_null(r);
 	/* the soname file, as a user would name it */
-	snprintf(var, sizeof(var), "LD_PRELOAD=%s/libtevent.so.0", g_ours_dir);
-	run_app(r, add);
-	check_results(r, "LD_PRELOAD");
-	check_ours_only(r, "LD_PRELOAD");
-	free(r);
+	run_swapped("LD_PRELOAD", "/libtevent.so.0");
 }
 
 int main(void)
