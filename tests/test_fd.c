@@ -1513,87 +1513,93 @@ static void test_fd_high_number(void **state)
 /* several descriptors ready at once                                   */
 
 /*
- * Two blocking pipes are readable at the same time.  Whichever handler
- * runs first drains both pipes.  The other handler must not run: its
- * descriptor is no longer readable, and a read on a blocking pipe would
- * hang the loop.  (A backend that collects several readiness reports in
- * one wait must check such reports again before using them.)
+ * Two descriptors, a[0] and b[0], are readable at the same time and
+ * watched for READ by the same handler; the first handler to run makes
+ * the other report stale, so exactly one handler may run.
  */
-struct drain_state {
-	int pipe_a[2];
-	int pipe_b[2];
+struct together {
+	int a[2];
+	int b[2];
+	struct tevent_fd *fde_a;
+	struct tevent_fd *fde_b;
 	int calls;
+	/* number_reused: the idle socket put under the stale number */
+	struct tevent_fd *fresh;
+	int fresh_sp[2];
 };
 
+static void ready_together_once(struct tevent_context *ev, struct together *t,
+				tevent_fd_handler_t handler)
+{
+	t->fde_a = tevent_add_fd(ev, ev, t->a[0], TEVENT_FD_READ, handler, t);
+	t->fde_b = tevent_add_fd(ev, ev, t->b[0], TEVENT_FD_READ, handler, t);
+	assert_non_null(t->fde_a);
+	assert_non_null(t->fde_b);
+	assert_int_equal(write(t->a[1], "a", 1), 1);
+	assert_int_equal(write(t->b[1], "b", 1), 1);
+
+	while (t->calls == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	run_for_msec(ev, 5);
+	assert_int_equal(t->calls, 1);
+}
+
+/*
+ * Two blocking pipes: whichever handler runs first drains both.  The
+ * other handler must not run: its descriptor is no longer readable, and
+ * a read on a blocking pipe would hang the loop.  (A backend that
+ * collects several readiness reports in one wait must check such
+ * reports again before using them.)
+ */
 static void drain_both(struct tevent_context *ev, struct tevent_fd *fde,
 		       uint16_t flags, void *private_data)
 {
-	struct drain_state *d = private_data;
+	struct together *d = private_data;
 	char c;
 
 	d->calls++;
-	assert_int_equal(read(d->pipe_a[0], &c, 1), 1);
-	assert_int_equal(read(d->pipe_b[0], &c, 1), 1);
+	assert_int_equal(read(d->a[0], &c, 1), 1);
+	assert_int_equal(read(d->b[0], &c, 1), 1);
 }
 
 static void test_fd_ready_together_drained(void **state)
 {
 	struct tevent_context *ev = backend_ev(state);
-	struct drain_state d = { .calls = 0 };
+	struct together d = { .calls = 0 };
 
-	assert_int_equal(pipe(d.pipe_a), 0);
-	assert_int_equal(pipe(d.pipe_b), 0);
-	assert_non_null(tevent_add_fd(ev, ev, d.pipe_a[0], TEVENT_FD_READ,
-				      drain_both, &d));
-	assert_non_null(tevent_add_fd(ev, ev, d.pipe_b[0], TEVENT_FD_READ,
-				      drain_both, &d));
-	assert_int_equal(write(d.pipe_a[1], "a", 1), 1);
-	assert_int_equal(write(d.pipe_b[1], "b", 1), 1);
-
-	while (d.calls == 0) {
-		assert_int_equal(tevent_loop_once(ev), 0);
-	}
-	run_for_msec(ev, 5);
-	assert_int_equal(d.calls, 1);
+	assert_int_equal(pipe(d.a), 0);
+	assert_int_equal(pipe(d.b), 0);
+	ready_together_once(ev, &d, drain_both);
 
 	talloc_free(ev);
-	close(d.pipe_a[0]);
-	close(d.pipe_a[1]);
-	close(d.pipe_b[0]);
-	close(d.pipe_b[1]);
+	close(d.a[0]);
+	close(d.a[1]);
+	close(d.b[0]);
+	close(d.b[1]);
 }
 
 /*
- * Two socket pairs are readable at once.  The first handler to run frees
- * the other event, closes that descriptor and puts a fresh, idle socket
- * under the same number with a new event.  Neither the freed event nor
- * the new one may run for the readiness seen before.
+ * Two socket pairs.  The first handler to run frees the other event,
+ * closes that descriptor and puts a fresh, idle socket under the same
+ * number with a new event.  Neither the freed event nor the new one may
+ * run for the readiness seen before.
  */
-struct reuse_state {
-	int sp_a[2];
-	int sp_b[2];
-	struct tevent_fd *fde_a;
-	struct tevent_fd *fde_b;
-	struct tevent_fd *fresh;
-	int fresh_sp[2];
-	int calls;
-};
-
 static void reuse_handler(struct tevent_context *ev, struct tevent_fd *fde,
 			  uint16_t flags, void *private_data)
 {
-	struct reuse_state *r = private_data;
+	struct together *r = private_data;
 	int victim_fd, peer;
 	int sp[2];
 
 	r->calls++;
 	if (fde == r->fde_a) {
-		victim_fd = r->sp_b[0];
-		peer = r->sp_b[1];
+		victim_fd = r->b[0];
+		peer = r->b[1];
 		TALLOC_FREE(r->fde_b);
 	} else {
-		victim_fd = r->sp_a[0];
-		peer = r->sp_a[1];
+		victim_fd = r->a[0];
+		peer = r->a[1];
 		TALLOC_FREE(r->fde_a);
 	}
 	TALLOC_FREE(fde);
@@ -1616,30 +1622,17 @@ static void reuse_handler(struct tevent_context *ev, struct tevent_fd *fde,
 static void test_fd_ready_together_number_reused(void **state)
 {
 	struct tevent_context *ev = backend_ev(state);
-	struct reuse_state r = { .calls = 0 };
+	struct together r = { .calls = 0 };
 
-	make_pair(r.sp_a);
-	make_pair(r.sp_b);
-	r.fde_a = tevent_add_fd(ev, ev, r.sp_a[0], TEVENT_FD_READ,
-				reuse_handler, &r);
-	r.fde_b = tevent_add_fd(ev, ev, r.sp_b[0], TEVENT_FD_READ,
-				reuse_handler, &r);
-	assert_non_null(r.fde_a);
-	assert_non_null(r.fde_b);
-	assert_int_equal(write(r.sp_a[1], "a", 1), 1);
-	assert_int_equal(write(r.sp_b[1], "b", 1), 1);
-
-	while (r.calls == 0) {
-		assert_int_equal(tevent_loop_once(ev), 0);
-	}
-	run_for_msec(ev, 5);
-	assert_int_equal(r.calls, 1);
+	make_pair(r.a);
+	make_pair(r.b);
+	ready_together_once(ev, &r, reuse_handler);
 
 	talloc_free(ev);
 	close(r.fresh_sp[0]);
 	close(r.fresh_sp[1]);
-	close(r.fde_a ? r.sp_a[0] : r.sp_b[0]);
-	close(r.fde_a ? r.sp_a[1] : r.sp_b[1]);
+	close(r.fde_a ? r.a[0] : r.b[0]);
+	close(r.fde_a ? r.a[1] : r.b[1]);
 }
 
 /*

@@ -27,6 +27,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_nap.h"
 
 /* handlers have fixed signatures and rarely use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -376,61 +377,10 @@ static void test_subprofiles_nested(void **state)
 	talloc_free(req);
 }
 
-/* like upstream's profile test: a library subrequest inside a profiled one */
-struct napping_state {
-	int dummy;
-};
-
-static void napping_woke(struct tevent_req *subreq);
-
-static struct tevent_req *napping_send(TALLOC_CTX *mem_ctx,
-				       struct tevent_context *ev)
-{
-	struct tevent_req *req, *subreq;
-	struct napping_state *st;
-
-	req = tevent_req_create(mem_ctx, &st, struct napping_state);
-	if (req == NULL) {
-		return NULL;
-	}
-	if (!tevent_req_set_profile(req)) {
-		return tevent_req_post(req, ev);
-	}
-	subreq = tevent_wakeup_send(st, ev, tevent_timeval_current_ofs(0, 1));
-	if (tevent_req_nomem(subreq, req)) {
-		return tevent_req_post(req, ev);
-	}
-	tevent_req_set_callback(subreq, napping_woke, req);
-	return req;
-}
-
-static void napping_woke(struct tevent_req *subreq)
-{
-	struct tevent_req *req = tevent_req_callback_data(subreq,
-							  struct tevent_req);
-	bool ok = tevent_wakeup_recv(subreq);
-
-	TALLOC_FREE(subreq);
-	if (!ok) {
-		tevent_req_oom(req);
-		return;
-	}
-	tevent_req_done(req);
-}
-
-static int napping_recv(struct tevent_req *req, TALLOC_CTX *mem_ctx,
-			struct tevent_req_profile **profile)
-{
-	enum tevent_req_state s;
-	uint64_t err;
-
-	if (tevent_req_is_error(req, &s, &err)) {
-		return s == TEVENT_REQ_USER_ERROR ? (int)err : EIO;
-	}
-	*profile = tevent_req_move_profile(req, mem_ctx);
-	return 0;
-}
-
+/*
+ * Like upstream's profile test: a library subrequest inside a profiled
+ * one (tt_nap_send(), shared with tests/upstream/req.c).
+ */
 static void test_profile_with_library_subrequest(void **state)
 {
 	struct fixture *f = *state;
@@ -441,15 +391,15 @@ static void test_profile_with_library_subrequest(void **state)
 	const char *name;
 	enum tevent_req_state s;
 
-	req = napping_send(f->mem, f->ev);
+	req = tt_nap_send(f->mem, f->ev);
 	assert_non_null(req);
 	assert_true(tevent_req_poll(req, f->ev));
-	assert_int_equal(napping_recv(req, f->mem, &prof), 0);
+	assert_int_equal(tt_nap_recv(req, f->mem, &prof), 0);
 	talloc_free(req);
 	assert_non_null(prof);
 
 	tevent_req_profile_get_name(prof, &name);
-	assert_string_equal(name, "struct napping_state");
+	assert_string_equal(name, "struct tt_nap_state");
 	tevent_req_profile_get_status(prof, NULL, &s, NULL);
 	assert_int_equal(s, TEVENT_REQ_DONE);
 	assert_int_equal(count_subprofiles(prof), 1);

@@ -60,6 +60,26 @@ void task_line(Text &out, const Task *t, uint64_t now)
 		t->stop_requested && !t->ended ? ", stop requested" : "", where);
 }
 
+void count_states(unsigned counts[], const TaskQueue &list)
+{
+	for (const Task *t = list.front(); t != nullptr; t = TaskQueue::next(t)) {
+		counts[t->state]++;
+	}
+}
+
+// A heading and one line per task, nothing when the list is empty.
+void task_lines(Text &out, const char *heading, const TaskQueue &list,
+		uint64_t now)
+{
+	if (list.empty()) {
+		return;
+	}
+	out.add("%s", heading);
+	for (const Task *t = list.front(); t != nullptr; t = TaskQueue::next(t)) {
+		task_line(out, t, now);
+	}
+}
+
 } // namespace
 
 } // namespace tpool
@@ -75,12 +95,8 @@ TP_EXPORT char *tevent_threadpool_dump(TALLOC_CTX *mem_ctx,
 
 	Lock l(pool);
 	unsigned counts[6] = {};
-	for (const Task *t = pool->queue.front(); t != nullptr; t = TaskQueue::next(t)) {
-		counts[t->state]++;
-	}
-	for (const Task *t = pool->active.front(); t != nullptr; t = TaskQueue::next(t)) {
-		counts[t->state]++;
-	}
+	count_states(counts, pool->queue);
+	count_states(counts, pool->active);
 	unsigned ended = 0;
 	for (const Port *p = pool->ports.front(); p != nullptr;
 	     p = List<Port, &Port::link>::next(p)) {
@@ -107,20 +123,8 @@ TP_EXPORT char *tevent_threadpool_dump(TALLOC_CTX *mem_ctx,
 			out.add("  thread %u: \"%s\"\n", i, w->task->name);
 		}
 	}
-	if (!pool->queue.empty()) {
-		out.add("  queued:\n");
-		for (const Task *t = pool->queue.front(); t != nullptr;
-		     t = TaskQueue::next(t)) {
-			task_line(out, t, now);
-		}
-	}
-	if (!pool->active.empty()) {
-		out.add("  in threads:\n");
-		for (const Task *t = pool->active.front(); t != nullptr;
-		     t = TaskQueue::next(t)) {
-			task_line(out, t, now);
-		}
-	}
+	task_lines(out, "  queued:\n", pool->queue, now);
+	task_lines(out, "  in threads:\n", pool->active, now);
 	for (const Port *p = pool->ports.front(); p != nullptr;
 	     p = List<Port, &Port::link>::next(p)) {
 		bool any = false;

@@ -35,21 +35,6 @@
 #define TP_STR2(x) #x
 #define TP_STR(x) TP_STR2(x)
 #define __location__ __FILE__ ":" TP_STR(__LINE__)
-namespace tpool {
-
-class Lock {
-public:
-	explicit Lock(tevent_threadpool *pool) : pool_(pool) { pool_lock(pool_); }
-	~Lock() { pool_unlock(pool_); }
-	Lock(const Lock &) = delete;
-	Lock &operator=(const Lock &) = delete;
-
-private:
-	tevent_threadpool *pool_;
-};
-
-} // namespace tpool
-
 #endif
 
 namespace tpool {
@@ -88,21 +73,6 @@ public:
 			head_ = x;
 		}
 		tail_ = x;
-		size_++;
-	}
-
-	void push_front(T *x)
-	{
-		Link<T> &l = x->*L;
-		l.prev = nullptr;
-		l.next = head_;
-		l.list = this;
-		if (head_ != nullptr) {
-			(head_->*L).prev = x;
-		} else {
-			tail_ = x;
-		}
-		head_ = x;
 		size_++;
 	}
 

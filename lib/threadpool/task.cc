@@ -32,6 +32,15 @@ void unbind(Task *t)
 	}
 }
 
+// Frees a task that never became visible to the pool; fails with err.
+Task *abandon(Task *t, int err)
+{
+	unbind(t);
+	talloc_free(t);
+	errno = err;
+	return nullptr;
+}
+
 // The owner was freed: the task loses its sync partner for good.
 void task_owner_gone(Task *t)
 {
@@ -212,17 +221,13 @@ Task *task_enqueue(tevent_threadpool *pool, const tevent_threadpool_task_args *a
 	}
 	t->name = fixed != nullptr ? fixed : talloc_vasprintf(t, fmt, *ap);
 	if (t->name == nullptr) {
-		talloc_free(t);
-		errno = ENOMEM;
-		return nullptr;
+		return abandon(t, ENOMEM);
 	}
 	if (args->owner != nullptr) {
 		t->binding = talloc_object<Binding>(
 			args->owner, "struct tevent_threadpool_binding");
 		if (t->binding == nullptr) {
-			talloc_free(t);
-			errno = ENOMEM;
-			return nullptr;
+			return abandon(t, ENOMEM);
 		}
 		t->binding->task = t;
 		talloc_set_destructor(t->binding, binding_destructor);
@@ -241,10 +246,7 @@ Task *task_enqueue(tevent_threadpool *pool, const tevent_threadpool_task_args *a
 	{
 		Lock l(pool);
 		if (pool->unended >= pool->max_threads + pool->max_queue) {
-			unbind(t);
-			talloc_free(t);
-			errno = EAGAIN;
-			return nullptr;
+			return abandon(t, EAGAIN);
 		}
 		pool->queue.push_back(t);
 		pool->unended++;
@@ -278,10 +280,7 @@ Task *task_enqueue(tevent_threadpool *pool, const tevent_threadpool_task_args *a
 			// Otherwise the threads we have will get to it.
 		}
 		if (undo) {
-			unbind(t);
-			talloc_free(t);
-			errno = err;
-			return nullptr;
+			return abandon(t, err);
 		}
 	}
 	port->tasks.push_back(t);

@@ -33,6 +33,7 @@
 #include <tevent.h>
 
 #include "tt.h"
+#include "tt_nap.h"
 #include "up.h"
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -344,82 +345,10 @@ static char *profile_string(TALLOC_CTX *mem, const struct tevent_req_profile *p,
 	return s;
 }
 
-/* tevent_req_is_error() mapped to an errno value, 0 when done. */
-static int req_unix_error(struct tevent_req *req)
-{
-	enum tevent_req_state st;
-	uint64_t err;
-
-	if (!tevent_req_is_error(req, &st, &err)) {
-		return 0;
-	}
-	switch (st) {
-	case TEVENT_REQ_USER_ERROR:
-		return (int)err;
-	case TEVENT_REQ_TIMED_OUT:
-		return ETIMEDOUT;
-	case TEVENT_REQ_NO_MEMORY:
-		return ENOMEM;
-	default:
-		return EINVAL;
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* profile2: a profiled request with a profiled sub-request (wakeup), */
-/* packed, unpacked and compared field by field                       */
-
-struct profile2_state {
-	uint8_t unused;
-};
-
-static void profile2_woke(struct tevent_req *subreq);
-
-static struct tevent_req *profile2_send(TALLOC_CTX *mem,
-					struct tevent_context *ev)
-{
-	struct tevent_req *req, *subreq;
-	struct profile2_state *st;
-
-	req = tevent_req_create(mem, &st, struct profile2_state);
-	if (req == NULL) {
-		return NULL;
-	}
-	if (!tevent_req_set_profile(req)) {
-		return tevent_req_post(req, ev);
-	}
-	/* allocated below req's state: it gets a sub-profile of its own */
-	subreq = tevent_wakeup_send(st, ev, tevent_timeval_current_ofs(0, 1));
-	if (tevent_req_nomem(subreq, req)) {
-		return tevent_req_post(req, ev);
-	}
-	tevent_req_set_callback(subreq, profile2_woke, req);
-	return req;
-}
-
-static void profile2_woke(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-		tevent_req_callback_data(subreq, struct tevent_req);
-
-	if (!tevent_wakeup_recv(subreq)) {
-		tevent_req_oom(req);
-		return;
-	}
-	tevent_req_done(req);
-}
-
-static int profile2_recv(struct tevent_req *req, TALLOC_CTX *mem,
-			 struct tevent_req_profile **profile)
-{
-	int err = req_unix_error(req);
-
-	if (err != 0) {
-		return err;
-	}
-	*profile = tevent_req_move_profile(req, mem);
-	return 0;
-}
+/* packed, unpacked and compared field by field; the request is       */
+/* tt_nap_send() from tests/common/tt_nap.h                            */
 
 static void up_req_profile2(void **state)
 {
@@ -439,12 +368,12 @@ static void up_req_profile2(void **state)
 	ev = tevent_context_init(mem);
 	assert_non_null(ev);
 
-	req = profile2_send(mem, ev);
+	req = tt_nap_send(mem, ev);
 	assert_non_null(req);
 	assert_true(tevent_req_poll(req, ev));
-	assert_int_equal(req_unix_error(req), 0);
+	assert_int_equal(tt_req_unix_error(req), 0);
 
-	assert_int_equal(profile2_recv(req, mem, &p1), 0);
+	assert_int_equal(tt_nap_recv(req, mem, &p1), 0);
 	assert_non_null(p1);
 	TALLOC_FREE(req);
 	TALLOC_FREE(ev);

@@ -58,16 +58,76 @@ static void on_queue_trigger(struct tevent_req *req, void *priv)
 {
 }
 
+/*
+ * What differs between the kinds in the one case they share: the tag
+ * starts at 0, keeps what it is set to, and survives KEEP (if any) and
+ * tevent_re_initialise().
+ */
+struct tag_kind {
+	uint64_t (*get_tag)(const void *event);
+	void (*set_tag)(void *event, uint64_t tag);
+	void *(*create)(struct tevent_context *ev, int fd);
+	void (*keep)(struct tevent_context *ev, void *event);
+};
+
 struct fixture {
 	struct tevent_context *ev;
+	const struct tag_kind *kind;
 	int p[2];
 };
+
+static void *fd_new(struct tevent_context *ev, int fd)
+{
+	return tevent_add_fd(ev, ev, fd, TEVENT_FD_READ, on_fd, NULL);
+}
+
+static void *timer_new(struct tevent_context *ev, int fd)
+{
+	return tevent_add_timer(ev, ev, tevent_timeval_current(), on_timer,
+				NULL);
+}
+
+/* moving the deadline keeps the tag */
+static void timer_keep(struct tevent_context *ev, void *te)
+{
+	tevent_update_timer(te, tevent_timeval_current());
+}
+
+static void *signal_new(struct tevent_context *ev, int fd)
+{
+	return tevent_add_signal(ev, ev, SIGUSR1, 0, on_signal, NULL);
+}
+
+static void *immediate_new(struct tevent_context *ev, int fd)
+{
+	return tevent_create_immediate(ev);
+}
+
+/* scheduling keeps the tag */
+static void immediate_keep(struct tevent_context *ev, void *im)
+{
+	tevent_schedule_immediate(im, ev, on_immediate, NULL);
+}
+
+#define TAG_KIND(OBJ, KEEP) {						\
+		.get_tag = up_##OBJ##_get_tag,				\
+		.set_tag = up_##OBJ##_set_tag,				\
+		.create = OBJ##_new,					\
+		.keep = (KEEP),						\
+	}
+
+static const struct tag_kind fd_kind = TAG_KIND(fd, NULL);
+static const struct tag_kind timer_kind = TAG_KIND(timer, timer_keep);
+static const struct tag_kind signal_kind = TAG_KIND(signal, NULL);
+static const struct tag_kind immediate_kind =
+	TAG_KIND(immediate, immediate_keep);
 
 static int setup(void **state)
 {
 	struct fixture *f = talloc_zero(NULL, struct fixture);
 
 	assert_non_null(f);
+	f->kind = *state;
 	f->ev = tevent_context_init(f);
 	assert_non_null(f->ev);
 	assert_int_equal(pipe(f->p), 0);
@@ -86,85 +146,28 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void up_fd_tag(void **state)
+static void event_tag(void **state)
 {
 	struct fixture *f = *state;
-	struct tevent_fd *fde;
+	const struct tag_kind *k = f->kind;
+	void *event;
 
-	fde = tevent_add_fd(f->ev, f->ev, f->p[0], TEVENT_FD_READ, on_fd, NULL);
-	assert_non_null(fde);
-	assert_int_equal(tevent_fd_get_tag(fde), 0);
+	event = k->create(f->ev, f->p[0]);
+	assert_non_null(event);
+	assert_int_equal(k->get_tag(event), 0);
 
-	tevent_fd_set_tag(fde, 1);
-	assert_int_equal(tevent_fd_get_tag(fde), 1);
+	k->set_tag(event, 1);
+	assert_int_equal(k->get_tag(event), 1);
 
-	tevent_re_initialise(f->ev);
-	assert_int_equal(tevent_fd_get_tag(fde), 1);
-
-	TALLOC_FREE(fde);
-}
-
-static void up_timer_tag(void **state)
-{
-	struct fixture *f = *state;
-	struct tevent_timer *te;
-
-	te = tevent_add_timer(f->ev, f->ev, tevent_timeval_current(),
-			      on_timer, NULL);
-	assert_non_null(te);
-	assert_int_equal(tevent_timer_get_tag(te), 0);
-
-	tevent_timer_set_tag(te, 1);
-	assert_int_equal(tevent_timer_get_tag(te), 1);
-
-	/* moving the deadline keeps the tag */
-	tevent_update_timer(te, tevent_timeval_current());
-	assert_int_equal(tevent_timer_get_tag(te), 1);
+	if (k->keep != NULL) {
+		k->keep(f->ev, event);
+		assert_int_equal(k->get_tag(event), 1);
+	}
 
 	tevent_re_initialise(f->ev);
-	assert_int_equal(tevent_timer_get_tag(te), 1);
+	assert_int_equal(k->get_tag(event), 1);
 
-	TALLOC_FREE(te);
-}
-
-static void up_signal_tag(void **state)
-{
-	struct fixture *f = *state;
-	struct tevent_signal *se;
-
-	se = tevent_add_signal(f->ev, f->ev, SIGUSR1, 0, on_signal, NULL);
-	assert_non_null(se);
-	assert_int_equal(tevent_signal_get_tag(se), 0);
-
-	tevent_signal_set_tag(se, 1);
-	assert_int_equal(tevent_signal_get_tag(se), 1);
-
-	tevent_re_initialise(f->ev);
-	assert_int_equal(tevent_signal_get_tag(se), 1);
-
-	TALLOC_FREE(se);
-}
-
-static void up_immediate_tag(void **state)
-{
-	struct fixture *f = *state;
-	struct tevent_immediate *im;
-
-	im = tevent_create_immediate(f->ev);
-	assert_non_null(im);
-	assert_int_equal(tevent_immediate_get_tag(im), 0);
-
-	tevent_immediate_set_tag(im, 1);
-	assert_int_equal(tevent_immediate_get_tag(im), 1);
-
-	/* scheduling keeps the tag */
-	tevent_schedule_immediate(im, f->ev, on_immediate, NULL);
-	assert_int_equal(tevent_immediate_get_tag(im), 1);
-
-	tevent_re_initialise(f->ev);
-	assert_int_equal(tevent_immediate_get_tag(im), 1);
-
-	TALLOC_FREE(im);
+	talloc_free(event);
 }
 
 static void up_queue_entry_tag(void **state)
@@ -198,14 +201,17 @@ static void up_queue_entry_tag(void **state)
 	TALLOC_FREE(q);
 }
 
+/* Case up_KIND_tag: event_tag() on that kind. */
+#define KIND_CASE(KIND) \
+	{ "up_" #KIND "_tag", event_tag, setup, teardown, (void *)&KIND##_kind }
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(up_fd_tag, setup, teardown),
-		cmocka_unit_test_setup_teardown(up_timer_tag, setup, teardown),
-		cmocka_unit_test_setup_teardown(up_signal_tag, setup, teardown),
-		cmocka_unit_test_setup_teardown(up_immediate_tag, setup,
-						teardown),
+		KIND_CASE(fd),
+		KIND_CASE(timer),
+		KIND_CASE(signal),
+		KIND_CASE(immediate),
 		cmocka_unit_test_setup_teardown(up_queue_entry_tag, setup,
 						teardown),
 	};

@@ -118,64 +118,61 @@ static void run_until(struct tevent_context *ev, const bool *flag)
 	}
 }
 
+/*
+ * fd1, fd2 and fd3 run from callbacks: a failure there only records why
+ * and ends the loop; run_case() reports it once the loop has returned.
+ */
+#define CASE_FAIL(c, why) \
+	do { (c)->finished = true; (c)->error = (why); } while (0)
+
+static void run_case(struct tevent_context *ev, const bool *finished,
+		     const char *const *error)
+{
+	run_until(ev, finished);
+	tt_finish(ev);
+	if (*error != NULL) {
+		fail_msg("%s", *error);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* context: pipe fd events, a timer and three kinds of signal events  */
 
+struct ctx_case;
+
+/* One end of the pipe, watched by a READ and a WRITE fde of its own. */
+struct ctx_end {
+	struct ctx_case *c;
+	int fd;
+};
+
 struct ctx_case {
 	int p[2];
+	struct ctx_end end[2];
 	int fd_events;		/* bytes consumed by the read handlers */
 	int alarms;		/* SIGALRM deliveries seen by both se1 and se2 */
 	int infos;		/* SIGUSR1 (SA_SIGINFO) deliveries */
 	bool finished;
 };
 
-static void ctx_raise_signals(void)
+static void ctx_readable(struct tevent_context *ev, struct tevent_fd *fde,
+			 uint16_t flags, void *priv)
 {
+	struct ctx_end *e = priv;
+	uint8_t v;
+
 	kill(getpid(), SIGUSR1);
 	kill(getpid(), SIGALRM);
+	take_byte(e->fd, &v);
+	e->c->fd_events++;
 }
 
-static void ctx_read_end_readable(struct tevent_context *ev,
-				  struct tevent_fd *fde, uint16_t flags,
-				  void *priv)
+static void ctx_writable(struct tevent_context *ev, struct tevent_fd *fde,
+			 uint16_t flags, void *priv)
 {
-	struct ctx_case *c = priv;
-	uint8_t v;
+	struct ctx_end *e = priv;
 
-	ctx_raise_signals();
-	take_byte(c->p[0], &v);
-	c->fd_events++;
-}
-
-static void ctx_write_end_writable(struct tevent_context *ev,
-				   struct tevent_fd *fde, uint16_t flags,
-				   void *priv)
-{
-	struct ctx_case *c = priv;
-
-	put_byte(c->p[1], 0);
-}
-
-/* The next two can only run if pipe() returned bidirectional fds. */
-static void ctx_write_end_readable(struct tevent_context *ev,
-				   struct tevent_fd *fde, uint16_t flags,
-				   void *priv)
-{
-	struct ctx_case *c = priv;
-	uint8_t v;
-
-	ctx_raise_signals();
-	take_byte(c->p[1], &v);
-	c->fd_events++;
-}
-
-static void ctx_read_end_writable(struct tevent_context *ev,
-				  struct tevent_fd *fde, uint16_t flags,
-				  void *priv)
-{
-	struct ctx_case *c = priv;
-
-	put_byte(c->p[0], 0);
+	put_byte(e->fd, 0);
 }
 
 static void ctx_done(struct tevent_context *ev, struct tevent_timer *te,
@@ -205,15 +202,18 @@ static void up_context(void **state)
 	alarm(0);
 
 	assert_int_equal(pipe(c.p), 0);
+	c.end[0] = (struct ctx_end){ .c = &c, .fd = c.p[0] };
+	c.end[1] = (struct ctx_end){ .c = &c, .fd = c.p[1] };
 
-	rd = tevent_add_fd(ev, ev, c.p[0], TEVENT_FD_READ,
-			   ctx_read_end_readable, &c);
-	wr1 = tevent_add_fd(ev, ev, c.p[0], TEVENT_FD_WRITE,
-			    ctx_read_end_writable, &c);
-	wr = tevent_add_fd(ev, ev, c.p[1], TEVENT_FD_WRITE,
-			   ctx_write_end_writable, &c);
-	rd1 = tevent_add_fd(ev, ev, c.p[1], TEVENT_FD_READ,
-			    ctx_write_end_readable, &c);
+	/* rd1 and wr1 can only fire if pipe() returned bidirectional fds */
+	rd = tevent_add_fd(ev, ev, c.p[0], TEVENT_FD_READ, ctx_readable,
+			   &c.end[0]);
+	wr1 = tevent_add_fd(ev, ev, c.p[0], TEVENT_FD_WRITE, ctx_writable,
+			    &c.end[0]);
+	wr = tevent_add_fd(ev, ev, c.p[1], TEVENT_FD_WRITE, ctx_writable,
+			   &c.end[1]);
+	rd1 = tevent_add_fd(ev, ev, c.p[1], TEVENT_FD_READ, ctx_readable,
+			    &c.end[1]);
 	assert_non_null(rd);
 	assert_non_null(wr1);
 	assert_non_null(wr);
@@ -375,22 +375,20 @@ struct fd1_case {
 	const char *error;
 };
 
-#define FD1_FAIL(c, why) do { (c)->finished = true; (c)->error = (why); } while (0)
-
 static void fd1_io(struct tevent_context *ev, struct tevent_fd *fde,
 		   uint16_t flags, void *priv)
 {
 	struct fd1_case *c = priv;
 
 	if (c->drained) {
-		FD1_FAIL(c, "fd event after the fde was switched off");
+		CASE_FAIL(c, "fd event after the fde was switched off");
 		return;
 	}
 	if (c->draining) {
 		uint8_t v;
 
 		if ((flags & TEVENT_FD_READ) == 0) {
-			FD1_FAIL(c, "draining: READ missing from flags");
+			CASE_FAIL(c, "draining: READ missing from flags");
 			return;
 		}
 		if (take_byte(c->s[0], &v) == 1) {
@@ -403,7 +401,7 @@ static void fd1_io(struct tevent_context *ev, struct tevent_fd *fde,
 	}
 	if (!c->got_write) {
 		if (flags != TEVENT_FD_WRITE) {
-			FD1_FAIL(c, "expected exactly WRITE");
+			CASE_FAIL(c, "expected exactly WRITE");
 			return;
 		}
 		c->got_write = true;
@@ -414,14 +412,14 @@ static void fd1_io(struct tevent_context *ev, struct tevent_fd *fde,
 	}
 	if (!c->got_read) {
 		if (flags != TEVENT_FD_READ) {
-			FD1_FAIL(c, "expected exactly READ");
+			CASE_FAIL(c, "expected exactly READ");
 			return;
 		}
 		c->got_read = true;
 		TEVENT_FD_NOT_READABLE(fde);
 		return;
 	}
-	FD1_FAIL(c, "fd event with no flags requested");
+	CASE_FAIL(c, "fd event with no flags requested");
 }
 
 static void fd1_round(struct tevent_context *ev, struct tevent_timer *te,
@@ -440,7 +438,7 @@ static void fd1_round(struct tevent_context *ev, struct tevent_timer *te,
 
 	c->rounds++;
 	if (c->rounds > 3) {
-		FD1_FAIL(c, "too many rounds");
+		CASE_FAIL(c, "too many rounds");
 		return;
 	}
 	c->got_write = false;
@@ -476,11 +474,7 @@ static void up_fd1(void **state)
 	tevent_fd_set_auto_close(c.fde0);
 	tevent_fd_set_auto_close(c.fde1);
 
-	run_until(c.ev, &c.finished);
-	tt_finish(c.ev);
-	if (c.error != NULL) {
-		fail_msg("%s", c.error);
-	}
+	run_case(c.ev, &c.finished, &c.error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -503,8 +497,6 @@ struct fd2_case {
 	const char *error;
 };
 
-#define FD2_FAIL(c, why) do { (c)->finished = true; (c)->error = (why); } while (0)
-
 static void fd2_io(struct tevent_context *ev, struct tevent_fd *fde,
 		   uint16_t flags, void *priv)
 {
@@ -516,32 +508,32 @@ static void fd2_io(struct tevent_context *ev, struct tevent_fd *fde,
 	/* the very first event: the peer's byte is there and we can write */
 	if (peer->written == 1 &&
 	    flags != (TEVENT_FD_READ | TEVENT_FD_WRITE)) {
-		FD2_FAIL(c, "first event must be READ|WRITE");
+		CASE_FAIL(c, "first event must be READ|WRITE");
 		return;
 	}
 	if (me->consumed == peer->written) {
-		FD2_FAIL(c, "READ reported with nothing to read");
+		CASE_FAIL(c, "READ reported with nothing to read");
 		return;
 	}
 	if ((flags & TEVENT_FD_READ) == 0) {
-		FD2_FAIL(c, "READ missing");
+		CASE_FAIL(c, "READ missing");
 		return;
 	}
 	if (peer->consumed >= PIPE_BUF && (flags & TEVENT_FD_WRITE) == 0) {
 		/* the peer made room: we must be writable again */
-		FD2_FAIL(c, "WRITE missing after the peer drained");
+		CASE_FAIL(c, "WRITE missing after the peer drained");
 		return;
 	}
 
 	if ((flags & TEVENT_FD_WRITE) && !me->full) {
 		v = (uint8_t)me->written;
 		if (write(me->fd, &v, 1) != 1) {
-			FD2_FAIL(c, "write failed");
+			CASE_FAIL(c, "write failed");
 			return;
 		}
 		me->written++;
 		if (me->written > 0x80000000) {
-			FD2_FAIL(c, "socket never filled up");
+			CASE_FAIL(c, "socket never filled up");
 		}
 		return;
 	}
@@ -559,11 +551,11 @@ static void fd2_io(struct tevent_context *ev, struct tevent_fd *fde,
 	}
 
 	if (take_byte(me->fd, &v) != 1) {
-		FD2_FAIL(c, "read failed");
+		CASE_FAIL(c, "read failed");
 		return;
 	}
 	if (v != (uint8_t)me->consumed) {
-		FD2_FAIL(c, "bytes out of order");
+		CASE_FAIL(c, "bytes out of order");
 		return;
 	}
 	me->consumed++;
@@ -582,7 +574,7 @@ static void fd2_timeout(struct tevent_context *ev, struct tevent_timer *te,
 {
 	struct fd2_case *c = priv;
 
-	FD2_FAIL(c, "600 s guard timer fired");
+	CASE_FAIL(c, "600 s guard timer fired");
 }
 
 static void up_fd2(void **state)
@@ -611,11 +603,7 @@ static void up_fd2(void **state)
 	put_byte(c.b.fd, 0);
 	c.b.written++;
 
-	run_until(ev, &c.finished);
-	tt_finish(ev);
-	if (c.error != NULL) {
-		fail_msg("%s", c.error);
-	}
+	run_case(ev, &c.finished, &c.error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -663,8 +651,6 @@ struct fd3_case {
 	const char *error;
 };
 
-#define FD3_FAIL(c, why) do { (c)->finished = true; (c)->error = (why); } while (0)
-
 #define R TEVENT_FD_READ
 #define W TEVENT_FD_WRITE
 #define E TEVENT_FD_ERROR
@@ -677,24 +663,24 @@ static void fd3_check(struct fd3_fde *f, uint16_t flags)
 	int i;
 
 	if (want == 0) {
-		FD3_FAIL(c, "an fde fired for a condition it does not watch");
+		CASE_FAIL(c, "an fde fired for a condition it does not watch");
 		return;
 	}
 	if (flags != want) {
 		print_message("%s/%s: flags 0x%x, expected 0x%x\n", s->name,
 			      s->phase, flags, want);
-		FD3_FAIL(c, "handler flags are not fde flags & condition");
+		CASE_FAIL(c, "handler flags are not fde flags & condition");
 		return;
 	}
 	if (f->last_round == s->round) {
-		FD3_FAIL(c, "an fde fired twice within one round");
+		CASE_FAIL(c, "an fde fired twice within one round");
 		return;
 	}
 	f->last_round = s->round;
 
 	s->fired++;
 	if (s->fired > s->per_round) {
-		FD3_FAIL(c, "more fdes fired than expected in one round");
+		CASE_FAIL(c, "more fdes fired than expected in one round");
 		return;
 	}
 	if (s->fired == s->per_round) {
@@ -718,7 +704,7 @@ static void fd3_start(struct fd3_sock *s, const char *phase,
 	int i;
 
 	if (s->active) {
-		FD3_FAIL(s->c, "previous phase still running");
+		CASE_FAIL(s->c, "previous phase still running");
 		return;
 	}
 	s->phase = phase;
@@ -741,11 +727,11 @@ static void fd3_io(struct tevent_context *ev, struct tevent_fd *fde,
 	struct fd3_sock *s = f->sock;
 
 	if (s->fd == -1) {
-		FD3_FAIL(s->c, "event on a closed socket");
+		CASE_FAIL(s->c, "event on a closed socket");
 		return;
 	}
 	if (!s->active) {
-		FD3_FAIL(s->c, "event outside a phase");
+		CASE_FAIL(s->c, "event outside a phase");
 		return;
 	}
 	fd3_check(f, flags);
@@ -759,7 +745,7 @@ static bool fd3_on_time(struct fd3_case *c, double due, const char *what)
 	if (e < due) {
 		print_message("%s: fired after %.6f s, due at %.0f s\n",
 			      what, e, due);
-		FD3_FAIL(c, "phase timer fired early");
+		CASE_FAIL(c, "phase timer fired early");
 		return false;
 	}
 	return true;
@@ -843,7 +829,7 @@ static void fd3_finished(struct tevent_context *ev, struct tevent_timer *te,
 		return;
 	}
 	if (c->s0.active || c->s1.active) {
-		FD3_FAIL(c, "a phase did not complete");
+		CASE_FAIL(c, "a phase did not complete");
 		return;
 	}
 	c->finished = true;
@@ -874,8 +860,20 @@ static void fd3_setup_sock(struct fd3_case *c, struct fd3_sock *s,
 
 static void up_fd3(void **state)
 {
+	/* the phase timers, each due SECS after the start */
+	static const struct {
+		uint32_t secs;
+		tevent_timer_handler_t fn;
+	} phases[] = {
+		{ 5, fd3_finished },
+		{ 1, fd3_writeable },
+		{ 2, fd3_readable },
+		{ 3, fd3_not_writeable },
+		{ 4, fd3_off },
+	};
 	struct fd3_case c = { .finished = false };
 	int s[2] = { -1, -1 };
+	size_t i;
 
 	/* TEVENT_FD_ERROR and the per-round fairness are 0.16 semantics */
 	up_require(up_symbol(UP_NEWEST_SYMBOL) != NULL,
@@ -885,31 +883,19 @@ static void up_fd3(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
 
 	c.t0 = tevent_timeval_current();
-	assert_non_null(tevent_add_timer(c.ev, c.ev,
-					 tevent_timeval_add(&c.t0, 5, 0),
-					 fd3_finished, &c));
-	assert_non_null(tevent_add_timer(c.ev, c.ev,
-					 tevent_timeval_add(&c.t0, 1, 0),
-					 fd3_writeable, &c));
-	assert_non_null(tevent_add_timer(c.ev, c.ev,
-					 tevent_timeval_add(&c.t0, 2, 0),
-					 fd3_readable, &c));
-	assert_non_null(tevent_add_timer(c.ev, c.ev,
-					 tevent_timeval_add(&c.t0, 3, 0),
-					 fd3_not_writeable, &c));
-	assert_non_null(tevent_add_timer(c.ev, c.ev,
-					 tevent_timeval_add(&c.t0, 4, 0),
-					 fd3_off, &c));
+	for (i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+		struct timeval due = tevent_timeval_add(&c.t0, phases[i].secs,
+							0);
+
+		assert_non_null(tevent_add_timer(c.ev, c.ev, due,
+						 phases[i].fn, &c));
+	}
 
 	/* s1's first fde starts out watching READ, as upstream's does */
 	fd3_setup_sock(&c, &c.s0, "sock0", s[0], 0);
 	fd3_setup_sock(&c, &c.s1, "sock1", s[1], TEVENT_FD_READ);
 
-	run_until(c.ev, &c.finished);
-	tt_finish(c.ev);
-	if (c.error != NULL) {
-		fail_msg("%s", c.error);
-	}
+	run_case(c.ev, &c.finished, &c.error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -988,65 +974,103 @@ static const struct tevent_wrapper_ops counting_ops = {
 	.after_signal_handler = hook_signal,
 };
 
+/* A wrapper of EV whose hooks count into a fresh wrap_case (*wc). */
+static struct tevent_context *counting_wrapper(struct tevent_context *ev,
+					       struct wrap_case **wc)
+{
+	struct tevent_context *wrap_ev;
+
+	wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_ops, wc,
+						struct wrap_case);
+	assert_non_null(wrap_ev);
+	**wc = (struct wrap_case){ .events = 0 };
+	return wrap_ev;
+}
+
+struct four_handlers {
+	tevent_fd_handler_t fd;
+	tevent_timer_handler_t timer;
+	tevent_immediate_handler_t immediate;
+	tevent_signal_handler_t signal;
+};
+
+/*
+ * One event of each kind on WRAP_EV, allocated on MEM_CTX, all due at
+ * once: READ on s[1] of a new socketpair with a byte written into s[0],
+ * a timer due now, a SIGUSR1 that has been raised and a scheduled
+ * immediate.
+ */
+static void four_due_events(struct tevent_context *wrap_ev,
+			    TALLOC_CTX *mem_ctx, int s[2],
+			    const struct four_handlers *h, void *priv)
+{
+	struct tevent_immediate *im;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+
+	assert_non_null(tevent_add_fd(wrap_ev, mem_ctx, s[1], TEVENT_FD_READ,
+				      h->fd, priv));
+	assert_non_null(tevent_add_timer(wrap_ev, mem_ctx,
+					 tevent_timeval_current_ofs(0, 0),
+					 h->timer, priv));
+	im = tevent_create_immediate(mem_ctx);
+	assert_non_null(im);
+	assert_non_null(tevent_add_signal(wrap_ev, mem_ctx, SIGUSR1, 0,
+					  h->signal, priv));
+
+	put_byte(s[0], 0);
+	kill(getpid(), SIGUSR1);
+	tevent_schedule_immediate(im, wrap_ev, h->immediate, priv);
+}
+
 /* Each handler counts itself and frees its event. */
+static void wrap_ran(void *priv, void *event)
+{
+	((struct wrap_case *)priv)->events++;
+	talloc_free(event);
+}
+
 static void wrap_on_timer(struct tevent_context *ev, struct tevent_timer *te,
 			  struct timeval now, void *priv)
 {
-	((struct wrap_case *)priv)->events++;
-	talloc_free(te);
+	wrap_ran(priv, te);
 }
 
 static void wrap_on_fd(struct tevent_context *ev, struct tevent_fd *fde,
 		       uint16_t flags, void *priv)
 {
-	((struct wrap_case *)priv)->events++;
-	talloc_free(fde);
+	wrap_ran(priv, fde);
 }
 
 static void wrap_on_immediate(struct tevent_context *ev,
 			      struct tevent_immediate *im, void *priv)
 {
-	((struct wrap_case *)priv)->events++;
-	talloc_free(im);
+	wrap_ran(priv, im);
 }
 
 static void wrap_on_signal(struct tevent_context *ev,
 			   struct tevent_signal *se, int signum, int count,
 			   void *siginfo, void *priv)
 {
-	((struct wrap_case *)priv)->events++;
-	talloc_free(se);
+	wrap_ran(priv, se);
 }
 
 static void up_wrapper(void **state)
 {
+	static const struct four_handlers handlers = {
+		.fd = wrap_on_fd,
+		.timer = wrap_on_timer,
+		.immediate = wrap_on_immediate,
+		.signal = wrap_on_signal,
+	};
 	struct tevent_context *ev = tt_backend_ev(state);
 	struct tevent_context *wrap_ev;
 	struct wrap_case *wc = NULL;
-	struct tevent_immediate *im;
 	int s[2] = { -1, -1 };
 	const int nevents = 4;
 
-	wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_ops, &wc,
-						struct wrap_case);
-	assert_non_null(wrap_ev);
-	*wc = (struct wrap_case){ .events = 0 };
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
-
-	assert_non_null(tevent_add_timer(wrap_ev, wrap_ev,
-					 tevent_timeval_current_ofs(0, 0),
-					 wrap_on_timer, wc));
-	assert_non_null(tevent_add_fd(wrap_ev, wrap_ev, s[1], TEVENT_FD_READ,
-				      wrap_on_fd, wc));
-	im = tevent_create_immediate(wrap_ev);
-	assert_non_null(im);
-	assert_non_null(tevent_add_signal(wrap_ev, wrap_ev, SIGUSR1, 0,
-					  wrap_on_signal, wc));
-
-	put_byte(s[0], 0);
-	kill(getpid(), SIGUSR1);
-	tevent_schedule_immediate(im, wrap_ev, wrap_on_immediate, wc);
+	wrap_ev = counting_wrapper(ev, &wc);
+	four_due_events(wrap_ev, wrap_ev, s, &handlers, wc);
 
 	/* a use of the wrapper runs its use hooks; of the main one not */
 	assert_true(tevent_context_push_use(wrap_ev));
@@ -1106,11 +1130,16 @@ static void free_wrapper_on_signal(struct tevent_context *ev,
 
 static void up_free_wrapper(void **state)
 {
+	static const struct four_handlers handlers = {
+		.fd = free_wrapper_on_fd,
+		.timer = free_wrapper_on_timer,
+		.immediate = free_wrapper_on_immediate,
+		.signal = free_wrapper_on_signal,
+	};
 	const char *backend = *state;
 	TALLOC_CTX *frame = talloc_new(NULL);
 	struct tevent_context *ev, *wrap_ev;
 	struct wrap_case *wc = NULL;
-	struct tevent_immediate *im;
 	int s[2] = { -1, -1 };
 
 	assert_non_null(frame);
@@ -1118,28 +1147,9 @@ static void up_free_wrapper(void **state)
 	ev = tevent_context_init_byname(frame, backend);
 	assert_non_null(ev);
 
-	wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_ops, &wc,
-						struct wrap_case);
-	assert_non_null(wrap_ev);
-	*wc = (struct wrap_case){ .events = 0 };
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
-
+	wrap_ev = counting_wrapper(ev, &wc);
 	/* the events hang off frame, not off the wrapper */
-	assert_non_null(tevent_add_fd(wrap_ev, frame, s[1], TEVENT_FD_READ,
-				      free_wrapper_on_fd, NULL));
-	assert_non_null(tevent_add_timer(wrap_ev, frame,
-					 tevent_timeval_current_ofs(0, 0),
-					 free_wrapper_on_timer, NULL));
-	im = tevent_create_immediate(frame);
-	assert_non_null(im);
-	assert_non_null(tevent_add_signal(wrap_ev, frame, SIGUSR1, 0,
-					  free_wrapper_on_signal, NULL));
-
-	put_byte(s[0], 0);
-	kill(getpid(), SIGUSR1);
-	tevent_schedule_immediate(im, wrap_ev, free_wrapper_on_immediate,
-				  NULL);
+	four_due_events(wrap_ev, frame, s, &handlers, NULL);
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 
@@ -1273,6 +1283,53 @@ static void up_threaded_poll_mt(void **state)
 static pthread_t threads[NTHREADS];
 static unsigned delivered;
 
+/*
+ * A main loop with a thread proxy, and NTHREADS threads started on FN
+ * with that proxy as their argument.
+ */
+static struct tevent_context *start_proxy_threads(void *(*fn)(void *))
+{
+	struct tevent_context *main_ev;
+	struct tevent_thread_proxy *proxy;
+	unsigned i;
+
+	/* threads allocate from the NULL context */
+	talloc_disable_null_tracking();
+	delivered = 0;
+
+	main_ev = tevent_context_init(NULL);
+	assert_non_null(main_ev);
+	proxy = tevent_thread_proxy_create(main_ev);
+	assert_non_null(proxy);
+
+	for (i = 0; i < NTHREADS; i++) {
+		assert_int_equal(pthread_create(&threads[i], NULL, fn, proxy),
+				 0);
+	}
+	return main_ev;
+}
+
+/* Run EV until every thread's message arrived. */
+static void wait_delivered(struct tevent_context *ev)
+{
+	while (delivered < NTHREADS) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+}
+
+/* Join every thread, freeing what it returned. */
+static void join_threads(void)
+{
+	unsigned i;
+
+	for (i = 0; i < NTHREADS; i++) {
+		void *result = NULL;
+
+		assert_int_equal(pthread_join(threads[i], &result), 0);
+		talloc_free(result);
+	}
+}
+
 static void nowait_arrived(struct tevent_context *ev,
 			   struct tevent_immediate *im, void *priv)
 {
@@ -1311,36 +1368,17 @@ static void multi_timeout(struct tevent_context *ev, struct tevent_timer *te,
 
 static void up_multi_tevent_threaded(void **state)
 {
-	struct tevent_context *main_ev;
-	struct tevent_thread_proxy *proxy;
-	unsigned i;
+	struct tevent_context *main_ev = start_proxy_threads(nowait_thread);
 
-	/* threads allocate from the NULL context */
-	talloc_disable_null_tracking();
-	delivered = 0;
-
-	main_ev = tevent_context_init(NULL);
-	assert_non_null(main_ev);
-	proxy = tevent_thread_proxy_create(main_ev);
-	assert_non_null(proxy);
-
-	for (i = 0; i < NTHREADS; i++) {
-		assert_int_equal(pthread_create(&threads[i], NULL,
-						nowait_thread, proxy), 0);
-	}
 	/* hang guard */
 	assert_non_null(tevent_add_timer(main_ev, main_ev,
 					 tevent_timeval_current_ofs(10, 0),
 					 multi_timeout, NULL));
 
-	while (delivered < NTHREADS) {
-		assert_int_equal(tevent_loop_once(main_ev), 0);
-	}
+	wait_delivered(main_ev);
 	assert_int_equal(delivered, NTHREADS);
 
-	for (i = 0; i < NTHREADS; i++) {
-		pthread_join(threads[i], NULL);
-	}
+	join_threads();
 	talloc_free(main_ev);
 }
 
@@ -1430,31 +1468,11 @@ static void *request_thread(void *arg)
 
 static void up_multi_tevent_threaded_1(void **state)
 {
-	struct tevent_context *main_ev;
-	struct tevent_thread_proxy *proxy;
-	unsigned i;
+	struct tevent_context *main_ev = start_proxy_threads(request_thread);
 
-	talloc_disable_null_tracking();
-	delivered = 0;
-
-	main_ev = tevent_context_init(NULL);
-	assert_non_null(main_ev);
-	proxy = tevent_thread_proxy_create(main_ev);
-	assert_non_null(proxy);
-
-	for (i = 0; i < NTHREADS; i++) {
-		assert_int_equal(pthread_create(&threads[i], NULL,
-						request_thread, proxy), 0);
-	}
-	while (delivered < NTHREADS) {
-		assert_int_equal(tevent_loop_once(main_ev), 0);
-	}
-	for (i = 0; i < NTHREADS; i++) {
-		void *thread_ev = NULL;
-
-		assert_int_equal(pthread_join(threads[i], &thread_ev), 0);
-		talloc_free(thread_ev);
-	}
+	wait_delivered(main_ev);
+	/* each thread returns its own context, freed once it has ended */
+	join_threads();
 	talloc_free(main_ev);
 }
 
@@ -1509,12 +1527,8 @@ static void up_multi_tevent_threaded_2(void **state)
 		assert_int_equal(pthread_create(&threads[i], NULL,
 						threaded2_thread, msg), 0);
 	}
-	while (delivered < NTHREADS) {
-		assert_int_equal(tevent_loop_once(ev), 0);
-	}
-	for (i = 0; i < NTHREADS; i++) {
-		assert_int_equal(pthread_join(threads[i], NULL), 0);
-	}
+	wait_delivered(ev);
+	join_threads();
 	talloc_free(tctx);
 	talloc_free(ev);
 }

@@ -59,17 +59,49 @@
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
+struct tracer;
+
+/* A trace callback of any kind, for comparing what get_trace returns. */
+typedef void (*any_fn)(void);
+
+/*
+ * What differs between the event kinds; every case below runs the same
+ * steps on whichever kind its table entry names.
+ */
+struct kind {
+	uint64_t (*get_tag)(const void *event);
+	void (*set_tag)(void *event, uint64_t tag);
+	/* installs this kind's trace callback (or NULL) with PVT */
+	void (*set_trace)(struct tevent_context *ev, bool on, void *pvt);
+	any_fn (*get_trace)(struct tevent_context *ev, void **pvt);
+	any_fn trace;
+	/* creates the event; its handler calls handler_runs() */
+	void *(*attach)(struct tracer *t);
+	/* makes the event due (NULL: it already is) */
+	void (*fire)(void *event);
+	/* ends the event's life from outside (NULL: talloc_free it) */
+	void (*release)(struct tracer *t, void *event);
+	/* timers: move the event before "reset" (a DETACH plus an ATTACH) */
+	void (*move)(void *event);
+	/* the event detaches itself once its handler returned */
+	bool once;
+	/* "reset" frees the event instead of re-initialising the context */
+	bool reset_frees;
+};
+
 struct tracer {
 	struct tevent_context *ev;
+	const struct kind *kind;
 	int s[2];
+	struct tevent_req *req;
 
+	/* the handler frees its own event */
+	bool free_in_handler;
 	/* the event goes away (or is re-attached) without its handler */
 	bool skipped;
 	/* the next ATTACH starts a new life cycle of the same event */
 	bool restart;
 
-	uint64_t (*get_tag)(const void *event);
-	void (*set_tag)(void *event, uint64_t tag);
 	uint64_t tag;
 
 	bool attached;
@@ -89,7 +121,7 @@ struct tracer {
 static void trace_point(void *event, enum tevent_event_trace_point point,
 			struct tracer *t)
 {
-	uint64_t tag = t->get_tag(event);
+	uint64_t tag = t->kind->get_tag(event);
 
 	switch (point) {
 	case TEVENT_EVENT_TRACE_ATTACH:
@@ -105,7 +137,7 @@ static void trace_point(void *event, enum tevent_event_trace_point point,
 		t->attached = true;
 		assert_int_equal(tag, t->tag);
 		t->tag++;
-		t->set_tag(event, t->tag);
+		t->kind->set_tag(event, t->tag);
 		break;
 	case TEVENT_EVENT_TRACE_BEFORE_HANDLER:
 		EXPECT(t, true, false, false, false);
@@ -123,108 +155,314 @@ static void trace_point(void *event, enum tevent_event_trace_point point,
 	}
 }
 
-static void trace_fd(struct tevent_fd *fde,
-		     enum tevent_event_trace_point point, void *priv)
-{
-	trace_point(fde, point, priv);
+/*
+ * The typed pieces of one kind: its trace callback and trace callback
+ * setter/getter (tevent_set_trace_KIND_callback and so on).
+ */
+#define KIND_SHIMS(KIND, TYPE)						\
+static void trace_##KIND(TYPE *event,					\
+			 enum tevent_event_trace_point point, void *priv) \
+{									\
+	trace_point(event, point, priv);				\
+}									\
+static void KIND##_set_trace(struct tevent_context *ev, bool on,	\
+			     void *pvt)					\
+{									\
+	tevent_set_trace_##KIND##_callback(ev, on ? trace_##KIND : NULL, \
+					   pvt);			\
+}									\
+static any_fn KIND##_get_trace(struct tevent_context *ev, void **pvt)	\
+{									\
+	tevent_trace_##KIND##_callback_t cb = NULL;			\
+									\
+	tevent_get_trace_##KIND##_callback(ev, &cb, pvt);		\
+	return (any_fn)cb;						\
 }
 
-static void trace_timer(struct tevent_timer *te,
-			enum tevent_event_trace_point point, void *priv)
-{
-	trace_point(te, point, priv);
-}
+KIND_SHIMS(fd, struct tevent_fd)
+KIND_SHIMS(timer, struct tevent_timer)
+KIND_SHIMS(signal, struct tevent_signal)
+KIND_SHIMS(immediate, struct tevent_immediate)
+KIND_SHIMS(queue, struct tevent_queue_entry)
 
-static void trace_signal(struct tevent_signal *se,
-			 enum tevent_event_trace_point point, void *priv)
-{
-	trace_point(se, point, priv);
-}
+/* OBJ names the tag API: up_OBJ_get_tag() from up.h */
+#define KIND_FIELDS(KIND, OBJ)						\
+	.get_tag = up_##OBJ##_get_tag, .set_tag = up_##OBJ##_set_tag,	\
+	.set_trace = KIND##_set_trace, .get_trace = KIND##_get_trace,	\
+	.trace = (any_fn)trace_##KIND
 
-static void trace_immediate(struct tevent_immediate *im,
-			    enum tevent_event_trace_point point, void *priv)
-{
-	trace_point(im, point, priv);
-}
-
-static void trace_queue(struct tevent_queue_entry *qe,
-			enum tevent_event_trace_point point, void *priv)
-{
-	trace_point(qe, point, priv);
-}
-
-/* What every handler checks on entry. */
-static void handler_runs(struct tracer *t, uint64_t tag)
+/*
+ * What every handler checks on entry; in the *_free_in_handler cases the
+ * handler then frees its own event, so DETACH happens right there.
+ */
+static void handler_runs(struct tracer *t, void *event)
 {
 	EXPECT(t, true, true, false, false);
 	t->ran = true;
-	assert_int_equal(tag, t->tag);
+	assert_int_equal(t->kind->get_tag(event), t->tag);
+	if (t->free_in_handler) {
+		talloc_free(event);
+		assert_true(t->detached);
+	}
 }
 
 static void on_fd(struct tevent_context *ev, struct tevent_fd *fde,
 		  uint16_t flags, void *priv)
 {
-	handler_runs(priv, tevent_fd_get_tag(fde));
+	handler_runs(priv, fde);
 }
 
 static void on_timer(struct tevent_context *ev, struct tevent_timer *te,
 		     struct timeval now, void *priv)
 {
-	handler_runs(priv, tevent_timer_get_tag(te));
+	handler_runs(priv, te);
 }
 
 static void on_signal(struct tevent_context *ev, struct tevent_signal *se,
 		      int signum, int count, void *siginfo, void *priv)
 {
-	handler_runs(priv, tevent_signal_get_tag(se));
+	handler_runs(priv, se);
 }
 
 static void on_immediate(struct tevent_context *ev,
 			 struct tevent_immediate *im, void *priv)
 {
-	handler_runs(priv, tevent_immediate_get_tag(im));
+	handler_runs(priv, im);
 }
 
-/* The *_free handlers free their own event: DETACH happens right there. */
-static void on_fd_free(struct tevent_context *ev, struct tevent_fd *fde,
-		       uint16_t flags, void *priv)
+static void on_queue_trigger(struct tevent_req *req, void *priv)
 {
 	struct tracer *t = priv;
 
-	handler_runs(t, tevent_fd_get_tag(fde));
-	TALLOC_FREE(fde);
-	assert_true(t->detached);
+	EXPECT(t, true, true, false, false);
+	t->ran = true;
 }
 
-static void on_timer_free(struct tevent_context *ev, struct tevent_timer *te,
-			  struct timeval now, void *priv)
+/* The socket is writable from the start. */
+static void *fd_attach(struct tracer *t)
 {
-	struct tracer *t = priv;
-
-	handler_runs(t, tevent_timer_get_tag(te));
-	TALLOC_FREE(te);
-	assert_true(t->detached);
+	return tevent_add_fd(t->ev, t, t->s[0], TEVENT_FD_WRITE, on_fd, t);
 }
 
-static void on_signal_free(struct tevent_context *ev,
-			   struct tevent_signal *se, int signum, int count,
-			   void *siginfo, void *priv)
+static void fd_fire(void *fde)
 {
-	struct tracer *t = priv;
-
-	handler_runs(t, tevent_signal_get_tag(se));
-	TALLOC_FREE(se);
-	assert_true(t->detached);
+	TEVENT_FD_WRITEABLE((struct tevent_fd *)fde);
 }
 
-static void on_immediate_free(struct tevent_context *ev,
-			      struct tevent_immediate *im, void *priv)
+static void *timer_attach(struct tracer *t)
 {
-	struct tracer *t = priv;
+	return tevent_add_timer(t->ev, t, tevent_timeval_current(), on_timer,
+				t);
+}
 
-	handler_runs(t, tevent_immediate_get_tag(im));
-	TALLOC_FREE(im);
-	assert_true(t->detached);
+static void timer_move(void *te)
+{
+	tevent_update_timer(te, tevent_timeval_current());
+}
+
+static void *signal_attach(struct tracer *t)
+{
+	return tevent_add_signal(t->ev, t, SIGUSR1, 0, on_signal, t);
+}
+
+static void signal_fire(void *se)
+{
+	kill(getpid(), SIGUSR1);
+}
+
+/* Creating an immediate attaches nothing; scheduling it does. */
+static void *immediate_attach(struct tracer *t)
+{
+	struct tevent_immediate *im = tevent_create_immediate(t);
+
+	assert_non_null(im);
+	EXPECT(t, false, false, false, false);
+	tevent_schedule_immediate(im, t->ev, on_immediate, t);
+	return im;
+}
+
+static void *queue_attach(struct tracer *t)
+{
+	struct tevent_queue *q = tevent_queue_create(t, "up_trace_queue");
+	struct tevent_queue_entry *qe;
+	int *st;
+
+	assert_non_null(q);
+	t->req = tevent_req_create(t, &st, int);
+	assert_non_null(t->req);
+	qe = tevent_queue_add_entry(q, t->ev, t->req, on_queue_trigger, t);
+	assert_non_null(qe);
+	assert_int_equal(tevent_queue_entry_get_tag(qe), t->tag);
+	return qe;
+}
+
+/* The entry leaves the queue with its request. */
+static void queue_release(struct tracer *t, void *qe)
+{
+	TALLOC_FREE(t->req);
+}
+
+static const struct kind fd_kind = {
+	KIND_FIELDS(fd, fd),
+	.attach = fd_attach,
+	.fire = fd_fire,
+};
+static const struct kind timer_kind = {
+	KIND_FIELDS(timer, timer),
+	.attach = timer_attach,
+	.move = timer_move,
+	.once = true,
+};
+/* Upstream's "reset" for signals frees the event, like "free". */
+static const struct kind signal_kind = {
+	KIND_FIELDS(signal, signal),
+	.attach = signal_attach,
+	.fire = signal_fire,
+	.reset_frees = true,
+};
+static const struct kind immediate_kind = {
+	KIND_FIELDS(immediate, immediate),
+	.attach = immediate_attach,
+	.once = true,
+};
+static const struct kind queue_kind = {
+	KIND_FIELDS(queue, queue_entry),
+	.attach = queue_attach,
+	.release = queue_release,
+};
+
+static const struct kind *const all_kinds[] = {
+	&fd_kind, &timer_kind, &signal_kind, &immediate_kind, &queue_kind,
+};
+
+static int setup(void **state)
+{
+	struct tracer *t = talloc_zero(NULL, struct tracer);
+
+	assert_non_null(t);
+	t->kind = *state;
+	t->ev = tevent_context_init(t);
+	assert_non_null(t->ev);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, t->s), 0);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct tracer *t = *state;
+	size_t i;
+	int s0, s1;
+
+	for (i = 0; i < sizeof(all_kinds) / sizeof(all_kinds[0]); i++) {
+		all_kinds[i]->set_trace(t->ev, false, NULL);
+	}
+	s0 = t->s[0];
+	s1 = t->s[1];
+	/* events still watching the socket go first */
+	TALLOC_FREE(t);
+	close(s0);
+	close(s1);
+	return 0;
+}
+
+/* Trace the case's kind, then create one event of it (ATTACH). */
+static void *attach(struct tracer *t)
+{
+	void *event;
+
+	t->kind->set_trace(t->ev, true, t);
+	EXPECT(t, false, false, false, false);
+	event = t->kind->attach(t);
+	assert_non_null(event);
+	EXPECT(t, true, false, false, false);
+	return event;
+}
+
+/* Make the event due and run the loop once: its handler runs. */
+static void run_once(struct tracer *t, void *event)
+{
+	if (t->kind->fire != NULL) {
+		t->kind->fire(event);
+	}
+	tevent_loop_once(t->ev);
+}
+
+/* The next call re-attaches the event: DETACH, then ATTACH with a new tag. */
+static void expect_restart(struct tracer *t, bool skipped)
+{
+	assert_false(t->restart);
+	t->skipped = skipped;
+	t->restart = true;
+}
+
+static void restarted(struct tracer *t)
+{
+	assert_false(t->restart);
+	assert_false(t->skipped);
+	EXPECT(t, true, false, false, false);
+}
+
+static void trace_loop(void **state)
+{
+	struct tracer *t = *state;
+	void *event = attach(t);
+
+	run_once(t, event);
+	if (t->kind->once) {
+		/* timers and immediates are gone once their handler returned */
+		EXPECT(t, true, true, true, true);
+		return;
+	}
+	EXPECT(t, true, true, true, false);
+
+	if (t->kind->release != NULL) {
+		t->kind->release(t, event);
+	} else {
+		talloc_free(event);
+	}
+	EXPECT(t, true, true, true, true);
+}
+
+static void trace_reset(void **state)
+{
+	struct tracer *t = *state;
+	void *event = attach(t);
+
+	if (t->kind->move != NULL) {
+		/* moving a timer is a detach followed by a new attach */
+		expect_restart(t, true);
+		t->kind->move(event);
+		restarted(t);
+	}
+
+	t->skipped = true;
+	if (t->kind->reset_frees) {
+		talloc_free(event);
+	} else {
+		/* re-initialising the context drops its events */
+		tevent_re_initialise(t->ev);
+	}
+	EXPECT(t, true, false, false, true);
+}
+
+static void trace_free(void **state)
+{
+	struct tracer *t = *state;
+	void *event = attach(t);
+
+	t->skipped = true;
+	talloc_free(event);
+	EXPECT(t, true, false, false, true);
+}
+
+static void trace_free_in_handler(void **state)
+{
+	struct tracer *t = *state;
+
+	t->free_in_handler = true;
+	run_once(t, attach(t));
+	EXPECT(t, true, true, true, true);
 }
 
 /*
@@ -237,396 +475,29 @@ static void on_immediate_reschedule(struct tevent_context *ev,
 {
 	struct tracer *t = priv;
 	uint64_t tag = tevent_immediate_get_tag(im);
+	int i;
 
-	handler_runs(t, tag);
+	handler_runs(t, im);
 
-	assert_false(t->restart);
-	t->restart = true;
-	tevent_schedule_immediate(im, t->ev, on_immediate, t);
-	assert_false(t->restart);
-	assert_false(t->skipped);
-	EXPECT(t, true, false, false, false);
-	assert_int_not_equal(tag, t->tag);
-	tag = tevent_immediate_get_tag(im);
-	assert_int_equal(tag, t->tag);
-
-	t->skipped = true;
-	t->restart = true;
-	tevent_schedule_immediate(im, t->ev, on_immediate, t);
-	assert_false(t->restart);
-	assert_false(t->skipped);
-	EXPECT(t, true, false, false, false);
-	assert_int_not_equal(tag, t->tag);
-	tag = tevent_immediate_get_tag(im);
-	assert_int_equal(tag, t->tag);
+	for (i = 0; i < 2; i++) {
+		expect_restart(t, i == 1);
+		tevent_schedule_immediate(im, t->ev, on_immediate, t);
+		restarted(t);
+		assert_int_not_equal(tag, t->tag);
+		tag = tevent_immediate_get_tag(im);
+		assert_int_equal(tag, t->tag);
+	}
 }
 
-static uint64_t fd_gettag(const void *e) { return tevent_fd_get_tag(e); }
-static void fd_settag(void *e, uint64_t v) { tevent_fd_set_tag(e, v); }
-static uint64_t timer_tag(const void *e) { return tevent_timer_get_tag(e); }
-static void timer_set(void *e, uint64_t v) { tevent_timer_set_tag(e, v); }
-static uint64_t signal_tag(const void *e) { return tevent_signal_get_tag(e); }
-static void signal_set(void *e, uint64_t v) { tevent_signal_set_tag(e, v); }
-static uint64_t imm_tag(const void *e) { return tevent_immediate_get_tag(e); }
-static void imm_set(void *e, uint64_t v) { tevent_immediate_set_tag(e, v); }
-static uint64_t qe_tag(const void *e) { return tevent_queue_entry_get_tag(e); }
-static void qe_set(void *e, uint64_t v) { tevent_queue_entry_set_tag(e, v); }
-
-static int setup(void **state)
-{
-	struct tracer *t = talloc_zero(NULL, struct tracer);
-
-	assert_non_null(t);
-	t->ev = tevent_context_init(t);
-	assert_non_null(t->ev);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, t->s), 0);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
+static void trace_reschedule(void **state)
 {
 	struct tracer *t = *state;
-	int s0, s1;
-
-	t->get_tag = NULL;
-	t->set_tag = NULL;
-	tevent_set_trace_fd_callback(t->ev, NULL, NULL);
-	tevent_set_trace_timer_callback(t->ev, NULL, NULL);
-	tevent_set_trace_signal_callback(t->ev, NULL, NULL);
-	tevent_set_trace_immediate_callback(t->ev, NULL, NULL);
-	tevent_set_trace_queue_callback(t->ev, NULL, NULL);
-	s0 = t->s[0];
-	s1 = t->s[1];
-	/* events still watching the socket go first */
-	TALLOC_FREE(t);
-	close(s0);
-	close(s1);
-	return 0;
-}
-
-static void watch_fds(struct tracer *t)
-{
-	t->get_tag = fd_gettag;
-	t->set_tag = fd_settag;
-	tevent_set_trace_fd_callback(t->ev, trace_fd, t);
-	EXPECT(t, false, false, false, false);
-}
-
-static void watch_timers(struct tracer *t)
-{
-	t->get_tag = timer_tag;
-	t->set_tag = timer_set;
-	tevent_set_trace_timer_callback(t->ev, trace_timer, t);
-	EXPECT(t, false, false, false, false);
-}
-
-static void watch_signals(struct tracer *t)
-{
-	t->get_tag = signal_tag;
-	t->set_tag = signal_set;
-	tevent_set_trace_signal_callback(t->ev, trace_signal, t);
-	EXPECT(t, false, false, false, false);
-}
-
-static void watch_immediates(struct tracer *t)
-{
-	t->get_tag = imm_tag;
-	t->set_tag = imm_set;
-	tevent_set_trace_immediate_callback(t->ev, trace_immediate, t);
-	EXPECT(t, false, false, false, false);
-}
-
-/* ------------------------------------------------------------------ */
-/* fd                                                                  */
-
-static struct tevent_fd *writable_fde(struct tracer *t,
-				      tevent_fd_handler_t handler)
-{
-	struct tevent_fd *fde;
-
-	fde = tevent_add_fd(t->ev, t, t->s[0], TEVENT_FD_WRITE, handler, t);
-	assert_non_null(fde);
-	EXPECT(t, true, false, false, false);
-	return fde;
-}
-
-static void up_trace_fd__loop(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_fd *fde;
-
-	watch_fds(t);
-	fde = writable_fde(t, on_fd);
-
-	TEVENT_FD_WRITEABLE(fde);
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, false);
-
-	TALLOC_FREE(fde);
-	EXPECT(t, true, true, true, true);
-}
-
-static void up_trace_fd__reset(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_fds(t);
-	(void)writable_fde(t, on_fd);
-
-	/* re-initialising the context drops its fd events */
-	t->skipped = true;
-	tevent_re_initialise(t->ev);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_fd__free(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_fd *fde;
-
-	watch_fds(t);
-	fde = writable_fde(t, on_fd);
-
-	t->skipped = true;
-	TALLOC_FREE(fde);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_fd__free_in_handler(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_fd *fde;
-
-	watch_fds(t);
-	fde = writable_fde(t, on_fd_free);
-
-	TEVENT_FD_WRITEABLE(fde);
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, true);
-}
-
-/* ------------------------------------------------------------------ */
-/* timer                                                               */
-
-static struct tevent_timer *due_timer(struct tracer *t,
-				      tevent_timer_handler_t handler)
-{
-	struct tevent_timer *te;
-
-	te = tevent_add_timer(t->ev, t, tevent_timeval_current(), handler, t);
-	assert_non_null(te);
-	EXPECT(t, true, false, false, false);
-	return te;
-}
-
-static void up_trace_timer__loop(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_timers(t);
-	(void)due_timer(t, on_timer);
-
-	tevent_loop_once(t->ev);
-	/* a timer is gone once its handler returned */
-	EXPECT(t, true, true, true, true);
-}
-
-static void up_trace_timer__reset(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_timer *te;
-
-	watch_timers(t);
-	te = due_timer(t, on_timer);
-
-	/* moving a timer is a detach followed by a new attach */
-	assert_false(t->restart);
-	t->skipped = true;
-	t->restart = true;
-	tevent_update_timer(te, tevent_timeval_current());
-	assert_false(t->restart);
-	assert_false(t->skipped);
-	EXPECT(t, true, false, false, false);
-
-	t->skipped = true;
-	tevent_re_initialise(t->ev);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_timer__free(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_timer *te;
-
-	watch_timers(t);
-	te = due_timer(t, on_timer);
-
-	t->skipped = true;
-	TALLOC_FREE(te);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_timer__free_in_handler(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_timers(t);
-	(void)due_timer(t, on_timer_free);
-
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, true);
-}
-
-/* ------------------------------------------------------------------ */
-/* signal                                                              */
-
-static struct tevent_signal *usr1_event(struct tracer *t,
-					tevent_signal_handler_t handler)
-{
-	struct tevent_signal *se;
-
-	se = tevent_add_signal(t->ev, t, SIGUSR1, 0, handler, t);
-	assert_non_null(se);
-	EXPECT(t, true, false, false, false);
-	return se;
-}
-
-static void up_trace_signal__loop(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_signal *se;
-
-	watch_signals(t);
-	se = usr1_event(t, on_signal);
-
-	kill(getpid(), SIGUSR1);
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, false);
-
-	TALLOC_FREE(se);
-	EXPECT(t, true, true, true, true);
-}
-
-/* Upstream's "reset" for signals frees the event, like "free" below. */
-static void up_trace_signal__reset(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_signal *se;
-
-	watch_signals(t);
-	se = usr1_event(t, on_signal);
-
-	t->skipped = true;
-	TALLOC_FREE(se);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_signal__free(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_signal *se;
-
-	watch_signals(t);
-	se = usr1_event(t, on_signal);
-
-	t->skipped = true;
-	TALLOC_FREE(se);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_signal__free_in_handler(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_signals(t);
-	(void)usr1_event(t, on_signal_free);
-
-	kill(getpid(), SIGUSR1);
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, true);
-}
-
-/* ------------------------------------------------------------------ */
-/* immediate                                                           */
-
-/* Creating an immediate attaches nothing; scheduling it does. */
-static struct tevent_immediate *scheduled(struct tracer *t,
-					  tevent_immediate_handler_t handler)
-{
-	struct tevent_immediate *im = tevent_create_immediate(t);
-
-	assert_non_null(im);
-	EXPECT(t, false, false, false, false);
-	tevent_schedule_immediate(im, t->ev, handler, t);
-	EXPECT(t, true, false, false, false);
-	return im;
-}
-
-static void up_trace_immediate__loop(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_immediates(t);
-	(void)scheduled(t, on_immediate);
-
-	tevent_loop_once(t->ev);
-	/* an immediate detaches itself once it ran */
-	EXPECT(t, true, true, true, true);
-}
-
-static void up_trace_immediate__reset(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_immediates(t);
-	(void)scheduled(t, on_immediate);
-
-	t->skipped = true;
-	tevent_re_initialise(t->ev);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_immediate__free(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_immediate *im;
-
-	watch_immediates(t);
-	im = scheduled(t, on_immediate);
-
-	t->skipped = true;
-	TALLOC_FREE(im);
-	EXPECT(t, true, false, false, true);
-}
-
-static void up_trace_immediate__free_in_handler(void **state)
-{
-	struct tracer *t = *state;
-
-	watch_immediates(t);
-	(void)scheduled(t, on_immediate_free);
-
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, true);
-}
-
-static void up_trace_immediate__reschedule(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_immediate *im;
-
-	watch_immediates(t);
-	im = scheduled(t, on_immediate);
+	struct tevent_immediate *im = attach(t);
 
 	/* rescheduling before it ran: a skipped cycle, then a new one */
-	assert_false(t->restart);
-	t->skipped = true;
-	t->restart = true;
+	expect_restart(t, true);
 	tevent_schedule_immediate(im, t->ev, on_immediate_reschedule, t);
-	assert_false(t->restart);
-	assert_false(t->skipped);
-	EXPECT(t, true, false, false, false);
+	restarted(t);
 
 	/* runs on_immediate_reschedule, which leaves a fresh cycle behind */
 	tevent_loop_once(t->ev);
@@ -637,185 +508,62 @@ static void up_trace_immediate__reschedule(void **state)
 	EXPECT(t, true, true, true, true);
 }
 
-/* ------------------------------------------------------------------ */
-/* get/set of the callbacks                                            */
-
-static void up_get_set_trace_fd_callback(void **state)
+static void get_set_trace_callback(void **state)
 {
 	struct tracer *t = *state;
-	tevent_trace_fd_callback_t cb = NULL;
+	const struct kind *k = t->kind;
+	any_fn cb;
 	void *pvt = NULL;
 
-	tevent_get_trace_fd_callback(t->ev, &cb, &pvt);
+	cb = k->get_trace(t->ev, &pvt);
 	assert_null(cb);
 	assert_null(pvt);
 
-	tevent_set_trace_fd_callback(t->ev, trace_fd, t);
-	tevent_get_trace_fd_callback(t->ev, &cb, &pvt);
-	assert_ptr_equal(cb, trace_fd);
+	k->set_trace(t->ev, true, t);
+	cb = k->get_trace(t->ev, &pvt);
+	assert_ptr_equal(cb, k->trace);
 	assert_ptr_equal(pvt, t);
 
-	tevent_set_trace_fd_callback(t->ev, NULL, NULL);
-	tevent_get_trace_fd_callback(t->ev, &cb, &pvt);
+	k->set_trace(t->ev, false, NULL);
+	cb = k->get_trace(t->ev, &pvt);
 	assert_null(cb);
 	assert_null(pvt);
 }
 
-static void up_get_set_trace_timer_callback(void **state)
-{
-	struct tracer *t = *state;
-	tevent_trace_timer_callback_t cb = NULL;
-	void *pvt = NULL;
-
-	tevent_get_trace_timer_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-
-	tevent_set_trace_timer_callback(t->ev, trace_timer, t);
-	tevent_get_trace_timer_callback(t->ev, &cb, &pvt);
-	assert_ptr_equal(cb, trace_timer);
-	assert_ptr_equal(pvt, t);
-
-	tevent_set_trace_timer_callback(t->ev, NULL, NULL);
-	tevent_get_trace_timer_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-}
-
-static void up_get_set_trace_signal_callback(void **state)
-{
-	struct tracer *t = *state;
-	tevent_trace_signal_callback_t cb = NULL;
-	void *pvt = NULL;
-
-	tevent_get_trace_signal_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-
-	tevent_set_trace_signal_callback(t->ev, trace_signal, t);
-	tevent_get_trace_signal_callback(t->ev, &cb, &pvt);
-	assert_ptr_equal(cb, trace_signal);
-	assert_ptr_equal(pvt, t);
-
-	tevent_set_trace_signal_callback(t->ev, NULL, NULL);
-	tevent_get_trace_signal_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-}
-
-static void up_get_set_trace_immediate_callback(void **state)
-{
-	struct tracer *t = *state;
-	tevent_trace_immediate_callback_t cb = NULL;
-	void *pvt = NULL;
-
-	tevent_get_trace_immediate_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-
-	tevent_set_trace_immediate_callback(t->ev, trace_immediate, t);
-	tevent_get_trace_immediate_callback(t->ev, &cb, &pvt);
-	assert_ptr_equal(cb, trace_immediate);
-	assert_ptr_equal(pvt, t);
-
-	tevent_set_trace_immediate_callback(t->ev, NULL, NULL);
-	tevent_get_trace_immediate_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-}
-
-/* ------------------------------------------------------------------ */
-/* queue entries (beyond the upstream copy we had, same checks)        */
-
-static void on_queue_trigger(struct tevent_req *req, void *priv)
-{
-	struct tracer *t = priv;
-
-	EXPECT(t, true, true, false, false);
-	t->ran = true;
-}
-
-static void up_trace_queue__loop(void **state)
-{
-	struct tracer *t = *state;
-	struct tevent_queue *q;
-	struct tevent_queue_entry *qe;
-	struct tevent_req *req;
-	int *st;
-
-	t->get_tag = qe_tag;
-	t->set_tag = qe_set;
-	tevent_set_trace_queue_callback(t->ev, trace_queue, t);
-	EXPECT(t, false, false, false, false);
-
-	q = tevent_queue_create(t, "up_trace_queue");
-	assert_non_null(q);
-	req = tevent_req_create(t, &st, int);
-	assert_non_null(req);
-
-	qe = tevent_queue_add_entry(q, t->ev, req, on_queue_trigger, t);
-	assert_non_null(qe);
-	EXPECT(t, true, false, false, false);
-	assert_int_equal(tevent_queue_entry_get_tag(qe), t->tag);
-
-	tevent_loop_once(t->ev);
-	EXPECT(t, true, true, true, false);
-
-	/* the entry leaves the queue with its request */
-	TALLOC_FREE(req);
-	EXPECT(t, true, true, true, true);
-	TALLOC_FREE(q);
-}
-
-static void up_get_set_trace_queue_callback(void **state)
-{
-	struct tracer *t = *state;
-	tevent_trace_queue_callback_t cb = NULL;
-	void *pvt = NULL;
-
-	tevent_get_trace_queue_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-
-	tevent_set_trace_queue_callback(t->ev, trace_queue, t);
-	tevent_get_trace_queue_callback(t->ev, &cb, &pvt);
-	assert_ptr_equal(cb, trace_queue);
-	assert_ptr_equal(pvt, t);
-
-	tevent_set_trace_queue_callback(t->ev, NULL, NULL);
-	tevent_get_trace_queue_callback(t->ev, &cb, &pvt);
-	assert_null(cb);
-	assert_null(pvt);
-}
-
-#define CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+/* Case NAME runs FN on one kind; the names are upstream's (see the top). */
+#define CASE(NAME, FN, KIND) \
+	{ NAME, FN, setup, teardown, (void *)&KIND##_kind }
+#define TRACE(KIND, WHAT) \
+	CASE("up_trace_" #KIND "__" #WHAT, trace_##WHAT, KIND)
+#define GET_SET(KIND) \
+	CASE("up_get_set_trace_" #KIND "_callback", get_set_trace_callback, KIND)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		CASE(up_trace_fd__loop),
-		CASE(up_trace_fd__reset),
-		CASE(up_trace_fd__free),
-		CASE(up_trace_fd__free_in_handler),
-		CASE(up_trace_timer__loop),
-		CASE(up_trace_timer__reset),
-		CASE(up_trace_timer__free),
-		CASE(up_trace_timer__free_in_handler),
-		CASE(up_trace_signal__loop),
-		CASE(up_trace_signal__reset),
-		CASE(up_trace_signal__free),
-		CASE(up_trace_signal__free_in_handler),
-		CASE(up_trace_immediate__loop),
-		CASE(up_trace_immediate__reset),
-		CASE(up_trace_immediate__free),
-		CASE(up_trace_immediate__free_in_handler),
-		CASE(up_trace_immediate__reschedule),
-		CASE(up_get_set_trace_fd_callback),
-		CASE(up_get_set_trace_timer_callback),
-		CASE(up_get_set_trace_signal_callback),
-		CASE(up_get_set_trace_immediate_callback),
-		CASE(up_trace_queue__loop),
-		CASE(up_get_set_trace_queue_callback),
+		TRACE(fd, loop),
+		TRACE(fd, reset),
+		TRACE(fd, free),
+		TRACE(fd, free_in_handler),
+		TRACE(timer, loop),
+		TRACE(timer, reset),
+		TRACE(timer, free),
+		TRACE(timer, free_in_handler),
+		TRACE(signal, loop),
+		TRACE(signal, reset),
+		TRACE(signal, free),
+		TRACE(signal, free_in_handler),
+		TRACE(immediate, loop),
+		TRACE(immediate, reset),
+		TRACE(immediate, free),
+		TRACE(immediate, free_in_handler),
+		TRACE(immediate, reschedule),
+		GET_SET(fd),
+		GET_SET(timer),
+		GET_SET(signal),
+		GET_SET(immediate),
+		TRACE(queue, loop),
+		GET_SET(queue),
 	};
 
 	tt_check_library();

@@ -98,4 +98,27 @@ static inline void *up_require_symbol(const char *name)
 	return p;
 }
 
+/*
+ * The tag accessors of every event kind behind one signature, for the
+ * cases that run the same steps on each kind (tag.c, trace.c):
+ * up_fd_get_tag(), up_fd_set_tag(), ..., up_queue_entry_set_tag().
+ */
+#define UP_TAG_ACCESSORS(OBJ)						\
+static inline uint64_t up_##OBJ##_get_tag(const void *event)		\
+{									\
+	return tevent_##OBJ##_get_tag(event);				\
+}									\
+static inline void up_##OBJ##_set_tag(void *event, uint64_t tag)	\
+{									\
+	tevent_##OBJ##_set_tag(event, tag);				\
+}
+
+UP_TAG_ACCESSORS(fd)
+UP_TAG_ACCESSORS(timer)
+UP_TAG_ACCESSORS(signal)
+UP_TAG_ACCESSORS(immediate)
+UP_TAG_ACCESSORS(queue_entry)
+
+#undef UP_TAG_ACCESSORS
+
 #endif /* UP_H */
