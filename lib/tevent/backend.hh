@@ -28,6 +28,27 @@ int loop_once_common(tevent_context *ev, Wait &&wait)
 	return wait(delay);
 }
 
+// Runs a backend's blocking call between the BEFORE_WAIT and AFTER_WAIT
+// trace points; returns its result, and in *wait_errno the errno it left.
+template <class Wait>
+int traced_wait(tevent_context *ev, Wait &&wait, int *wait_errno)
+{
+	trace_point(ev, TEVENT_TRACE_BEFORE_WAIT);
+	int n = wait();
+	*wait_errno = errno;
+	trace_point(ev, TEVENT_TRACE_AFTER_WAIT);
+	return n;
+}
+
+// A wait cut short by a signal: serve the signals and end the turn.
+inline int wait_interrupted(tevent_context *ev)
+{
+	if (!ev->signals.empty()) {
+		tevent_common_check_signal(ev);
+	}
+	return 0;
+}
+
 // After a wait that returned no fd: a timeout means a timer may be due now.
 inline int finish_idle_wait(tevent_context *ev, const struct timeval *delay)
 {

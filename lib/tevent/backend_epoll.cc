@@ -521,18 +521,15 @@ int EpollBackend::wait_once(const struct timeval *delay)
 
 	// The trace points bracket every turn's wait, also one served from
 	// the held reports, so tracers see the same sequence as upstream.
-	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
 	if (fresh) {
 		struct epoll_event events[kBatch];
-		int n = epoll_wait(epfd_, events, kBatch, timeout_msec(delay));
-		int wait_errno = errno;
-		trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
-
+		int wait_errno;
+		int n = traced_wait(ev_, [&] {
+			return epoll_wait(epfd_, events, kBatch,
+					  timeout_msec(delay));
+		}, &wait_errno);
 		if (n == -1 && wait_errno == EINTR) {
-			if (!ev_->signals.empty()) {
-				tevent_common_check_signal(ev_);
-			}
-			return 0;
+			return wait_interrupted(ev_);
 		}
 		if (n == -1) {
 			errno = wait_errno;
@@ -548,6 +545,7 @@ int EpollBackend::wait_once(const struct timeval *delay)
 		nheld_ = n;
 		next_ = 0;
 	} else {
+		trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
 		trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
 	}
 

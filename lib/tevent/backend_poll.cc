@@ -195,17 +195,12 @@ int PollBackend::wait_once(const struct timeval *delay)
 		return run_spun_messages(ev_);
 	}
 
-	int timeout = timeout_msec(delay);
-	trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
-	int n = poll(pfds_, npfds_, timeout);
-	int wait_errno = errno;
-	trace_point(ev_, TEVENT_TRACE_AFTER_WAIT);
-
+	int wait_errno;
+	int n = traced_wait(ev_, [&] {
+		return poll(pfds_, npfds_, timeout_msec(delay));
+	}, &wait_errno);
 	if (n == -1 && wait_errno == EINTR) {
-		if (!ev_->signals.empty()) {
-			tevent_common_check_signal(ev_);
-		}
-		return 0;
+		return wait_interrupted(ev_);
 	}
 	if (n == -1) {
 		tevent_debug(ev_, TEVENT_DEBUG_FATAL, "poll() failed: %s\n",
