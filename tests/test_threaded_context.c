@@ -1471,6 +1471,48 @@ static void test_fork_while_helpers_schedule(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/*
+ * Freeing an immediate after handing it to tevent_threaded_schedule_immediate()
+ * and before the loop picked it up is a fatal error (upstream guards it
+ * with a destructor that aborts).  Checked in a child process.
+ */
+static void never_run(struct tevent_context *ev, struct tevent_immediate *im,
+		      void *private_data)
+{
+	abort();
+}
+
+static void test_free_while_in_transit_aborts(void **state)
+{
+	int status = 0;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct tevent_context *ev = tevent_context_init(NULL);
+		struct tevent_threaded_context *tctx;
+		struct tevent_immediate *im;
+
+		/* the default abort action is abort(); keep stderr quiet */
+		if (freopen("/dev/null", "w", stderr) == NULL) {
+			_exit(3);
+		}
+		tctx = tevent_threaded_context_create(ev, ev);
+		im = tevent_create_immediate(NULL);
+		if (ev == NULL || tctx == NULL || im == NULL) {
+			_exit(2);
+		}
+		tevent_threaded_schedule_immediate(tctx, im, never_run, NULL);
+		talloc_free(im);
+		_exit(0);	/* not reached */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1480,6 +1522,7 @@ int main(void)
 		cmocka_unit_test(test_free_context_while_helpers_schedule),
 		cmocka_unit_test(test_free_wrapper_while_helpers_schedule),
 		cmocka_unit_test(test_free_handle),
+		cmocka_unit_test(test_free_while_in_transit_aborts),
 		cmocka_unit_test(test_stress_4_producers),
 		cmocka_unit_test(test_wrapper_target),
 		cmocka_unit_test(test_wrapper_freed_then_schedule),

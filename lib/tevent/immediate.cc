@@ -49,6 +49,12 @@ using namespace tevent;
 
 int tevent_immediate::on_talloc_free()
 {
+	if (__builtin_expect(in_transit.load(std::memory_order_relaxed), 0)) {
+		// The producer handed it to another thread's loop.
+		tevent_abort(nullptr, "tevent_immediate freed while scheduled "
+				      "from another thread");
+		return -1;
+	}
 	if (destroyed) {
 		if (!busy) {
 			// The deferred free at the end of a handler run.

@@ -103,11 +103,14 @@ struct tevent_immediate {
 	bool busy;
 	bool destroyed;
 	// The usual destructor (on_talloc_free) is armed. It stays armed from
-	// creation on; only a trip through another thread swaps it.
+	// creation on; only a thread proxy's last-resort free disarms it.
 	bool std_destructor;
 	// A spent thread proxy message that goes back to the producers to be
 	// freed there (see recycle_message()); `proxy` names its proxy.
 	bool recycle;
+	// Handed to a loop by tevent_threaded_schedule_immediate() and not
+	// picked up yet: freeing it now is a fatal error.
+	std::atomic<bool> in_transit;
 	// Set while the handler runs and the immediate was taken off the list:
 	// the DETACH trace point is owed to this context.
 	tevent_context *detach_ev_ctx;

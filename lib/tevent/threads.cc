@@ -207,28 +207,10 @@ void make_idle(tevent_immediate *im)
 	im->handler_name = nullptr;
 }
 
-void abort_scheduled_free(tevent_immediate *im)
+// Back from another thread: it may be freed again.
+void arrived(tevent_immediate *im)
 {
-	(void)im;
-	tevent_abort(nullptr, "tevent_immediate freed while scheduled from "
-			      "another thread");
-}
-
-// A threaded immediate may not be freed while it travels: the producer
-// handed it to the loop.
-int threaded_immediate_destructor(tevent_immediate *im)
-{
-	if (im->event_ctx != nullptr) {
-		abort_scheduled_free(im);
-	}
-	return 0;
-}
-
-// Back from another thread: the immediate's usual destructor again.
-void restore_destructor(tevent_immediate *im)
-{
-	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
-	im->std_destructor = true;
+	im->in_transit.store(false, std::memory_order_relaxed);
 }
 
 void activate_threaded(Channel *ch)
@@ -242,7 +224,7 @@ void activate_threaded(Channel *ch)
 		void *private_data = im->private_data;
 		const char *handler_name = im->handler_name;
 		const char *location = im->schedule_location;
-		restore_destructor(im);
+		arrived(im);
 		make_idle(im);
 		if (ev->wrapper.glue != nullptr && ev->wrapper.glue->destroyed) {
 			im = next;  // its wrapper is being freed: drop it
@@ -364,7 +346,7 @@ void discard_queued(Channel *ch)
 			im->std_destructor = false;
 			talloc_free(im);
 		} else {
-			restore_destructor(im);
+			arrived(im);
 			make_idle(im);
 		}
 		im = next;
@@ -539,8 +521,7 @@ TEVENT_EXPORT void _tevent_threaded_schedule_immediate(
 	im->handler_name = handler_name;
 	im->schedule_location = location;
 	im->detach_ev_ctx = nullptr;
-	talloc_set_destructor(im, threaded_immediate_destructor);
-	im->std_destructor = false;
+	im->in_transit.store(true, std::memory_order_relaxed);
 	ch->post(im);
 	ch->leave();
 }
