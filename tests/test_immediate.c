@@ -26,6 +26,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_never.h"
 
 #ifdef TEVENT_FD_ERROR
 #define TT_NEW_API 1
@@ -101,13 +102,6 @@ static struct imm_item *new_item(TALLOC_CTX *mem, struct tevent_context *ev,
 static void schedule_item(struct imm_item *it)
 {
 	tevent_schedule_immediate(it->im, it->ev, log_imm, it);
-}
-
-static void never_imm(struct tevent_context *ev,
-		      struct tevent_immediate *im,
-		      void *private_data)
-{
-	fail_msg("immediate %p should not have run", (void *)im);
 }
 
 static int gone_destructor(int **marker)
@@ -320,7 +314,7 @@ static void test_imm_cancel(void **state)
 	static const int want[] = { 2, 1 };
 
 	/* a NULL handler unschedules */
-	tevent_schedule_immediate(a->im, ev, never_imm, NULL);
+	tevent_schedule_immediate(a->im, ev, tt_never_imm, NULL);
 	tevent_schedule_immediate(a->im, ev, NULL, NULL);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(log.n, 0);
@@ -329,7 +323,7 @@ static void test_imm_cancel(void **state)
 	tevent_schedule_immediate(a->im, ev, NULL, NULL);
 
 #ifdef TT_NEW_API
-	tevent_schedule_immediate(b->im, ev, never_imm, NULL);
+	tevent_schedule_immediate(b->im, ev, tt_never_imm, NULL);
 	tevent_reset_immediate(b->im);
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(log.n, 0);
@@ -428,6 +422,30 @@ static void test_imm_free_self_in_handler(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * Scheduling arms the immediate's destructor again, as upstream: code that
+ * cleared it (talloc_set_destructor(im, NULL)) on an idle immediate still
+ * gets the deferred free from inside the handler.
+ */
+static void test_imm_schedule_rearms_destructor(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct self_free_state s = { 0 };
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+
+	assert_non_null(im);
+	attach_gone_marker(im, &s.gone);
+	talloc_set_destructor(im, NULL);
+	tevent_schedule_immediate(im, ev, self_free_handler, &s);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.free_ret, -1);
+	assert_int_equal(s.gone_in_handler, 0);
+	assert_int_equal(s.gone, 1);
+	tt_finish(ev);
+}
+
 struct free_others_state {
 	struct tevent_immediate *next_im;
 	struct tevent_timer *te;
@@ -435,39 +453,6 @@ struct free_others_state {
 	struct tevent_signal *se;
 	int calls;
 };
-
-static void never_timer(struct tevent_context *ev,
-			struct tevent_timer *te,
-			struct timeval now,
-			void *private_data)
-{
-	fail_msg("freed timer ran");
-}
-
-static void never_fd(struct tevent_context *ev,
-		     struct tevent_fd *fde,
-		     uint16_t flags,
-		     void *private_data)
-{
-	fail_msg("freed fd event ran");
-}
-
-static void never_signal(struct tevent_context *ev,
-			 struct tevent_signal *se,
-			 int signum, int count, void *siginfo,
-			 void *private_data)
-{
-	fail_msg("freed signal event ran");
-}
-
-static void count_signal(struct tevent_context *ev,
-			 struct tevent_signal *se,
-			 int signum, int count, void *siginfo,
-			 void *private_data)
-{
-	int *n = private_data;
-	*n += count;
-}
 
 static void noop_imm(struct tevent_context *ev,
 		     struct tevent_immediate *im,
@@ -507,21 +492,22 @@ static void test_imm_free_others_in_handler(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	s.next_im = tevent_create_immediate(ev);
 	s.te = tevent_add_timer(ev, ev, tevent_timeval_zero(),
-				never_timer, NULL);
-	s.fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, never_fd, NULL);
-	s.se = tevent_add_signal(ev, ev, SIGUSR2, 0, never_signal, NULL);
+				tt_never_timer, NULL);
+	s.fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, tt_never_fd,
+			      NULL);
+	s.se = tevent_add_signal(ev, ev, SIGUSR2, 0, tt_never_signal, NULL);
 	assert_non_null(s.next_im);
 	assert_non_null(s.te);
 	assert_non_null(s.fde);
 	assert_non_null(s.se);
 	tevent_schedule_immediate(im, ev, free_others_handler, &s);
-	tevent_schedule_immediate(s.next_im, ev, never_imm, NULL);
+	tevent_schedule_immediate(s.next_im, ev, tt_never_imm, NULL);
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(s.calls, 1);
 
 	/* see test_fd.c: collect the SIGUSR2 left recorded above */
-	flush = tevent_add_signal(ev, ev, SIGUSR2, 0, count_signal, &stale);
+	flush = tevent_add_signal(ev, ev, SIGUSR2, 0, tt_count_signal, &stale);
 	assert_non_null(flush);
 	for (i = 0; i < 3; i++) {
 		struct tevent_immediate *tick = tevent_create_immediate(ev);
@@ -606,6 +592,7 @@ int main(void)
 		TT_BACKEND_CASE(test_imm_move_between_contexts),
 		TT_BACKEND_CASE(test_imm_free_pending),
 		TT_BACKEND_CASE(test_imm_free_self_in_handler),
+		TT_BACKEND_CASE(test_imm_schedule_rearms_destructor),
 		TT_BACKEND_CASE(test_imm_free_others_in_handler),
 		TT_BACKEND_CASE(test_imm_chain),
 		TT_BACKEND_CASE(test_imm_context_freed),

@@ -102,9 +102,6 @@ struct tevent_immediate {
 	tevent::WrapperGlue *wrapper;
 	bool busy;
 	bool destroyed;
-	// The usual destructor (on_talloc_free) is armed. It stays armed from
-	// creation on; only a thread proxy's last-resort free disarms it.
-	bool std_destructor;
 	// A spent thread proxy message that goes back to the producers to be
 	// freed there (see recycle_message()); `proxy` names its proxy.
 	bool recycle;

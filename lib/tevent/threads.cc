@@ -343,7 +343,6 @@ void discard_queued(Channel *ch)
 		if (ch->kind == Channel::kProxy) {
 			talloc_free(im->private_data);
 			talloc_set_destructor(im, nullptr);
-			im->std_destructor = false;
 			talloc_free(im);
 		} else {
 			arrived(im);
