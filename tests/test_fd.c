@@ -34,6 +34,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_never.h"
 
 /*
  * Headers of tevent 0.16 and later define TEVENT_FD_ERROR; the features
@@ -151,14 +152,6 @@ static void turns_until(struct tevent_context *ev, int *counter, int target)
 	assert_int_equal(*counter, target);
 }
 
-static void never_fd(struct tevent_context *ev,
-		     struct tevent_fd *fde,
-		     uint16_t flags,
-		     void *private_data)
-{
-	fail_msg("fd handler %p ran with flags %u", (void *)fde, flags);
-}
-
 /* ------------------------------------------------------------------ */
 /* fd1: one socket, the handler switches between WRITE and READ        */
 
@@ -272,7 +265,7 @@ static void test_fd1_flag_dance(void **state)
 			       fd1_handler, &s);
 	assert_non_null(s.fde0);
 	/* fde1 only exists to close sock[1] when it is freed */
-	s.fde1 = tevent_add_fd(s.ev, s.ev, s.sock[1], 0, never_fd, NULL);
+	s.fde1 = tevent_add_fd(s.ev, s.ev, s.sock[1], 0, tt_never_fd, NULL);
 	assert_non_null(s.fde1);
 	assert_int_equal(tevent_fd_get_flags(s.fde1), 0);
 	tevent_fd_set_auto_close(s.fde0);
@@ -788,7 +781,7 @@ static void test_fd_write_only_hangup(void **state)
 	int i;
 
 	make_pair(sp);
-	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, never_fd, NULL);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, tt_never_fd, NULL);
 	assert_non_null(fde);
 	close(sp[1]);
 
@@ -932,7 +925,7 @@ static void test_fd_error_macros(void **state)
 	int sp[2];
 
 	make_pair(sp);
-	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, never_fd, NULL);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, tt_never_fd, NULL);
 	assert_non_null(fde);
 	TEVENT_FD_WANTERROR(fde);
 	assert_int_equal(tevent_fd_get_flags(fde),
@@ -981,7 +974,7 @@ static void test_fd_close_fn(void **state)
 	int sp[2];
 
 	make_pair(sp);
-	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, never_fd, &rec);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, tt_never_fd, &rec);
 	assert_non_null(fde);
 	tevent_fd_set_close_fn(fde, record_close);
 	assert_int_equal(rec.calls, 0);
@@ -1009,7 +1002,7 @@ static void test_fd_auto_close(void **state)
 	int sp[2];
 
 	make_pair(sp);
-	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, never_fd, NULL);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, tt_never_fd, NULL);
 	assert_non_null(fde);
 	tevent_fd_set_auto_close(fde);
 	assert_true(fd_is_open(sp[0]));
@@ -1017,7 +1010,7 @@ static void test_fd_auto_close(void **state)
 	assert_false(fd_is_open(sp[0]));
 
 	/* the last close function set wins */
-	fde = tevent_add_fd(ev, ev, sp[1], TEVENT_FD_READ, never_fd, &rec);
+	fde = tevent_add_fd(ev, ev, sp[1], TEVENT_FD_READ, tt_never_fd, &rec);
 	assert_non_null(fde);
 	tevent_fd_set_auto_close(fde);
 	tevent_fd_set_close_fn(fde, record_close);
@@ -1026,7 +1019,8 @@ static void test_fd_auto_close(void **state)
 	assert_true(fd_is_open(sp[1]));
 
 	/* closing also happens when the talloc parent goes */
-	fde = tevent_add_fd(ev, owner, sp[1], TEVENT_FD_READ, never_fd, NULL);
+	fde = tevent_add_fd(ev, owner, sp[1], TEVENT_FD_READ, tt_never_fd,
+			    NULL);
 	assert_non_null(fde);
 	tevent_fd_set_auto_close(fde);
 	talloc_free(owner);
@@ -1140,8 +1134,9 @@ static void test_fd_negative_fd(void **state)
 {
 	struct tevent_context *ev = backend_ev(state);
 
-	assert_null(tevent_add_fd(ev, ev, -1, TEVENT_FD_READ, never_fd, NULL));
-	assert_null(tevent_add_fd(ev, ev, -5, 0, never_fd, NULL));
+	assert_null(tevent_add_fd(ev, ev, -1, TEVENT_FD_READ, tt_never_fd,
+				  NULL));
+	assert_null(tevent_add_fd(ev, ev, -5, 0, tt_never_fd, NULL));
 	talloc_free(ev);
 }
 
@@ -1247,38 +1242,6 @@ struct free_all_state {
 	bool done;
 };
 
-static void never_timer(struct tevent_context *ev,
-			struct tevent_timer *te,
-			struct timeval now,
-			void *private_data)
-{
-	fail_msg("freed timer ran");
-}
-
-static void never_imm(struct tevent_context *ev,
-		      struct tevent_immediate *im,
-		      void *private_data)
-{
-	fail_msg("freed immediate ran");
-}
-
-static void never_signal(struct tevent_context *ev,
-			 struct tevent_signal *se,
-			 int signum, int count, void *siginfo,
-			 void *private_data)
-{
-	fail_msg("freed signal event ran");
-}
-
-static void count_signal(struct tevent_context *ev,
-			 struct tevent_signal *se,
-			 int signum, int count, void *siginfo,
-			 void *private_data)
-{
-	int *n = private_data;
-	*n += count;
-}
-
 static void free_all_handler(struct tevent_context *ev,
 			     struct tevent_fd *fde,
 			     uint16_t flags,
@@ -1312,11 +1275,11 @@ static void free_all_handler(struct tevent_context *ev,
 	 */
 	assert_int_equal(talloc_free(s->te_later), 0);
 	s->te_due = tevent_add_timer(ev, ev, tevent_timeval_zero(),
-				     never_timer, NULL);
+				     tt_never_timer, NULL);
 	assert_non_null(s->te_due);
 	assert_int_equal(talloc_free(s->te_due), 0);
 	/* an immediate scheduled here and freed before it could run */
-	tevent_schedule_immediate(s->im, ev, never_imm, NULL);
+	tevent_schedule_immediate(s->im, ev, tt_never_imm, NULL);
 	assert_int_equal(talloc_free(s->im), 0);
 	/* a signal that is already pending */
 	assert_int_equal(kill(getpid(), SIGUSR1), 0);
@@ -1337,9 +1300,9 @@ static void test_fd_free_others_in_handler(void **state)
 				free_all_handler, &s);
 	s.te_later = tevent_add_timer(ev, ev,
 				      tevent_timeval_current_ofs(30, 0),
-				      never_timer, NULL);
+				      tt_never_timer, NULL);
 	s.im = tevent_create_immediate(ev);
-	s.se = tevent_add_signal(ev, ev, SIGUSR1, 0, never_signal, NULL);
+	s.se = tevent_add_signal(ev, ev, SIGUSR1, 0, tt_never_signal, NULL);
 	assert_non_null(s.fde_a);
 	assert_non_null(s.fde_b);
 	assert_non_null(s.te_later);
@@ -1371,7 +1334,7 @@ static void test_fd_free_others_in_handler(void **state)
 		struct tevent_signal *flush;
 
 		flush = tevent_add_signal(ev, ev, SIGUSR1, 0,
-					  count_signal, &stale);
+					  tt_count_signal, &stale);
 		assert_non_null(flush);
 		run_for_msec(ev, 2);
 		assert_true(stale <= 1);
@@ -1615,7 +1578,8 @@ static void reuse_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	}
 	r->fresh_sp[0] = sp[0];
 	r->fresh_sp[1] = sp[1];
-	r->fresh = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, never_fd, NULL);
+	r->fresh = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, tt_never_fd,
+				 NULL);
 	assert_non_null(r->fresh);
 }
 

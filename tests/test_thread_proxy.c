@@ -68,148 +68,26 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_threads.h"
 
 /* handlers have fixed signatures and rarely use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 /* the wrapper API is marked deprecated in the header */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
-#if defined(__SANITIZE_THREAD__)
-#define TT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TT_TSAN 1
-#endif
-#endif
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define TT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef TT_ON_VALGRIND
-#define TT_ON_VALGRIND() false
-#endif
-
-/* Only keeps a hung case from hanging the run; never a timing assertion. */
-#define WATCHDOG_SECS 300
-
-#define CHECK(cond)                                                         \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",        \
-				__FILE__, __LINE__, #cond);                 \
-			abort();                                            \
-		}                                                           \
-	} while (0)
-
 static pthread_t main_thread;
 
 /* ------------------------------------------------------------------------
- * Sizes
+ * Loop helpers (and tt_drain(), LOOP_UNTIL() in common/tt_threads.h)
  * ------------------------------------------------------------------------ */
 
-static unsigned long msgs_per_producer(void)
-{
-	const char *s = getenv("TT_THREAD_MSGS");
-	unsigned long n;
-
-	if (s != NULL && *s != '\0') {
-		n = strtoul(s, NULL, 10);
-		return n > 0 ? n : 1;
-	}
-#ifdef TT_TSAN
-	return 20000;
-#else
-	return TT_ON_VALGRIND() ? 20000 : 1000000;
-#endif
-}
-
-static unsigned long clamp_ul(unsigned long v, unsigned long lo,
-			      unsigned long hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-
-/* ------------------------------------------------------------------------
- * Loop helpers
- * ------------------------------------------------------------------------ */
-
-static void flag_timer(struct tevent_context *ev, struct tevent_timer *te,
-		       struct timeval now, void *private_data)
-{
-	*(bool *)private_data = true;
-}
-
-/*
- * A timer that only turns a hang into a failure.  A timer that fired is
- * gone, so the handler forgets it and disarming frees only a live one.
- */
-struct watchdog {
-	bool fired;
-	struct tevent_timer *te;
-};
-
-static void watchdog_timer(struct tevent_context *ev, struct tevent_timer *te,
-			   struct timeval now, void *private_data)
-{
-	struct watchdog *wd = private_data;
-
-	wd->fired = true;
-	wd->te = NULL;
-}
-
-static bool watchdog_arm(struct watchdog *wd, struct tevent_context *ev,
-			 unsigned secs)
-{
-	wd->fired = false;
-	wd->te = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(secs, 0),
-				  watchdog_timer, wd);
-	return wd->te != NULL;
-}
-
-static void watchdog_disarm(struct watchdog *wd)
-{
-	TALLOC_FREE(wd->te);
-}
-
-/* Runs ev until cond holds; the watchdog only turns a hang into a failure. */
-#define LOOP_UNTIL(ev, cond)                                                \
-	do {                                                                \
-		struct watchdog wd_;                                        \
-		assert_true(watchdog_arm(&wd_, (ev), WATCHDOG_SECS));       \
-		while (!(cond) && !wd_.fired) {                             \
-			assert_int_equal(tevent_loop_once(ev), 0);          \
-		}                                                           \
-		watchdog_disarm(&wd_);                                      \
-		assert_false(wd_.fired);                                    \
-	} while (0)
-
-/*
- * Runs ev until everything already handed to it has run: a timer due now
- * only fires once no immediate is pending, and messages already posted
- * are picked up at the start of every turn.
- */
-static void drain(struct tevent_context *ev)
-{
-	bool fired = false;
-	struct tevent_timer *te;
-
-	te = tevent_add_timer(ev, ev, tevent_timeval_zero(), flag_timer,
-			      &fired);
-	assert_non_null(te);
-	LOOP_UNTIL(ev, fired);
-}
-
-/* Same, for helper threads (no cmocka there). */
+/* tt_drain() for helper threads (no cmocka there). */
 static void drain_nocmocka(struct tevent_context *ev)
 {
 	bool fired = false;
 	struct tevent_timer *te;
 
-	te = tevent_add_timer(ev, ev, tevent_timeval_zero(), flag_timer,
+	te = tevent_add_timer(ev, ev, tevent_timeval_zero(), tt_flag_timer,
 			      &fired);
 	CHECK(te != NULL);
 	while (!fired) {
@@ -263,9 +141,7 @@ static bool credit_take(struct credit *c)
 				continue;
 			}
 		} else {
-			while (sem_wait(&c->sem) != 0) {
-				CHECK(errno == EINTR);
-			}
+			tt_sem_wait_nointr(&c->sem);
 		}
 		c->allowed += c->half;
 	}
@@ -296,48 +172,19 @@ struct wrap_state {
 	int unused;
 };
 
-static bool w_before_use(struct tevent_context *w, void *s,
-			 struct tevent_context *m, const char *l)
-{
-	return true;
-}
-static void w_after_use(struct tevent_context *w, void *s,
-			struct tevent_context *m, const char *l)
-{
-}
-static void w_fd(struct tevent_context *w, void *s, struct tevent_context *m,
-		 struct tevent_fd *fde, uint16_t flags, const char *h,
-		 const char *l)
-{
-}
-static void w_timer(struct tevent_context *w, void *s,
-		    struct tevent_context *m, struct tevent_timer *te,
-		    struct timeval a, struct timeval b, const char *h,
-		    const char *l)
-{
-}
-static void w_im(struct tevent_context *w, void *s, struct tevent_context *m,
-		 struct tevent_immediate *im, const char *h, const char *l)
-{
-}
-static void w_sig(struct tevent_context *w, void *s, struct tevent_context *m,
-		  struct tevent_signal *se, int signum, int count, void *info,
-		  const char *h, const char *l)
-{
-}
 
 static const struct tevent_wrapper_ops quiet_wrapper_ops = {
 	.name = "test_thread_proxy",
-	.before_use = w_before_use,
-	.after_use = w_after_use,
-	.before_fd_handler = w_fd,
-	.after_fd_handler = w_fd,
-	.before_timer_handler = w_timer,
-	.after_timer_handler = w_timer,
-	.before_immediate_handler = w_im,
-	.after_immediate_handler = w_im,
-	.before_signal_handler = w_sig,
-	.after_signal_handler = w_sig,
+	.before_use = tt_w_before_use,
+	.after_use = tt_w_after_use,
+	.before_fd_handler = tt_w_fd,
+	.after_fd_handler = tt_w_fd,
+	.before_timer_handler = tt_w_timer,
+	.after_timer_handler = tt_w_timer,
+	.before_immediate_handler = tt_w_im,
+	.after_immediate_handler = tt_w_im,
+	.before_signal_handler = tt_w_sig,
+	.after_signal_handler = tt_w_sig,
 };
 
 /* ------------------------------------------------------------------------
@@ -589,8 +436,8 @@ static void warm_up(struct tevent_context *ev, struct tevent_thread_proxy *tp)
 
 	assert_non_null(im);
 	tevent_thread_proxy_schedule(tp, &im, noop_handler, NULL);
-	drain(ev);
-	drain(ev);
+	tt_drain(ev);
+	tt_drain(ev);
 }
 
 static void schedule_from_thread_on(const char *backend)
@@ -625,7 +472,7 @@ static void schedule_from_thread_on(const char *backend)
 	assert_false(rx.wrong_ev);
 	assert_false(rx.bad_block);
 	assert_int_equal(rx.last_value, 42);
-	drain(ev);
+	tt_drain(ev);
 	/* Not taken by the handler: freed once it returned. */
 	assert_true(freed);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
@@ -640,7 +487,7 @@ static void schedule_from_thread_on(const char *backend)
 	assert_true(s.im_cleared);
 	assert_true(s.block_cleared);
 	LOOP_UNTIL(ev, rx.calls == 2);
-	drain(ev);
+	tt_drain(ev);
 	assert_false(freed);
 	assert_non_null(rx.kept);
 	assert_ptr_equal(talloc_parent(rx.kept), keep);
@@ -674,7 +521,7 @@ static void test_schedule_from_owning_thread(void **state)
 	assert_non_null(ev);
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 	receiver_reset(ev);
 	rx.freed_flag = &freed;
@@ -695,7 +542,7 @@ static void test_schedule_from_owning_thread(void **state)
 	assert_false(rx.off_main);
 	assert_false(rx.wrong_ev);
 	assert_int_equal(rx.last_value, 5);
-	drain(ev);
+	tt_drain(ev);
 	assert_true(freed);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
 	talloc_free(ev);
@@ -752,7 +599,7 @@ static void test_schedule_from_handler(void **state)
 	relay.tp = tevent_thread_proxy_create(ev);
 	assert_non_null(relay.tp);
 	relay.limit = 1000;
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 
 	im = tevent_create_immediate(NULL);
@@ -763,7 +610,7 @@ static void test_schedule_from_handler(void **state)
 	m->value = 1;
 	tevent_thread_proxy_schedule(relay.tp, &im, relay_handler, &m);
 	LOOP_UNTIL(ev, relay.calls == relay.limit || relay.bad);
-	drain(ev);
+	tt_drain(ev);
 	assert_false(relay.bad);
 	assert_int_equal(relay.calls, relay.limit);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
@@ -780,7 +627,7 @@ static void test_null_private_data(void **state)
 	assert_non_null(ev);
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 	receiver_reset(ev);
 
@@ -799,7 +646,7 @@ static void test_null_private_data(void **state)
 	assert_true(s.block_cleared);
 
 	LOOP_UNTIL(ev, rx.calls == 2);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(rx.nulls, 2);
 	assert_false(rx.off_main);
 	assert_false(rx.bad_block);
@@ -993,10 +840,10 @@ static bool loop_until_delivered(struct tevent_context *ev,
 				 struct producer *ps, int n,
 				 unsigned long total)
 {
-	struct watchdog wd;
+	struct tt_watchdog wd;
 	int i;
 
-	if (!watchdog_arm(&wd, ev, WATCHDOG_SECS)) {
+	if (!tt_watchdog_arm(&wd, ev, TT_WATCHDOG_SECS)) {
 		return false;
 	}
 	while (con.delivered < total && !con.bad && !wd.fired) {
@@ -1004,7 +851,7 @@ static bool loop_until_delivered(struct tevent_context *ev,
 			break;
 		}
 	}
-	watchdog_disarm(&wd);
+	tt_watchdog_disarm(&wd);
 	if (con.delivered == total && !con.bad) {
 		return true;
 	}
@@ -1051,14 +898,14 @@ static void test_order_one_producer(void **state)
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_thread_proxy *tp;
 	struct producer p[1];
-	unsigned long n = clamp_ul(msgs_per_producer() / 10, 1000, 100000);
+	unsigned long n = tt_clamp_ul(tt_thread_msgs() / 10, 1000, 100000);
 	size_t baseline;
 	unsigned long i;
 
 	assert_non_null(ev);
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 
 	/* From another thread. */
@@ -1066,7 +913,7 @@ static void test_order_one_producer(void **state)
 	ok = loop_until_delivered(ev, p, 1, n);
 	producers_join(p, 1);
 	assert_true(ok);
-	drain(ev);
+	tt_drain(ev);
 	producers_verify(p, 1);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
 
@@ -1089,7 +936,7 @@ static void test_order_one_producer(void **state)
 		assert_null(pl);
 	}
 	LOOP_UNTIL(ev, con.delivered == 1000 || con.bad);
-	drain(ev);
+	tt_drain(ev);
 	assert_false(con.bad);
 	assert_int_equal(p[0].next_expected, 1000);
 	credit_destroy(&p[0].credit);
@@ -1105,13 +952,13 @@ static void test_stress_8_producers(void **state)
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_thread_proxy *tp;
 	struct producer p[STRESS_PRODUCERS];
-	unsigned long n = msgs_per_producer();
+	unsigned long n = tt_thread_msgs();
 	size_t baseline;
 
 	assert_non_null(ev);
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 	print_message("%d producers x %lu messages\n", STRESS_PRODUCERS, n);
 
@@ -1120,7 +967,7 @@ static void test_stress_8_producers(void **state)
 				  n * STRESS_PRODUCERS);
 	producers_join(p, STRESS_PRODUCERS);
 	assert_true(ok);
-	drain(ev);
+	tt_drain(ev);
 	producers_verify(p, STRESS_PRODUCERS);
 	/* Every immediate and block that arrived is gone again. */
 	assert_int_equal(talloc_total_blocks(ev), baseline);
@@ -1138,13 +985,13 @@ static void test_handlers_free_while_producers_send(void **state)
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_thread_proxy *tp;
 	struct producer p[4];
-	unsigned long n = clamp_ul(msgs_per_producer() / 8, 1000, 125000);
+	unsigned long n = tt_clamp_ul(tt_thread_msgs() / 8, 1000, 125000);
 	size_t baseline;
 
 	assert_non_null(ev);
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 	__atomic_store_n(&destroyed_blocks, 0, __ATOMIC_RELAXED);
 
@@ -1152,7 +999,7 @@ static void test_handlers_free_while_producers_send(void **state)
 	ok = loop_until_delivered(ev, p, 4, 4 * n);
 	producers_join(p, 4);
 	assert_true(ok);
-	drain(ev);
+	tt_drain(ev);
 	TALLOC_FREE(con.batch);
 	producers_verify(p, 4);
 	assert_int_equal(destroyed_count(), (int)(4 * n));
@@ -1230,7 +1077,7 @@ static void *pp_side_b(void *arg)
 static void test_ping_pong(void **state)
 {
 	struct pp_side a = { .name = "A" }, b = { .name = "B" };
-	unsigned long rounds = clamp_ul(msgs_per_producer() / 10, 1000, 100000);
+	unsigned long rounds = tt_clamp_ul(tt_thread_msgs() / 10, 1000, 100000);
 	struct tevent_immediate *im;
 	struct token *t;
 	size_t baseline;
@@ -1239,7 +1086,7 @@ static void test_ping_pong(void **state)
 	assert_non_null(a.ev);
 	a.tp = tevent_thread_proxy_create(a.ev);
 	assert_non_null(a.tp);
-	drain(a.ev); /* backends may allocate on their first turn */
+	tt_drain(a.ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(a.ev);
 	a.peer = &b;
 	b.peer = &a;
@@ -1263,7 +1110,7 @@ static void test_ping_pong(void **state)
 
 	LOOP_UNTIL(a.ev, a.done);
 	assert_int_equal(pthread_join(b.thread, NULL), 0);
-	drain(a.ev);
+	tt_drain(a.ev);
 	/* Each side saw every message meant for it. */
 	assert_int_equal(a.received + b.received, 2 * rounds + 1);
 	assert_true(a.received >= rounds);
@@ -1375,7 +1222,7 @@ static void *reply_child(void *private_ptr)
 
 static void test_reply_pattern_8_threads(void **state)
 {
-	unsigned long rounds = clamp_ul(msgs_per_producer() / 100, 20, 200);
+	unsigned long rounds = tt_clamp_ul(tt_thread_msgs() / 100, 20, 200);
 	struct tevent_context *master_ev;
 	struct tevent_thread_proxy *master_tp;
 	struct child_arg args[REPLY_THREADS];
@@ -1388,7 +1235,7 @@ static void test_reply_pattern_8_threads(void **state)
 	assert_non_null(master_ev);
 	master_tp = tevent_thread_proxy_create(master_ev);
 	assert_non_null(master_tp);
-	drain(master_ev); /* backends may allocate on their first turn */
+	tt_drain(master_ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(master_ev);
 
 	for (r = 0; r < rounds; r++) {
@@ -1404,7 +1251,7 @@ static void test_reply_pattern_8_threads(void **state)
 		for (i = 0; i < REPLY_THREADS; i++) {
 			assert_int_equal(pthread_join(args[i].thread, NULL), 0);
 		}
-		drain(master_ev);
+		tt_drain(master_ev);
 		assert_false(master.bad);
 		/* Every reply block went back to its child. */
 		assert_int_equal(talloc_total_blocks(master_ev), baseline);
@@ -1483,7 +1330,7 @@ static void test_free_proxy_with_queued_messages(void **state)
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
 	talloc_free(tp);
-	drain(ev); /* backends may allocate on their first turn */
+	tt_drain(ev); /* backends may allocate on their first turn */
 	baseline = talloc_total_blocks(ev);
 
 	/* 1. The loop never looked: all messages still in the hand-over. */
@@ -1494,7 +1341,7 @@ static void test_free_proxy_with_queued_messages(void **state)
 	send_batch(tp, QUEUED);
 	talloc_free(tp);
 	assert_int_equal(destroyed_count(), QUEUED);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(counter.calls, 0);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
 
@@ -1508,7 +1355,7 @@ static void test_free_proxy_with_queued_messages(void **state)
 	ran = counter.calls;
 	talloc_free(tp);
 	assert_int_equal(destroyed_count(), QUEUED);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(counter.calls, ran);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
 
@@ -1521,7 +1368,7 @@ static void test_free_proxy_with_queued_messages(void **state)
 	send_batch(tp, QUEUED);
 	LOOP_UNTIL(ev, counter.calls >= 1);
 	assert_null(tp);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(counter.calls, 1);
 	assert_int_equal(destroyed_count(), QUEUED);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
@@ -1615,7 +1462,7 @@ static void test_handler_keeps_immediate(void **state)
 	s = (struct sender) { .tp = tp, .handler = keep_im_handler };
 	run_sender(&s);
 	LOOP_UNTIL(ev, keeper.calls == 1);
-	drain(ev);
+	tt_drain(ev);
 	assert_false(flag_destructor_hit);
 	assert_ptr_equal(talloc_parent(keeper.kept_im), keeper.keep);
 
@@ -1624,25 +1471,16 @@ static void test_handler_keeps_immediate(void **state)
 				     NULL);
 	assert_null(keeper.kept_im);
 	LOOP_UNTIL(ev, keeper.calls == 2);
-	drain(ev);
+	tt_drain(ev);
 	talloc_free(keeper.keep);
 	talloc_free(ev);
 }
 
 static struct {
-	sem_t go;
-	bool posted;
+	struct tt_sleep_gate gate;
 	bool ran;
 	struct tevent_thread_proxy *tp;
 } lw;
-
-static void lw_trace(enum tevent_trace_point point, void *private_data)
-{
-	if (point == TEVENT_TRACE_BEFORE_WAIT && !lw.posted) {
-		lw.posted = true;
-		CHECK(sem_post(&lw.go) == 0);
-	}
-}
 
 static void lw_handler(struct tevent_context *ev, struct tevent_immediate *im,
 		       void *private_data)
@@ -1655,9 +1493,7 @@ static void *lw_sender(void *arg)
 {
 	struct tevent_immediate *im;
 
-	while (sem_wait(&lw.go) != 0) {
-		CHECK(errno == EINTR);
-	}
+	tt_sem_wait_nointr(&lw.gate.go);
 	im = tevent_create_immediate(NULL);
 	CHECK(im != NULL);
 	tevent_thread_proxy_schedule(lw.tp, &im, lw_handler, NULL);
@@ -1678,26 +1514,24 @@ static void test_loop_wait_waits_for_proxy(void **state)
 
 
 	memset(&lw, 0, sizeof(lw));
-	assert_int_equal(sem_init(&lw.go, 0, 0), 0);
+	assert_int_equal(sem_init(&lw.gate.go, 0, 0), 0);
 	ev = tevent_context_init(NULL);
 	assert_non_null(ev);
 	lw.tp = tevent_thread_proxy_create(ev);
 	assert_non_null(lw.tp);
-	tevent_set_trace_callback(ev, lw_trace, NULL);
+	tevent_set_trace_callback(ev, tt_sleep_gate_trace, &lw.gate);
 	assert_int_equal(pthread_create(&t, NULL, lw_sender, NULL), 0);
 
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	ran_when_returned = lw.ran;
-	if (!lw.posted) {
+	if (tt_sleep_gate_open(&lw.gate)) {
 		/* returned without ever waiting: let the sender go anyway */
-		lw.posted = true;
-		assert_int_equal(sem_post(&lw.go), 0);
 		LOOP_UNTIL(ev, lw.ran);
 	}
 	assert_int_equal(pthread_join(t, NULL), 0);
 	tevent_set_trace_callback(ev, NULL, NULL);
 	talloc_free(ev);
-	sem_destroy(&lw.go);
+	sem_destroy(&lw.gate.go);
 	assert_true(ran_when_returned);
 }
 
@@ -1781,32 +1615,23 @@ static char child_fork_proxy(struct tevent_context *ev,
 	return 'K';
 }
 
-/* Reads the child's report byte and reaps it; '?' if it wrote none. */
-static char reap_child(pid_t pid, int rfd)
-{
-	char c = '?';
-	ssize_t n;
-	int status;
+struct fork_proxy_args {
+	struct tevent_context *ev;
+	struct tevent_thread_proxy *tp;
+};
 
-	do {
-		n = read(rfd, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	if (n != 1) {
-		c = '?';
-	}
-	close(rfd);
-	while (waitpid(pid, &status, 0) == -1) {
-		assert_int_equal(errno, EINTR);
-	}
-	return c;
+static char fork_proxy_child(void *arg)
+{
+	struct fork_proxy_args *fa = arg;
+
+	return child_fork_proxy(fa->ev, fa->tp);
 }
 
 static void test_fork_child_reinitialise(void **state)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_thread_proxy *tp;
-	int pfd[2];
-	pid_t pid;
+	struct fork_proxy_args fa;
 	char c;
 
 	assert_non_null(ev);
@@ -1817,26 +1642,14 @@ static void test_fork_child_reinitialise(void **state)
 	/* Messages queued at fork time; the sender has finished. */
 	send_batch(tp, QUEUED);
 
-	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(pfd[0]);
-		alarm(120); /* hang guard only */
-		c = child_fork_proxy(ev, tp);
-		if (write(pfd[1], &c, 1) != 1) {
-			_exit(3);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	c = reap_child(pid, pfd[0]);
+	fa.ev = ev;
+	fa.tp = tp;
+	c = tt_fork_report(fork_proxy_child, &fa, 120); /* hang guard only */
 	assert_int_equal(c, 'K');
 
 	/* The parent is not affected: its messages all run here. */
 	LOOP_UNTIL(ev, counter.calls == QUEUED);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(destroyed_count(), QUEUED);
 	talloc_free(ev);
 }
@@ -1847,18 +1660,9 @@ static void test_fork_child_reinitialise(void **state)
  * after the fork.  The sender waits until the parent really sleeps.
  */
 static struct {
-	sem_t go;
-	bool posted;
+	struct tt_sleep_gate gate;
 	int calls;
 } pw;
-
-static void pw_trace(enum tevent_trace_point point, void *private_data)
-{
-	if (point == TEVENT_TRACE_BEFORE_WAIT && !pw.posted) {
-		pw.posted = true;
-		CHECK(sem_post(&pw.go) == 0);
-	}
-}
 
 static void pw_handler(struct tevent_context *ev, struct tevent_immediate *im,
 		       void *private_data)
@@ -1871,9 +1675,7 @@ static void *pw_sender(void *arg)
 	struct tevent_thread_proxy *tp = arg;
 	struct tevent_immediate *im;
 
-	while (sem_wait(&pw.go) != 0) {
-		CHECK(errno == EINTR);
-	}
+	tt_sem_wait_nointr(&pw.gate.go);
 	im = tevent_create_immediate(NULL);
 	CHECK(im != NULL);
 	tevent_thread_proxy_schedule(tp, &im, pw_handler, NULL);
@@ -1888,53 +1690,33 @@ static void test_fork_parent_still_woken(void **state)
 {
 	struct tevent_context *ev;
 	struct tevent_thread_proxy *tp;
-	struct watchdog hang;
-	int pfd[2];
+	struct tt_watchdog hang;
 	pthread_t t;
-	pid_t pid;
-	char c;
 
 
 	memset(&pw, 0, sizeof(pw));
-	assert_int_equal(sem_init(&pw.go, 0, 0), 0);
+	assert_int_equal(sem_init(&pw.gate.go, 0, 0), 0);
 	ev = tevent_context_init(NULL);
 	assert_non_null(ev);
 	tp = tevent_thread_proxy_create(ev);
 	assert_non_null(tp);
-	drain(ev);
+	tt_drain(ev);
 
-	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(pfd[0]);
-		alarm(120);
-		c = tevent_re_initialise(ev) == 0 ? 'K' : 'x';
-		if (write(pfd[1], &c, 1) != 1) {
-			_exit(3);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	assert_int_equal(reap_child(pid, pfd[0]), 'K');
+	assert_int_equal(tt_fork_report(tt_child_reinitialise, ev, 120), 'K');
 
-	tevent_set_trace_callback(ev, pw_trace, NULL);
+	tevent_set_trace_callback(ev, tt_sleep_gate_trace, &pw.gate);
 	assert_int_equal(pthread_create(&t, NULL, pw_sender, tp), 0);
-	assert_true(watchdog_arm(&hang, ev, LOST_WAKEUP_SECS));
+	assert_true(tt_watchdog_arm(&hang, ev, LOST_WAKEUP_SECS));
 	while (pw.calls == 0 && !hang.fired) {
 		assert_int_equal(tevent_loop_once(ev), 0);
 	}
-	if (!pw.posted) {
-		pw.posted = true;
-		assert_int_equal(sem_post(&pw.go), 0);
-	}
+	tt_sleep_gate_open(&pw.gate); /* in case the loop never slept */
 	assert_int_equal(pthread_join(t, NULL), 0);
 	tevent_set_trace_callback(ev, NULL, NULL);
-	watchdog_disarm(&hang);
-	drain(ev);
+	tt_watchdog_disarm(&hang);
+	tt_drain(ev);
 	talloc_free(ev);
-	sem_destroy(&pw.go);
+	sem_destroy(&pw.gate.go);
 	assert_false(hang.fired);
 	assert_int_equal(pw.calls, 1);
 }
@@ -1947,46 +1729,16 @@ static void test_fork_parent_still_woken(void **state)
  */
 #define FORKS 300
 
-/* Forks a child that re-initialises ev and reports; '?' if it hung. */
-static char fork_and_reinitialise(struct tevent_context *ev)
-{
-	int pfd[2];
-	pid_t pid;
-	char c;
-
-	if (pipe(pfd) != 0) {
-		return 'p';
-	}
-	fflush(NULL);
-	pid = fork();
-	if (pid == -1) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return 'f';
-	}
-	if (pid == 0) {
-		close(pfd[0]);
-		alarm(5); /* a hung child dies here */
-		c = tevent_re_initialise(ev) == 0 ? 'K' : 'x';
-		if (write(pfd[1], &c, 1) != 1) {
-			_exit(3);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	return reap_child(pid, pfd[0]);
-}
-
 static void test_fork_while_producers_send(void **state)
 {
 	struct tevent_context *ev;
 	struct tevent_thread_proxy *tp;
 	struct producer p[2];
-	unsigned long n = clamp_ul(msgs_per_producer() / 10, 20000, 100000);
+	unsigned long n = tt_clamp_ul(tt_thread_msgs() / 10, 20000, 100000);
 	unsigned long next_fork = n / FORKS;
 	int forks = 0, failed = 0;
 	char first_bad = 0;
-	struct watchdog wd;
+	struct tt_watchdog wd;
 	bool ok = true;
 	cpu_set_t saved_cpus, one_cpu;
 	bool pinned;
@@ -2008,7 +1760,7 @@ static void test_fork_while_producers_send(void **state)
 	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one_cpu);
 	pinned = sched_setaffinity(0, sizeof(one_cpu), &one_cpu) == 0;
 	producers_start_window(p, 2, tp, n, false, CONSUME_PLAIN, 2, true);
-	ok = watchdog_arm(&wd, ev, WATCHDOG_SECS);
+	ok = tt_watchdog_arm(&wd, ev, TT_WATCHDOG_SECS);
 	while (ok && con.delivered < 2 * n && !con.bad && !wd.fired) {
 		if (tevent_loop_once(ev) != 0) {
 			ok = false;
@@ -2016,7 +1768,7 @@ static void test_fork_while_producers_send(void **state)
 		}
 		if (con.delivered >= next_fork && forks < FORKS &&
 		    failed == 0) {
-			char c = fork_and_reinitialise(ev);
+			char c = tt_fork_and_reinitialise(ev);
 
 			next_fork += n / FORKS;
 			forks++;
@@ -2026,7 +1778,7 @@ static void test_fork_while_producers_send(void **state)
 			}
 		}
 	}
-	watchdog_disarm(&wd);
+	tt_watchdog_disarm(&wd);
 	if (!ok || con.bad || wd.fired) {
 		ok = false;
 		credit_abandon(&p[0].credit);
@@ -2037,7 +1789,7 @@ static void test_fork_while_producers_send(void **state)
 		sched_setaffinity(0, sizeof(saved_cpus), &saved_cpus);
 	}
 	assert_true(ok);
-	drain(ev);
+	tt_drain(ev);
 	producers_verify(p, 2);
 	talloc_free(ev);
 	print_message("%d forks, %d children failed (report '%c')\n", forks,

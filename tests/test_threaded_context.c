@@ -65,141 +65,26 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_threads.h"
 
 /* handlers have fixed signatures and rarely use every argument */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 /* the wrapper API is marked deprecated in the header */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
-#if defined(__SANITIZE_THREAD__)
-#define TT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TT_TSAN 1
-#endif
-#endif
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define TT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef TT_ON_VALGRIND
-#define TT_ON_VALGRIND() false
-#endif
-
-/* Hang protection only; never a timing assertion. */
-#define WATCHDOG_SECS 300
-
-#define CHECK(cond)                                                         \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",        \
-				__FILE__, __LINE__, #cond);                 \
-			abort();                                            \
-		}                                                           \
-	} while (0)
-
 static pthread_t main_thread;
 
-static unsigned long thread_msgs(void)
-{
-	const char *s = getenv("TT_THREAD_MSGS");
-	unsigned long n;
-
-	if (s != NULL && *s != '\0') {
-		n = strtoul(s, NULL, 10);
-		return n > 0 ? n : 1;
-	}
-#ifdef TT_TSAN
-	return 20000;
-#else
-	return TT_ON_VALGRIND() ? 20000 : 1000000;
-#endif
-}
-
-static unsigned long clamp_ul(unsigned long v, unsigned long lo,
-			      unsigned long hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-
-static void sem_wait_nointr(sem_t *sem)
-{
-	while (sem_wait(sem) != 0) {
-		CHECK(errno == EINTR);
-	}
-}
-
 /* ------------------------------------------------------------------------
- * Loop helpers
+ * Loop helpers (and tt_drain(), LOOP_UNTIL() in common/tt_threads.h)
  * ------------------------------------------------------------------------ */
 
-static void flag_timer(struct tevent_context *ev, struct tevent_timer *te,
-		       struct timeval now, void *private_data)
-{
-	*(bool *)private_data = true;
-}
-
-/* A fired timer is freed by tevent: the handler forgets it. */
-struct watchdog {
-	bool fired;
-	struct tevent_timer *te;
-};
-
-static void watchdog_timer(struct tevent_context *ev, struct tevent_timer *te,
-			   struct timeval now, void *private_data)
-{
-	struct watchdog *wd = private_data;
-
-	wd->fired = true;
-	wd->te = NULL;
-}
-
-static bool watchdog_arm(struct watchdog *wd, struct tevent_context *ev,
-			 unsigned secs)
-{
-	wd->fired = false;
-	wd->te = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(secs, 0),
-				  watchdog_timer, wd);
-	return wd->te != NULL;
-}
-
-static void watchdog_disarm(struct watchdog *wd)
-{
-	TALLOC_FREE(wd->te);
-}
-
-#define LOOP_UNTIL(ev, cond)                                                \
-	do {                                                                \
-		struct watchdog wd_;                                        \
-		assert_true(watchdog_arm(&wd_, (ev), WATCHDOG_SECS));       \
-		while (!(cond) && !wd_.fired) {                             \
-			assert_int_equal(tevent_loop_once(ev), 0);          \
-		}                                                           \
-		watchdog_disarm(&wd_);                                      \
-		assert_false(wd_.fired);                                    \
-	} while (0)
-
-/* Runs ev until all it was given so far has run (a due timer only fires
- * once no immediate is pending). */
-static void drain(struct tevent_context *ev)
-{
-	bool fired = false;
-
-	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
-					 flag_timer, &fired));
-	LOOP_UNTIL(ev, fired);
-}
-
+/* tt_drain() for a forked child: false instead of failing. */
 static bool drain_nocmocka(struct tevent_context *ev)
 {
 	bool fired = false;
 	int i;
 
-	if (tevent_add_timer(ev, ev, tevent_timeval_zero(), flag_timer,
+	if (tevent_add_timer(ev, ev, tevent_timeval_zero(), tt_flag_timer,
 			     &fired) == NULL) {
 		return false;
 	}
@@ -281,26 +166,6 @@ struct wrap_state {
 	bool bad;
 };
 
-static bool w_before_use(struct tevent_context *w, void *s,
-			 struct tevent_context *m, const char *l)
-{
-	return true;
-}
-static void w_after_use(struct tevent_context *w, void *s,
-			struct tevent_context *m, const char *l)
-{
-}
-static void w_fd(struct tevent_context *w, void *s, struct tevent_context *m,
-		 struct tevent_fd *fde, uint16_t flags, const char *h,
-		 const char *l)
-{
-}
-static void w_timer(struct tevent_context *w, void *s,
-		    struct tevent_context *m, struct tevent_timer *te,
-		    struct timeval a, struct timeval b, const char *h,
-		    const char *l)
-{
-}
 static void w_before_im(struct tevent_context *w, void *s,
 			struct tevent_context *m, struct tevent_immediate *im,
 			const char *h, const char *l)
@@ -323,24 +188,19 @@ static void w_after_im(struct tevent_context *w, void *s,
 		ws->bad = true;
 	}
 }
-static void w_sig(struct tevent_context *w, void *s, struct tevent_context *m,
-		  struct tevent_signal *se, int signum, int count, void *info,
-		  const char *h, const char *l)
-{
-}
 
 static const struct tevent_wrapper_ops counting_wrapper_ops = {
 	.name = "test_threaded_context",
-	.before_use = w_before_use,
-	.after_use = w_after_use,
-	.before_fd_handler = w_fd,
-	.after_fd_handler = w_fd,
-	.before_timer_handler = w_timer,
-	.after_timer_handler = w_timer,
+	.before_use = tt_w_before_use,
+	.after_use = tt_w_after_use,
+	.before_fd_handler = tt_w_fd,
+	.after_fd_handler = tt_w_fd,
+	.before_timer_handler = tt_w_timer,
+	.after_timer_handler = tt_w_timer,
 	.before_immediate_handler = w_before_im,
 	.after_immediate_handler = w_after_im,
-	.before_signal_handler = w_sig,
-	.after_signal_handler = w_sig,
+	.before_signal_handler = tt_w_sig,
+	.after_signal_handler = tt_w_sig,
 };
 
 /* ========================================================================
@@ -424,7 +284,7 @@ static void helpers_schedule_on(const char *backend)
 	for (i = 0; i < HELPERS; i++) {
 		job_join(&jobs[i]);
 	}
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(jobs_seen.calls, HELPERS);
 	for (i = 0; i < HELPERS; i++) {
 		assert_int_equal(jobs[i].ran, 1);
@@ -575,7 +435,7 @@ static void *racer_main(void *arg)
  */
 static void race_against_free(bool use_wrapper)
 {
-	unsigned long count = clamp_ul(thread_msgs() / 100, 500, 5000);
+	unsigned long count = tt_clamp_ul(tt_thread_msgs() / 100, 500, 5000);
 	TALLOC_CTX *mem = talloc_new(NULL);
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_context *wrap_ev = NULL;
@@ -622,7 +482,7 @@ static void race_against_free(bool use_wrapper)
 		talloc_free(wrap_ev);
 		/* The main loop goes on; nothing of the wrapper runs any more. */
 		for (h = 0; h < 100; h++) {
-			drain(ev);
+			tt_drain(ev);
 		}
 	} else {
 		talloc_free(ev);
@@ -631,7 +491,7 @@ static void race_against_free(bool use_wrapper)
 		assert_int_equal(pthread_join(r[h].thread, NULL), 0);
 	}
 	if (use_wrapper) {
-		drain(ev);
+		tt_drain(ev);
 	}
 	assert_false(race.twice);
 	assert_int_equal(race.delivered, at_free);
@@ -702,7 +562,7 @@ static void test_free_handle(void **state)
 	job_run_helper(&b);
 	LOOP_UNTIL(ev, b.ran == 1);
 
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(jobs_seen.calls, 2);
 	talloc_free(ev);
 }
@@ -804,7 +664,7 @@ static struct slot *slot_take(struct stress_producer *p)
 			return NULL;
 		}
 		if (!p->spin) {
-			sem_wait_nointr(&p->free_slots);
+			tt_sem_wait_nointr(&p->free_slots);
 			break;
 		}
 		if (sem_trywait(&p->free_slots) == 0) {
@@ -890,9 +750,7 @@ static void stress_abandon(struct stress_producer *ps, int n)
 }
 
 /* Forks a child that re-initialises ev; returns its one-byte report. */
-static char fork_and_reinitialise(struct tevent_context *ev);
 /* Reads a child's one-byte report and reaps it; '?' if it wrote none. */
-static char reap_child(pid_t pid, int rfd);
 
 /*
  * Drives the loop until `total` immediates ran; every `fork_every`
@@ -905,8 +763,8 @@ static bool stress_run(struct tevent_context *ev, unsigned long total,
 		       int *failed, char *first_bad)
 {
 	unsigned long next_fork = fork_every;
-	struct watchdog wd;
-	bool ok = watchdog_arm(&wd, ev, WATCHDOG_SECS);
+	struct tt_watchdog wd;
+	bool ok = tt_watchdog_arm(&wd, ev, TT_WATCHDOG_SECS);
 
 	while (ok && st.delivered < total && !st.bad && !wd.fired) {
 		if (tevent_loop_once(ev) != 0) {
@@ -916,7 +774,7 @@ static bool stress_run(struct tevent_context *ev, unsigned long total,
 		slots_recycle();
 		if (fork_every != 0 && st.delivered >= next_fork &&
 		    *forks < max_forks && *failed == 0) {
-			char c = fork_and_reinitialise(ev);
+			char c = tt_fork_and_reinitialise(ev);
 
 			next_fork += fork_every;
 			(*forks)++;
@@ -926,7 +784,7 @@ static bool stress_run(struct tevent_context *ev, unsigned long total,
 			}
 		}
 	}
-	watchdog_disarm(&wd);
+	tt_watchdog_disarm(&wd);
 	if (!ok || st.bad || wd.fired) {
 		stress_abandon(st.producers, st.nproducers);
 		return false;
@@ -970,7 +828,7 @@ static void stress_finish(struct stress_producer *ps, int n, bool ok)
 
 static void test_stress_4_producers(void **state)
 {
-	unsigned long count = clamp_ul(thread_msgs() / 4, 1000, 1000000);
+	unsigned long count = tt_clamp_ul(tt_thread_msgs() / 4, 1000, 1000000);
 	TALLOC_CTX *mem = talloc_new(NULL);
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_threaded_context *tctx;
@@ -984,7 +842,7 @@ static void test_stress_4_producers(void **state)
 	assert_non_null(ev);
 	tctx = tevent_threaded_context_create(mem, ev);
 	assert_non_null(tctx);
-	drain(ev);
+	tt_drain(ev);
 	baseline = talloc_total_blocks(ev);
 	print_message("%d producers x %lu immediates\n", STRESS_PRODUCERS,
 		      count);
@@ -993,7 +851,7 @@ static void test_stress_4_producers(void **state)
 	ok = stress_run(ev, STRESS_PRODUCERS * count, 0, 0, &forks, &failed,
 			&bad);
 	stress_finish(ps, STRESS_PRODUCERS, ok);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
 	talloc_free(ev);
 	talloc_free(mem);
@@ -1002,6 +860,35 @@ static void test_stress_4_producers(void **state)
 /* ========================================================================
  * A wrapper context as the target
  * ======================================================================== */
+
+/*
+ * A wrapper with the counting hooks on ev, a handle made on the wrapper,
+ * and *j ready to be scheduled through it.  0, or a letter saying what
+ * could not be made (for the forked case's report).
+ */
+static char wrap_job_setup(struct tevent_context *ev,
+			   struct tevent_context **wrap_ev,
+			   struct wrap_state **ws,
+			   struct tevent_threaded_context **tctx,
+			   struct job *j)
+{
+	*ws = NULL;
+	*wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_wrapper_ops,
+						 ws, struct wrap_state);
+	if (*wrap_ev == NULL) {
+		return 'b';
+	}
+	(*ws)->main_ev = ev;
+	*tctx = tevent_threaded_context_create(ev, *wrap_ev);
+	memset(j, 0, sizeof(*j));
+	j->tctx = *tctx;
+	j->handler = job_handler;
+	j->im = tevent_create_immediate(ev);
+	if (*tctx == NULL || j->im == NULL) {
+		return 'c';
+	}
+	return 0;
+}
 
 static void test_wrapper_target(void **state)
 {
@@ -1013,18 +900,7 @@ static void test_wrapper_target(void **state)
 
 	assert_non_null(ev);
 	memset(&jobs_seen, 0, sizeof(jobs_seen));
-	wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_wrapper_ops,
-						&ws, struct wrap_state);
-	assert_non_null(wrap_ev);
-	ws->main_ev = ev;
-	tctx = tevent_threaded_context_create(ev, wrap_ev);
-	assert_non_null(tctx);
-
-	memset(&j, 0, sizeof(j));
-	j.tctx = tctx;
-	j.handler = job_handler;
-	j.im = tevent_create_immediate(ev);
-	assert_non_null(j.im);
+	assert_int_equal(wrap_job_setup(ev, &wrap_ev, &ws, &tctx, &j), 0);
 	job_run_helper(&j);
 	/* Run through the main context: that is where the loop is. */
 	LOOP_UNTIL(ev, j.ran == 1);
@@ -1060,21 +936,11 @@ static void test_wrapper_freed_then_schedule(void **state)
 
 	assert_non_null(ev);
 	memset(&jobs_seen, 0, sizeof(jobs_seen));
-	wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_wrapper_ops,
-						&ws, struct wrap_state);
-	assert_non_null(wrap_ev);
-	ws->main_ev = ev;
-	tctx = tevent_threaded_context_create(ev, wrap_ev);
-	assert_non_null(tctx);
-	memset(&j, 0, sizeof(j));
-	j.tctx = tctx;
-	j.handler = job_handler;
-	j.im = tevent_create_immediate(ev);
-	assert_non_null(j.im);
+	assert_int_equal(wrap_job_setup(ev, &wrap_ev, &ws, &tctx, &j), 0);
 
 	talloc_free(wrap_ev);
 	job_run_helper(&j);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(j.ran, 0);
 	assert_int_equal(jobs_seen.calls, 0);
 	/* Not taken: free to go, or to be used elsewhere. */
@@ -1094,30 +960,21 @@ static void test_wrapper_freed_then_schedule(void **state)
  * if it died), so that an abort does not take the other cases with it;
  * no other thread runs in the parent at that point.
  */
-static char wrapper_queued_child(void)
+static char wrapper_queued_child(void *unused)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_context *wrap_ev;
 	struct wrap_state *ws = NULL;
 	struct tevent_threaded_context *tctx;
 	struct job j;
+	char c;
 
 	if (ev == NULL) {
 		return 'a';
 	}
-	wrap_ev = tevent_context_wrapper_create(ev, ev, &counting_wrapper_ops,
-						&ws, struct wrap_state);
-	if (wrap_ev == NULL) {
-		return 'b';
-	}
-	ws->main_ev = ev;
-	tctx = tevent_threaded_context_create(ev, wrap_ev);
-	memset(&j, 0, sizeof(j));
-	j.tctx = tctx;
-	j.handler = job_handler;
-	j.im = tevent_create_immediate(ev);
-	if (tctx == NULL || j.im == NULL) {
-		return 'c';
+	c = wrap_job_setup(ev, &wrap_ev, &ws, &tctx, &j);
+	if (c != 0) {
+		return c;
 	}
 	if (pthread_create(&j.thread, NULL, job_main, &j) != 0 ||
 	    pthread_join(j.thread, NULL) != 0) {
@@ -1140,26 +997,7 @@ static char wrapper_queued_child(void)
 
 static void test_free_wrapper_with_queued_immediate(void **state)
 {
-	int pfd[2];
-	pid_t pid;
-	char c;
-
-
-	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(pfd[0]);
-		alarm(120);
-		c = wrapper_queued_child();
-		if (write(pfd[1], &c, 1) != 1) {
-			_exit(3);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	assert_int_equal(reap_child(pid, pfd[0]), 'K');
+	assert_int_equal(tt_fork_report(wrapper_queued_child, NULL, 120), 'K');
 }
 
 /* ========================================================================
@@ -1181,54 +1019,6 @@ static void test_free_wrapper_with_queued_immediate(void **state)
  * The child reports one byte through a pipe and _exit()s; it never calls
  * cmocka.
  * ======================================================================== */
-
-static char reap_child(pid_t pid, int rfd)
-{
-	char c = '?';
-	ssize_t n;
-	int status;
-
-	do {
-		n = read(rfd, &c, 1);
-	} while (n == -1 && errno == EINTR);
-	if (n != 1) {
-		c = '?';
-	}
-	close(rfd);
-	while (waitpid(pid, &status, 0) == -1) {
-		CHECK(errno == EINTR);
-	}
-	return c;
-}
-
-static char fork_and_reinitialise(struct tevent_context *ev)
-{
-	int pfd[2];
-	pid_t pid;
-	char c;
-
-	if (pipe(pfd) != 0) {
-		return 'p';
-	}
-	fflush(NULL);
-	pid = fork();
-	if (pid == -1) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return 'f';
-	}
-	if (pid == 0) {
-		close(pfd[0]);
-		alarm(5); /* a hung child dies here */
-		c = tevent_re_initialise(ev) == 0 ? 'K' : 'x';
-		if (write(pfd[1], &c, 1) != 1) {
-			_exit(3);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	return reap_child(pid, pfd[0]);
-}
 
 static char child_after_fork(struct tevent_context *ev,
 			     struct tevent_threaded_context *old_tctx,
@@ -1287,14 +1077,26 @@ static char child_after_fork(struct tevent_context *ev,
 	return 'K';
 }
 
+struct after_fork_args {
+	struct tevent_context *ev;
+	struct tevent_threaded_context *tctx;
+	struct job *queued, *fresh;
+};
+
+static char after_fork_child(void *arg)
+{
+	struct after_fork_args *fa = arg;
+
+	return child_after_fork(fa->ev, fa->tctx, fa->queued, fa->fresh);
+}
+
 static void test_fork_child_reinitialise(void **state)
 {
 	TALLOC_CTX *mem = talloc_new(NULL);
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_threaded_context *tctx;
 	struct job queued, fresh;
-	int pfd[2];
-	pid_t pid;
+	struct after_fork_args fa;
 	char c;
 
 	assert_non_null(mem);
@@ -1315,27 +1117,17 @@ static void test_fork_child_reinitialise(void **state)
 	fresh.im = tevent_create_immediate(mem);
 	assert_non_null(fresh.im);
 
-	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(pfd[0]);
-		alarm(120); /* hang guard only */
-		c = child_after_fork(ev, tctx, &queued, &fresh);
-		if (write(pfd[1], &c, 1) != 1) {
-			_exit(3);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	c = reap_child(pid, pfd[0]);
+	fa.ev = ev;
+	fa.tctx = tctx;
+	fa.queued = &queued;
+	fa.fresh = &fresh;
+	c = tt_fork_report(after_fork_child, &fa, 120); /* hang guard only */
 	assert_int_equal(c, 'K');
 
 	/* The parent's copy runs here as usual. */
 	LOOP_UNTIL(ev, queued.ran == 1);
 	assert_true(queued.on_main);
-	drain(ev);
+	tt_drain(ev);
 	assert_int_equal(jobs_seen.calls, 1);
 	talloc_free(tctx);
 	talloc_free(ev);
@@ -1348,23 +1140,14 @@ static void test_fork_child_reinitialise(void **state)
  * the parent really sleeps.
  */
 static struct {
-	sem_t go;
-	bool posted;
+	struct tt_sleep_gate gate;
 } pw;
-
-static void pw_trace(enum tevent_trace_point point, void *private_data)
-{
-	if (point == TEVENT_TRACE_BEFORE_WAIT && !pw.posted) {
-		pw.posted = true;
-		CHECK(sem_post(&pw.go) == 0);
-	}
-}
 
 static void *pw_helper(void *arg)
 {
 	struct job *j = arg;
 
-	sem_wait_nointr(&pw.go);
+	tt_sem_wait_nointr(&pw.gate.go);
 	tevent_threaded_schedule_immediate(j->tctx, j->im, job_handler, j);
 	return NULL;
 }
@@ -1376,42 +1159,39 @@ static void test_fork_parent_still_woken(void **state)
 {
 	struct tevent_context *ev;
 	struct tevent_threaded_context *tctx;
-	struct watchdog hang;
+	struct tt_watchdog hang;
 	struct job j;
 	pthread_t t;
 
 
 	memset(&pw, 0, sizeof(pw));
 	memset(&jobs_seen, 0, sizeof(jobs_seen));
-	assert_int_equal(sem_init(&pw.go, 0, 0), 0);
+	assert_int_equal(sem_init(&pw.gate.go, 0, 0), 0);
 	ev = tevent_context_init(NULL);
 	assert_non_null(ev);
 	tctx = tevent_threaded_context_create(ev, ev);
 	assert_non_null(tctx);
-	drain(ev);
+	tt_drain(ev);
 
-	assert_int_equal(fork_and_reinitialise(ev), 'K');
+	assert_int_equal(tt_fork_and_reinitialise(ev), 'K');
 
 	memset(&j, 0, sizeof(j));
 	j.tctx = tctx;
 	j.im = tevent_create_immediate(ev);
 	assert_non_null(j.im);
-	tevent_set_trace_callback(ev, pw_trace, NULL);
+	tevent_set_trace_callback(ev, tt_sleep_gate_trace, &pw.gate);
 	assert_int_equal(pthread_create(&t, NULL, pw_helper, &j), 0);
-	assert_true(watchdog_arm(&hang, ev, LOST_WAKEUP_SECS));
+	assert_true(tt_watchdog_arm(&hang, ev, LOST_WAKEUP_SECS));
 	while (j.ran == 0 && !hang.fired) {
 		assert_int_equal(tevent_loop_once(ev), 0);
 	}
-	if (!pw.posted) {
-		pw.posted = true;
-		assert_int_equal(sem_post(&pw.go), 0);
-	}
+	tt_sleep_gate_open(&pw.gate); /* in case the loop never slept */
 	assert_int_equal(pthread_join(t, NULL), 0);
 	tevent_set_trace_callback(ev, NULL, NULL);
-	watchdog_disarm(&hang);
-	drain(ev);
+	tt_watchdog_disarm(&hang);
+	tt_drain(ev);
 	talloc_free(ev);
-	sem_destroy(&pw.go);
+	sem_destroy(&pw.gate.go);
 	assert_false(hang.fired);
 	assert_int_equal(j.ran, 1);
 }
@@ -1426,7 +1206,7 @@ static void test_fork_parent_still_woken(void **state)
 
 static void test_fork_while_helpers_schedule(void **state)
 {
-	unsigned long count = clamp_ul(thread_msgs() / 10, 20000, 100000);
+	unsigned long count = tt_clamp_ul(tt_thread_msgs() / 10, 20000, 100000);
 	TALLOC_CTX *mem;
 	struct tevent_context *ev;
 	struct tevent_threaded_context *tctx;

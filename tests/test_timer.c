@@ -29,6 +29,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_never.h"
 
 /* ------------------------------------------------------------------ */
 /* one cmocka test per (case, backend)                                 */
@@ -164,14 +165,6 @@ static void attach_gone_marker(const void *parent, int *counter)
 	assert_non_null(m);
 	*m = counter;
 	talloc_set_destructor((int *)m, gone_destructor);
-}
-
-static void never_timer(struct tevent_context *ev,
-			struct tevent_timer *te,
-			struct timeval now,
-			void *private_data)
-{
-	fail_msg("timer %p should not have run", (void *)te);
 }
 
 /* ------------------------------------------------------------------ */
@@ -528,7 +521,7 @@ static void test_timer_free_before_fire(void **state)
 	assert_int_equal(talloc_free(a), 0);
 
 	/* freeing the talloc parent cancels too */
-	b = tevent_add_timer(ev, owner, base, never_timer, NULL);
+	b = tevent_add_timer(ev, owner, base, tt_never_timer, NULL);
 	assert_non_null(b);
 	assert_int_equal(talloc_free(owner), 0);
 
@@ -590,38 +583,6 @@ struct free_others_state {
 	int calls;
 };
 
-static void never_fd(struct tevent_context *ev,
-		     struct tevent_fd *fde,
-		     uint16_t flags,
-		     void *private_data)
-{
-	fail_msg("freed fd event ran");
-}
-
-static void never_imm(struct tevent_context *ev,
-		      struct tevent_immediate *im,
-		      void *private_data)
-{
-	fail_msg("freed immediate ran");
-}
-
-static void never_signal(struct tevent_context *ev,
-			 struct tevent_signal *se,
-			 int signum, int count, void *siginfo,
-			 void *private_data)
-{
-	fail_msg("freed signal event ran");
-}
-
-static void count_signal(struct tevent_context *ev,
-			 struct tevent_signal *se,
-			 int signum, int count, void *siginfo,
-			 void *private_data)
-{
-	int *n = private_data;
-	*n += count;
-}
-
 static void free_others_handler(struct tevent_context *ev,
 				struct tevent_timer *te,
 				struct timeval now,
@@ -635,7 +596,7 @@ static void free_others_handler(struct tevent_context *ev,
 	/* a ready fd event */
 	assert_int_equal(talloc_free(s->fde), 0);
 	/* an immediate scheduled here, freed before its turn */
-	tevent_schedule_immediate(s->im, ev, never_imm, NULL);
+	tevent_schedule_immediate(s->im, ev, tt_never_imm, NULL);
 	assert_int_equal(talloc_free(s->im), 0);
 	/* a signal event with its signal already recorded */
 	assert_int_equal(kill(getpid(), SIGUSR2), 0);
@@ -679,10 +640,11 @@ static void test_timer_free_others_in_handler(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	te = tevent_add_timer(ev, ev, when, free_others_handler, &s);
 	assert_non_null(te);
-	s.twin = tevent_add_timer(ev, ev, when, never_timer, NULL);
-	s.fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, never_fd, NULL);
+	s.twin = tevent_add_timer(ev, ev, when, tt_never_timer, NULL);
+	s.fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, tt_never_fd,
+			      NULL);
 	s.im = tevent_create_immediate(ev);
-	s.se = tevent_add_signal(ev, ev, SIGUSR2, 0, never_signal, NULL);
+	s.se = tevent_add_signal(ev, ev, SIGUSR2, 0, tt_never_signal, NULL);
 	assert_non_null(s.twin);
 	assert_non_null(s.fde);
 	assert_non_null(s.im);
@@ -699,7 +661,7 @@ static void test_timer_free_others_in_handler(void **state)
 	 * it to the next SIGUSR2 event.  Collect it so later tests start
 	 * clean, without insisting on either behaviour.
 	 */
-	flush = tevent_add_signal(ev, ev, SIGUSR2, 0, count_signal, &stale);
+	flush = tevent_add_signal(ev, ev, SIGUSR2, 0, tt_count_signal, &stale);
 	assert_non_null(flush);
 	run_for_msec(ev, 2);
 	assert_true(stale <= 1);
