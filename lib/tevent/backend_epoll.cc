@@ -92,14 +92,10 @@ public:
 	uint32_t armed() const
 	{
 		uint32_t ev = 0;
-		if (word_ & kIn) {
-			ev |= EPOLLIN;
-		}
-		if (word_ & kOut) {
-			ev |= EPOLLOUT;
-		}
-		if (word_ & kRdHup) {
-			ev |= EPOLLRDHUP;
+		for (const auto &m : kEventBits) {
+			if (word_ & m.bit) {
+				ev |= m.event;
+			}
 		}
 		return ev;
 	}
@@ -107,25 +103,24 @@ public:
 
 	void set_kernel_state(uint32_t armed, bool registered)
 	{
-		uintptr_t bits = 0;
-		if (armed & EPOLLIN) {
-			bits |= kIn;
-		}
-		if (armed & EPOLLOUT) {
-			bits |= kOut;
-		}
-		if (armed & EPOLLRDHUP) {
-			bits |= kRdHup;
-		}
-		if (registered) {
-			bits |= kRegistered;
+		uintptr_t bits = registered ? kRegistered : 0;
+		for (const auto &m : kEventBits) {
+			if (armed & m.event) {
+				bits |= m.bit;
+			}
 		}
 		word_ = (word_ & ~kStateBits) | bits;
 	}
 
 private:
-	static constexpr uintptr_t kIn = 1, kOut = 2, kRdHup = 4,
-				   kRegistered = 8, kStateBits = 15;
+	static constexpr uintptr_t kRegistered = 8, kStateBits = 15;
+	// Where each epoll event is kept in the word's low bits.
+	struct EventBit {
+		uint32_t event;
+		uintptr_t bit;
+	};
+	static constexpr EventBit kEventBits[] = {
+		{EPOLLIN, 1}, {EPOLLOUT, 2}, {EPOLLRDHUP, 4}};
 
 	void set_front(tevent_fd *f)
 	{
