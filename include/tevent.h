@@ -865,8 +865,9 @@ void _tevent_thread_call_depth_reset_from_req(struct tevent_req *req,
  *
  * A queue runs requests one at a time in the order they were added: the
  * trigger of an entry runs once it reaches the head (and the queue is
- * running), and the entry leaves the queue when its request finishes or
- * is freed.
+ * running), and the entry leaves the queue when it is freed: normally with
+ * its request, after the caller received the result.  Finishing a request
+ * alone does not move the queue on.
  * ------------------------------------------------------------------------ */
 
 /** Creates a running, empty queue under mem_ctx.  Use through
