@@ -83,6 +83,33 @@ static void make_pair(int sp[2])
 	assert_int_equal(fcntl(sp[1], F_SETFL, O_NONBLOCK), 0);
 }
 
+/* The end of a case: the context first, then the pair it watched. */
+static void free_ev_and_pair(struct tevent_context *ev, int sp[2])
+{
+	talloc_free(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/*
+ * A new pair whose sp[0] is watched by two READ events with the same
+ * handler, and made readable (the byte is never read).
+ */
+static void two_readers_on_one_fd(struct tevent_context *ev, int sp[2],
+				  struct tevent_fd *fde[2],
+				  tevent_fd_handler_t handler,
+				  void *private_data)
+{
+	make_pair(sp);
+	fde[0] = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
+			       handler, private_data);
+	fde[1] = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
+			       handler, private_data);
+	assert_non_null(fde[0]);
+	assert_non_null(fde[1]);
+	assert_int_equal(write(sp[1], "x", 1), 1);
+}
+
 static bool fd_is_open(int fd)
 {
 	return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
@@ -477,9 +504,7 @@ static void test_fd_same_fd_read_and_write(void **state)
 	assert_int_equal(s.r_calls, 1);
 	assert_int_equal(s.w_calls, 3);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 struct share_state {
@@ -514,14 +539,7 @@ static void test_fd_same_fd_fairness(void **state)
 	int sp[2];
 	int i;
 
-	make_pair(sp);
-	s.fde[0] = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
-				 share_handler, &s);
-	s.fde[1] = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
-				 share_handler, &s);
-	assert_non_null(s.fde[0]);
-	assert_non_null(s.fde[1]);
-	assert_int_equal(write(sp[1], "x", 1), 1);
+	two_readers_on_one_fd(ev, sp, s.fde, share_handler, &s);
 
 	for (i = 0; i < 20; i++) {
 		int before = s.total;
@@ -541,9 +559,7 @@ static void test_fd_same_fd_fairness(void **state)
 	assert_true(s.calls[1] >= 5);
 #endif
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 struct free_peer_state {
@@ -579,14 +595,7 @@ static void test_fd_same_fd_free_other_in_handler(void **state)
 	int sp[2];
 	int i, survivor;
 
-	make_pair(sp);
-	s.fde[0] = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
-				 free_peer_handler, &s);
-	s.fde[1] = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ,
-				 free_peer_handler, &s);
-	assert_non_null(s.fde[0]);
-	assert_non_null(s.fde[1]);
-	assert_int_equal(write(sp[1], "x", 1), 1);
+	two_readers_on_one_fd(ev, sp, s.fde, free_peer_handler, &s);
 
 	for (i = 0; i < 10; i++) {
 		assert_int_equal(tevent_loop_once(ev), 0);
@@ -600,9 +609,7 @@ static void test_fd_same_fd_free_other_in_handler(void **state)
 	assert_true(s.calls[survivor] <= 10);
 	assert_int_equal(s.calls[1 - survivor], 0);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 struct count_state {
@@ -677,9 +684,7 @@ static void test_fd_same_fd_free_first(void **state)
 	assert_int_equal(w2.last_flags, TEVENT_FD_READ | TEVENT_FD_WRITE);
 	assert_int_equal(r.calls, 1);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 #ifdef TT_NEW_API
@@ -730,9 +735,7 @@ static void test_fd_same_fd_three(void **state)
 	assert_true(c[0].calls >= 2);
 	assert_true(c[2].calls >= 2);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 #endif
 
@@ -760,9 +763,7 @@ static void test_fd_same_fd_enable_later(void **state)
 	assert_int_equal(a.calls, 0);
 	assert_int_equal(b.last_flags, TEVENT_FD_WRITE);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -935,9 +936,7 @@ static void test_fd_error_macros(void **state)
 	TEVENT_FD_NOT_WANTERROR(fde);
 	assert_int_equal(tevent_fd_get_flags(fde), 0);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 #endif /* TT_NEW_API */
 
@@ -988,9 +987,7 @@ static void test_fd_close_fn(void **state)
 	/* the close function owns closing: tevent did not */
 	assert_true(fd_is_open(sp[0]));
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 static void test_fd_auto_close(void **state)
@@ -1081,9 +1078,7 @@ static void test_fd_get_set_flags(void **state)
 	turns_until(ev, &c.calls, 3);
 	assert_int_equal(c.last_flags, TEVENT_FD_WRITE);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 struct switch_state {
@@ -1125,9 +1120,7 @@ static void test_fd_change_flags_in_handler(void **state)
 	assert_int_equal(s.seen[2], TEVENT_FD_WRITE);
 	assert_int_equal(s.seen[3], TEVENT_FD_READ);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 static void test_fd_negative_fd(void **state)
@@ -1154,9 +1147,7 @@ static void test_fd_handler_args(void **state)
 	assert_ptr_equal(c.last_fde, fde);
 	assert_int_equal(c.last_flags, TEVENT_FD_WRITE);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1227,9 +1218,7 @@ static void test_fd_free_self_in_handler(void **state)
 	assert_int_equal(s->calls, 1);
 	assert_int_equal(s->rec.calls, 1);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 struct free_all_state {
@@ -1341,9 +1330,7 @@ static void test_fd_free_others_in_handler(void **state)
 		talloc_free(flush);
 	}
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1373,9 +1360,7 @@ static void test_fd_fairness_two_fds(void **state)
 	assert_true(a.calls >= 10);
 	assert_true(b.calls >= 10);
 
-	talloc_free(ev);
-	close(sp[0]);
-	close(sp[1]);
+	free_ev_and_pair(ev, sp);
 }
 
 #define MANY 64

@@ -136,10 +136,19 @@ static void trace_point_cb(enum tevent_trace_point p, void *private_data)
 	log_entry(K_POINT, NULL, point_code(p));
 }
 
+/*
+ * The per event trace callbacks log every point.  Given a uint64_t * as
+ * private data they also hand each event the next tag on ATTACH.
+ */
 static void trace_fd_cb(struct tevent_fd *fde,
 			enum tevent_event_trace_point p,
 			void *private_data)
 {
+	uint64_t *next_tag = private_data;
+
+	if (next_tag != NULL && p == TEVENT_EVENT_TRACE_ATTACH) {
+		tevent_fd_set_tag(fde, (*next_tag)++);
+	}
 	log_entry(K_FD, fde, event_code(p));
 }
 
@@ -147,6 +156,11 @@ static void trace_timer_cb(struct tevent_timer *te,
 			   enum tevent_event_trace_point p,
 			   void *private_data)
 {
+	uint64_t *next_tag = private_data;
+
+	if (next_tag != NULL && p == TEVENT_EVENT_TRACE_ATTACH) {
+		tevent_timer_set_tag(te, (*next_tag)++);
+	}
 	log_entry(K_TIMER, te, event_code(p));
 }
 
@@ -154,6 +168,11 @@ static void trace_imm_cb(struct tevent_immediate *im,
 			 enum tevent_event_trace_point p,
 			 void *private_data)
 {
+	uint64_t *next_tag = private_data;
+
+	if (next_tag != NULL && p == TEVENT_EVENT_TRACE_ATTACH) {
+		tevent_immediate_set_tag(im, (*next_tag)++);
+	}
 	log_entry(K_IMM, im, event_code(p));
 }
 
@@ -161,7 +180,23 @@ static void trace_signal_cb(struct tevent_signal *se,
 			    enum tevent_event_trace_point p,
 			    void *private_data)
 {
+	uint64_t *next_tag = private_data;
+
+	if (next_tag != NULL && p == TEVENT_EVENT_TRACE_ATTACH) {
+		tevent_signal_set_tag(se, (*next_tag)++);
+	}
 	log_entry(K_SIGNAL, se, event_code(p));
+}
+
+static void open_pair(int sp[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+}
+
+static void close_pair(int sp[2])
+{
+	close(sp[0]);
+	close(sp[1]);
 }
 
 /* A context on the case's backend, with an empty trace log. */
@@ -257,18 +292,17 @@ static void signal_handler(struct tevent_context *ev, struct tevent_signal *se,
 /* ------------------------------------------------------------------ */
 /* getters and setters                                                 */
 
-static void test_trace_get_set(void **state)
+/* Every getter reports no callback and no private data. */
+static void assert_no_trace_callbacks(struct tevent_context *ev)
 {
-	struct tevent_context *ev = backend_ev(state);
 	tevent_trace_callback_t pcb = NULL;
 	tevent_trace_fd_callback_t fcb = NULL;
 	tevent_trace_timer_callback_t tcb = NULL;
 	tevent_trace_immediate_callback_t icb = NULL;
 	tevent_trace_signal_callback_t scb = NULL;
-	void *pvt = (void *)1;
-	int marker;
+	void *pvt;
 
-	/* nothing installed at first */
+	pvt = (void *)1;
 	tevent_get_trace_callback(ev, &pcb, &pvt);
 	assert_null(pcb);
 	assert_null(pvt);
@@ -288,6 +322,21 @@ static void test_trace_get_set(void **state)
 	tevent_get_trace_signal_callback(ev, &scb, &pvt);
 	assert_null(scb);
 	assert_null(pvt);
+}
+
+static void test_trace_get_set(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	tevent_trace_callback_t pcb = NULL;
+	tevent_trace_fd_callback_t fcb = NULL;
+	tevent_trace_timer_callback_t tcb = NULL;
+	tevent_trace_immediate_callback_t icb = NULL;
+	tevent_trace_signal_callback_t scb = NULL;
+	void *pvt = NULL;
+	uint64_t marker;	/* only its address is used */
+
+	/* nothing installed at first */
+	assert_no_trace_callbacks(ev);
 
 	/* the getter's private data argument is really a void ** */
 	tevent_set_trace_callback(ev, trace_point_cb, &marker);
@@ -317,25 +366,11 @@ static void test_trace_get_set(void **state)
 
 	/* setting NULL removes */
 	tevent_set_trace_callback(ev, NULL, NULL);
-	tevent_get_trace_callback(ev, &pcb, &pvt);
-	assert_null(pcb);
-	assert_null(pvt);
 	tevent_set_trace_fd_callback(ev, NULL, NULL);
-	tevent_get_trace_fd_callback(ev, &fcb, &pvt);
-	assert_null(fcb);
-	assert_null(pvt);
 	tevent_set_trace_timer_callback(ev, NULL, NULL);
-	tevent_get_trace_timer_callback(ev, &tcb, &pvt);
-	assert_null(tcb);
-	assert_null(pvt);
 	tevent_set_trace_immediate_callback(ev, NULL, NULL);
-	tevent_get_trace_immediate_callback(ev, &icb, &pvt);
-	assert_null(icb);
-	assert_null(pvt);
 	tevent_set_trace_signal_callback(ev, NULL, NULL);
-	tevent_get_trace_signal_callback(ev, &scb, &pvt);
-	assert_null(scb);
-	assert_null(pvt);
+	assert_no_trace_callbacks(ev);
 
 	tt_finish(ev);
 }
@@ -401,7 +436,7 @@ static void test_trace_points_fd_turn(void **state)
 	int from = 0;
 	int turns = 0;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	open_pair(sp);
 	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE,
 				      fd_handler, &h));
 	tevent_set_trace_callback(ev, trace_point_cb, NULL);
@@ -414,8 +449,7 @@ static void test_trace_points_fd_turn(void **state)
 	}
 	assert_string_equal(points_since(from), "(wWHh)");
 	tt_finish(ev);
-	close(sp[0]);
-	close(sp[1]);
+	close_pair(sp);
 }
 
 /* A timer that is not due yet: the turn waits, then runs it (or, should
@@ -497,7 +531,7 @@ static void test_trace_points_wait_and_until(void **state)
 	int i;
 
 	assert_non_null(im);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	open_pair(sp);
 	tevent_set_trace_callback(ev, trace_point_cb, NULL);
 
 	from = tlog_n;
@@ -526,8 +560,7 @@ static void test_trace_points_wait_and_until(void **state)
 	assert_string_equal(points_since(from), "(Hh)(Hh)(Hh)");
 
 	tt_finish(ev);
-	close(sp[0]);
-	close(sp[1]);
+	close_pair(sp);
 }
 
 /* A nested turn's points appear inside the outer turn. */
@@ -576,7 +609,7 @@ static void test_trace_fd(void **state)
 	int sp[2];
 	int from = 0;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	open_pair(sp);
 	trace_all(ev);
 	tevent_set_trace_callback(ev, trace_point_cb, NULL);
 
@@ -613,8 +646,7 @@ static void test_trace_fd(void **state)
 	assert_int_equal(talloc_free(fde), 0);
 	assert_string_equal(history(fde), "ABHhD");
 	tt_finish(ev);
-	close(sp[0]);
-	close(sp[1]);
+	close_pair(sp);
 }
 
 static void test_trace_fd_free_in_handler(void **state)
@@ -624,7 +656,7 @@ static void test_trace_fd_free_in_handler(void **state)
 	struct tevent_fd *fde;
 	int sp[2];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	open_pair(sp);
 	trace_all(ev);
 	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, fd_handler, &h);
 	assert_non_null(fde);
@@ -636,8 +668,7 @@ static void test_trace_fd_free_in_handler(void **state)
 	assert_int_equal(h.free_ret, -1);
 	tt_finish(ev);
 	assert_string_equal(history(fde), "ABHDh");
-	close(sp[0]);
-	close(sp[1]);
+	close_pair(sp);
 }
 
 static void test_trace_fd_free_and_reinit(void **state)
@@ -647,7 +678,7 @@ static void test_trace_fd_free_and_reinit(void **state)
 	struct tevent_fd *a, *b;
 	int sp[2];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	open_pair(sp);
 	trace_all(ev);
 	a = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, fd_handler, &h);
 	b = tevent_add_fd(ev, ev, sp[1], TEVENT_FD_READ, fd_handler, &h);
@@ -666,8 +697,7 @@ static void test_trace_fd_free_and_reinit(void **state)
 	assert_string_equal(history(b), "AD");
 	assert_int_equal(h.runs, 0);
 	tt_finish(ev);
-	close(sp[0]);
-	close(sp[1]);
+	close_pair(sp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -869,6 +899,16 @@ static void test_trace_signal(void **state)
 /* ------------------------------------------------------------------ */
 /* freeing the context and tags                                        */
 
+/* Each event was attached once and detached once, nothing else. */
+static void assert_all_detached(const void *fde, const void *te,
+				const void *im, const void *se)
+{
+	assert_string_equal(history(fde), "AD");
+	assert_string_equal(history(te), "AD");
+	assert_string_equal(history(im), "AD");
+	assert_string_equal(history(se), "AD");
+}
+
 static void test_trace_context_free(void **state)
 {
 	struct tevent_context *ev = backend_ev(state);
@@ -880,7 +920,7 @@ static void test_trace_context_free(void **state)
 	struct tevent_signal *se;
 	int sp[2];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	open_pair(sp);
 	trace_all(ev);
 	fde = tevent_add_fd(ev, owner, sp[0], TEVENT_FD_READ, fd_handler, &h);
 	te = tevent_add_timer(ev, owner, tevent_timeval_current_ofs(100, 0),
@@ -895,64 +935,15 @@ static void test_trace_context_free(void **state)
 
 	/* every event still attached is detached when the context goes */
 	tt_finish(ev);
-	assert_string_equal(history(fde), "AD");
-	assert_string_equal(history(te), "AD");
-	assert_string_equal(history(im), "AD");
-	assert_string_equal(history(se), "AD");
+	assert_all_detached(fde, te, im, se);
 
 	/* freeing the inert events reports nothing more */
 	talloc_free(owner);
-	assert_string_equal(history(fde), "AD");
-	assert_string_equal(history(te), "AD");
-	assert_string_equal(history(im), "AD");
-	assert_string_equal(history(se), "AD");
-	close(sp[0]);
-	close(sp[1]);
+	assert_all_detached(fde, te, im, se);
+	close_pair(sp);
 }
 
 /* A tag set from the ATTACH callback is there when the handler runs. */
-static uint64_t next_tag = 1000;
-
-static void tag_on_attach_timer(struct tevent_timer *te,
-				enum tevent_event_trace_point p,
-				void *private_data)
-{
-	if (p == TEVENT_EVENT_TRACE_ATTACH) {
-		tevent_timer_set_tag(te, next_tag++);
-	}
-	log_entry(K_TIMER, te, event_code(p));
-}
-
-static void tag_on_attach_imm(struct tevent_immediate *im,
-			      enum tevent_event_trace_point p,
-			      void *private_data)
-{
-	if (p == TEVENT_EVENT_TRACE_ATTACH) {
-		tevent_immediate_set_tag(im, next_tag++);
-	}
-	log_entry(K_IMM, im, event_code(p));
-}
-
-static void tag_on_attach_fd(struct tevent_fd *fde,
-			     enum tevent_event_trace_point p,
-			     void *private_data)
-{
-	if (p == TEVENT_EVENT_TRACE_ATTACH) {
-		tevent_fd_set_tag(fde, next_tag++);
-	}
-	log_entry(K_FD, fde, event_code(p));
-}
-
-static void tag_on_attach_signal(struct tevent_signal *se,
-				 enum tevent_event_trace_point p,
-				 void *private_data)
-{
-	if (p == TEVENT_EVENT_TRACE_ATTACH) {
-		tevent_signal_set_tag(se, next_tag++);
-	}
-	log_entry(K_SIGNAL, se, event_code(p));
-}
-
 static void test_trace_tag_from_attach(void **state)
 {
 	struct tevent_context *ev = backend_ev(state);
@@ -962,13 +953,14 @@ static void test_trace_tag_from_attach(void **state)
 	struct tevent_fd *fde;
 	struct tevent_signal *se;
 	uint64_t tt, ti, tf, ts;
+	uint64_t next_tag = 1000;
 	int sp[2];
 
 	assert_non_null(im);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	tevent_set_trace_timer_callback(ev, tag_on_attach_timer, NULL);
-	tevent_set_trace_immediate_callback(ev, tag_on_attach_imm, NULL);
-	tevent_set_trace_signal_callback(ev, tag_on_attach_signal, NULL);
+	open_pair(sp);
+	tevent_set_trace_timer_callback(ev, trace_timer_cb, &next_tag);
+	tevent_set_trace_immediate_callback(ev, trace_imm_cb, &next_tag);
+	tevent_set_trace_signal_callback(ev, trace_signal_cb, &next_tag);
 
 	te = tevent_add_timer(ev, ev, tevent_timeval_zero(), timer_handler,
 			      &ht);
@@ -983,7 +975,7 @@ static void test_trace_tag_from_attach(void **state)
 	ts = tevent_signal_get_tag(se);
 	assert_int_equal(ts, ti + 1);
 	/* installed late so the internal signal fd event is not tagged */
-	tevent_set_trace_fd_callback(ev, tag_on_attach_fd, NULL);
+	tevent_set_trace_fd_callback(ev, trace_fd_cb, &next_tag);
 	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_WRITE, fd_handler, &hf);
 	assert_non_null(fde);
 	tf = tevent_fd_get_tag(fde);
@@ -999,8 +991,7 @@ static void test_trace_tag_from_attach(void **state)
 	assert_int_equal(hf.tag_seen, tf);
 
 	tt_finish(ev);
-	close(sp[0]);
-	close(sp[1]);
+	close_pair(sp);
 }
 
 int main(void)

@@ -548,6 +548,24 @@ static void check_hook(const struct fixture *f, const struct call *c,
 	assert_true(in_this_file(c->location));
 }
 
+/*
+ * The three calls of one wrapped run: the before and after hooks at
+ * depth 0 around the handler, which runs on the wrapper at depth 1.
+ */
+static void check_wrapped_run(const struct fixture *f, const void *event,
+			      const char *handler_name)
+{
+	const struct call *c = f->rec.calls;
+
+	check_hook(f, &c[0], event, handler_name);
+	assert_int_equal(c[0].depth, 0);
+	assert_ptr_equal(c[1].ev, f->wrap);
+	assert_ptr_equal(c[1].event, event);
+	assert_int_equal(c[1].depth, 1);
+	check_hook(f, &c[2], event, handler_name);
+	assert_int_equal(c[2].depth, 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* recording event handlers                                            */
 
@@ -789,7 +807,7 @@ static void test_fd_hooks(void **state)
 {
 	struct fixture *f;
 	struct tevent_fd *fde;
-	const struct call *c;
+	int i;
 
 	f = fixture_setup(state);
 	make_socketpair(f->sv);
@@ -806,21 +824,10 @@ static void test_fd_hooks(void **state)
 
 	EXPECT_CALLS(&f->rec, W_BEFORE_FD, W_FD, W_AFTER_FD);
 
-	c = &f->rec.calls[0];
-	check_hook(f, c, fde, "rec_fd_handler");
-	assert_int_equal(c->flags, TEVENT_FD_READ);
-	assert_int_equal(c->depth, 0);
-
-	c = &f->rec.calls[1];
-	assert_ptr_equal(c->ev, f->wrap);
-	assert_ptr_equal(c->event, fde);
-	assert_int_equal(c->flags, TEVENT_FD_READ);
-	assert_int_equal(c->depth, 1);
-
-	c = &f->rec.calls[2];
-	check_hook(f, c, fde, "rec_fd_handler");
-	assert_int_equal(c->flags, TEVENT_FD_READ);
-	assert_int_equal(c->depth, 0);
+	check_wrapped_run(f, fde, "rec_fd_handler");
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(f->rec.calls[i].flags, TEVENT_FD_READ);
+	}
 
 	/* Flags are read and changed through the wrapper's event as usual. */
 	tevent_fd_set_flags(fde, 0);
@@ -841,9 +848,9 @@ static void test_timer_hooks(void **state)
 {
 	struct fixture *f;
 	struct tevent_timer *te;
-	const struct call *c;
 	const struct timeval when = tevent_timeval_set(1, 500);
 	struct timeval now;
+	int i;
 
 	f = fixture_setup(state);
 
@@ -858,22 +865,12 @@ static void test_timer_hooks(void **state)
 	now = f->rec.calls[1].trigger;
 	assert_true(now.tv_sec > 1);
 
-	c = &f->rec.calls[0];
-	check_hook(f, c, te, "rec_timer_handler");
-	assert_true(tv_equal(c->requested, when));
-	assert_true(tv_equal(c->trigger, now));
-	assert_int_equal(c->depth, 0);
-
-	c = &f->rec.calls[1];
-	assert_ptr_equal(c->ev, f->wrap);
-	assert_ptr_equal(c->event, te);
-	assert_int_equal(c->depth, 1);
-
-	c = &f->rec.calls[2];
-	check_hook(f, c, te, "rec_timer_handler");
-	assert_true(tv_equal(c->requested, when));
-	assert_true(tv_equal(c->trigger, now));
-	assert_int_equal(c->depth, 0);
+	check_wrapped_run(f, te, "rec_timer_handler");
+	/* both hooks see the requested and the actual time */
+	for (i = 0; i < 3; i += 2) {
+		assert_true(tv_equal(f->rec.calls[i].requested, when));
+		assert_true(tv_equal(f->rec.calls[i].trigger, now));
+	}
 
 	/* one-shot: nothing more happens */
 	drain(f);
@@ -886,7 +883,6 @@ static void test_immediate_hooks(void **state)
 {
 	struct fixture *f;
 	struct tevent_immediate *im;
-	const struct call *c;
 
 	f = fixture_setup(state);
 
@@ -899,18 +895,7 @@ static void test_immediate_hooks(void **state)
 
 	EXPECT_CALLS(&f->rec, W_BEFORE_IMM, W_IMM, W_AFTER_IMM);
 
-	c = &f->rec.calls[0];
-	check_hook(f, c, im, "rec_imm_handler");
-	assert_int_equal(c->depth, 0);
-
-	c = &f->rec.calls[1];
-	assert_ptr_equal(c->ev, f->wrap);
-	assert_ptr_equal(c->event, im);
-	assert_int_equal(c->depth, 1);
-
-	c = &f->rec.calls[2];
-	check_hook(f, c, im, "rec_imm_handler");
-	assert_int_equal(c->depth, 0);
+	check_wrapped_run(f, im, "rec_imm_handler");
 
 	/* Once it has run, the same immediate scheduled on the main
 	 * context runs there, unwrapped. */
@@ -935,7 +920,7 @@ static void test_signal_hooks(void **state)
 {
 	struct fixture *f;
 	struct tevent_signal *se;
-	const struct call *c;
+	int i;
 
 	f = fixture_setup(state);
 
@@ -950,27 +935,12 @@ static void test_signal_hooks(void **state)
 
 	EXPECT_CALLS(&f->rec, W_BEFORE_SIG, W_SIG, W_AFTER_SIG);
 
-	c = &f->rec.calls[0];
-	check_hook(f, c, se, "rec_sig_handler");
-	assert_int_equal(c->signum, SIGUSR1);
-	assert_int_equal(c->count, 1);
-	assert_null(c->siginfo);
-	assert_int_equal(c->depth, 0);
-
-	c = &f->rec.calls[1];
-	assert_ptr_equal(c->ev, f->wrap);
-	assert_ptr_equal(c->event, se);
-	assert_int_equal(c->signum, SIGUSR1);
-	assert_int_equal(c->count, 1);
-	assert_null(c->siginfo);
-	assert_int_equal(c->depth, 1);
-
-	c = &f->rec.calls[2];
-	check_hook(f, c, se, "rec_sig_handler");
-	assert_int_equal(c->signum, SIGUSR1);
-	assert_int_equal(c->count, 1);
-	assert_null(c->siginfo);
-	assert_int_equal(c->depth, 0);
+	check_wrapped_run(f, se, "rec_sig_handler");
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(f->rec.calls[i].signum, SIGUSR1);
+		assert_int_equal(f->rec.calls[i].count, 1);
+		assert_null(f->rec.calls[i].siginfo);
+	}
 
 	assert_int_equal(talloc_free(se), 0);
 	fixture_teardown(f);
