@@ -34,7 +34,7 @@
  * case; the other cases derive their sizes from it) overrides the default
  * of 1,000,000, or 20,000 under ThreadSanitizer or valgrind.
  *
- * TT_TEST_FILTER=<glob> runs
+ * TT_FILTER=<glob> runs
  * only the matching cases.
  *
  * Against upstream's library (make test-upstream) the ordering checks
@@ -1476,6 +1476,197 @@ static void test_handler_keeps_immediate(void **state)
 	talloc_free(ev);
 }
 
+/* ------------------------------------------------------------------------
+ * The message's life after its handler: rescheduled without being
+ * adopted, freed from a nested handler, and where the parameter block the
+ * handler left is freed.
+ * ------------------------------------------------------------------------ */
+
+static struct {
+	struct tevent_context *ev;
+	struct tevent_thread_proxy **tp;  /* freed by the inner handler */
+	int first_calls;
+	int again_calls;
+	int inner_calls;
+	bool block_freed;
+	bool block_freed_on_main;
+	bool block_freed_during_handler;
+	bool in_handler;
+} life;
+
+static void again_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	life.again_calls++;
+}
+
+static void reschedule_handler(struct tevent_context *ev,
+			       struct tevent_immediate *im, void *private_data)
+{
+	life.first_calls++;
+	/* Scheduled again on the same loop, but not reparented. */
+	tevent_schedule_immediate(im, ev, again_handler, NULL);
+}
+
+/*
+ * A handler may schedule the message's immediate again without taking it:
+ * it runs as an ordinary immediate, stays the proxy's, and goes with the
+ * proxy (no leak, no double free: ASan and valgrind check the rest).
+ */
+static void test_handler_reschedules_message(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct tevent_immediate *im;
+	size_t baseline;
+
+	assert_non_null(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	tt_drain(ev);
+	baseline = talloc_total_blocks(ev);
+	memset(&life, 0, sizeof(life));
+
+	im = tevent_create_immediate(NULL);
+	assert_non_null(im);
+	tevent_thread_proxy_schedule(tp, &im, reschedule_handler, NULL);
+	LOOP_UNTIL(ev, life.again_calls == 1);
+	assert_int_equal(life.first_calls, 1);
+	tt_drain(ev);
+	assert_int_equal(life.again_calls, 1);
+	/* It is still there, below the proxy, until the proxy goes. */
+	assert_true(talloc_total_blocks(ev) > baseline);
+	assert_int_equal(talloc_total_blocks(tp), 2);
+	talloc_free(tp);
+	tt_drain(ev);
+	assert_int_equal(talloc_total_blocks(ev), baseline - 1);
+	talloc_free(ev);
+}
+
+static int life_block_destructor(struct msg *m)
+{
+	life.block_freed = true;
+	life.block_freed_on_main = pthread_equal(pthread_self(), main_thread);
+	life.block_freed_during_handler = life.in_handler;
+	return 0;
+}
+
+static void inner_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	life.inner_calls++;
+	/* Frees the proxy while the outer message's handler still runs. */
+	TALLOC_FREE(*life.tp);
+}
+
+static void outer_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	struct msg *m = talloc_get_type(private_data, struct msg);
+
+	life.first_calls++;
+	if (m != NULL) {
+		talloc_set_destructor(m, life_block_destructor);
+	}
+	life.in_handler = true;
+	while (life.inner_calls == 0) {
+		if (tevent_loop_once(ev) != 0) {
+			break;
+		}
+	}
+	life.in_handler = false;
+}
+
+/*
+ * Nested delivery: the outer message's handler runs the loop, which
+ * delivers the inner message, whose handler frees the proxy. Both
+ * messages and the outer one's block are freed, on the loop's thread,
+ * and nothing is touched afterwards (ASan and valgrind watch that).
+ */
+static void test_proxy_freed_by_nested_handler(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct tevent_immediate *im;
+	struct msg *m;
+	size_t baseline;
+
+	assert_non_null(ev);
+	tevent_loop_allow_nesting(ev);
+	/* The first proxy leaves the context's wakeup behind: count after. */
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	TALLOC_FREE(tp);
+	tt_drain(ev);
+	baseline = talloc_total_blocks(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	memset(&life, 0, sizeof(life));
+	life.tp = &tp;
+
+	im = tevent_create_immediate(NULL);
+	m = talloc(NULL, struct msg);
+	assert_non_null(im);
+	assert_non_null(m);
+	m->magic = MSG_MAGIC;
+	m->value = 1;
+	tevent_thread_proxy_schedule(tp, &im, outer_handler, &m);
+	im = tevent_create_immediate(NULL);
+	assert_non_null(im);
+	tevent_thread_proxy_schedule(tp, &im, inner_handler, NULL);
+
+	LOOP_UNTIL(ev, life.first_calls == 1 && life.inner_calls == 1 &&
+			       !life.in_handler);
+	assert_null(tp);
+	tt_drain(ev);
+	assert_true(life.block_freed);
+	assert_true(life.block_freed_on_main);
+	assert_int_equal(talloc_total_blocks(ev), baseline);
+	talloc_free(ev);
+}
+
+static void leave_block_handler(struct tevent_context *ev,
+				struct tevent_immediate *im, void *private_data)
+{
+	struct msg *m = talloc_get_type(private_data, struct msg);
+
+	life.first_calls++;
+	if (m != NULL) {
+		talloc_set_destructor(m, life_block_destructor);
+	}
+}
+
+/*
+ * The block a handler leaves (here with a destructor the handler set) is
+ * freed on the loop's thread once the handler has returned, never on a
+ * producer's thread, even though the bare message may go back there.
+ */
+static void test_left_block_freed_on_loop_thread(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct sender s;
+	int i;
+
+	assert_non_null(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	for (i = 0; i < 3; i++) {
+		memset(&life, 0, sizeof(life));
+		s = (struct sender) { .tp = tp,
+				      .handler = leave_block_handler,
+				      .value = i };
+		run_sender(&s);
+		assert_true(s.im_cleared);
+		assert_true(s.block_cleared);
+		LOOP_UNTIL(ev, life.first_calls == 1);
+		assert_true(life.block_freed);
+		assert_true(life.block_freed_on_main);
+		assert_false(life.block_freed_during_handler);
+	}
+	talloc_free(ev);
+}
+
 static struct {
 	struct tt_sleep_gate gate;
 	bool ran;
@@ -1815,6 +2006,9 @@ int main(void)
 		cmocka_unit_test(test_free_context_with_queued_messages),
 		cmocka_unit_test(test_fork_child_reinitialise),
 		cmocka_unit_test(test_handler_keeps_immediate),
+		cmocka_unit_test(test_handler_reschedules_message),
+		cmocka_unit_test(test_proxy_freed_by_nested_handler),
+		cmocka_unit_test(test_left_block_freed_on_loop_thread),
 		cmocka_unit_test(test_loop_wait_waits_for_proxy),
 		cmocka_unit_test(test_fork_parent_still_woken),
 		cmocka_unit_test(test_fork_while_producers_send),

@@ -1293,6 +1293,88 @@ static void test_free_while_in_transit_aborts(void **state)
 	assert_int_equal(WTERMSIG(status), SIGABRT);
 }
 
+/*
+ * Immediates that producers create on NULL and their handlers free: the
+ * memory of a bare one may be freed later by a producer, but whatever the
+ * handler hung below one is freed on the loop's thread, right away.
+ * Leaks and double frees would show under ASan and valgrind.
+ */
+#define FREED_MSGS 2000
+
+static struct {
+	int calls;
+	int children_freed;
+	int children_freed_off_main;
+} fih;
+
+static int fih_child_destructor(char *c)
+{
+	fih.children_freed++;
+	if (!pthread_equal(pthread_self(), main_thread)) {
+		fih.children_freed_off_main++;
+	}
+	return 0;
+}
+
+static void fih_handler(struct tevent_context *ev, struct tevent_immediate *im,
+			void *private_data)
+{
+	fih.calls++;
+	if ((uintptr_t)private_data % 2 == 1) {
+		char *c = talloc(im, char);
+		if (c != NULL) {
+			talloc_set_destructor(c, fih_child_destructor);
+		}
+	}
+	talloc_free(im);
+}
+
+struct fih_producer {
+	struct tevent_threaded_context *tctx;
+	pthread_t thread;
+};
+
+static void *fih_producer_main(void *arg)
+{
+	struct fih_producer *p = arg;
+	uintptr_t i;
+
+	for (i = 0; i < FREED_MSGS; i++) {
+		struct tevent_immediate *im = tevent_create_immediate(NULL);
+		CHECK(im != NULL);
+		tevent_threaded_schedule_immediate(p->tctx, im, fih_handler,
+						   (void *)i);
+	}
+	return NULL;
+}
+
+static void test_freed_in_handler(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct fih_producer p[2];
+	int i;
+
+	assert_non_null(ev);
+	memset(&fih, 0, sizeof(fih));
+	for (i = 0; i < 2; i++) {
+		p[i].tctx = tevent_threaded_context_create(ev, ev);
+		assert_non_null(p[i].tctx);
+		assert_int_equal(pthread_create(&p[i].thread, NULL,
+						fih_producer_main, &p[i]), 0);
+	}
+	LOOP_UNTIL(ev, fih.calls == 2 * FREED_MSGS);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(p[i].thread, NULL), 0);
+	}
+	tt_drain(ev);
+	assert_int_equal(fih.calls, 2 * FREED_MSGS);
+	assert_int_equal(fih.children_freed, FREED_MSGS);
+	assert_int_equal(fih.children_freed_off_main, 0);
+	talloc_free(p[0].tctx);
+	/* Frees what the producers did not take back, and p[1].tctx. */
+	talloc_free(ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1303,6 +1385,7 @@ int main(void)
 		cmocka_unit_test(test_free_wrapper_while_helpers_schedule),
 		cmocka_unit_test(test_free_handle),
 		cmocka_unit_test(test_free_while_in_transit_aborts),
+		cmocka_unit_test(test_freed_in_handler),
 		cmocka_unit_test(test_stress_4_producers),
 		cmocka_unit_test(test_wrapper_target),
 		cmocka_unit_test(test_wrapper_freed_then_schedule),

@@ -510,7 +510,7 @@ int EpollBackend::wait_once(const struct timeval *delay)
 	}
 
 	bool fresh = next_ >= nheld_;
-	if (fresh && spin_for_messages(ev_, delay)) {
+	if (fresh && messages_before_sleep(ev_, delay)) {
 		return run_spun_messages(ev_);
 	}
 

@@ -191,7 +191,7 @@ int PollBackend::wait_once(const struct timeval *delay)
 		return -1;
 	}
 
-	if (spin_for_messages(ev_, delay)) {
+	if (messages_before_sleep(ev_, delay)) {
 		return run_spun_messages(ev_);
 	}
 

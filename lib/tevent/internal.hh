@@ -24,6 +24,7 @@
 namespace tevent {
 
 struct WrapperGlue;
+struct ThreadedRun;
 class TimerHeap;
 
 // Per-event state a backend may keep (epoll: which fd slot the event hangs
@@ -108,6 +109,9 @@ struct tevent_immediate {
 	// Handed to a loop by tevent_threaded_schedule_immediate() and not
 	// picked up yet: freeing it now is a fatal error.
 	std::atomic<bool> in_transit;
+	// Arrived from another thread (threaded context): if its handler
+	// frees it, the sending threads may free the memory.
+	bool from_thread;
 	// Set while the handler runs and the immediate was taken off the list:
 	// the DETACH trace point is owed to this context.
 	tevent_context *detach_ev_ctx;
@@ -210,7 +214,7 @@ public:
 	}
 	bool empty() const
 	{
-		return head_.load(std::memory_order_acquire) == nullptr;
+		return head_.load(std::memory_order_seq_cst) == nullptr;
 	}
 
 private:
@@ -235,9 +239,10 @@ struct Channel {
 	std::atomic<int> refs;
 	std::atomic<int> inflight;
 	std::atomic<bool> open;
-	// The owner polls the queue instead of sleeping (spin_for_messages):
-	// producers need not write the eventfd. seq_cst on both sides.
-	std::atomic<bool> spinning;
+	// The owner is awake and looks at the queue before it sleeps again
+	// (messages_before_sleep): producers need not write the eventfd.
+	// Only the built-in backends set it; seq_cst on both sides.
+	std::atomic<bool> awake;
 	int wakeup_fd;
 	Kind kind;
 	tevent_context *ev;        // owner; only used on the owner's thread
@@ -299,6 +304,8 @@ struct tevent_context {
 	tevent::Channel *threaded_channel;  // shared by all threaded contexts
 	tevent_threaded_context *threaded_contexts;  // owner-thread list
 	bool has_threaded;                  // channels is not empty
+	bool channels_asleep;               // channels' awake flags cleared
+	tevent::ThreadedRun *threaded_runs; // innermost running, see immediate.cc
 	uint64_t last_message_ns;  // when a turn last found cross-thread work
 	tevent::ListHook<tevent_context> all_link;  // process-wide context list
 
@@ -372,6 +379,17 @@ void signals_after_fork();
 void threads_context_init(tevent_context *ev);
 void threads_context_fini(tevent_context *ev);
 void threads_atfork_child(tevent_context *ev);
+// A threaded immediate's handler is running: if the handler frees the
+// immediate, return_threaded_immediate() may hand it back to the producers
+// once the handler is done, unless the context went away meanwhile.
+struct ThreadedRun {
+	tevent_context *ev;  // main context
+	ThreadedRun *outer;  // enclosing run (nested loops)
+	bool gone;           // the context was freed by the handler
+};
+void watch_threaded_run(tevent_context *ev, ThreadedRun *run);
+void end_threaded_run(ThreadedRun *run);
+bool return_threaded_immediate(ThreadedRun *run, tevent_immediate *im);
 // Runs the handler of a thread proxy message and frees what it left.
 void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 		   tevent_immediate_handler_t handler, void *private_data);
@@ -383,12 +401,23 @@ void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.
 void threads_wrapper_gone(tevent_context *main, tevent_context *wrap);
 
-// Before a backend blocks: if cross-thread messages arrived recently,
-// poll the channels for a few microseconds instead of sleeping, which
-// spares producers the eventfd write and the loop the wakeup. True when
-// messages are waiting (the turn should run them instead of waiting).
-bool spin_for_messages(tevent_context *ev, const struct timeval *delay);
-// Runs the start of a turn again after a successful spin.
+// Before a backend blocks for `delay`: true when cross-thread messages are
+// waiting (the turn runs them instead of waiting). Otherwise the channels
+// are marked asleep, so that the next message writes the eventfd, and
+// awake_again() must follow the wait. While a loop is awake producers
+// never write the eventfd. If messages arrived recently it first polls
+// the channels for a few microseconds, which spares producers the write
+// and the loop the wakeup.
+bool messages_before_sleep(tevent_context *ev, const struct timeval *delay);
+void set_channels_awake(tevent_context *ev, bool awake);
+inline void awake_again(tevent_context *ev)
+{
+	if (ev->channels_asleep) {
+		ev->channels_asleep = false;
+		set_channels_awake(ev, true);
+	}
+}
+// Runs the start of a turn again after messages_before_sleep() found some.
 int run_spun_messages(tevent_context *ev);
 
 // ---- wrappers (wrapper.cc) ----

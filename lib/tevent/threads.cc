@@ -52,9 +52,9 @@ bool Channel::enter()
 
 void Channel::post(tevent_immediate *im)
 {
-	// The owner checks the queue again after it stops spinning, so one of
+	// The owner checks the queue again after it clears `awake`, so one of
 	// the two sides always sees the other (both accesses are seq_cst).
-	if (queue.push(im) && !spinning.load(std::memory_order_seq_cst)) {
+	if (queue.push(im) && !awake.load(std::memory_order_seq_cst)) {
 		tevent_common_wakeup_fd(wakeup_fd);
 	}
 }
@@ -93,21 +93,11 @@ bool any_message(tevent_context *ev)
 	return false;
 }
 
-void set_spinning(tevent_context *ev, bool on)
-{
-	for (Channel *ch = ev->channels.front(); ch != nullptr;
-	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
-		ch->spinning.store(on, std::memory_order_seq_cst);
-	}
-}
-
-} // namespace
-
+// Polls the channels for up to kSpinNs when messages came in recently.
 bool spin_for_messages(tevent_context *ev, const struct timeval *delay)
 {
-	if (!ev->has_threaded || ev->last_message_ns == 0 ||
-	    no_timeout(delay)) {
-		return false;  // (no_timeout: the caller must not wait at all)
+	if (ev->last_message_ns == 0) {
+		return false;
 	}
 	uint64_t start = now_ns();
 	if (start - ev->last_message_ns > kRecentNs) {
@@ -117,22 +107,43 @@ bool spin_for_messages(tevent_context *ev, const struct timeval *delay)
 	if (delay->tv_sec == 0 && (uint64_t)delay->tv_usec * 1000 < budget) {
 		budget = (uint64_t)delay->tv_usec * 1000;
 	}
-
-	set_spinning(ev, true);
-	bool found = false;
 	for (unsigned i = 1;; i++) {
 		if (any_message(ev)) {
-			found = true;
-			break;
+			return true;
 		}
 		cpu_relax();
 		if ((i & 63) == 0 && now_ns() - start >= budget) {
-			break;
+			return false;
 		}
 	}
-	set_spinning(ev, false);
-	// A producer that saw us spinning did not wake us: look once more.
-	return found || any_message(ev);
+}
+
+} // namespace
+
+void set_channels_awake(tevent_context *ev, bool awake)
+{
+	for (Channel *ch = ev->channels.front(); ch != nullptr;
+	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
+		ch->awake.store(awake, std::memory_order_seq_cst);
+	}
+}
+
+bool messages_before_sleep(tevent_context *ev, const struct timeval *delay)
+{
+	if (!ev->has_threaded || no_timeout(delay)) {
+		return false;  // (no_timeout: the caller does not block at all)
+	}
+	if (spin_for_messages(ev, delay)) {
+		return true;
+	}
+	set_channels_awake(ev, false);
+	// A producer that still saw us awake did not wake us: look once more.
+	if (any_message(ev)) {
+		set_channels_awake(ev, true);
+		return true;
+	}
+	ev->channels_asleep = true;
+	return false;
 }
 
 int run_spun_messages(tevent_context *ev)
@@ -187,9 +198,25 @@ struct tevent_threaded_context {
 	}
 };
 
+namespace tevent {
+
+// A proxy message whose handler is running (innermost first when handlers
+// nest). The message stays a top-level chunk meanwhile; the proxy's
+// destructor uses these records to free the messages it still owns and to
+// tell proxy_deliver() that the proxy is gone.
+struct Delivery {
+	tevent_immediate *im;
+	void *home;  // talloc_parent(im) before the handler: unchanged = ours
+	Delivery *outer;
+	bool proxy_gone;
+};
+
+} // namespace tevent
+
 struct tevent_thread_proxy {
 	Channel *channel;
 	tevent_context *dest_ev;
+	tevent::Delivery *delivering;
 
 	int on_talloc_free();
 };
@@ -230,6 +257,7 @@ void activate_threaded(Channel *ch)
 			im = next;  // its wrapper is being freed: drop it
 			continue;
 		}
+		im->from_thread = true;
 		_tevent_schedule_immediate(im, ev, handler, private_data,
 					   handler_name, location);
 		im = next;
@@ -240,6 +268,14 @@ void activate_threaded(Channel *ch)
 
 namespace tevent {
 
+// Whether a proxy message is still the library's after its handler ran:
+// not freed, not reparented, not scheduled again.
+static bool still_ours(tevent_immediate *im, const void *home)
+{
+	return !im->destroyed && im->event_ctx == nullptr &&
+	       talloc_parent(im) == home;
+}
+
 // Runs a proxy message's handler. Whatever the handler did not take (the
 // immediate itself, the private data hanging below it) is freed once it
 // returns, unless the handler scheduled the immediate again.
@@ -249,21 +285,39 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 	tevent_thread_proxy *tp = im->proxy;
 	im->proxy = nullptr;
 	// The proxy owns the message while its handler runs (freeing the
-	// proxy from the handler frees it too). As the proxy's newest child
-	// it is found at once by talloc_parent() below, which walks siblings.
-	talloc_steal(tp, im);
+	// proxy from the handler frees it too) without a talloc move: the
+	// Delivery record lets the proxy's destructor find it.
+	Delivery d{im, talloc_parent(im), tp->delivering, false};
+	tp->delivering = &d;
 	handler(ev, im, private_data);
-	if (im->destroyed || im->event_ctx != nullptr ||
-	    talloc_parent(im) != tp) {
-		return;  // handed on, freed, rescheduled or stolen by the handler
+	if (!d.proxy_gone && still_ours(im, d.home) &&
+	    talloc_total_blocks(im) != 1 && talloc_reference_count(im) == 0) {
+		// What the handler left below the message (its private data,
+		// maybe with a destructor the handler set) is freed here and
+		// now, as upstream frees it on this thread; the bare message
+		// may then go back to the producers.
+		talloc_free_children(im);
+	}
+	if (d.proxy_gone) {
+		return;  // the proxy's destructor dealt with the message
+	}
+	tp->delivering = d.outer;
+	if (im->destroyed || talloc_parent(im) != d.home) {
+		return;  // freed, or stolen by the handler
+	}
+	if (im->event_ctx != nullptr) {
+		// Scheduled again but not adopted: the proxy keeps it, so
+		// that freeing the proxy (or its loop) frees it.
+		talloc_steal(tp, im);
+		return;
 	}
 	// Ours to dispose of: mark it as talloc_free() would on a running
 	// immediate; once this handler returns the loop passes it to
-	// recycle_message(). Only a message without children can go back
-	// to the producers: whatever hangs below it (private data the
-	// handler left) must be freed on this thread, as upstream does.
+	// recycle_message(). Only a message without children or references
+	// can go back to the producers: freeing it there runs nobody's code
+	// but ours.
 	im->destroyed = true;
-	if (talloc_total_blocks(im) == 1) {
+	if (talloc_total_blocks(im) == 1 && talloc_reference_count(im) == 0) {
 		im->recycle = true;
 		im->proxy = tp;
 	}
@@ -273,23 +327,59 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 // that (producers gone quiet) the owner frees them itself.
 constexpr uint32_t kMaxReturns = 4096;
 
+namespace {
+
+// Queues a spent immediate (no children, no references) for the channel's
+// producers to free; false when it must be freed here.
+bool hand_back(Channel *ch, tevent_immediate *im)
+{
+	if (ch == nullptr || ch->returns_pending >= kMaxReturns) {
+		return false;
+	}
+	// With talloc's null tracking a top-level chunk still hangs in a
+	// shared list: then it must not be freed by another thread.
+	if (talloc_parent(im) != nullptr) {
+		return false;
+	}
+	ch->returns_pending = ch->returns.push(im) ? 1 : ch->returns_pending + 1;
+	return true;
+}
+
+} // namespace
+
 void recycle_message(tevent_immediate *im)
 {
 	tevent_thread_proxy *tp = im->proxy;
 	im->proxy = nullptr;
 	im->recycle = false;
-	Channel *ch = tp->channel;
-	if (ch != nullptr && ch->returns_pending < kMaxReturns) {
-		talloc_steal(nullptr, im);
-		// With talloc's null tracking a top-level chunk still hangs in
-		// a shared list: then it must not be freed by another thread.
-		if (talloc_parent(im) == nullptr) {
-			ch->returns_pending = ch->returns.push(im)
-						      ? 1 : ch->returns_pending + 1;
-			return;
-		}
+	if (!hand_back(tp->channel, im)) {
+		talloc_free(im);
 	}
-	talloc_free(im);
+}
+
+void watch_threaded_run(tevent_context *ev, ThreadedRun *run)
+{
+	tevent_context *main = main_ev(ev);
+	run->ev = main;
+	run->outer = main->threaded_runs;
+	run->gone = false;
+	main->threaded_runs = run;
+}
+
+void end_threaded_run(ThreadedRun *run)
+{
+	if (!run->gone) {
+		run->ev->threaded_runs = run->outer;
+	}
+}
+
+bool return_threaded_immediate(ThreadedRun *run, tevent_immediate *im)
+{
+	if (run->gone || talloc_total_blocks(im) != 1 ||
+	    talloc_reference_count(im) != 0) {
+		return false;
+	}
+	return hand_back(run->ev->threaded_channel, im);
 }
 
 // Frees spent messages handed back by the owner; called by producers
@@ -315,15 +405,12 @@ void activate_proxy(Channel *ch)
 	while (im != nullptr) {
 		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
 		im->mt_next.store(nullptr, std::memory_order_relaxed);
-		// The private data now hangs below the message. The message
-		// itself stays a top-level chunk while it waits: the proxy
-		// (on_talloc_free) and the context (immediates_detach_all)
-		// free waiting messages themselves, which saves a talloc move
-		// per message.
+		// The producer hung the private data below the message. The
+		// message itself stays a top-level chunk while it waits: the
+		// proxy (on_talloc_free) and the context
+		// (immediates_detach_all) free waiting messages themselves,
+		// which saves a talloc move per message.
 		void *private_data = im->private_data;
-		if (private_data != nullptr) {
-			talloc_steal(im, private_data);
-		}
 		tevent_immediate_handler_t handler = im->handler;
 		make_idle(im);
 		im->proxy = tp;
@@ -341,9 +428,8 @@ void discard_queued(Channel *ch)
 	while (im != nullptr) {
 		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
 		if (ch->kind == Channel::kProxy) {
-			talloc_free(im->private_data);
 			talloc_set_destructor(im, nullptr);
-			talloc_free(im);
+			talloc_free(im);  // and the private data below it
 		} else {
 			arrived(im);
 			make_idle(im);
@@ -363,6 +449,15 @@ int tevent_thread_proxy::on_talloc_free()
 		channel->unref();
 		channel = nullptr;
 	}
+	// Messages whose handlers are running: those still ours go with the
+	// proxy (the loop frees them once their handlers return).
+	for (Delivery *d = delivering; d != nullptr; d = d->outer) {
+		d->proxy_gone = true;
+		if (!d->im->destroyed && talloc_parent(d->im) == d->home) {
+			talloc_free(d->im);
+		}
+	}
+	delivering = nullptr;
 	// Messages already scheduled on the loop but not run yet.
 	tevent_immediate *im = dest_ev->immediates.front();
 	while (im != nullptr) {
@@ -415,6 +510,13 @@ void threads_wrapper_gone(tevent_context *main, tevent_context *wrap)
 
 void threads_context_fini(tevent_context *ev)
 {
+	// Handlers of threaded immediates still running (the context is freed
+	// from one of them): their immediates stay here.
+	for (ThreadedRun *run = ev->threaded_runs; run != nullptr;
+	     run = run->outer) {
+		run->gone = true;
+	}
+	ev->threaded_runs = nullptr;
 	for (tevent_threaded_context *t = ev->threaded_contexts; t != nullptr;
 	     t = t->next) {
 		t->owner = nullptr;
@@ -522,6 +624,9 @@ TEVENT_EXPORT void _tevent_threaded_schedule_immediate(
 	im->detach_ev_ctx = nullptr;
 	im->in_transit.store(true, std::memory_order_relaxed);
 	ch->post(im);
+	if (!ch->returns.empty()) {
+		free_returned(ch);  // spent immediates the loop handed back
+	}
 	ch->leave();
 }
 
@@ -574,13 +679,20 @@ TEVENT_EXPORT void tevent_thread_proxy_schedule(struct tevent_thread_proxy *tp,
 		}
 		talloc_free(im);  // deferred until its handler returns
 		im = fresh;
-	} else {
-		// Detach from the sender's tree; the destination adopts it.
+	} else if (talloc_parent(im) != nullptr) {
+		// Detach from the sender's tree; the loop never reparents it
+		// unless its handler does.
 		talloc_steal(nullptr, im);
 	}
+	// The private data travels below the message (both are this
+	// thread's chunks until the post), so it goes wherever the message
+	// goes: freed with it unless the handler takes it.
 	void *private_data = nullptr;
 	if (pp_private != nullptr && *pp_private != nullptr) {
-		private_data = talloc_steal(nullptr, *pp_private);
+		private_data = *pp_private;
+		if (private_data != im) {
+			talloc_steal(im, private_data);
+		}
 		*pp_private = nullptr;
 	}
 	*pp_im = nullptr;
