@@ -1667,6 +1667,43 @@ static void test_left_block_freed_on_loop_thread(void **state)
 	talloc_free(ev);
 }
 
+static int deep_calls;
+
+static void deep_handler(struct tevent_context *ev,
+			 struct tevent_immediate *im, void *private_data)
+{
+	deep_calls++;
+}
+
+/*
+ * Far more messages than the depth at which senders start yielding the
+ * CPU, all sent by the loop's own thread before it runs: sending must
+ * never wait for the loop, and every message runs once.
+ */
+static void test_deep_queue_from_owning_thread(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	const int n = 50000;
+	int i;
+
+	assert_non_null(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	deep_calls = 0;
+	for (i = 0; i < n; i++) {
+		struct tevent_immediate *im = tevent_create_immediate(NULL);
+		assert_non_null(im);
+		tevent_thread_proxy_schedule(tp, &im, deep_handler, NULL);
+		assert_null(im);
+	}
+	assert_int_equal(deep_calls, 0);
+	LOOP_UNTIL(ev, deep_calls == n);
+	tt_drain(ev);
+	assert_int_equal(deep_calls, n);
+	talloc_free(ev);
+}
+
 static struct {
 	struct tt_sleep_gate gate;
 	bool ran;
@@ -2009,6 +2046,7 @@ int main(void)
 		cmocka_unit_test(test_handler_reschedules_message),
 		cmocka_unit_test(test_proxy_freed_by_nested_handler),
 		cmocka_unit_test(test_left_block_freed_on_loop_thread),
+		cmocka_unit_test(test_deep_queue_from_owning_thread),
 		cmocka_unit_test(test_loop_wait_waits_for_proxy),
 		cmocka_unit_test(test_fork_parent_still_woken),
 		cmocka_unit_test(test_fork_while_producers_send),
@@ -2019,8 +2057,8 @@ int main(void)
 	talloc_disable_null_tracking();
 	main_thread = pthread_self();
 	tt_check_library();
-	if (getenv("TT_TEST_FILTER") != NULL) {
-		cmocka_set_test_filter(getenv("TT_TEST_FILTER"));
+	if (getenv("TT_FILTER") != NULL) {
+		cmocka_set_test_filter(getenv("TT_FILTER"));
 	}
 	return cmocka_run_group_tests_name("tevent_thread_proxy", tests, NULL,
 					   NULL);

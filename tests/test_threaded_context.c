@@ -32,7 +32,7 @@
  *
  * Sizes: TT_THREAD_MSGS (the stress case sends TT_THREAD_MSGS/4 per
  * producer) overrides the default of 1,000,000, or 20,000 under
- * ThreadSanitizer or valgrind.  TT_TEST_FILTER=<glob> runs only matching
+ * ThreadSanitizer or valgrind.  TT_FILTER=<glob> runs only matching
  * cases.
  *
  * Against upstream's library (make test-upstream), freeing an immediate
@@ -1399,8 +1399,8 @@ int main(void)
 	talloc_disable_null_tracking();
 	main_thread = pthread_self();
 	tt_check_library();
-	if (getenv("TT_TEST_FILTER") != NULL) {
-		cmocka_set_test_filter(getenv("TT_TEST_FILTER"));
+	if (getenv("TT_FILTER") != NULL) {
+		cmocka_set_test_filter(getenv("TT_FILTER"));
 	}
 	return cmocka_run_group_tests_name("tevent_threaded_context", tests,
 					   NULL, NULL);

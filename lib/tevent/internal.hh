@@ -227,10 +227,15 @@ private:
 // shut it without a lock: producers announce themselves in `inflight`
 // before looking at `open`, and the owner waits for `inflight` to drain
 // after closing.
+// Past this many waiting messages producers start yielding now and then.
+constexpr uint32_t kDeepQueue = 1024;
+
 struct Channel {
 	enum Kind { kThreaded, kProxy };
 
 	ImmediateMailbox queue;
+	// Messages pushed since the queue was last empty (approximate).
+	std::atomic<uint32_t> waiting;
 	// kProxy: spent messages the owner hands back for producers to free,
 	// so that their memory goes back to the allocating thread's cache
 	// instead of bouncing the allocator's lock between the threads.

@@ -54,8 +54,18 @@ void Channel::post(tevent_immediate *im)
 {
 	// The owner checks the queue again after it clears `awake`, so one of
 	// the two sides always sees the other (both accesses are seq_cst).
-	if (queue.push(im) && !awake.load(std::memory_order_seq_cst)) {
-		tevent_common_wakeup_fd(wakeup_fd);
+	if (queue.push(im)) {
+		waiting.store(1, std::memory_order_relaxed);
+		if (!awake.load(std::memory_order_seq_cst)) {
+			tevent_common_wakeup_fd(wakeup_fd);
+		}
+		return;
+	}
+	// A loop that falls far behind (more threads than cores) gets the CPU
+	// now and then; the count is approximate and nobody ever blocks.
+	uint32_t n = waiting.fetch_add(1, std::memory_order_relaxed) + 1;
+	if (n > kDeepQueue && n % 16 == 0) {
+		sched_yield();
 	}
 }
 
