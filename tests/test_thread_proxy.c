@@ -1667,6 +1667,97 @@ static void test_left_block_freed_on_loop_thread(void **state)
 	talloc_free(ev);
 }
 
+/* ------------------------------------------------------------------------
+ * Immediates that came back to the sending thread and are handed out
+ * again by tevent_create_immediate() on that thread.
+ * ------------------------------------------------------------------------ */
+
+#define REUSE_MSGS 200
+
+static struct {
+	struct tevent_thread_proxy *tp;
+	int delivered;           /* atomic */
+	bool parent_ok, name_ok, tag_ok, fresh_ok, ran_locally;
+} reuse;
+
+static void reuse_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	__atomic_add_fetch(&reuse.delivered, 1, __ATOMIC_RELEASE);
+}
+
+static void reuse_local_handler(struct tevent_context *ev,
+				struct tevent_immediate *im, void *private_data)
+{
+	reuse.ran_locally = true;
+}
+
+static void *reuse_sender(void *arg)
+{
+	struct tevent_context *mine = tevent_context_init(NULL);
+	struct tevent_immediate *im;
+	int i;
+
+	CHECK(mine != NULL);
+	for (i = 0; i < REUSE_MSGS; i++) {
+		im = tevent_create_immediate(NULL);
+		CHECK(im != NULL);
+		tevent_immediate_set_tag(im, 77);
+		tevent_thread_proxy_schedule(reuse.tp, &im, reuse_handler, NULL);
+	}
+	while (__atomic_load_n(&reuse.delivered, __ATOMIC_ACQUIRE) < REUSE_MSGS) {
+		sched_yield();
+	}
+	/* This send takes back what the loop returned meanwhile. */
+	im = tevent_create_immediate(NULL);
+	CHECK(im != NULL);
+	tevent_thread_proxy_schedule(reuse.tp, &im, reuse_handler, NULL);
+
+	/* Whatever it hands out now must look freshly made. */
+	for (i = 0; i < 100; i++) {
+		im = tevent_create_immediate(mine);
+		CHECK(im != NULL);
+		reuse.parent_ok = talloc_parent(im) == mine;
+		reuse.name_ok = talloc_get_type(im, struct tevent_immediate) == im;
+		reuse.tag_ok = tevent_immediate_get_tag(im) == 0;
+		reuse.fresh_ok = talloc_total_blocks(im) == 1;
+		if (!reuse.parent_ok || !reuse.name_ok || !reuse.tag_ok ||
+		    !reuse.fresh_ok) {
+			break;
+		}
+		reuse.ran_locally = false;
+		tevent_schedule_immediate(im, mine, reuse_local_handler, NULL);
+		while (!reuse.ran_locally) {
+			CHECK(tevent_loop_once(mine) == 0);
+		}
+		talloc_free(im);
+	}
+	talloc_free(mine);
+	/* Leaving the thread frees whatever it still keeps (valgrind). */
+	return NULL;
+}
+
+static void test_returned_immediates_reused_fresh(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	pthread_t t;
+
+	assert_non_null(ev);
+	memset(&reuse, 0, sizeof(reuse));
+	reuse.tp = tevent_thread_proxy_create(ev);
+	assert_non_null(reuse.tp);
+	assert_int_equal(pthread_create(&t, NULL, reuse_sender, NULL), 0);
+	LOOP_UNTIL(ev, __atomic_load_n(&reuse.delivered, __ATOMIC_ACQUIRE) ==
+			       REUSE_MSGS + 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(reuse.parent_ok);
+	assert_true(reuse.name_ok);
+	assert_true(reuse.tag_ok);
+	assert_true(reuse.fresh_ok);
+	assert_true(reuse.ran_locally);
+	talloc_free(ev);
+}
+
 static int deep_calls;
 
 static void deep_handler(struct tevent_context *ev,
@@ -2047,6 +2138,7 @@ int main(void)
 		cmocka_unit_test(test_proxy_freed_by_nested_handler),
 		cmocka_unit_test(test_left_block_freed_on_loop_thread),
 		cmocka_unit_test(test_deep_queue_from_owning_thread),
+		cmocka_unit_test(test_returned_immediates_reused_fresh),
 		cmocka_unit_test(test_loop_wait_waits_for_proxy),
 		cmocka_unit_test(test_fork_parent_still_woken),
 		cmocka_unit_test(test_fork_while_producers_send),

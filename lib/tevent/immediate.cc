@@ -77,10 +77,13 @@ int tevent_immediate::on_talloc_free()
 TEVENT_EXPORT struct tevent_immediate *_tevent_create_immediate(
 	TALLOC_CTX *mem_ctx, const char *location)
 {
-	auto *im = new_talloc_object<tevent_immediate>(
-		mem_ctx, "struct tevent_immediate");
+	tevent_immediate *im = reuse_spent_immediate(mem_ctx);
 	if (im == nullptr) {
-		return nullptr;
+		im = new_talloc_object<tevent_immediate>(
+			mem_ctx, "struct tevent_immediate");
+		if (im == nullptr) {
+			return nullptr;
+		}
 	}
 	im->create_location = location;
 	// Armed from creation on and never cleared by a cancel (an idle

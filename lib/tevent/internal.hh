@@ -401,6 +401,9 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 // Disposes of a spent proxy message (recycle set): hands it back to the
 // producers or frees it.
 void recycle_message(tevent_immediate *im);
+// A spent immediate this thread took back from a loop, made fresh under
+// mem_ctx; nullptr when the thread has none.
+tevent_immediate *reuse_spent_immediate(TALLOC_CTX *mem_ctx);
 // Frees a thread proxy message that waits on its loop's immediate list.
 void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.
