@@ -233,22 +233,31 @@ constexpr uint32_t kDeepQueue = 1024;
 struct Channel {
 	enum Kind { kThreaded, kProxy };
 
-	ImmediateMailbox queue;
+	// Grouped by who writes what, a cache line each, so that the owner's
+	// bookkeeping does not take the producers' line away from them.
+
+	// Written by producers on every message.
+	alignas(64) ImmediateMailbox queue;
 	// Messages pushed since the queue was last empty (approximate).
 	std::atomic<uint32_t> waiting;
-	// kProxy: spent messages the owner hands back for producers to free,
-	// so that their memory goes back to the allocating thread's cache
-	// instead of bouncing the allocator's lock between the threads.
-	ImmediateMailbox returns;
-	uint32_t returns_pending;  // owner's count since producers last took
-	std::atomic<int> refs;
 	std::atomic<int> inflight;
-	std::atomic<bool> open;
+
+	// Spent messages the owner hands back for producers to free (or
+	// reuse), so that their memory goes back to the allocating thread
+	// instead of bouncing the allocator's lock between the threads.
+	alignas(64) ImmediateMailbox returns;
+
+	// Read by producers on every message, written rarely by the owner.
+	alignas(64) std::atomic<bool> open;
 	// The owner is awake and looks at the queue before it sleeps again
 	// (messages_before_sleep): producers need not write the eventfd.
 	// Only the built-in backends set it; seq_cst on both sides.
 	std::atomic<bool> awake;
 	int wakeup_fd;
+	std::atomic<int> refs;
+
+	// The owner's alone.
+	alignas(64) uint32_t returns_pending;  // since producers last took
 	Kind kind;
 	tevent_context *ev;        // owner; only used on the owner's thread
 	tevent_thread_proxy *tp;   // kProxy: the proxy it belongs to
@@ -311,7 +320,8 @@ struct tevent_context {
 	bool has_threaded;                  // channels is not empty
 	bool channels_asleep;               // channels' awake flags cleared
 	tevent::ThreadedRun *threaded_runs; // innermost running, see immediate.cc
-	uint64_t last_message_ns;  // when a turn last found cross-thread work
+	bool messages_seen;        // a turn found cross-thread work since...
+	uint64_t last_message_ns;  // ...this was last brought up to date
 	tevent::ListHook<tevent_context> all_link;  // process-wide context list
 
 	// Wakeup: eventfd, read side registered as an fd event.

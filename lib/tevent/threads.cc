@@ -20,10 +20,11 @@ Channel *Channel::create(tevent_context *ev, Kind kind)
 	if (tevent_common_wakeup_init(ev) != 0) {
 		return nullptr;
 	}
-	void *mem = calloc(1, sizeof(Channel));
+	void *mem = aligned_alloc(alignof(Channel), sizeof(Channel));
 	if (mem == nullptr) {
 		return nullptr;
 	}
+	memset(mem, 0, sizeof(Channel));
 	auto *ch = new (mem) Channel();
 	ch->refs.store(1, std::memory_order_relaxed);
 	ch->open.store(true, std::memory_order_relaxed);
@@ -108,11 +109,15 @@ bool any_message(tevent_context *ev)
 // Polls the channels for up to kSpinNs when messages came in recently.
 bool spin_for_messages(tevent_context *ev, const struct timeval *delay)
 {
-	if (ev->last_message_ns == 0) {
-		return false;
-	}
 	uint64_t start = now_ns();
-	if (start - ev->last_message_ns > kRecentNs) {
+	if (ev->messages_seen) {
+		// Stamped here rather than on every turn that found messages:
+		// a clock read per batch costs the busy loop more than the
+		// few microseconds this can be late by.
+		ev->messages_seen = false;
+		ev->last_message_ns = start;
+	}
+	if (ev->last_message_ns == 0 || start - ev->last_message_ns > kRecentNs) {
 		return false;
 	}
 	uint64_t budget = kSpinNs;
@@ -652,7 +657,7 @@ TEVENT_EXPORT void tevent_common_threaded_activate_immediate(struct tevent_conte
 		if (ch->queue.empty()) {
 			continue;
 		}
-		ev->last_message_ns = now_ns();
+		ev->messages_seen = true;
 		if (ch->kind == Channel::kThreaded) {
 			activate_threaded(ch);
 		} else {
