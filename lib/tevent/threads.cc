@@ -231,8 +231,11 @@ struct Delivery {
 } // namespace tevent
 
 struct tevent_thread_proxy {
-	Channel *channel;
+	Channel *channel;  // read by producers on every message
 	tevent_context *dest_ev;
+	// Keeps `delivering`, which the loop writes around every handler,
+	// off the cache line producers read `channel` from.
+	char pad[64];
 	tevent::Delivery *delivering;
 
 	int on_talloc_free();
