@@ -66,7 +66,10 @@ void Channel::post(tevent_immediate *im)
 	}
 	// A loop that falls far behind (more threads than cores) gets the CPU
 	// now and then; the count is approximate and nobody ever blocks.
-	uint32_t n = waiting.fetch_add(1, std::memory_order_relaxed) + 1;
+	// (No read-modify-write: a lost increment between racing senders does
+	// not matter, a locked instruction on the shared line would.)
+	uint32_t n = waiting.load(std::memory_order_relaxed) + 1;
+	waiting.store(n, std::memory_order_relaxed);
 	if (n > kDeepQueue && n % 16 == 0) {
 		sched_yield();
 	}
