@@ -304,6 +304,17 @@ struct msg {
 	int value;
 };
 
+/* A parameter block holding `value`; CHECK()s, so usable on any thread. */
+static struct msg *msg_new(TALLOC_CTX *mem_ctx, int value)
+{
+	struct msg *m = talloc(mem_ctx, struct msg);
+
+	CHECK(m != NULL);
+	m->magic = MSG_MAGIC;
+	m->value = value;
+	return m;
+}
+
 /* What the receiving side saw; handlers run on the main thread here. */
 struct receiver {
 	struct tevent_context *ev;
@@ -395,10 +406,7 @@ static void *sender_main(void *arg)
 	im = tevent_create_immediate(mine);
 	CHECK(im != NULL);
 	if (!s->pass_null && !s->null_block) {
-		m = talloc(mine, struct msg);
-		CHECK(m != NULL);
-		m->magic = MSG_MAGIC;
-		m->value = s->value;
+		m = msg_new(mine, s->value);
 	}
 	tevent_thread_proxy_schedule(s->tp, &im, s->handler,
 				     s->pass_null ? NULL : &m);
@@ -527,11 +535,8 @@ static void test_schedule_from_owning_thread(void **state)
 	rx.freed_flag = &freed;
 
 	im = tevent_create_immediate(ev);
-	m = talloc(ev, struct msg);
+	m = msg_new(ev, 5);
 	assert_non_null(im);
-	assert_non_null(m);
-	m->magic = MSG_MAGIC;
-	m->value = 5;
 	tevent_thread_proxy_schedule(tp, &im, msg_handler, &m);
 	assert_null(im);
 	assert_null(m);
@@ -603,11 +608,8 @@ static void test_schedule_from_handler(void **state)
 	baseline = talloc_total_blocks(ev);
 
 	im = tevent_create_immediate(NULL);
-	m = talloc(NULL, struct msg);
+	m = msg_new(NULL, 1);
 	assert_non_null(im);
-	assert_non_null(m);
-	m->magic = MSG_MAGIC;
-	m->value = 1;
 	tevent_thread_proxy_schedule(relay.tp, &im, relay_handler, &m);
 	LOOP_UNTIL(ev, relay.calls == relay.limit || relay.bad);
 	tt_drain(ev);
@@ -1605,11 +1607,8 @@ static void test_proxy_freed_by_nested_handler(void **state)
 	life.tp = &tp;
 
 	im = tevent_create_immediate(NULL);
-	m = talloc(NULL, struct msg);
+	m = msg_new(NULL, 1);
 	assert_non_null(im);
-	assert_non_null(m);
-	m->magic = MSG_MAGIC;
-	m->value = 1;
 	tevent_thread_proxy_schedule(tp, &im, outer_handler, &m);
 	im = tevent_create_immediate(NULL);
 	assert_non_null(im);
