@@ -240,7 +240,15 @@ struct Channel {
 	alignas(64) ImmediateMailbox queue;
 	// Messages pushed since the queue was last empty (approximate).
 	std::atomic<uint32_t> waiting;
-	std::atomic<int> inflight;
+
+	// Producers between enter() and leave(), counted in a slot chosen
+	// per thread, so that senders on different threads do not fight over
+	// one counter (see inflight_slot()).
+	struct alignas(64) InflightSlot {
+		std::atomic<int> n;
+	};
+	static constexpr unsigned kInflightSlots = 8;
+	InflightSlot inflight[kInflightSlots];
 
 	// Spent messages the owner hands back for producers to free (or
 	// reuse), so that their memory goes back to the allocating thread
@@ -267,7 +275,7 @@ struct Channel {
 	void ref() { refs.fetch_add(1, std::memory_order_relaxed); }
 	void unref();
 	bool enter();
-	void leave() { inflight.fetch_sub(1, std::memory_order_release); }
+	void leave();
 	// Pushes and wakes the loop when the queue was empty.
 	void post(tevent_immediate *im);
 	// Waits until no producer is between enter() and leave().

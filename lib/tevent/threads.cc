@@ -43,14 +43,37 @@ void Channel::unref()
 	}
 }
 
+namespace {
+
+// The calling thread's slot in Channel::inflight, handed out round-robin
+// on first use.
+thread_local unsigned t_inflight_slot;  // 1 + index; 0: not chosen yet
+std::atomic<unsigned> g_next_inflight_slot;
+
+unsigned inflight_slot()
+{
+	if (t_inflight_slot == 0) {
+		t_inflight_slot = 1 + g_next_inflight_slot.fetch_add(
+			1, std::memory_order_relaxed) % Channel::kInflightSlots;
+	}
+	return t_inflight_slot - 1;
+}
+
+} // namespace
+
 bool Channel::enter()
 {
-	inflight.fetch_add(1, std::memory_order_seq_cst);
+	inflight[inflight_slot()].n.fetch_add(1, std::memory_order_seq_cst);
 	if (!open.load(std::memory_order_seq_cst)) {
 		leave();
 		return false;
 	}
 	return true;
+}
+
+void Channel::leave()
+{
+	inflight[inflight_slot()].n.fetch_sub(1, std::memory_order_release);
 }
 
 void Channel::post(tevent_immediate *im)
@@ -177,8 +200,12 @@ int run_spun_messages(tevent_context *ev)
 
 void Channel::quiesce() const
 {
-	while (inflight.load(std::memory_order_seq_cst) != 0) {
-		sched_yield();
+	// A slot seen at zero stays free of posters: whoever enters it later
+	// also sees `open` cleared.
+	for (const InflightSlot &slot : inflight) {
+		while (slot.n.load(std::memory_order_seq_cst) != 0) {
+			sched_yield();
+		}
 	}
 }
 
@@ -650,7 +677,9 @@ void threads_atfork_child(tevent_context *ev)
 {
 	for (Channel *ch = ev->channels.front(); ch != nullptr;
 	     ch = IntrusiveList<Channel, &Channel::link>::next(ch)) {
-		ch->inflight.store(0, std::memory_order_relaxed);
+		for (Channel::InflightSlot &slot : ch->inflight) {
+			slot.n.store(0, std::memory_order_relaxed);
+		}
 	}
 }
 
