@@ -1672,6 +1672,7 @@ static void test_left_block_freed_on_loop_thread(void **state)
  * ------------------------------------------------------------------------ */
 
 #define REUSE_MSGS 200
+#define REUSE_EXTRA 32
 
 static struct {
 	struct tevent_thread_proxy *tp;
@@ -1707,10 +1708,13 @@ static void *reuse_sender(void *arg)
 	while (__atomic_load_n(&reuse.delivered, __ATOMIC_ACQUIRE) < REUSE_MSGS) {
 		sched_yield();
 	}
-	/* This send takes back what the loop returned meanwhile. */
-	im = tevent_create_immediate(NULL);
-	CHECK(im != NULL);
-	tevent_thread_proxy_schedule(reuse.tp, &im, reuse_handler, NULL);
+	/* Senders take back what the loop returned now and then: a few
+	 * more sends certainly do. */
+	for (i = 0; i < REUSE_EXTRA; i++) {
+		im = tevent_create_immediate(NULL);
+		CHECK(im != NULL);
+		tevent_thread_proxy_schedule(reuse.tp, &im, reuse_handler, NULL);
+	}
 
 	/* Whatever it hands out now must look freshly made. */
 	for (i = 0; i < 100; i++) {
@@ -1747,7 +1751,7 @@ static void test_returned_immediates_reused_fresh(void **state)
 	assert_non_null(reuse.tp);
 	assert_int_equal(pthread_create(&t, NULL, reuse_sender, NULL), 0);
 	LOOP_UNTIL(ev, __atomic_load_n(&reuse.delivered, __ATOMIC_ACQUIRE) ==
-			       REUSE_MSGS + 1);
+			       REUSE_MSGS + REUSE_EXTRA);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_true(reuse.parent_ok);
 	assert_true(reuse.name_ok);

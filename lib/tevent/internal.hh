@@ -419,6 +419,9 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 // Disposes of a spent proxy message (recycle set): hands it back to the
 // producers or frees it.
 void recycle_message(tevent_immediate *im);
+// Called by senders after a post: now and then takes back (to reuse or
+// free) the spent immediates the loop handed back.
+void collect_returns(Channel *ch);
 // A spent immediate this thread took back from a loop, made fresh under
 // mem_ctx; nullptr when the thread has none.
 tevent_immediate *reuse_spent_immediate(TALLOC_CTX *mem_ctx);
