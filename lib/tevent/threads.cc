@@ -318,6 +318,13 @@ void activate_threaded(Channel *ch)
 
 namespace tevent {
 
+// Nothing below it and nobody referencing it: freeing it runs no code but
+// talloc's and ours, so any thread may do it.
+static bool is_bare(tevent_immediate *im)
+{
+	return talloc_total_blocks(im) == 1 && talloc_reference_count(im) == 0;
+}
+
 // Whether a proxy message is still the library's after its handler ran:
 // not freed, not reparented, not scheduled again.
 static bool still_ours(tevent_immediate *im, const void *home)
@@ -341,7 +348,7 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 	tp->delivering = &d;
 	handler(ev, im, private_data);
 	if (!d.proxy_gone && still_ours(im, d.home) &&
-	    talloc_total_blocks(im) != 1 && talloc_reference_count(im) == 0) {
+	    talloc_reference_count(im) == 0) {
 		// What the handler left below the message (its private data,
 		// maybe with a destructor the handler set) is freed here and
 		// now, as upstream frees it on this thread; the bare message
@@ -363,11 +370,10 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 	}
 	// Ours to dispose of: mark it as talloc_free() would on a running
 	// immediate; once this handler returns the loop passes it to
-	// recycle_message(). Only a message without children or references
-	// can go back to the producers: freeing it there runs nobody's code
-	// but ours.
+	// recycle_message(). Only a bare message can go back to the
+	// producers.
 	im->destroyed = true;
-	if (talloc_total_blocks(im) == 1 && talloc_reference_count(im) == 0) {
+	if (is_bare(im)) {
 		im->recycle = true;
 		im->proxy = tp;
 	}
@@ -425,8 +431,7 @@ void end_threaded_run(ThreadedRun *run)
 
 bool return_threaded_immediate(ThreadedRun *run, tevent_immediate *im)
 {
-	if (run->gone || talloc_total_blocks(im) != 1 ||
-	    talloc_reference_count(im) != 0) {
+	if (run->gone || !is_bare(im)) {
 		return false;
 	}
 	return hand_back(run->ev->threaded_channel, im);
