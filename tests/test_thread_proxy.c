@@ -59,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1761,6 +1762,140 @@ static void test_returned_immediates_reused_fresh(void **state)
 	talloc_free(ev);
 }
 
+/*
+ * Spent messages go back to the thread that sent them.  Whatever path
+ * they take, none may be stranded: not when the sender exits before the
+ * loop ran its messages (they arrive at a closed home), and not when the
+ * sender stays idle until it exits (they wait at its home meanwhile).
+ * The heap in use, summed over all malloc arenas, must come back to where
+ * it started.
+ */
+#define HOME_MSGS 20000
+#define HOME_BLOCK 256
+
+static struct {
+	struct tevent_thread_proxy *tp;
+	unsigned delivered;	/* written by the loop */
+	sem_t sent;		/* the sender has sent all */
+	sem_t exit_now;		/* the idle sender waits for it */
+	bool wait_before_exit;
+} home;
+
+static void home_handler(struct tevent_context *ev,
+			 struct tevent_immediate *im, void *private_data)
+{
+	if (private_data != NULL && talloc_get_size(private_data) == HOME_BLOCK) {
+		__atomic_add_fetch(&home.delivered, 1, __ATOMIC_RELEASE);
+	}
+}
+
+static void *home_sender(void *arg)
+{
+	int i;
+
+	for (i = 0; i < HOME_MSGS; i++) {
+		struct tevent_immediate *im = tevent_create_immediate(NULL);
+		void *block = talloc_size(NULL, HOME_BLOCK);
+		CHECK(im != NULL && block != NULL);
+		tevent_thread_proxy_schedule(home.tp, &im, home_handler,
+					     &block);
+		CHECK(im == NULL && block == NULL);
+	}
+	if (home.wait_before_exit) {
+		CHECK(sem_post(&home.sent) == 0);
+		tt_sem_wait_nointr(&home.exit_now);
+	}
+	return NULL;
+}
+
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks;
+}
+
+/* Sanitizers and valgrind bring their own allocator, which mallinfo2()
+ * does not see. */
+static bool heap_visible(void)
+{
+	void *p[256];
+	size_t before = heap_in_use();
+	bool seen;
+	int i;
+
+	for (i = 0; i < 256; i++) {
+		p[i] = malloc(1024);
+	}
+	seen = heap_in_use() >= before + 256 * 1024;
+	for (i = 0; i < 256; i++) {
+		free(p[i]);
+	}
+	return seen;
+}
+
+static void check_heap_back(size_t before, const char *what)
+{
+	size_t after = heap_in_use();
+
+	print_message("%s: %zu bytes in use before, %zu after\n", what,
+		      before, after);
+	assert_true(after < before + (size_t)HOME_MSGS * HOME_BLOCK / 16);
+}
+
+static void test_spent_messages_not_stranded(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	bool visible = heap_visible();
+	size_t before, peak;
+	pthread_t t;
+
+	if (!visible) {
+		print_message("mallinfo2() does not see this allocator: "
+			      "delivery checked, heap not\n");
+	}
+	assert_non_null(ev);
+	memset(&home, 0, sizeof(home));
+	assert_int_equal(sem_init(&home.sent, 0, 0), 0);
+	assert_int_equal(sem_init(&home.exit_now, 0, 0), 0);
+	home.tp = tevent_thread_proxy_create(ev);
+	assert_non_null(home.tp);
+	before = heap_in_use();
+
+	/* The sender is gone before its first message runs. */
+	assert_int_equal(pthread_create(&t, NULL, home_sender, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	peak = heap_in_use();
+	if (visible) {
+		assert_true(peak >= before + (size_t)HOME_MSGS * HOME_BLOCK);
+	}
+	LOOP_UNTIL(ev, __atomic_load_n(&home.delivered, __ATOMIC_ACQUIRE) ==
+			       HOME_MSGS);
+	tt_drain(ev);
+	if (visible) {
+		check_heap_back(before, "sender exited first");
+	}
+
+	/* The sender sends all, waits idle until every message ran (they
+	 * go back to it meanwhile), then exits. */
+	home.delivered = 0;
+	home.wait_before_exit = true;
+	before = heap_in_use();
+	assert_int_equal(pthread_create(&t, NULL, home_sender, NULL), 0);
+	tt_sem_wait_nointr(&home.sent);
+	LOOP_UNTIL(ev, __atomic_load_n(&home.delivered, __ATOMIC_ACQUIRE) ==
+			       HOME_MSGS);
+	tt_drain(ev);
+	assert_int_equal(sem_post(&home.exit_now), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (visible) {
+		check_heap_back(before, "sender exited idle");
+	}
+
+	sem_destroy(&home.sent);
+	sem_destroy(&home.exit_now);
+	talloc_free(ev);
+}
+
 static int deep_calls;
 
 static void deep_handler(struct tevent_context *ev,
@@ -2142,6 +2277,7 @@ int main(void)
 		cmocka_unit_test(test_left_block_freed_on_loop_thread),
 		cmocka_unit_test(test_deep_queue_from_owning_thread),
 		cmocka_unit_test(test_returned_immediates_reused_fresh),
+		cmocka_unit_test(test_spent_messages_not_stranded),
 		cmocka_unit_test(test_loop_wait_waits_for_proxy),
 		cmocka_unit_test(test_fork_parent_still_woken),
 		cmocka_unit_test(test_fork_while_producers_send),

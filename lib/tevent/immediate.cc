@@ -191,12 +191,8 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
 		      "Run immediate event \"%s\": %p\n", handler_name, im);
 
-	ThreadedRun run;
 	bool from_thread = im->from_thread;
-	if (__builtin_expect(from_thread, 0)) {
-		im->from_thread = false;
-		watch_threaded_run(ev, &run);
-	}
+	im->from_thread = false;
 
 	// Unlink first: the handler may schedule the same immediate again.
 	im->busy = true;
@@ -226,9 +222,6 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 		wrapper_pop_use_internal(handler_ev, glue);
 	}
 	im->busy = false;
-	if (__builtin_expect(from_thread, 0)) {
-		end_threaded_run(&run);
-	}
 
 	// Owed DETACH trace if the handler did not reschedule it.
 	if (im->detach_ev_ctx != nullptr) {
@@ -239,11 +232,12 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	}
 
 	if (im->destroyed) {
-		if (im->recycle) {
-			recycle_message(im);  // a spent thread proxy message
-		} else if (!from_thread ||
-			   !return_threaded_immediate(&run, im)) {
-			talloc_free(im);  // freed by the handler: now it can go
+		// Freed by the handler, now it can go: a spent proxy message
+		// or a threaded immediate may go back to its sender.
+		bool may_go_home = im->recycle || from_thread;
+		im->recycle = false;
+		if (!may_go_home || !send_home(im)) {
+			talloc_free(im);
 		}
 		if (removed != nullptr) {
 			*removed = true;

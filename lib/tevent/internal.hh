@@ -24,7 +24,7 @@
 namespace tevent {
 
 struct WrapperGlue;
-struct ThreadedRun;
+struct Home;
 class TimerHeap;
 
 // Per-event state a backend may keep (epoll: which fd slot the event hangs
@@ -103,8 +103,8 @@ struct tevent_immediate {
 	tevent::WrapperGlue *wrapper;
 	bool busy;
 	bool destroyed;
-	// A spent thread proxy message that goes back to the producers to be
-	// freed there (see recycle_message()); `proxy` names its proxy.
+	// A spent thread proxy message, released by the library after its
+	// handler: it may go back to its sender (send_home()).
 	bool recycle;
 	// Handed to a loop by tevent_threaded_schedule_immediate() and not
 	// picked up yet: freeing it now is a fatal error.
@@ -126,6 +126,9 @@ struct tevent_immediate {
 	// Set on a thread proxy message waiting on its loop: its handler runs
 	// through proxy_deliver(), which cleans up after it.
 	tevent_thread_proxy *proxy;
+	// The sending thread's Home (spent.cc), set when sent across threads:
+	// where the memory goes back to once the immediate is spent.
+	tevent::Home *home;
 
 	int on_talloc_free();
 };
@@ -201,7 +204,7 @@ public:
 	tevent_immediate *take_all()
 	{
 		tevent_immediate *list =
-			head_.exchange(nullptr, std::memory_order_acquire);
+			head_.exchange(nullptr, std::memory_order_seq_cst);
 		tevent_immediate *rev = nullptr;
 		while (list != nullptr) {
 			tevent_immediate *next =
@@ -250,11 +253,6 @@ struct Channel {
 	static constexpr unsigned kInflightSlots = 8;
 	InflightSlot inflight[kInflightSlots];
 
-	// Spent messages the owner hands back for producers to free (or
-	// reuse), so that their memory goes back to the allocating thread
-	// instead of bouncing the allocator's lock between the threads.
-	alignas(64) ImmediateMailbox returns;
-
 	// Read by producers on every message, written rarely by the owner.
 	alignas(64) std::atomic<bool> open;
 	// The owner is awake and looks at the queue before it sleeps again
@@ -265,8 +263,7 @@ struct Channel {
 	std::atomic<int> refs;
 
 	// The owner's alone.
-	alignas(64) uint32_t returns_pending;  // since producers last took
-	Kind kind;
+	alignas(64) Kind kind;
 	tevent_context *ev;        // owner; only used on the owner's thread
 	tevent_thread_proxy *tp;   // kProxy: the proxy it belongs to
 	ListHook<Channel> link;    // in ev->channels
@@ -327,7 +324,6 @@ struct tevent_context {
 	tevent_threaded_context *threaded_contexts;  // owner-thread list
 	bool has_threaded;                  // channels is not empty
 	bool channels_asleep;               // channels' awake flags cleared
-	tevent::ThreadedRun *threaded_runs; // innermost running, see immediate.cc
 	bool messages_seen;        // a turn found cross-thread work since...
 	uint64_t last_message_ns;  // ...this was last brought up to date
 	tevent::ListHook<tevent_context> all_link;  // process-wide context list
@@ -402,33 +398,31 @@ void signals_after_fork();
 void threads_context_init(tevent_context *ev);
 void threads_context_fini(tevent_context *ev);
 void threads_atfork_child(tevent_context *ev);
-// A threaded immediate's handler is running: if the handler frees the
-// immediate, return_threaded_immediate() may hand it back to the producers
-// once the handler is done, unless the context went away meanwhile.
-struct ThreadedRun {
-	tevent_context *ev;  // main context
-	ThreadedRun *outer;  // enclosing run (nested loops)
-	bool gone;           // the context was freed by the handler
-};
-void watch_threaded_run(tevent_context *ev, ThreadedRun *run);
-void end_threaded_run(ThreadedRun *run);
-bool return_threaded_immediate(ThreadedRun *run, tevent_immediate *im);
 // Runs the handler of a thread proxy message and frees what it left.
 void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 		   tevent_immediate_handler_t handler, void *private_data);
-// Disposes of a spent proxy message (recycle set): hands it back to the
-// producers or frees it.
-void recycle_message(tevent_immediate *im);
-// Called by senders after a post: now and then takes back (to reuse or
-// free) the spent immediates the loop handed back.
-void collect_returns(Channel *ch);
-// A spent immediate this thread took back from a loop, made fresh under
-// mem_ctx; nullptr when the thread has none.
-tevent_immediate *reuse_spent_immediate(TALLOC_CTX *mem_ctx);
 // Frees a thread proxy message that waits on its loop's immediate list.
 void free_waiting_message(tevent_immediate *im);
 // A wrapper is dying: its threaded contexts must stop delivering into it.
 void threads_wrapper_gone(tevent_context *main, tevent_context *wrap);
+
+// ---- spent cross-thread immediates (spent.cc) ----
+// The calling thread's Home, for the immediates it sends to other loops;
+// nullptr if none could be set up (then the loop frees them).
+Home *sending_home();
+// Sender side, after a post: now and then takes back the spent
+// immediates that came home, to reuse or free them.
+void collect_spent();
+// On the loop's thread: gives a spent immediate (no children, no
+// references) back to the thread that sent it; false when the caller
+// must free it.
+bool send_home(tevent_immediate *im);
+// A spent immediate this thread took back, made fresh under mem_ctx;
+// nullptr when the thread has none.
+tevent_immediate *reuse_spent_immediate(TALLOC_CTX *mem_ctx);
+void spent_atfork_prepare();
+void spent_atfork_parent();
+void spent_atfork_child();
 
 // Before a backend blocks for `delay`: true when cross-thread messages are
 // waiting (the turn runs them instead of waiting). Otherwise the channels

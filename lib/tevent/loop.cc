@@ -46,10 +46,12 @@ pid_t g_cached_pid;
 void atfork_prepare()
 {
 	pthread_mutex_lock(&g_contexts_mutex);
+	spent_atfork_prepare();
 }
 
 void atfork_parent()
 {
+	spent_atfork_parent();
 	pthread_mutex_unlock(&g_contexts_mutex);
 }
 
@@ -60,6 +62,7 @@ void atfork_child()
 	     ev = IntrusiveList<tevent_context, &tevent_context::all_link>::next(ev)) {
 		threads_atfork_child(ev);
 	}
+	spent_atfork_child();
 	pthread_mutex_unlock(&g_contexts_mutex);
 }
 

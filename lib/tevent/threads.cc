@@ -318,13 +318,6 @@ void activate_threaded(Channel *ch)
 
 namespace tevent {
 
-// Nothing below it and nobody referencing it: freeing it runs no code but
-// talloc's and ours, so any thread may do it.
-static bool is_bare(tevent_immediate *im)
-{
-	return talloc_total_blocks(im) == 1 && talloc_reference_count(im) == 0;
-}
-
 // Whether a proxy message is still the library's after its handler ran:
 // not freed, not reparented, not scheduled again.
 static bool still_ours(tevent_immediate *im, const void *home)
@@ -369,182 +362,10 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 		return;
 	}
 	// Ours to dispose of: mark it as talloc_free() would on a running
-	// immediate; once this handler returns the loop passes it to
-	// recycle_message(). Only a bare message can go back to the
-	// producers.
+	// immediate; once this handler returns the loop frees it or, if
+	// nothing hangs below it, sends it home (send_home()).
 	im->destroyed = true;
-	if (is_bare(im)) {
-		im->recycle = true;
-		im->proxy = tp;
-	}
-}
-
-// How many spent messages may wait for the producers to take them; past
-// that (producers gone quiet) the owner frees them itself.
-constexpr uint32_t kMaxReturns = 4096;
-
-namespace {
-
-// Queues a spent immediate (no children, no references) for the channel's
-// producers to free; false when it must be freed here.
-bool hand_back(Channel *ch, tevent_immediate *im)
-{
-	if (ch == nullptr || ch->returns_pending >= kMaxReturns) {
-		return false;
-	}
-	// With talloc's null tracking a top-level chunk still hangs in a
-	// shared list: then it must not be freed by another thread.
-	if (talloc_parent(im) != nullptr) {
-		return false;
-	}
-	ch->returns_pending = ch->returns.push(im) ? 1 : ch->returns_pending + 1;
-	return true;
-}
-
-} // namespace
-
-void recycle_message(tevent_immediate *im)
-{
-	tevent_thread_proxy *tp = im->proxy;
-	im->proxy = nullptr;
-	im->recycle = false;
-	if (!hand_back(tp->channel, im)) {
-		talloc_free(im);
-	}
-}
-
-void watch_threaded_run(tevent_context *ev, ThreadedRun *run)
-{
-	tevent_context *main = main_ev(ev);
-	run->ev = main;
-	run->outer = main->threaded_runs;
-	run->gone = false;
-	main->threaded_runs = run;
-}
-
-void end_threaded_run(ThreadedRun *run)
-{
-	if (!run->gone) {
-		run->ev->threaded_runs = run->outer;
-	}
-}
-
-bool return_threaded_immediate(ThreadedRun *run, tevent_immediate *im)
-{
-	if (run->gone || !is_bare(im)) {
-		return false;
-	}
-	return hand_back(run->ev->threaded_channel, im);
-}
-
-// Frees spent messages handed back by the owner; called by producers
-// (between enter() and leave()) and by the owner once no producer is left.
-namespace {
-
-// Spent immediates kept by the thread that took them back, for its next
-// tevent_create_immediate(): memory that came home is used again without
-// a round trip through the allocator. Bounded; emptied at thread exit.
-constexpr uint32_t kSpentCacheMax = 64;
-
-struct SpentCache {
-	tevent_immediate *head;
-	uint32_t count;
-	bool registered;  // the exit hook knows this thread's cache
-};
-
-thread_local SpentCache t_spent;
-pthread_key_t g_spent_key;
-pthread_once_t g_spent_once = PTHREAD_ONCE_INIT;
-bool g_spent_key_ok;
-
-void free_list(tevent_immediate *im)
-{
-	while (im != nullptr) {
-		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
-		talloc_free(im);
-		im = next;
-	}
-}
-
-void spent_cache_thread_exit(void *arg)
-{
-	auto *c = static_cast<SpentCache *>(arg);
-	tevent_immediate *im = c->head;
-	*c = SpentCache{};
-	free_list(im);
-}
-
-void make_spent_key()
-{
-	g_spent_key_ok =
-		pthread_key_create(&g_spent_key, spent_cache_thread_exit) == 0;
-}
-
-bool spent_cache_ready(SpentCache &c)
-{
-	if (!c.registered) {
-		pthread_once(&g_spent_once, make_spent_key);
-		if (!g_spent_key_ok || pthread_setspecific(g_spent_key, &c) != 0) {
-			return false;
-		}
-		c.registered = true;
-	}
-	return true;
-}
-
-} // namespace
-
-void free_returned(Channel *ch)
-{
-	SpentCache &c = t_spent;
-	tevent_immediate *im = ch->returns.take_all();
-	if (im == nullptr || !spent_cache_ready(c)) {
-		free_list(im);
-		return;
-	}
-	while (im != nullptr && c.count < kSpentCacheMax) {
-		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
-		im->mt_next.store(c.head, std::memory_order_relaxed);
-		c.head = im;
-		c.count++;
-		im = next;
-	}
-	free_list(im);
-}
-
-namespace {
-thread_local unsigned t_sends;
-} // namespace
-
-void collect_returns(Channel *ch)
-{
-	// The returns line is written by the loop for every spent message:
-	// looking at it on every send would cost a cache miss each time.
-	// Every 4th send keeps each sender's take small, so that senders
-	// sharing a channel share its returns (measured: every 16th made
-	// one sender take, and free, most of them).
-	if ((++t_sends & 3) == 0 && !ch->returns.empty()) {
-		free_returned(ch);
-	}
-}
-
-tevent_immediate *reuse_spent_immediate(TALLOC_CTX *mem_ctx)
-{
-	SpentCache &c = t_spent;
-	tevent_immediate *im = c.head;
-	if (im == nullptr) {
-		return nullptr;
-	}
-	c.head = im->mt_next.load(std::memory_order_relaxed);
-	c.count--;
-	// A bare top-level chunk named "struct tevent_immediate" of the
-	// right size: once moved under mem_ctx and reset it is what a fresh
-	// allocation would be.
-	talloc_steal(mem_ctx, im);
-	memset(static_cast<void *>(im), 0, sizeof(*im));
-	new (im) tevent_immediate();
-	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
-	return im;
+	im->recycle = true;
 }
 
 } // namespace tevent
@@ -598,7 +419,6 @@ int tevent_thread_proxy::on_talloc_free()
 	if (channel != nullptr) {
 		channel->shut();
 		discard_queued(channel);
-		free_returned(channel);
 		channel->unref();
 		channel = nullptr;
 	}
@@ -663,13 +483,6 @@ void threads_wrapper_gone(tevent_context *main, tevent_context *wrap)
 
 void threads_context_fini(tevent_context *ev)
 {
-	// Handlers of threaded immediates still running (the context is freed
-	// from one of them): their immediates stay here.
-	for (ThreadedRun *run = ev->threaded_runs; run != nullptr;
-	     run = run->outer) {
-		run->gone = true;
-	}
-	ev->threaded_runs = nullptr;
 	for (tevent_threaded_context *t = ev->threaded_contexts; t != nullptr;
 	     t = t->next) {
 		t->owner = nullptr;
@@ -678,7 +491,6 @@ void threads_context_fini(tevent_context *ev)
 	while (Channel *ch = ev->channels.front()) {
 		ch->shut();
 		discard_queued(ch);
-		free_returned(ch);
 		if (ch->kind == Channel::kProxy) {
 			// The proxy is a talloc child of the context and is
 			// freed after us; it must not touch the channel again.
@@ -778,8 +590,9 @@ TEVENT_EXPORT void _tevent_threaded_schedule_immediate(
 	im->schedule_location = location;
 	im->detach_ev_ctx = nullptr;
 	im->in_transit.store(true, std::memory_order_relaxed);
+	im->home = sending_home();
 	ch->post(im);
-	collect_returns(ch);
+	collect_spent();
 	ch->leave();
 }
 
@@ -852,7 +665,8 @@ TEVENT_EXPORT void tevent_thread_proxy_schedule(struct tevent_thread_proxy *tp,
 
 	im->handler = handler;
 	im->private_data = private_data;
+	im->home = sending_home();
 	ch->post(im);
-	collect_returns(ch);
+	collect_spent();
 	ch->leave();
 }
