@@ -1479,6 +1479,79 @@ static void test_handler_keeps_immediate(void **state)
 	talloc_free(ev);
 }
 
+/*
+ * A handler may take a talloc reference to the message's immediate instead
+ * of stealing it.  As with upstream's library, the holder of the
+ * reference then owns a live immediate (the reference itself is used up)
+ * that it can schedule again, while the parameter block is freed as usual.
+ */
+static struct {
+	void *holder;
+	struct tevent_immediate *im;
+	int calls;
+	int again_calls;
+	bool block_freed;
+} refd;
+
+static int refd_block_destructor(char *block)
+{
+	refd.block_freed = true;
+	return 0;
+}
+
+static void refd_again_handler(struct tevent_context *ev,
+			       struct tevent_immediate *im, void *private_data)
+{
+	refd.again_calls++;
+}
+
+static void refd_handler(struct tevent_context *ev, struct tevent_immediate *im,
+			 void *private_data)
+{
+	refd.calls++;
+	refd.im = im;
+	CHECK(talloc_reference(refd.holder, im) != NULL);
+}
+
+static void test_handler_references_immediate(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct tevent_immediate *im;
+	char *block;
+
+	assert_non_null(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	memset(&refd, 0, sizeof(refd));
+	refd.holder = talloc_new(NULL);
+	assert_non_null(refd.holder);
+
+	im = tevent_create_immediate(NULL);
+	block = talloc_size(NULL, 16);
+	assert_non_null(im);
+	assert_non_null(block);
+	talloc_set_destructor(block, refd_block_destructor);
+	tevent_thread_proxy_schedule(tp, &im, refd_handler, &block);
+	LOOP_UNTIL(ev, refd.calls == 1);
+	tt_drain(ev);
+
+	assert_true(refd.block_freed);
+	assert_ptr_equal(talloc_parent(refd.im), refd.holder);
+	assert_int_equal(talloc_reference_count(refd.im), 0);
+	assert_ptr_equal(talloc_get_type(refd.im, struct tevent_immediate),
+			 refd.im);
+
+	/* Still a working immediate. */
+	tevent_schedule_immediate(refd.im, ev, refd_again_handler, NULL);
+	LOOP_UNTIL(ev, refd.again_calls == 1);
+	tt_drain(ev);
+	assert_int_equal(refd.calls, 1);
+
+	talloc_free(refd.holder);	/* and the immediate with it */
+	talloc_free(ev);
+}
+
 /* ------------------------------------------------------------------------
  * The message's life after its handler: rescheduled without being
  * adopted, freed from a nested handler, and where the parameter block the
@@ -2272,6 +2345,7 @@ int main(void)
 		cmocka_unit_test(test_free_context_with_queued_messages),
 		cmocka_unit_test(test_fork_child_reinitialise),
 		cmocka_unit_test(test_handler_keeps_immediate),
+		cmocka_unit_test(test_handler_references_immediate),
 		cmocka_unit_test(test_handler_reschedules_message),
 		cmocka_unit_test(test_proxy_freed_by_nested_handler),
 		cmocka_unit_test(test_left_block_freed_on_loop_thread),

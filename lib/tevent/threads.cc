@@ -340,13 +340,20 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 	Delivery d{im, talloc_parent(im), tp->delivering, false};
 	tp->delivering = &d;
 	handler(ev, im, private_data);
-	if (!d.proxy_gone && still_ours(im, d.home) &&
-	    talloc_reference_count(im) == 0) {
+	bool referenced = talloc_reference_count(im) != 0;
+	if (!d.proxy_gone && still_ours(im, d.home)) {
 		// What the handler left below the message (its private data,
 		// maybe with a destructor the handler set) is freed here and
 		// now, as upstream frees it on this thread; the bare message
-		// may then go back to the producers.
-		talloc_free_children(im);
+		// may then go back to the producers. A message the handler
+		// holds a reference to keeps its own children, as upstream's
+		// does, and loses only the private data.
+		if (!referenced) {
+			talloc_free_children(im);
+		} else if (private_data != nullptr && private_data != im &&
+			   talloc_parent(private_data) == im) {
+			talloc_free(private_data);
+		}
 	}
 	if (d.proxy_gone) {
 		return;  // the proxy's destructor dealt with the message
@@ -359,6 +366,13 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 		// Scheduled again but not adopted: the proxy keeps it, so
 		// that freeing the proxy (or its loop) frees it.
 		talloc_steal(tp, im);
+		return;
+	}
+	if (referenced) {
+		// Whoever took the (first) reference gets the message, a
+		// live immediate it may schedule again; the reference goes.
+		// This is what freeing it under upstream's library does.
+		talloc_unlink(nullptr, im);
 		return;
 	}
 	// Ours to dispose of: mark it as talloc_free() would on a running
