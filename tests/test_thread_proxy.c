@@ -1746,7 +1746,7 @@ static void test_left_block_freed_on_loop_thread(void **state)
  * ------------------------------------------------------------------------ */
 
 #define REUSE_MSGS 200
-#define REUSE_EXTRA 32
+#define REUSE_EXTRA 128
 
 static struct {
 	struct tevent_thread_proxy *tp;
