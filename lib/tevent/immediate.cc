@@ -191,8 +191,9 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
 		      "Run immediate event \"%s\": %p\n", handler_name, im);
 
-	bool from_thread = im->from_thread;
-	im->from_thread = false;
+	// Only this run's free may send it home; the handler may keep it.
+	bool go_home = im->go_home;
+	im->go_home = false;
 
 	// Unlink first: the handler may schedule the same immediate again.
 	im->busy = true;
@@ -234,9 +235,9 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	if (im->destroyed) {
 		// Freed by the handler, now it can go: a spent proxy message
 		// or a threaded immediate may go back to its sender.
-		bool may_go_home = im->recycle || from_thread;
-		im->recycle = false;
-		if (!may_go_home || !send_home(im)) {
+		go_home = go_home || im->go_home;
+		im->go_home = false;
+		if (!go_home || !send_home(im)) {
 			talloc_free(im);
 		}
 		if (removed != nullptr) {

@@ -103,15 +103,14 @@ struct tevent_immediate {
 	tevent::WrapperGlue *wrapper;
 	bool busy;
 	bool destroyed;
-	// A spent thread proxy message, released by the library after its
-	// handler: it may go back to its sender (send_home()).
-	bool recycle;
+	// Once spent it may go back to the thread that sent it
+	// (send_home()): set on a threaded-context immediate when it arrives
+	// (it goes home if its handler frees it), and on a proxy message the
+	// library releases after its handler.
+	bool go_home;
 	// Handed to a loop by tevent_threaded_schedule_immediate() and not
 	// picked up yet: freeing it now is a fatal error.
 	std::atomic<bool> in_transit;
-	// Arrived from another thread (threaded context): if its handler
-	// frees it, the sending threads may free the memory.
-	bool from_thread;
 	// Set while the handler runs and the immediate was taken off the list:
 	// the DETACH trace point is owed to this context.
 	tevent_context *detach_ev_ctx;

@@ -307,7 +307,7 @@ void activate_threaded(Channel *ch)
 			im = next;  // its wrapper is being freed: drop it
 			continue;
 		}
-		im->from_thread = true;
+		im->go_home = true;
 		_tevent_schedule_immediate(im, ev, handler, private_data,
 					   handler_name, location);
 		im = next;
@@ -379,7 +379,7 @@ void proxy_deliver(tevent_context *ev, tevent_immediate *im,
 	// immediate; once this handler returns the loop frees it or, if
 	// nothing hangs below it, sends it home (send_home()).
 	im->destroyed = true;
-	im->recycle = true;
+	im->go_home = true;
 }
 
 } // namespace tevent
