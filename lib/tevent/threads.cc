@@ -155,8 +155,13 @@ bool spin_for_messages(tevent_context *ev, const struct timeval *delay)
 			return true;
 		}
 		cpu_relax();
-		if ((i & 63) == 0 && now_ns() - start >= budget) {
-			return false;
+		if ((i & 63) == 0) {
+			if (now_ns() - start >= budget) {
+				return false;
+			}
+			// With more threads than cores, the senders we wait for
+			// may be waiting for this core: let them have it.
+			sched_yield();
 		}
 	}
 }
