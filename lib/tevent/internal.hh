@@ -199,11 +199,16 @@ public:
 						      std::memory_order_relaxed));
 		return old == nullptr;
 	}
+	// Takes all entries, newest first: for callers to whom order does
+	// not matter, which saves a walk over lines another thread wrote.
+	tevent_immediate *take_all_unordered()
+	{
+		return head_.exchange(nullptr, std::memory_order_seq_cst);
+	}
 	// Takes all entries, oldest first.
 	tevent_immediate *take_all()
 	{
-		tevent_immediate *list =
-			head_.exchange(nullptr, std::memory_order_seq_cst);
+		tevent_immediate *list = take_all_unordered();
 		tevent_immediate *rev = nullptr;
 		while (list != nullptr) {
 			tevent_immediate *next =

@@ -100,7 +100,7 @@ Home *adopt_home()
 void close_home(Home *h)
 {
 	h->occupied.store(false, std::memory_order_seq_cst);
-	free_list(h->spent.take_all());
+	free_list(h->spent.take_all_unordered());
 }
 
 void put_home_back(Home *h)
@@ -144,7 +144,7 @@ bool register_exit_hook(Sender &s)
 // Moves what came home into the cache, freeing what does not fit.
 void take_spent(Sender &s)
 {
-	tevent_immediate *im = s.home->spent.take_all();
+	tevent_immediate *im = s.home->spent.take_all_unordered();
 	while (im != nullptr && s.cached < kCacheMax) {
 		tevent_immediate *next = im->mt_next.load(std::memory_order_relaxed);
 		im->mt_next.store(s.cache, std::memory_order_relaxed);
@@ -198,7 +198,7 @@ bool send_home(tevent_immediate *im)
 		: h->pending.load(std::memory_order_relaxed) + 1;
 	h->pending.store(n, std::memory_order_relaxed);
 	if (!h->occupied.load(std::memory_order_seq_cst)) {
-		free_list(h->spent.take_all());  // its thread has exited
+		free_list(h->spent.take_all_unordered());  // its thread has exited
 	}
 	return true;
 }
