@@ -67,6 +67,67 @@ void tt_check_library(void)
 	}
 }
 
+static bool env_named(const char *entry, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+static bool add_sets(const char *const *add, const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	size_t i;
+
+	for (i = 0; add != NULL && add[i] != NULL && eq != NULL; i++) {
+		if (strncmp(add[i], entry, (size_t)(eq - entry) + 1) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+char **tt_child_env(const char *const *add)
+{
+	static char asan[1024];
+	size_t n = 0, nadd = 0, k = 0, i;
+	const char *old = getenv("ASAN_OPTIONS");
+	char **env;
+
+	while (environ[n] != NULL) {
+		n++;
+	}
+	while (add != NULL && add[nadd] != NULL) {
+		nadd++;
+	}
+	env = calloc(n + nadd + 2, sizeof(*env));
+	if (env == NULL) {
+		fprintf(stderr, "tt_child_env: out of memory\n");
+		exit(2);
+	}
+	for (i = 0; i < n; i++) {
+		if (env_named(environ[i], "LD_LIBRARY_PATH") ||
+		    env_named(environ[i], "LD_PRELOAD") ||
+		    env_named(environ[i], "ASAN_OPTIONS") ||
+		    add_sets(add, environ[i])) {
+			continue;
+		}
+		env[k++] = environ[i];
+	}
+	if (!add_sets(add, "ASAN_OPTIONS=")) {
+		snprintf(asan, sizeof(asan),
+			 "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+			 old != NULL ? old : "",
+			 old != NULL && old[0] != '\0' ? ":" : "");
+		env[k++] = asan;
+	}
+	for (i = 0; i < nadd; i++) {
+		env[k++] = (char *)add[i];
+	}
+	env[k] = NULL;
+	return env;
+}
+
 int tt_group_setup(void **state)
 {
 	(void)state;

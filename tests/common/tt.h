@@ -15,6 +15,18 @@
  */
 void tt_check_library(void);
 
+/*
+ * Environment for a program the test starts with a chosen libtevent: the
+ * caller's environment without LD_LIBRARY_PATH, LD_PRELOAD and
+ * ASAN_OPTIONS, then the "NAME=value" entries of `add` (NULL-terminated,
+ * may be NULL).  Unless `add` sets ASAN_OPTIONS, the inherited options
+ * come back with verify_asan_link_order=0: an ASan-built library preloaded
+ * into an uninstrumented program sits before the ASan runtime in the load
+ * order, which ASan refuses unless told otherwise.  The array is malloc'd
+ * (the strings are not copied); free() it after execve() or fork().
+ */
+char **tt_child_env(const char *const *add);
+
 /* cmocka group setup that only calls tt_check_library(). */
 int tt_group_setup(void **state);
 

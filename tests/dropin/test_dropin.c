@@ -33,8 +33,6 @@
 
 #include "tt.h"
 
-extern char **environ;
-
 /*
  * What legacy_app must print for every backend (as Debian's 0.14.1 does):
  * "result <backend> <line>".  The scenarios are explained in legacy_app.c.
@@ -247,41 +245,13 @@ struct run {
 static void run_app(struct run *r, const char *const *add)
 {
 	char **env;
-	size_t n = 0, k = 0, i;
 	int pfd[2];
 	pid_t pid;
 	size_t len = 0;
 	time_t deadline = time(NULL) + 120;
 	char *line, *save;
 
-	while (environ[n] != NULL) {
-		n++;
-	}
-	env = calloc(n + 8, sizeof(*env));
-	assert_non_null(env);
-	for (i = 0; i < n; i++) {
-		if (strncmp(environ[i], "LD_LIBRARY_PATH=", 16) == 0 ||
-		    strncmp(environ[i], "LD_PRELOAD=", 11) == 0 ||
-		    strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0) {
-			continue;
-		}
-		env[k++] = environ[i];
-	}
-	/* A preloaded ASan-built library sits before the ASan runtime in the
-	 * load order; ASan refuses that unless told otherwise.  Harmless in
-	 * other builds. */
-	{
-		static char asan[512];
-		const char *old = getenv("ASAN_OPTIONS");
-
-		snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
-			 old != NULL ? old : "", old != NULL && old[0] ? ":" : "");
-		env[k++] = asan;
-	}
-	for (i = 0; add != NULL && add[i] != NULL; i++) {
-		env[k++] = (char *)add[i];
-	}
-	env[k] = NULL;
+	env = tt_child_env(add);
 
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();

@@ -1,0 +1,832 @@
+/*
+ * Samba itself on our library: Debian's smbd, smbclient and ldb tools,
+ * built against Debian's libtevent 0.14.1 and never rebuilt, run with the
+ * library under test preloaded.  smbd drives everything through tevent
+ * (its main loop, one forked child per connection, requests and queues
+ * for SMB2, threaded immediates for messaging), so a file server that
+ * serves real traffic correctly is the most demanding drop-in check there
+ * is.
+ *
+ * The group setup starts a private smbd (own config, state and share in a
+ * temporary directory, loopback only, a free port) and every case proves
+ * which libtevent served it: /proc/PID/maps for smbd, the loader's own
+ * log (LD_DEBUG=files) for the short-lived clients.
+ *
+ * Needs Debian's samba, smbclient and ldb-tools (buildtools/install-deps
+ * installs them as root); without them every case is skipped and says so.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tt.h"
+
+#define SMBD "/usr/sbin/smbd"
+#define SMBCLIENT "/usr/bin/smbclient"
+#define LDBADD "/usr/bin/ldbadd"
+#define LDBSEARCH "/usr/bin/ldbsearch"
+#define LDBMODIFY "/usr/bin/ldbmodify"
+#define LDBDEL "/usr/bin/ldbdel"
+
+/* Hang guards only: every step normally takes well under a second. */
+#define START_GUARD_S 120
+#define RUN_GUARD_S 300
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct {
+	bool have_samba;
+	char ours[PATH_MAX];      /* real path of the library under test */
+	char preload[PATH_MAX + 16];
+	char dir[PATH_MAX];       /* private temporary directory */
+	char conf[PATH_MAX + 16];
+	char log[PATH_MAX + 16];  /* smbd's stdout and stderr */
+	int port;
+	pid_t smbd;
+} g;
+
+/* ---- small file helpers ---- */
+
+static void path_in(char *buf, size_t len, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", g.dir, name);
+
+	assert_true(n > 0 && (size_t)n < len);
+}
+
+static char *slurp(const char *path, size_t *len_out)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, got;
+
+	if (f == NULL) {
+		return NULL;
+	}
+	do {
+		if (cap - len < 65536) {
+			cap = cap * 2 + 65536;
+			buf = realloc(buf, cap + 1);
+			assert_non_null(buf);
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+	} while (got > 0);
+	fclose(f);
+	buf[len] = '\0';
+	if (len_out != NULL) {
+		*len_out = len;
+	}
+	return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* `len` bytes that differ from file to file (seeded), not compressible. */
+static void write_pattern(const char *path, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	unsigned char *buf = malloc(len);
+	size_t i;
+
+	assert_non_null(buf);
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (unsigned char)x;
+	}
+	write_file(path, buf, len);
+	free(buf);
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+	size_t la, lb;
+	char *da = slurp(a, &la);
+	char *db = slurp(b, &lb);
+
+	if (da == NULL || db == NULL || la != lb || memcmp(da, db, la) != 0) {
+		fprintf(stderr, "files differ: %s (%zu bytes) and %s (%zu bytes)\n",
+			a, da != NULL ? la : 0, b, db != NULL ? lb : 0);
+		fail();
+	}
+	free(da);
+	free(db);
+}
+
+static void rm_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char sub[PATH_MAX];
+
+	if (d == NULL) {
+		unlink(path);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+			continue;
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		rm_tree(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+/* ---- running Samba's programs with our library preloaded ---- */
+
+/*
+ * Starts argv[0] with LD_PRELOAD=<ours> (plus `extra` environment), its
+ * stdout and stderr appended to `out`.  The child dies with the test, and
+ * gets a process group of its own: smbd signals its whole group when it
+ * stops, which must not include the test.
+ */
+static pid_t spawn(char *const argv[], const char *out,
+		   const char *const *extra)
+{
+	const char *add[8];
+	size_t n = 0, i;
+	char **env;
+	pid_t pid;
+
+	add[n++] = g.preload;
+	/* Samba's own leaks at exit are not ours to report. */
+	add[n++] = "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0";
+	for (i = 0; extra != NULL && extra[i] != NULL && n < NELEM(add) - 1; i++) {
+		add[n++] = extra[i];
+	}
+	add[n] = NULL;
+	env = tt_child_env(add);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd < 0) {
+			_exit(126);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setpgid(0, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			close(fd);
+		}
+		execve(argv[0], argv, env);
+		_exit(127);
+	}
+	free(env);
+	return pid;
+}
+
+/* waitpid() with a hang guard; the child is killed when it runs over. */
+static int wait_guarded(pid_t pid, int guard_s)
+{
+	time_t deadline = time(NULL) + guard_s;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid) {
+			return status;
+		}
+		assert_true(r == 0 || (r < 0 && errno == EINTR));
+		if (time(NULL) > deadline) {
+			fprintf(stderr, "pid %d still running after %d s: killed\n",
+				(int)pid, guard_s);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return status;
+		}
+		usleep(10000);
+	}
+}
+
+/* The end of a log, where the reason for a failure is. */
+static void dump(const char *path)
+{
+	size_t len = 0;
+	char *text = slurp(path, &len);
+	size_t from = len > 8192 ? len - 8192 : 0;
+
+	fprintf(stderr, "---- %s%s ----\n%s\n----\n", path,
+		from > 0 ? " (last 8 KiB)" : "",
+		text != NULL ? text + from : "(missing)");
+	free(text);
+}
+
+/*
+ * Every libtevent the loader mapped for the programs that wrote
+ * LD_DEBUG=files logs named <prefix>.<pid> must be ours, and there must
+ * be at least one.
+ */
+static void assert_loader_used_ours(const char *prefix)
+{
+	const char *base = strrchr(prefix, '/') + 1;
+	char dirpath[PATH_MAX], file[PATH_MAX * 2];
+	size_t blen = strlen(base);
+	int seen = 0;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(dirpath, sizeof(dirpath), "%.*s", (int)(base - 1 - prefix),
+		 prefix);
+	d = opendir(dirpath);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char *text, *line, *save = NULL;
+
+		if (strncmp(e->d_name, base, blen) != 0 || e->d_name[blen] != '.') {
+			continue;
+		}
+		snprintf(file, sizeof(file), "%s/%s", dirpath, e->d_name);
+		text = slurp(file, NULL);
+		assert_non_null(text);
+		for (line = strtok_r(text, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			char *f = strstr(line, "file=");
+			char *end, *slash, real[PATH_MAX];
+
+			if (f == NULL || strstr(line, "generating link map") == NULL) {
+				continue;
+			}
+			f += 5;
+			end = strstr(f, " [");
+			assert_non_null(end);
+			*end = '\0';
+			slash = strrchr(f, '/');
+			if (strncmp(slash != NULL ? slash + 1 : f, "libtevent.so", 12) != 0) {
+				continue;
+			}
+			if (realpath(f, real) == NULL || strcmp(real, g.ours) != 0) {
+				fprintf(stderr, "%s: loader mapped %s, not %s\n", file,
+					f, g.ours);
+				fail();
+			}
+			seen++;
+		}
+		free(text);
+		unlink(file);
+	}
+	closedir(d);
+	if (seen == 0) {
+		fprintf(stderr, "no libtevent in the loader logs %s.*\n", prefix);
+		fail();
+	}
+}
+
+/*
+ * Runs a Samba client program to completion with our library, proves the
+ * loader used ours, and returns its output (exit status 0 required).
+ */
+static char *run_client(const char *tag, char *const argv[])
+{
+	char out[PATH_MAX + 64], ldlog[PATH_MAX + 64];
+	char ld_output[PATH_MAX + 96];
+	const char *extra[] = {"LD_DEBUG=files", ld_output, NULL};
+	int status;
+	char *text;
+
+	snprintf(out, sizeof(out), "%s/%s.out", g.dir, tag);
+	snprintf(ldlog, sizeof(ldlog), "%s/ld-%s", g.dir, tag);
+	snprintf(ld_output, sizeof(ld_output), "LD_DEBUG_OUTPUT=%s", ldlog);
+	unlink(out);
+
+	status = wait_guarded(spawn(argv, out, extra), RUN_GUARD_S);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "%s: %s ended with status 0x%x\n", tag, argv[0],
+			status);
+		dump(out);
+		fail();
+	}
+	assert_loader_used_ours(ldlog);
+	text = slurp(out, NULL);
+	assert_non_null(text);
+	return text;
+}
+
+/* smbclient against the private share, running `commands` in `cwd`. */
+static char *smbclient(const char *tag, const char *cwd, const char *commands)
+{
+	char port[16], cmd[4096];
+	char *argv[] = {SMBCLIENT, "-s", g.conf, "//127.0.0.1/share", "-p", port,
+			"-N", "-m", "SMB3", "-c", cmd, NULL};
+
+	snprintf(port, sizeof(port), "%d", g.port);
+	/* smbclient's lcd makes the local side of put/get explicit */
+	assert_true((size_t)snprintf(cmd, sizeof(cmd), "lcd %s; %s", cwd,
+				     commands) < sizeof(cmd));
+	return run_client(tag, argv);
+}
+
+/* ---- the private smbd ---- */
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+		return -1;
+	}
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static bool port_accepts(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	if (fd >= 0) {
+		close(fd);
+	}
+	return ok;
+}
+
+static void write_config(void)
+{
+	static const char *const subdirs[] = {
+		"lock", "state", "cache", "pid", "private", "ncalrpc", "binddns",
+		"share", "local", "ld",
+	};
+	char path[PATH_MAX + 32], text[8192];
+	struct passwd *pw = getpwuid(geteuid());
+	size_t i;
+	int n;
+
+	for (i = 0; i < NELEM(subdirs); i++) {
+		path_in(path, sizeof(path), subdirs[i]);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	assert_non_null(pw);
+	/* Guests become the user running the test, so smbd never has to
+	 * switch to an account it may not be allowed to become. */
+	n = snprintf(text, sizeof(text),
+		     "[global]\n"
+		     "  workgroup = TEVENTCXX\n"
+		     "  netbios name = TEVENTCXX\n"
+		     "  server role = standalone server\n"
+		     "  smb ports = %d\n"
+		     "  interfaces = 127.0.0.1\n"
+		     "  bind interfaces only = yes\n"
+		     "  lock directory = %s/lock\n"
+		     "  state directory = %s/state\n"
+		     "  cache directory = %s/cache\n"
+		     "  pid directory = %s/pid\n"
+		     "  private dir = %s/private\n"
+		     "  ncalrpc dir = %s/ncalrpc\n"
+		     "  binddns dir = %s/binddns\n"
+		     /* 3: smbd logs how it went down (see the last case) */
+		     "  log level = 3\n"
+		     "  map to guest = Bad User\n"
+		     "  guest account = %s\n"
+		     "  load printers = no\n"
+		     "  printcap name = /dev/null\n"
+		     "  disable spoolss = yes\n"
+		     "[share]\n"
+		     "  path = %s/share\n"
+		     "  read only = no\n"
+		     "  guest ok = yes\n"
+		     "  force user = %s\n",
+		     g.port, g.dir, g.dir, g.dir, g.dir, g.dir, g.dir, g.dir,
+		     pw->pw_name, g.dir, pw->pw_name);
+	assert_true(n > 0 && (size_t)n < sizeof(text));
+	write_file(g.conf, text, (size_t)n);
+}
+
+static int start_smbd(void)
+{
+	char *argv[] = {SMBD, "--foreground", "--no-process-group",
+			"--debug-stdout", "-s", g.conf, NULL};
+	time_t deadline = time(NULL) + START_GUARD_S;
+	int status;
+
+	g.smbd = spawn(argv, g.log, NULL);
+	while (!port_accepts(g.port)) {
+		if (waitpid(g.smbd, &status, WNOHANG) == g.smbd) {
+			fprintf(stderr, "smbd ended before listening (0x%x)\n",
+				status);
+			dump(g.log);
+			g.smbd = 0;
+			return -1;
+		}
+		if (time(NULL) > deadline) {
+			fprintf(stderr, "smbd not listening after %d s\n",
+				START_GUARD_S);
+			dump(g.log);
+			return -1;
+		}
+		usleep(20000);
+	}
+	return 0;
+}
+
+static void stop_smbd(void)
+{
+	if (g.smbd > 0) {
+		kill(g.smbd, SIGTERM);
+		wait_guarded(g.smbd, START_GUARD_S);
+		g.smbd = 0;
+	}
+}
+
+static bool have_samba(void)
+{
+	static const char *const tools[] = {
+		SMBD, SMBCLIENT, LDBADD, LDBSEARCH, LDBMODIFY, LDBDEL,
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(tools); i++) {
+		if (access(tools[i], X_OK) != 0) {
+			fprintf(stderr, "test_samba: %s not installed (Debian's samba, "
+				"smbclient and ldb-tools; buildtools/install-deps "
+				"installs them as root)\n", tools[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The library tt_check_library() accepted. */
+static int find_ours(void)
+{
+	Dl_info info;
+	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
+
+	if (fn == NULL || dladdr(fn, &info) == 0 ||
+	    realpath(info.dli_fname, g.ours) == NULL) {
+		return -1;
+	}
+	snprintf(g.preload, sizeof(g.preload), "LD_PRELOAD=%s", g.ours);
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	tt_check_library();
+	if (find_ours() != 0) {
+		return -1;
+	}
+	g.have_samba = have_samba();
+	if (!g.have_samba) {
+		return 0;
+	}
+	snprintf(g.dir, sizeof(g.dir), "/tmp/tevent-samba.XXXXXX");
+	if (mkdtemp(g.dir) == NULL) {
+		return -1;
+	}
+	/* smbd serves the share as the user running the test */
+	chmod(g.dir, 0755);
+	snprintf(g.conf, sizeof(g.conf), "%s/smb.conf", g.dir);
+	snprintf(g.log, sizeof(g.log), "%s/smbd.log", g.dir);
+	g.port = free_port();
+	if (g.port <= 0) {
+		return -1;
+	}
+	write_config();
+	return start_smbd();
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	stop_smbd();
+	if (g.dir[0] != '\0' && getenv("TEST_SAMBA_KEEP") == NULL) {
+		rm_tree(g.dir);
+	}
+	return 0;
+}
+
+static void need_samba(void)
+{
+	if (!g.have_samba) {
+		skip();
+	}
+}
+
+/* ---- cases ---- */
+
+/* smbd, as started, has our library and no other libtevent mapped. */
+static void test_smbd_runs_on_ours(void **state)
+{
+	char maps[64], *text, *line, *save = NULL;
+	int ours = 0;
+
+	(void)state;
+	need_samba();
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)g.smbd);
+	text = slurp(maps, NULL);
+	assert_non_null(text);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *path = strchr(line, '/');
+		char *base = path != NULL ? strrchr(path, '/') + 1 : NULL;
+
+		if (base == NULL || strncmp(base, "libtevent.so", 12) != 0) {
+			continue;
+		}
+		if (strcmp(path, g.ours) != 0) {
+			fprintf(stderr, "smbd maps %s besides %s\n", path, g.ours);
+			fail();
+		}
+		ours++;
+	}
+	free(text);
+	assert_true(ours > 0);
+}
+
+/*
+ * One session: a large and a small file up, a directory, a rename, a
+ * listing, both files back down and a delete.  The large file goes
+ * through smbd's asynchronous read and write paths in many requests.
+ */
+static void test_files_round_trip(void **state)
+{
+	char local[PATH_MAX + 32], a[PATH_MAX + 64], b[PATH_MAX + 64];
+	char *out;
+
+	(void)state;
+	need_samba();
+	path_in(local, sizeof(local), "local");
+	snprintf(a, sizeof(a), "%s/big.bin", local);
+	write_pattern(a, 24u << 20, 1);
+	snprintf(a, sizeof(a), "%s/small.txt", local);
+	write_file(a, "tevent-cxx under smbd\n", 22);
+
+	out = smbclient("roundtrip", local,
+			"put big.bin; put small.txt; mkdir sub; "
+			"rename small.txt sub\\moved.txt; ls; ls sub\\*; "
+			"get big.bin big.back; get sub\\moved.txt moved.back; "
+			"del big.bin");
+	assert_non_null(strstr(out, "moved.txt"));
+	assert_non_null(strstr(out, "big.bin"));
+	free(out);
+
+	snprintf(a, sizeof(a), "%s/big.bin", local);
+	snprintf(b, sizeof(b), "%s/big.back", local);
+	assert_same_file(a, b);
+	snprintf(a, sizeof(a), "%s/small.txt", local);
+	snprintf(b, sizeof(b), "%s/moved.back", local);
+	assert_same_file(a, b);
+	/* the server side: deleted, moved, and the moved copy intact */
+	path_in(b, sizeof(b), "share/big.bin");
+	assert_int_equal(access(b, F_OK), -1);
+	path_in(b, sizeof(b), "share/sub/moved.txt");
+	assert_same_file(a, b);
+}
+
+/*
+ * Several clients at once, each in a directory of its own, several round
+ * trips each: separate smbd children serving in parallel.
+ */
+static void test_parallel_clients(void **state)
+{
+	enum { CLIENTS = 4, ROUNDS = 3 };
+	char local[PATH_MAX + 32], out[CLIENTS][PATH_MAX + 64];
+	char ldlog[PATH_MAX + 64], ld_output[PATH_MAX + 96];
+	const char *extra[] = {"LD_DEBUG=files", ld_output, NULL};
+	pid_t pids[CLIENTS];
+	char cmds[CLIENTS][2048], port[16];
+	int c, r;
+
+	(void)state;
+	need_samba();
+	path_in(local, sizeof(local), "local");
+	path_in(ldlog, sizeof(ldlog), "ld/parallel");
+	snprintf(ld_output, sizeof(ld_output), "LD_DEBUG_OUTPUT=%s", ldlog);
+	snprintf(port, sizeof(port), "%d", g.port);
+
+	for (c = 0; c < CLIENTS; c++) {
+		char file[PATH_MAX + 64];
+		size_t len = 0;
+
+		snprintf(file, sizeof(file), "%s/p%d.bin", local, c);
+		write_pattern(file, (4u << 20) + (size_t)c * 4099, 100 + c);
+		len += (size_t)snprintf(cmds[c] + len, sizeof(cmds[c]) - len,
+					"lcd %s; mkdir c%d; cd c%d", local, c, c);
+		for (r = 0; r < ROUNDS; r++) {
+			len += (size_t)snprintf(cmds[c] + len, sizeof(cmds[c]) - len,
+						"; put p%d.bin r%d.bin; get r%d.bin p%d.r%d",
+						c, r, r, c, r);
+		}
+		assert_true(len < sizeof(cmds[c]));
+	}
+	for (c = 0; c < CLIENTS; c++) {
+		char *argv[] = {SMBCLIENT, "-s", g.conf, "//127.0.0.1/share",
+				"-p", port, "-N", "-m", "SMB3", "-c", cmds[c],
+				NULL};
+
+		snprintf(out[c], sizeof(out[c]), "%s/parallel%d.out", g.dir, c);
+		pids[c] = spawn(argv, out[c], extra);
+	}
+	for (c = 0; c < CLIENTS; c++) {
+		int status = wait_guarded(pids[c], RUN_GUARD_S);
+
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "client %d ended with status 0x%x\n", c,
+				status);
+			dump(out[c]);
+			fail();
+		}
+	}
+	assert_loader_used_ours(ldlog);
+	for (c = 0; c < CLIENTS; c++) {
+		char a[PATH_MAX + 64], b[PATH_MAX + 64];
+
+		snprintf(a, sizeof(a), "%s/p%d.bin", local, c);
+		for (r = 0; r < ROUNDS; r++) {
+			snprintf(b, sizeof(b), "%s/p%d.r%d", local, c, r);
+			assert_same_file(a, b);
+			snprintf(b, sizeof(b), "%s/share/c%d/r%d.bin", g.dir, c, r);
+			assert_same_file(a, b);
+		}
+	}
+}
+
+/* "# returned N records" from ldbsearch's output, -1 if absent. */
+static long returned_records(const char *out)
+{
+	const char *p = strstr(out, "# returned ");
+
+	return p != NULL ? strtol(p + 11, NULL, 10) : -1;
+}
+
+/*
+ * ldb runs its requests on a tevent loop: add many records, search with
+ * filters, modify and delete some, and check what is left.
+ */
+static void test_ldb_tools(void **state)
+{
+	enum { RECORDS = 300 };
+	char url[PATH_MAX + 32], ldif[PATH_MAX + 32], *text, *out;
+	size_t cap = RECORDS * 128 + 256, len = 0;
+	int i;
+
+	(void)state;
+	need_samba();
+	snprintf(url, sizeof(url), "tdb://%s/test.ldb", g.dir);
+	path_in(ldif, sizeof(ldif), "add.ldif");
+	text = malloc(cap);
+	assert_non_null(text);
+	for (i = 0; i < RECORDS; i++) {
+		len += (size_t)snprintf(text + len, cap - len,
+					"dn: cn=r%d,dc=tevent\ncn: r%d\n"
+					"objectClass: thing\nparity: %s\n\n",
+					i, i, i % 2 ? "odd" : "even");
+	}
+	assert_true(len < cap);
+	write_file(ldif, text, len);
+
+	{
+		char *argv[] = {LDBADD, "-H", url, ldif, NULL};
+
+		out = run_client("ldbadd", argv);
+		free(out);
+	}
+	{
+		char *argv[] = {LDBSEARCH, "-H", url, "(parity=odd)", "cn", NULL};
+
+		out = run_client("ldbsearch1", argv);
+		assert_int_equal(returned_records(out), RECORDS / 2);
+		free(out);
+	}
+
+	/* every even record becomes odd */
+	len = 0;
+	for (i = 0; i < RECORDS; i += 2) {
+		len += (size_t)snprintf(text + len, cap - len,
+					"dn: cn=r%d,dc=tevent\nchangetype: modify\n"
+					"replace: parity\nparity: odd\n\n", i);
+	}
+	assert_true(len < cap);
+	write_file(ldif, text, len);
+	{
+		char *argv[] = {LDBMODIFY, "-H", url, ldif, NULL};
+
+		out = run_client("ldbmodify", argv);
+		free(out);
+	}
+	{
+		char *argv[] = {LDBDEL, "-H", url, "cn=r7,dc=tevent",
+				"cn=r8,dc=tevent", NULL};
+
+		out = run_client("ldbdel", argv);
+		free(out);
+	}
+	{
+		char *argv[] = {LDBSEARCH, "-H", url, "(parity=odd)", "cn", NULL};
+
+		out = run_client("ldbsearch2", argv);
+		assert_int_equal(returned_records(out), RECORDS - 2);
+		assert_null(strstr(out, "cn: r7\n"));
+		assert_non_null(strstr(out, "cn: r9\n"));
+		free(out);
+	}
+	free(text);
+}
+
+/*
+ * Last: SIGTERM reaches smbd through its tevent signal handler, which
+ * shuts the server down and says so (then smbd ends by the signal, as it
+ * does on Debian's library); the log of the whole run shows no panic or
+ * abort.
+ */
+static void test_smbd_clean_stop(void **state)
+{
+	static const char *const bad[] = {
+		"PANIC", "INTERNAL ERROR", "tevent_abort", "Bad talloc magic",
+		"double free", "use after free",
+	};
+	char *log;
+	int status;
+	size_t i;
+
+	(void)state;
+	need_samba();
+	assert_true(g.smbd > 0);
+	assert_int_equal(kill(g.smbd, SIGTERM), 0);
+	status = wait_guarded(g.smbd, START_GUARD_S);
+	g.smbd = 0;
+	log = slurp(g.log, NULL);
+	assert_non_null(log);
+	for (i = 0; i < NELEM(bad); i++) {
+		if (strstr(log, bad[i]) != NULL) {
+			fprintf(stderr, "smbd log mentions \"%s\"\n", bad[i]);
+			dump(g.log);
+			fail();
+		}
+	}
+	if (strstr(log, "Server exit (termination signal)") == NULL ||
+	    !((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+	      (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))) {
+		fprintf(stderr, "smbd ended with status 0x%x\n", status);
+		dump(g.log);
+		fail();
+	}
+	free(log);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_smbd_runs_on_ours),
+		cmocka_unit_test(test_files_round_trip),
+		cmocka_unit_test(test_parallel_clients),
+		cmocka_unit_test(test_ldb_tools),
+		cmocka_unit_test(test_smbd_clean_stop),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
