@@ -15,7 +15,6 @@ namespace {
 constexpr const char kQueueTypeName[] = "struct tevent_queue";
 constexpr const char kEntryTypeName[] = "struct tevent_queue_entry";
 constexpr const char kWatchTypeName[] = "struct tevent_queue_context_watch";
-constexpr const char kHere[] = "lib/tevent/queue.cc";
 
 // A NULL trigger makes the entry a pure blocker: it still takes its turn
 // (and is traced like any other) but does nothing when triggered.
@@ -31,7 +30,7 @@ void schedule_head_trigger(tevent_queue *q, struct tevent_context *ev)
 		return;
 	}
 	_tevent_schedule_immediate(q->immediate, ev, queue_immediate_handler, q,
-				   "tevent_queue_immediate_trigger", kHere);
+				   "tevent_queue_immediate_trigger", __location__);
 }
 
 void run_trigger(tevent_queue_entry *e)
@@ -217,7 +216,7 @@ TEVENT_EXPORT struct tevent_queue *_tevent_queue_create(TALLOC_CTX *mem_ctx,
 		talloc_free(q);
 		return nullptr;
 	}
-	q->immediate = _tevent_create_immediate(q, kHere);
+	q->immediate = _tevent_create_immediate(q, __location__);
 	if (q->immediate == nullptr) {
 		talloc_free(q);
 		return nullptr;
@@ -330,7 +329,7 @@ struct tevent_queue_wait_state {
 
 void queue_wait_trigger(struct tevent_req *req, void *)
 {
-	_tevent_req_done(req, kHere);
+	_tevent_req_done(req, __location__);
 }
 
 } // namespace
@@ -343,13 +342,13 @@ TEVENT_EXPORT struct tevent_req *tevent_queue_wait_send(TALLOC_CTX *mem_ctx,
 	tevent_req *req = __tevent_req_create(
 		mem_ctx, &state, sizeof(tevent_queue_wait_state),
 		"struct tevent_queue_wait_state", "tevent_queue_wait_send",
-		kHere);
+		__location__);
 	if (req == nullptr) {
 		return nullptr;
 	}
 	if (!_tevent_queue_add(queue, ev, req, queue_wait_trigger,
 			       "tevent_queue_wait_trigger", nullptr)) {
-		_tevent_req_oom(req, kHere);
+		_tevent_req_oom(req, __location__);
 		return tevent_req_post(req, ev);
 	}
 	return req;

@@ -13,7 +13,6 @@
 namespace {
 
 constexpr const char kReqTypeName[] = "struct tevent_req";
-constexpr const char kHere[] = "lib/tevent/req.cc";
 
 int req_talloc_destructor(tevent_req *req)
 {
@@ -180,7 +179,7 @@ void tevent_req::post(struct tevent_context *ev)
 		return;
 	}
 	if (post_immediate == nullptr) {
-		post_immediate = _tevent_create_immediate(this, kHere);
+		post_immediate = _tevent_create_immediate(this, __location__);
 		if (post_immediate == nullptr) {
 			// Only on real memory exhaustion. Upstream creates the
 			// immediate with the request, so tevent_req_post() has
@@ -191,7 +190,7 @@ void tevent_req::post(struct tevent_context *ev)
 		}
 	}
 	_tevent_schedule_immediate(post_immediate, ev, post_immediate_handler,
-				   this, "tevent_req_trigger", kHere);
+				   this, "tevent_req_trigger", __location__);
 }
 
 void tevent_req::drop_endtime()
@@ -203,9 +202,9 @@ bool tevent_req::set_endtime(struct tevent_context *ev, struct timeval endtime)
 {
 	drop_endtime();
 	endtime_timer = _tevent_add_timer(ev, this, endtime, endtime_handler,
-					  this, "tevent_req_timedout", kHere);
+					  this, "tevent_req_timedout", __location__);
 	if (endtime_timer == nullptr) {
-		finish(TEVENT_REQ_NO_MEMORY, kHere);
+		finish(TEVENT_REQ_NO_MEMORY, __location__);
 		return false;
 	}
 	return true;
@@ -324,7 +323,7 @@ TEVENT_EXPORT bool tevent_req_poll(struct tevent_req *req,
 				   struct tevent_context *ev)
 {
 	while (req->in_progress()) {
-		if (_tevent_loop_once(ev, kHere) != 0) {
+		if (_tevent_loop_once(ev, __location__) != 0) {
 			return false;
 		}
 	}

@@ -12,7 +12,6 @@
 namespace {
 
 constexpr const char kProfileTypeName[] = "struct tevent_req_profile";
-constexpr const char kHere[] = "lib/tevent/req_profile.cc";
 
 struct timeval now()
 {
@@ -49,12 +48,12 @@ int tevent_req_profile::on_talloc_free()
 bool tevent_req::start_profile()
 {
 	if (profile != nullptr) {
-		_tevent_req_error(this, EINVAL, kHere);
+		_tevent_req_error(this, EINVAL, __location__);
 		return false;
 	}
 	tevent_req_profile *p = tevent_req_profile_create(this);
 	if (p == nullptr) {
-		_tevent_req_oom(this, kHere);
+		_tevent_req_oom(this, __location__);
 		return false;
 	}
 	p->req_name = talloc_get_name(state_data);

@@ -6,7 +6,6 @@
 
 namespace {
 
-constexpr const char kHere[] = "lib/tevent/wakeup.cc";
 
 struct tevent_wakeup_state {
 	struct timeval wakeup_time;
@@ -21,7 +20,7 @@ TEVENT_EXPORT struct tevent_req *tevent_wakeup_send(TALLOC_CTX *mem_ctx,
 	tevent_wakeup_state *state = nullptr;
 	tevent_req *req = __tevent_req_create(
 		mem_ctx, &state, sizeof(tevent_wakeup_state),
-		"struct tevent_wakeup_state", "tevent_wakeup_send", kHere);
+		"struct tevent_wakeup_state", "tevent_wakeup_send", __location__);
 	if (req == nullptr) {
 		return nullptr;
 	}
