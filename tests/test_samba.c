@@ -52,6 +52,7 @@
 #define LDBSEARCH "/usr/bin/ldbsearch"
 #define LDBMODIFY "/usr/bin/ldbmodify"
 #define LDBDEL "/usr/bin/ldbdel"
+#define SMBTORTURE "/usr/bin/smbtorture"
 
 /* Hang guards only: every step normally takes well under a second. */
 #define START_GUARD_S 120
@@ -484,13 +485,14 @@ static bool have_samba(void)
 {
 	static const char *const tools[] = {
 		SMBD, SMBCLIENT, LDBADD, LDBSEARCH, LDBMODIFY, LDBDEL,
+		SMBTORTURE,
 	};
 	size_t i;
 
 	for (i = 0; i < NELEM(tools); i++) {
 		if (access(tools[i], X_OK) != 0) {
 			fprintf(stderr, "test_samba: %s not installed (Debian's samba, "
-				"smbclient and ldb-tools; buildtools/install-deps "
+				"smbclient, ldb-tools and samba-testsuite; buildtools/install-deps "
 				"installs them as root)\n", tools[i]);
 			return false;
 		}
@@ -777,6 +779,165 @@ static void test_ldb_tools(void **state)
 	free(text);
 }
 
+/* ---- smbtorture: Samba's own test driver, on our library ---- */
+
+/* How many "success: NAME" lines smbtorture printed for NAME (NULL: all). */
+static int torture_successes(const char *out, const char *name)
+{
+	const char *p = out;
+	int n = 0;
+
+	while ((p = strstr(p, "success: ")) != NULL) {
+		const char *t = p + 9;
+		size_t len = strcspn(t, "\n");
+
+		if ((p == out || p[-1] == '\n') &&
+		    (name == NULL ||
+		     (strlen(name) == len && strncmp(t, name, len) == 0))) {
+			n++;
+		}
+		p = t;
+	}
+	return n;
+}
+
+/* No test reported failure or error (smbtorture's exit status aside). */
+static void assert_torture_clean(const char *tag, const char *out)
+{
+	static const char *const bad[] = {"\nfailure: ", "\nerror: "};
+	size_t i;
+
+	for (i = 0; i < NELEM(bad); i++) {
+		const char *hit = strstr(out, bad[i]);
+
+		if (hit != NULL) {
+			fprintf(stderr, "%s: %.600s\n", tag, hit + 1);
+			fail();
+		}
+	}
+}
+
+/*
+ * The copies of upstream's tevent suites built into smbtorture (4.17's
+ * lib/tevent/testsuite.c and test_req.c), then Samba's messaging, irpc,
+ * tfork, ldb and socket suites, which all run on tevent loops.  Left out:
+ * fd1, whose 2 ms phase timer fails on a busy machine whatever the
+ * library, and the resolver suite, which needs DNS.  tevent_cached_getpid
+ * waits for any child, so it runs before the suites that leave children.
+ */
+static void test_smbtorture_local(void **state)
+{
+	static const char *const per_backend[] = {
+		"context", "fd2", "wrapper", "free_wrapper",
+	};
+	static const char *const backends[] = {
+		"standard", "epoll", "poll", "poll_mt",
+	};
+	static const char *const event_once[] = {
+		"threaded_poll_mt", "multi_tevent_threaded",
+		"multi_tevent_threaded_1", "multi_tevent_threaded_2",
+		"tevent_cached_getpid",
+	};
+	static const char *const req_tests[] = {
+		"create", "profile1", "profile2",
+	};
+	static const char *const other_suites[] = {
+		"local.messaging", "local.irpc", "local.tfork", "local.ldb",
+		"local.socket",
+	};
+	static char names[NELEM(backends) * NELEM(per_backend) +
+			  NELEM(event_once)][64];
+	char *argv[4 + NELEM(names) + NELEM(other_suites)];
+	size_t n = 0, b, t;
+	int expected = 0;
+	char *out;
+
+	(void)state;
+	need_samba();
+	argv[n++] = SMBTORTURE;
+	argv[n++] = "ncalrpc:";
+	for (b = 0; b < NELEM(backends); b++) {
+		for (t = 0; t < NELEM(per_backend); t++) {
+			char *name = names[b * NELEM(per_backend) + t];
+
+			snprintf(name, sizeof(names[0]), "local.event.%s.%s",
+				 backends[b], per_backend[t]);
+			argv[n++] = name;
+		}
+	}
+	for (t = 0; t < NELEM(event_once); t++) {
+		char *name = names[NELEM(backends) * NELEM(per_backend) + t];
+
+		snprintf(name, sizeof(names[0]), "local.event.%s", event_once[t]);
+		argv[n++] = name;
+	}
+	argv[n++] = "local.tevent_req";
+	for (t = 0; t < NELEM(other_suites); t++) {
+		argv[n++] = (char *)other_suites[t];
+	}
+	argv[n] = NULL;
+	assert_true(n < NELEM(argv));
+
+	out = run_client("smbtorture-local", argv);
+	assert_torture_clean("smbtorture local", out);
+	for (t = 0; t < NELEM(per_backend); t++) {
+		assert_int_equal(torture_successes(out, per_backend[t]),
+				 (int)NELEM(backends));
+		expected += (int)NELEM(backends);
+	}
+	for (t = 0; t < NELEM(event_once); t++) {
+		assert_int_equal(torture_successes(out, event_once[t]), 1);
+		expected++;
+	}
+	for (t = 0; t < NELEM(req_tests); t++) {
+		assert_int_equal(torture_successes(out, req_tests[t]), 1);
+		expected++;
+	}
+	/* every other suite contributed at least one passing test */
+	assert_true(torture_successes(out, NULL) >=
+		    expected + (int)NELEM(other_suites));
+	free(out);
+}
+
+/*
+ * SMB2 protocol suites, smbtorture as the client and our smbd as the
+ * server, both on our library: the suites that pass against a plain
+ * standalone share (the same set passes on Debian's libtevent).
+ */
+static void test_smbtorture_smb2(void **state)
+{
+	static const char *const suites[] = {
+		"smb2.connect", "smb2.read", "smb2.lock", "smb2.credits",
+		"smb2.compound_async", "smb2.async_dosmode", "smb2.mkdir",
+		"smb2.openattr", "smb2.tcon", "smb2.winattr", "smb2.deny",
+		"smb2.mangle", "smb2.sdread",
+	};
+	char port[16];
+	char *argv[8 + NELEM(suites) + 1];
+	size_t n = 0, i;
+	char *out;
+
+	(void)state;
+	need_samba();
+	snprintf(port, sizeof(port), "%d", g.port);
+	argv[n++] = SMBTORTURE;
+	argv[n++] = "//127.0.0.1/share";
+	argv[n++] = "-p";
+	argv[n++] = port;
+	argv[n++] = "-U%";
+	argv[n++] = "-s";
+	argv[n++] = g.conf;
+	for (i = 0; i < NELEM(suites); i++) {
+		argv[n++] = (char *)suites[i];
+	}
+	argv[n] = NULL;
+
+	out = run_client("smbtorture-smb2", argv);
+	assert_torture_clean("smbtorture smb2", out);
+	assert_true(torture_successes(out, NULL) >= (int)NELEM(suites));
+	free(out);
+}
+
 /*
  * Last: SIGTERM reaches smbd through its tevent signal handler, which
  * shuts the server down and says so (then smbd ends by the signal, as it
@@ -825,6 +986,8 @@ int main(void)
 		cmocka_unit_test(test_files_round_trip),
 		cmocka_unit_test(test_parallel_clients),
 		cmocka_unit_test(test_ldb_tools),
+		cmocka_unit_test(test_smbtorture_local),
+		cmocka_unit_test(test_smbtorture_smb2),
 		cmocka_unit_test(test_smbd_clean_stop),
 	};
 
