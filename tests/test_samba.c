@@ -20,7 +20,6 @@
 #endif
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -508,27 +507,11 @@ static bool have_samba(void)
 	return true;
 }
 
-/* The library tt_check_library() accepted. */
-static int find_ours(void)
-{
-	Dl_info info;
-	void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-	if (fn == NULL || dladdr(fn, &info) == 0 ||
-	    realpath(info.dli_fname, g.ours) == NULL) {
-		return -1;
-	}
-	snprintf(g.preload, sizeof(g.preload), "LD_PRELOAD=%s", g.ours);
-	return 0;
-}
-
 static int group_setup(void **state)
 {
 	(void)state;
-	tt_check_library();
-	if (find_ours() != 0) {
-		return -1;
-	}
+	snprintf(g.ours, sizeof(g.ours), "%s", tt_library_path());
+	snprintf(g.preload, sizeof(g.preload), "LD_PRELOAD=%s", g.ours);
 	g.have_samba = have_samba();
 	if (!g.have_samba) {
 		return 0;

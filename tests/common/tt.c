@@ -27,10 +27,21 @@ static int under(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
+/* Real path of the libtevent the loader gave us, once checked. */
+static char loaded[PATH_MAX];
+
+const char *tt_library_path(void)
+{
+	if (loaded[0] == '\0') {
+		tt_check_library();
+	}
+	return loaded;
+}
+
 void tt_check_library(void)
 {
 	Dl_info info;
-	char loaded[PATH_MAX], wanted[PATH_MAX];
+	char wanted[PATH_MAX];
 	const char *want = getenv("TEVENT_TEST_LIBRARY");
 	/* Ask the loader rather than taking &tevent_context_init: in a
 	 * non-PIE program that would be the program's own PLT slot. */

@@ -15,6 +15,9 @@
  */
 void tt_check_library(void);
 
+/* Real path of that library (runs tt_check_library() if not done yet). */
+const char *tt_library_path(void);
+
 /*
  * Environment for a program the test starts with a chosen libtevent: the
  * caller's environment without LD_LIBRARY_PATH, LD_PRELOAD and
