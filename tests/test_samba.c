@@ -1,19 +1,21 @@
 /*
- * Samba itself on our library: Debian's smbd, smbclient and ldb tools,
- * built against Debian's libtevent 0.14.1 and never rebuilt, run with the
- * library under test preloaded.  smbd drives everything through tevent
- * (its main loop, one forked child per connection, requests and queues
- * for SMB2, threaded immediates for messaging), so a file server that
- * serves real traffic correctly is the most demanding drop-in check there
- * is.
+ * Samba itself on our library: Debian's smbd, samba-dcerpcd, smbclient,
+ * rpcclient, ldb tools and smbtorture, built against Debian's libtevent
+ * 0.14.1 and never rebuilt, run with the library under test preloaded.
+ * smbd drives everything through tevent (its main loop, one forked child
+ * per connection, requests and queues for SMB2, threaded immediates for
+ * messaging), so a file server that serves real traffic correctly is the
+ * most demanding drop-in check there is.
  *
- * The group setup starts a private smbd (own config, state and share in a
- * temporary directory, loopback only, a free port) and every case proves
- * which libtevent served it: /proc/PID/maps for smbd, the loader's own
- * log (LD_DEBUG=files) for the short-lived clients.
+ * The group setup starts a private smbd and samba-dcerpcd (own config,
+ * state and share in a temporary directory, loopback only, a free port)
+ * and every case proves which libtevent served it: /proc/PID/maps for the
+ * servers and their rpcd workers, the loader's own log (LD_DEBUG=files)
+ * for the short-lived clients.
  *
- * Needs Debian's samba, smbclient and ldb-tools (buildtools/install-deps
- * installs them as root); without them every case is skipped and says so.
+ * Needs Debian's samba, smbclient, ldb-tools and samba-testsuite
+ * (buildtools/install-deps installs them as root); without them every
+ * case is skipped and says so.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -52,6 +54,8 @@
 #define LDBMODIFY "/usr/bin/ldbmodify"
 #define LDBDEL "/usr/bin/ldbdel"
 #define SMBTORTURE "/usr/bin/smbtorture"
+#define RPCCLIENT "/usr/bin/rpcclient"
+#define DCERPCD "/usr/libexec/samba/samba-dcerpcd"
 
 /* Hang guards only: every step normally takes well under a second. */
 #define START_GUARD_S 120
@@ -66,8 +70,10 @@ static struct {
 	char dir[PATH_MAX];       /* private temporary directory */
 	char conf[PATH_MAX + 16];
 	char log[PATH_MAX + 16];  /* smbd's stdout and stderr */
+	char rpc_log[PATH_MAX + 16];  /* samba-dcerpcd's */
 	int port;
 	pid_t smbd;
+	pid_t dcerpcd;
 } g;
 
 /* ---- small file helpers ---- */
@@ -439,6 +445,8 @@ static void write_config(void)
 		     "  load printers = no\n"
 		     "  printcap name = /dev/null\n"
 		     "  disable spoolss = yes\n"
+		     /* the test starts samba-dcerpcd itself */
+		     "  rpc start on demand helpers = no\n"
 		     "[share]\n"
 		     "  path = %s/share\n"
 		     "  read only = no\n"
@@ -452,47 +460,89 @@ static void write_config(void)
 	write_file(g.conf, text, (size_t)n);
 }
 
-static int start_smbd(void)
+/* Waits until ready() holds; false if `pid` ended or the guard ran out. */
+static bool wait_ready(pid_t *pid, const char *what, const char *log,
+		       bool (*ready)(void))
 {
-	char *argv[] = {SMBD, "--foreground", "--no-process-group",
-			"--debug-stdout", "-s", g.conf, NULL};
 	time_t deadline = time(NULL) + START_GUARD_S;
 	int status;
 
-	g.smbd = spawn(argv, g.log, NULL);
-	while (!port_accepts(g.port)) {
-		if (waitpid(g.smbd, &status, WNOHANG) == g.smbd) {
-			fprintf(stderr, "smbd ended before listening (0x%x)\n",
-				status);
-			dump(g.log);
-			g.smbd = 0;
-			return -1;
+	while (!ready()) {
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			fprintf(stderr, "%s ended before it was ready (0x%x)\n",
+				what, status);
+			dump(log);
+			*pid = 0;
+			return false;
 		}
 		if (time(NULL) > deadline) {
-			fprintf(stderr, "smbd not listening after %d s\n",
+			fprintf(stderr, "%s not ready after %d s\n", what,
 				START_GUARD_S);
-			dump(g.log);
-			return -1;
+			dump(log);
+			return false;
 		}
 		usleep(20000);
+	}
+	return true;
+}
+
+static bool smbd_listens(void)
+{
+	return port_accepts(g.port);
+}
+
+/* samba-dcerpcd has bound the pipes the RPC case uses. */
+static bool pipes_bound(void)
+{
+	static const char *const pipes[] = {"srvsvc", "lsarpc"};
+	char path[PATH_MAX + 64];
+	size_t i;
+
+	for (i = 0; i < NELEM(pipes); i++) {
+		snprintf(path, sizeof(path), "%s/ncalrpc/np/%s", g.dir, pipes[i]);
+		if (access(path, F_OK) != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int start_servers(void)
+{
+	char *smbd[] = {SMBD, "--foreground", "--no-process-group",
+			"--debug-stdout", "-s", g.conf, NULL};
+	char *dcerpcd[] = {DCERPCD, "--libexec-rpcds", "--foreground",
+			   "--debug-stdout", "-s", g.conf, NULL};
+
+	g.smbd = spawn(smbd, g.log, NULL);
+	if (!wait_ready(&g.smbd, "smbd", g.log, smbd_listens)) {
+		return -1;
+	}
+	g.dcerpcd = spawn(dcerpcd, g.rpc_log, NULL);
+	if (!wait_ready(&g.dcerpcd, "samba-dcerpcd", g.rpc_log, pipes_bound)) {
+		return -1;
 	}
 	return 0;
 }
 
-static void stop_smbd(void)
+/* SIGTERM and wait; returns the wait status (0 when it was not running). */
+static int stop_server(pid_t *pid)
 {
-	if (g.smbd > 0) {
-		kill(g.smbd, SIGTERM);
-		wait_guarded(g.smbd, START_GUARD_S);
-		g.smbd = 0;
+	int status = 0;
+
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		status = wait_guarded(*pid, START_GUARD_S);
+		*pid = 0;
 	}
+	return status;
 }
 
 static bool have_samba(void)
 {
 	static const char *const tools[] = {
 		SMBD, SMBCLIENT, LDBADD, LDBSEARCH, LDBMODIFY, LDBDEL,
-		SMBTORTURE,
+		SMBTORTURE, RPCCLIENT, DCERPCD,
 	};
 	size_t i;
 
@@ -524,18 +574,20 @@ static int group_setup(void **state)
 	chmod(g.dir, 0755);
 	snprintf(g.conf, sizeof(g.conf), "%s/smb.conf", g.dir);
 	snprintf(g.log, sizeof(g.log), "%s/smbd.log", g.dir);
+	snprintf(g.rpc_log, sizeof(g.rpc_log), "%s/dcerpcd.log", g.dir);
 	g.port = free_port();
 	if (g.port <= 0) {
 		return -1;
 	}
 	write_config();
-	return start_smbd();
+	return start_servers();
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	stop_smbd();
+	stop_server(&g.dcerpcd);
+	stop_server(&g.smbd);
 	if (g.dir[0] != '\0' && getenv("TEST_SAMBA_KEEP") == NULL) {
 		rm_tree(g.dir);
 	}
@@ -551,16 +603,21 @@ static void need_samba(void)
 
 /* ---- cases ---- */
 
-/* smbd, as started, has our library and no other libtevent mapped. */
-static void test_smbd_runs_on_ours(void **state)
+/*
+ * `pid` has our library mapped, and no other libtevent.  Returns false
+ * only for a process that is gone (allowed when `may_be_gone`).
+ */
+static bool check_maps_only_ours(pid_t pid, const char *what,
+				 bool may_be_gone)
 {
 	char maps[64], *text, *line, *save = NULL;
 	int ours = 0;
 
-	(void)state;
-	need_samba();
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)g.smbd);
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
 	text = slurp(maps, NULL);
+	if (text == NULL && may_be_gone) {
+		return false;
+	}
 	assert_non_null(text);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -571,13 +628,103 @@ static void test_smbd_runs_on_ours(void **state)
 			continue;
 		}
 		if (strcmp(path, g.ours) != 0) {
-			fprintf(stderr, "smbd maps %s besides %s\n", path, g.ours);
+			fprintf(stderr, "%s (pid %d) maps %s besides %s\n", what,
+				(int)pid, path, g.ours);
 			fail();
 		}
 		ours++;
 	}
 	free(text);
-	assert_true(ours > 0);
+	if (ours == 0) {
+		fprintf(stderr, "%s (pid %d) does not map %s\n", what, (int)pid,
+			g.ours);
+		fail();
+	}
+	return true;
+}
+
+/* smbd and samba-dcerpcd, as started, run on our library alone. */
+static void test_servers_run_on_ours(void **state)
+{
+	(void)state;
+	need_samba();
+	check_maps_only_ours(g.smbd, "smbd", false);
+	check_maps_only_ours(g.dcerpcd, "samba-dcerpcd", false);
+}
+
+/* Processes whose command line names our config: the rpcd workers. */
+static int config_users(pid_t *pids, int max)
+{
+	char want[PATH_MAX + 32], path[64];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	snprintf(want, sizeof(want), "--configfile=%s", g.conf);
+	while ((e = readdir(d)) != NULL && n < max) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		size_t len = 0, off;
+		char *cmd;
+
+		if (pid <= 0 || pid == g.smbd || pid == g.dcerpcd) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		cmd = slurp(path, &len);
+		/* the arguments are NUL-separated */
+		for (off = 0; cmd != NULL && off < len; off += strlen(cmd + off) + 1) {
+			if (strcmp(cmd + off, want) == 0) {
+				pids[n++] = pid;
+				break;
+			}
+		}
+		free(cmd);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * DCE/RPC over SMB named pipes: smbd hands the pipes to samba-dcerpcd's
+ * rpcd workers, all tevent servers on our library.  rpcclient asks the
+ * server service for its info and shares and the LSA for the domain;
+ * smbclient lists the shares the same way.
+ */
+static void test_rpc_services(void **state)
+{
+	char port[16];
+	char *rpc[] = {RPCCLIENT, "-s", g.conf, "-p", port, "-U%", "127.0.0.1",
+		       "-c", "srvinfo; netshareenumall; lsaquery", NULL};
+	char *list[] = {SMBCLIENT, "-s", g.conf, "-L", "127.0.0.1", "-p", port,
+			"-N", NULL};
+	pid_t workers[32];
+	int n, i, checked = 0;
+	char *out;
+
+	(void)state;
+	need_samba();
+	snprintf(port, sizeof(port), "%d", g.port);
+
+	out = run_client("rpcclient", rpc);
+	assert_non_null(strstr(out, "TEVENTCXX"));       /* srvinfo */
+	assert_non_null(strstr(out, "netname: share"));  /* netshareenumall */
+	assert_non_null(strstr(out, "netname: IPC$"));
+	assert_non_null(strstr(out, "Domain Name: TEVENTCXX"));  /* lsaquery */
+	free(out);
+
+	out = run_client("smbclient-list", list);
+	assert_non_null(strstr(out, "share           Disk"));
+	assert_non_null(strstr(out, "IPC$            IPC"));
+	free(out);
+
+	/* the workers that served those calls run on our library too (an
+	 * idle one may exit while we look) */
+	n = config_users(workers, (int)NELEM(workers));
+	for (i = 0; i < n; i++) {
+		checked += check_maps_only_ours(workers[i], "rpcd worker", true);
+	}
+	assert_true(checked > 0);
 }
 
 /*
@@ -940,57 +1087,92 @@ static void test_smbtorture_smb2(void **state)
 	free(out);
 }
 
-/*
- * Last: SIGTERM reaches smbd through its tevent signal handler, which
- * shuts the server down and says so (then smbd ends by the signal, as it
- * does on Debian's library); the log of the whole run shows no panic or
- * abort.
- */
-static void test_smbd_clean_stop(void **state)
+/* Neither a panic nor an abort nor a talloc complaint anywhere in `log`. */
+static void assert_log_clean(const char *log_path)
 {
 	static const char *const bad[] = {
 		"PANIC", "INTERNAL ERROR", "tevent_abort", "Bad talloc magic",
 		"double free", "use after free",
 	};
-	char *log;
-	int status;
+	char *log = slurp(log_path, NULL);
 	size_t i;
 
-	(void)state;
-	need_samba();
-	assert_true(g.smbd > 0);
-	assert_int_equal(kill(g.smbd, SIGTERM), 0);
-	status = wait_guarded(g.smbd, START_GUARD_S);
-	g.smbd = 0;
-	log = slurp(g.log, NULL);
 	assert_non_null(log);
 	for (i = 0; i < NELEM(bad); i++) {
 		if (strstr(log, bad[i]) != NULL) {
-			fprintf(stderr, "smbd log mentions \"%s\"\n", bad[i]);
-			dump(g.log);
+			fprintf(stderr, "%s mentions \"%s\"\n", log_path, bad[i]);
+			dump(log_path);
 			fail();
 		}
 	}
-	if (strstr(log, "Server exit (termination signal)") == NULL ||
-	    !((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+	free(log);
+}
+
+/* Ended by itself or by the SIGTERM it was sent, as on Debian's library. */
+static void assert_stopped_cleanly(int status, const char *what,
+				   const char *log_path)
+{
+	if (!((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
 	      (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))) {
-		fprintf(stderr, "smbd ended with status 0x%x\n", status);
+		fprintf(stderr, "%s ended with status 0x%x\n", what, status);
+		dump(log_path);
+		fail();
+	}
+}
+
+/*
+ * Last: SIGTERM reaches both servers through their tevent signal
+ * handlers.  smbd says it shuts down; samba-dcerpcd takes its rpcd
+ * workers with it.  The logs of the whole run show no panic or abort.
+ */
+static void test_servers_stop_cleanly(void **state)
+{
+	pid_t left[8];
+	char *log;
+	int status;
+
+	(void)state;
+	need_samba();
+	assert_true(g.smbd > 0 && g.dcerpcd > 0);
+
+	status = stop_server(&g.dcerpcd);
+	assert_stopped_cleanly(status, "samba-dcerpcd", g.rpc_log);
+	assert_log_clean(g.rpc_log);
+
+	status = stop_server(&g.smbd);
+	assert_stopped_cleanly(status, "smbd", g.log);
+	assert_log_clean(g.log);
+	log = slurp(g.log, NULL);
+	assert_non_null(log);
+	if (strstr(log, "Server exit (termination signal)") == NULL) {
+		fprintf(stderr, "smbd did not report its shutdown\n");
 		dump(g.log);
 		fail();
 	}
 	free(log);
+
+	/* the workers go with samba-dcerpcd (a hang guard, not a timing) */
+	for (int i = 0; i < START_GUARD_S * 10; i++) {
+		if (config_users(left, (int)NELEM(left)) == 0) {
+			return;
+		}
+		usleep(100000);
+	}
+	fprintf(stderr, "rpcd workers still running after samba-dcerpcd\n");
+	fail();
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_smbd_runs_on_ours),
+		cmocka_unit_test(test_servers_run_on_ours),
+		cmocka_unit_test(test_rpc_services),
 		cmocka_unit_test(test_files_round_trip),
 		cmocka_unit_test(test_parallel_clients),
 		cmocka_unit_test(test_ldb_tools),
 		cmocka_unit_test(test_smbtorture_local),
 		cmocka_unit_test(test_smbtorture_smb2),
-		cmocka_unit_test(test_smbd_clean_stop),
+		cmocka_unit_test(test_servers_stop_cleanly),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
