@@ -26,6 +26,15 @@ static void reset_immediate_fields(tevent_immediate *im,
 	im->tag = tag;
 }
 
+// Takes a queued immediate off its context's list. detach_ev is the
+// context owed a DETACH trace once a running handler is done, or null.
+static inline void unlink_immediate(tevent_context *ev, tevent_immediate *im,
+				    tevent_context *detach_ev)
+{
+	ev->immediates.remove(im);
+	reset_immediate_fields(im, detach_ev);
+}
+
 void immediates_detach_all(tevent_context *ev)
 {
 	tevent_immediate *im;
@@ -121,31 +130,28 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 		trace_immediate(ev, im,
 						TEVENT_EVENT_TRACE_DETACH);
 	}
-	ev->immediates.remove(im);
-	reset_immediate_fields(im, detach_ev);
+	unlink_immediate(ev, im, detach_ev);
 }
 
-TEVENT_EXPORT void tevent_common_schedule_immediate(
-	struct tevent_immediate *im, struct tevent_context *ev,
+namespace {
+
+__attribute__((noinline)) void debug_scheduled(tevent_context *ev,
+					       tevent_immediate *im)
+{
+	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+		      "Schedule immediate event \"%s\": %p\n",
+		      im->handler_name, im);
+}
+
+// Everything but the re-schedule of the last immediate in line; kept out
+// of line so that the fast path in tevent_common_schedule_immediate()
+// needs no stack frame.
+__attribute__((noinline)) void schedule_immediate_slow(
+	tevent_immediate *im, tevent_context *ev,
 	tevent_immediate_handler_t handler, void *private_data,
 	const char *handler_name, const char *location)
 {
 	WrapperGlue *glue = im->wrapper;
-
-	// Scheduling again the immediate that is already last in line (a
-	// queue does that on every add) changes nothing but its names; when
-	// nobody traces immediates, skip the cancel and re-append.
-	if (im->event_ctx == ev && ev->immediates.back() == im &&
-	    handler != nullptr && !im->busy && ev->trace.im == nullptr) {
-		im->handler = handler;
-		im->private_data = private_data;
-		im->handler_name = handler_name;
-		im->schedule_location = location;
-		TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
-			      "Schedule immediate event \"%s\": %p\n",
-			      handler_name, im);
-		return;
-	}
 
 	// An idle immediate (the common case) has nothing to cancel.
 	if (im->event_ctx != nullptr || im->detach_ev_ctx != nullptr ||
@@ -170,8 +176,34 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 	// idle immediate (or on one handed to another thread) gets it back.
 	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
 
-	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
-		      "Schedule immediate event \"%s\": %p\n", handler_name, im);
+	if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
+		debug_scheduled(ev, im);
+	}
+}
+
+} // namespace
+
+TEVENT_EXPORT void tevent_common_schedule_immediate(
+	struct tevent_immediate *im, struct tevent_context *ev,
+	tevent_immediate_handler_t handler, void *private_data,
+	const char *handler_name, const char *location)
+{
+	// Scheduling again the immediate that is already last in line (a
+	// queue does that on every add) changes nothing but its names; when
+	// nobody traces immediates, skip the cancel and re-append.
+	if (im->event_ctx != ev || ev->immediates.back() != im ||
+	    handler == nullptr || im->busy || ev->trace.im != nullptr) {
+		schedule_immediate_slow(im, ev, handler, private_data,
+					handler_name, location);
+		return;
+	}
+	im->handler = handler;
+	im->private_data = private_data;
+	im->handler_name = handler_name;
+	im->schedule_location = location;
+	if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
+		debug_scheduled(ev, im);
+	}
 }
 
 TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
@@ -198,7 +230,15 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	// Unlink first: the handler may schedule the same immediate again.
 	im->busy = true;
 	im->handler_name = nullptr;
-	tevent_common_immediate_cancel(im);
+	if (__builtin_expect(ev != nullptr && im->detach_ev_ctx == nullptr &&
+				     !im->destroyed,
+			     1)) {
+		// What the cancel below does for a queued immediate taken
+		// off to run, without its checks: the DETACH trace is owed.
+		unlink_immediate(ev, im, ev);
+	} else {
+		tevent_common_immediate_cancel(im);
+	}
 
 	if (glue != nullptr) {
 		handler_ev = glue->wrap_ev;
