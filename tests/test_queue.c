@@ -665,6 +665,117 @@ static struct tevent_queue_entry *traced_add(struct tevent_queue *q,
 	return e;
 }
 
+static void log_immediate(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	log_add("immediate(%s)", (const char *)private_data);
+}
+
+/*
+ * Every add while the head waits schedules the queue's trigger again, and
+ * scheduling puts an immediate at the end of the line: an immediate
+ * scheduled in between now runs first.
+ */
+static void test_queue_add_moves_trigger_behind_immediates(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_queue *q = tevent_queue_create(f->mem, "q");
+	struct tevent_req *r1 = job_create(f->mem, "r1");
+	struct tevent_req *r2 = job_create(f->mem, "r2");
+	struct tevent_req *r3 = job_create(f->mem, "r3");
+	struct tevent_immediate *u = tevent_create_immediate(f->mem);
+	struct tevent_immediate *v = tevent_create_immediate(f->mem);
+
+	assert_non_null(q);
+	assert_non_null(u);
+	assert_non_null(v);
+	log_reset();
+
+	/* without a second add the trigger keeps its place */
+	assert_true(tevent_queue_add(q, f->ev, r1, job_trigger, NULL));
+	tevent_schedule_immediate(u, f->ev, log_immediate, "u");
+	assert_int_equal(tevent_loop_once(f->ev), 0);
+	assert_int_equal(tevent_loop_once(f->ev), 0);
+	assert_string_equal(g_log, "trigger(r1) immediate(u)");
+
+	/* r2 waits behind r1; r3's add reschedules the trigger behind v */
+	talloc_free(r1);
+	log_reset();
+	assert_true(tevent_queue_add(q, f->ev, r2, job_trigger, NULL));
+	tevent_schedule_immediate(v, f->ev, log_immediate, "v");
+	assert_true(tevent_queue_add(q, f->ev, r3, job_trigger, NULL));
+	assert_int_equal(tevent_loop_once(f->ev), 0);
+	assert_string_equal(g_log, "immediate(v)");
+	assert_int_equal(tevent_loop_once(f->ev), 0);
+	assert_string_equal(g_log, "immediate(v) trigger(r2)");
+
+	talloc_free(r2);
+	drain(f->ev);
+	assert_string_equal(g_log, "immediate(v) trigger(r2) trigger(r3)");
+	talloc_free(r3);
+}
+
+struct im_trace_log {
+	struct tevent_immediate *watched;
+	char text[256];
+};
+
+static void im_tracer(struct tevent_immediate *im,
+		      enum tevent_event_trace_point tp, void *private_data)
+{
+	struct im_trace_log *l = private_data;
+	const char *name = "?";
+	size_t used = strlen(l->text);
+
+	if (im != l->watched) {
+		/* the queue's own immediate is the one of interest */
+		if (l->watched != NULL) {
+			return;
+		}
+		l->watched = im;
+	}
+	switch (tp) {
+	case TEVENT_EVENT_TRACE_ATTACH: name = "attach"; break;
+	case TEVENT_EVENT_TRACE_DETACH: name = "detach"; break;
+	case TEVENT_EVENT_TRACE_BEFORE_HANDLER: name = "before"; break;
+	}
+	snprintf(l->text + used, sizeof(l->text) - used, "%s%s",
+		 used != 0 ? " " : "", name);
+}
+
+/*
+ * With immediates traced, each reschedule of the queue's trigger is seen
+ * as a detach and an attach, also when the trigger is already last in
+ * line and nothing else moves.
+ */
+static void test_queue_reschedule_seen_by_immediate_trace(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_queue *q = tevent_queue_create(f->mem, "q");
+	struct tevent_req *r1 = job_create(f->mem, "r1");
+	struct tevent_req *r2 = job_create(f->mem, "r2");
+	struct im_trace_log l = { .watched = NULL };
+
+	assert_non_null(q);
+	tevent_set_trace_immediate_callback(f->ev, im_tracer, &l);
+	log_reset();
+
+	assert_true(tevent_queue_add(q, f->ev, r1, job_trigger, NULL));
+	assert_string_equal(l.text, "attach");
+	assert_true(tevent_queue_add(q, f->ev, r2, job_trigger, NULL));
+	assert_string_equal(l.text, "attach detach attach");
+
+	assert_int_equal(tevent_loop_once(f->ev), 0);
+	assert_string_equal(g_log, "trigger(r1)");
+	assert_string_equal(l.text, "attach detach attach before detach");
+
+	tevent_set_trace_immediate_callback(f->ev, NULL, NULL);
+	talloc_free(r1);
+	drain(f->ev);
+	assert_string_equal(g_log, "trigger(r1) trigger(r2)");
+	talloc_free(r2);
+}
+
 static void test_queue_trace_get_set(void **state)
 {
 	struct fixture *f = *state;
@@ -921,6 +1032,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_wait_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_entry_tags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_add_moves_trigger_behind_immediates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_reschedule_seen_by_immediate_trace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_trace_get_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_trace_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_trace_optimize_empty_and_free_queue, setup, teardown),

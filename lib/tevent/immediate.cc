@@ -101,6 +101,23 @@ TEVENT_EXPORT struct tevent_immediate *_tevent_create_immediate(
 	return im;
 }
 
+namespace {
+
+// Emits the DETACH trace still owed for an immediate whose handler run
+// took it off the list. Returns whether one was owed.
+inline bool pay_owed_detach(tevent_immediate *im)
+{
+	tevent_context *detach_ev = im->detach_ev_ctx;
+	if (detach_ev == nullptr) {
+		return false;
+	}
+	im->detach_ev_ctx = nullptr;
+	trace_immediate(detach_ev, im, TEVENT_EVENT_TRACE_DETACH);
+	return true;
+}
+
+} // namespace
+
 TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 {
 	if (im->destroyed) {
@@ -108,11 +125,7 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 		return;
 	}
 
-	if (im->detach_ev_ctx != nullptr) {
-		tevent_context *detach_ev = im->detach_ev_ctx;
-		im->detach_ev_ctx = nullptr;
-		trace_immediate(detach_ev, im,
-						TEVENT_EVENT_TRACE_DETACH);
+	if (pay_owed_detach(im)) {
 		return;
 	}
 
@@ -153,9 +166,11 @@ __attribute__((noinline)) void schedule_immediate_slow(
 {
 	WrapperGlue *glue = im->wrapper;
 
-	// An idle immediate (the common case) has nothing to cancel.
-	if (im->event_ctx != nullptr || im->detach_ev_ctx != nullptr ||
-	    im->destroyed) {
+	// An idle immediate (the common case) has nothing to cancel but
+	// perhaps the DETACH trace its last run still owes.
+	if (__builtin_expect(im->event_ctx == nullptr && !im->destroyed, 1)) {
+		pay_owed_detach(im);
+	} else {
 		tevent_common_immediate_cancel(im);
 	}
 	if (handler == nullptr) {
@@ -174,11 +189,37 @@ __attribute__((noinline)) void schedule_immediate_slow(
 	ev->immediates.push_back(im);
 	// Armed on every scheduling, as upstream: code that cleared it on an
 	// idle immediate (or on one handed to another thread) gets it back.
-	talloc_set_destructor(im, talloc_object_destructor<tevent_immediate>);
+	if (!im->library_owned) {
+		talloc_set_destructor(im,
+				      talloc_object_destructor<tevent_immediate>);
+	}
 
 	if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
 		debug_scheduled(ev, im);
 	}
+}
+
+// Scheduling again the immediate that is already last in line on ev (a
+// queue does that on every add) changes nothing but its handler and
+// names, unless somebody traces immediates: then upstream's DETACH and
+// ATTACH must be seen.
+inline bool reschedule_keeps_place(const tevent_immediate *im,
+				   tevent_context *ev,
+				   tevent_immediate_handler_t handler)
+{
+	return im->event_ctx == ev && ev->immediates.back() == im &&
+	       handler != nullptr && !im->busy && ev->trace.im == nullptr;
+}
+
+inline void set_immediate_handler(tevent_immediate *im,
+				  tevent_immediate_handler_t handler,
+				  void *private_data, const char *handler_name,
+				  const char *location)
+{
+	im->handler = handler;
+	im->private_data = private_data;
+	im->handler_name = handler_name;
+	im->schedule_location = location;
 }
 
 } // namespace
@@ -188,22 +229,46 @@ TEVENT_EXPORT void tevent_common_schedule_immediate(
 	tevent_immediate_handler_t handler, void *private_data,
 	const char *handler_name, const char *location)
 {
-	// Scheduling again the immediate that is already last in line (a
-	// queue does that on every add) changes nothing but its names; when
-	// nobody traces immediates, skip the cancel and re-append.
-	if (im->event_ctx != ev || ev->immediates.back() != im ||
-	    handler == nullptr || im->busy || ev->trace.im != nullptr) {
+	if (!reschedule_keeps_place(im, ev, handler)) {
 		schedule_immediate_slow(im, ev, handler, private_data,
 					handler_name, location);
 		return;
 	}
-	im->handler = handler;
-	im->private_data = private_data;
-	im->handler_name = handler_name;
-	im->schedule_location = location;
+	set_immediate_handler(im, handler, private_data, handler_name,
+			      location);
 	if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
 		debug_scheduled(ev, im);
 	}
+}
+
+tevent_immediate *tevent::create_library_immediate(TALLOC_CTX *mem_ctx,
+						   const char *location)
+{
+	tevent_immediate *im = _tevent_create_immediate(mem_ctx, location);
+	if (im != nullptr) {
+		im->library_owned = true;
+	}
+	return im;
+}
+
+void tevent::schedule_library_immediate(tevent_immediate *im,
+					tevent_context *ev,
+					tevent_immediate_handler_t handler,
+					void *private_data,
+					const char *handler_name,
+					const char *location)
+{
+	// Only the common implementation may be bypassed: a wrapper or a
+	// custom backend sees every call, as with upstream.
+	if (ev->ops->schedule_immediate == tevent_common_schedule_immediate &&
+	    reschedule_keeps_place(im, ev, handler) &&
+	    !debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
+		set_immediate_handler(im, handler, private_data, handler_name,
+				      location);
+		return;
+	}
+	_tevent_schedule_immediate(im, ev, handler, private_data, handler_name,
+				   location);
 }
 
 TEVENT_EXPORT int tevent_common_invoke_immediate_handler(

@@ -128,6 +128,10 @@ struct tevent_immediate {
 	// The sending thread's Home (spent.cc), set when sent across threads:
 	// where the memory goes back to once the immediate is spent.
 	tevent::Home *home;
+	// Created by the library for itself (a queue's trigger, a request's
+	// post) and never handed to a caller: nobody can have cleared its
+	// talloc destructor, so scheduling need not arm it again.
+	bool library_owned;
 
 	int on_talloc_free();
 };
@@ -389,6 +393,17 @@ void timers_detach_all(tevent_context *ev);
 
 // ---- immediates (immediate.cc) ----
 void immediates_detach_all(tevent_context *ev);
+// Creates an immediate the library keeps to itself (see library_owned).
+tevent_immediate *create_library_immediate(TALLOC_CTX *mem_ctx,
+					   const char *location);
+// Schedules a library-owned immediate through ev's ops, as
+// tevent_schedule_immediate() does; but when ev uses the common
+// implementation and that call could change nothing but the handler and
+// its names, sets those directly.
+void schedule_library_immediate(tevent_immediate *im, tevent_context *ev,
+				tevent_immediate_handler_t handler,
+				void *private_data, const char *handler_name,
+				const char *location);
 
 // ---- fds (fd.cc) ----
 void fds_detach_all(tevent_context *ev);

@@ -81,12 +81,11 @@ void abort_nesting(tevent_context *ev, const char *location)
 	talloc_free(reason);
 }
 
-// Enter/leave bookkeeping around a (possibly nested) loop call. Returns
-// false when the call must not go on (nesting refused or the hook failed).
-bool nesting_enter(tevent_context *ev, const char *location, void *stack_ptr,
-		   int *ret)
+// nesting_enter() for a nested call or one with a nesting hook.
+__attribute__((noinline)) bool nesting_enter_checked(tevent_context *ev,
+						     const char *location,
+						     void *stack_ptr, int *ret)
 {
-	ev->nesting.level++;
 	if (ev->nesting.level > 1 && !ev->nesting.allowed) {
 		abort_nesting(ev, location);
 		errno = ELOOP;
@@ -103,6 +102,21 @@ bool nesting_enter(tevent_context *ev, const char *location, void *stack_ptr,
 		}
 	}
 	return true;
+}
+
+// Enter/leave bookkeeping around a (possibly nested) loop call. Returns
+// false when the call must not go on (nesting refused or the hook failed).
+// Inline for the common case: not nested, no hook.
+inline bool nesting_enter(tevent_context *ev, const char *location,
+			  void *stack_ptr, int *ret)
+{
+	ev->nesting.level++;
+	if (__builtin_expect(ev->nesting.level == 1 &&
+				     ev->nesting.hook_fn == nullptr,
+			     1)) {
+		return true;
+	}
+	return nesting_enter_checked(ev, location, stack_ptr, ret);
 }
 
 void nesting_leave(tevent_context *ev, const char *location, void *stack_ptr,

@@ -29,14 +29,32 @@ void schedule_head_trigger(tevent_queue *q, struct tevent_context *ev)
 		// The head's context is gone: nothing can run it any more.
 		return;
 	}
-	_tevent_schedule_immediate(q->immediate, ev, queue_immediate_handler, q,
-				   "tevent_queue_immediate_trigger", __location__);
+	tevent::schedule_library_immediate(q->immediate, ev,
+					   queue_immediate_handler, q,
+					   "tevent_queue_immediate_trigger",
+					   __location__);
 }
 
 void run_trigger(tevent_queue_entry *e)
 {
 	e->triggered = true;
 	e->trigger(e->req, e->private_data);
+}
+
+// The trace and flow observers hear that head is about to be triggered.
+// They may change the queue: returns the head after them, or null.
+__attribute__((noinline)) tevent_queue_entry *
+tell_trigger_observers(struct tevent_context *ev, tevent_queue *q,
+		       tevent_queue_entry *head)
+{
+	tevent::trace_queue(ev, head, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	head = q->entries.front();
+	if (head == nullptr) {
+		return nullptr;
+	}
+	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_QUEUE_TRIGGER, head->req,
+				  head->req->call_depth, head->trigger_name);
+	return q->entries.front();
 }
 
 void queue_immediate_handler(struct tevent_context *ev,
@@ -50,17 +68,11 @@ void queue_immediate_handler(struct tevent_context *ev,
 	if (head == nullptr) {
 		return;
 	}
-	tevent::trace_queue(ev, head, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
-	// The observers above may have changed the queue; look again.
-	head = q->entries.front();
-	if (head == nullptr) {
-		return;
-	}
-	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_QUEUE_TRIGGER, head->req,
-				  head->req->call_depth, head->trigger_name);
-	head = q->entries.front();
-	if (head == nullptr) {
-		return;
+	if (ev->trace.qe != nullptr || tevent::flow_observed()) {
+		head = tell_trigger_observers(ev, q, head);
+		if (head == nullptr) {
+			return;
+		}
 	}
 	run_trigger(head);
 }
@@ -216,7 +228,7 @@ TEVENT_EXPORT struct tevent_queue *_tevent_queue_create(TALLOC_CTX *mem_ctx,
 		talloc_free(q);
 		return nullptr;
 	}
-	q->immediate = _tevent_create_immediate(q, __location__);
+	q->immediate = tevent::create_library_immediate(q, __location__);
 	if (q->immediate == nullptr) {
 		talloc_free(q);
 		return nullptr;

@@ -128,13 +128,8 @@ void tevent_req::notify_callback(const char *location)
 	}
 }
 
-void tevent_req::run_cleanup()
+void tevent_req::run_cleanup_step()
 {
-	// At most once per state, which also stops recursion when the
-	// cleanup function itself finishes or receives the request.
-	if (cleanup_state >= state) {
-		return;
-	}
 	tevent::call_depth_notify(TEVENT_CALL_FLOW_REQ_CLEANUP, this,
 				  call_depth, cleanup_name);
 	if (cleanup_fn == nullptr) {
@@ -179,7 +174,8 @@ void tevent_req::post(struct tevent_context *ev)
 		return;
 	}
 	if (post_immediate == nullptr) {
-		post_immediate = _tevent_create_immediate(this, __location__);
+		post_immediate = tevent::create_library_immediate(this,
+								  __location__);
 		if (post_immediate == nullptr) {
 			// Only on real memory exhaustion. Upstream creates the
 			// immediate with the request, so tevent_req_post() has
@@ -189,8 +185,9 @@ void tevent_req::post(struct tevent_context *ev)
 			return;
 		}
 	}
-	_tevent_schedule_immediate(post_immediate, ev, post_immediate_handler,
-				   this, "tevent_req_trigger", __location__);
+	tevent::schedule_library_immediate(post_immediate, ev,
+					   post_immediate_handler, this,
+					   "tevent_req_trigger", __location__);
 }
 
 void tevent_req::drop_endtime()

@@ -30,12 +30,18 @@ namespace tevent {
 // from tevent.h directly instead of calling the setter would go unheard.)
 extern std::atomic<int> g_flow_observers;
 
+// Whether any thread may have a flow callback: false in the common case.
+inline bool flow_observed()
+{
+	return __builtin_expect(
+		g_flow_observers.load(std::memory_order_relaxed) != 0, 0);
+}
+
 inline void call_depth_notify(enum tevent_thread_call_depth_cmd cmd,
 			      struct tevent_req *req, size_t depth,
 			      const char *fname)
 {
-	if (__builtin_expect(
-		    g_flow_observers.load(std::memory_order_relaxed) == 0, 1)) {
+	if (!flow_observed()) {
 		return;
 	}
 	tevent_thread_call_depth_state &st = tevent_thread_call_depth_state_g;
@@ -108,7 +114,20 @@ struct tevent_req {
 
 	void finish(enum tevent_req_state new_state, const char *location);
 	void notify_callback(const char *location);
-	void run_cleanup();
+	// The cleanup step for the current state: at most once per state,
+	// which also stops recursion when the cleanup function itself
+	// finishes or receives the request. Inline: mostly there is none.
+	void run_cleanup()
+	{
+		if (cleanup_state >= state) {
+			return;
+		}
+		if (cleanup_fn == nullptr && !tevent::flow_observed()) {
+			return;
+		}
+		run_cleanup_step();
+	}
+	void run_cleanup_step();
 	void mark_received(bool drop_destructor);
 	void post(struct tevent_context *ev);
 	bool set_endtime(struct tevent_context *ev, struct timeval endtime);
