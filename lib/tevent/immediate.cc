@@ -330,12 +330,7 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	im->busy = false;
 
 	// Owed DETACH trace if the handler did not reschedule it.
-	if (im->detach_ev_ctx != nullptr) {
-		tevent_context *detach_ev = im->detach_ev_ctx;
-		im->detach_ev_ctx = nullptr;
-		trace_immediate(detach_ev, im,
-						TEVENT_EVENT_TRACE_DETACH);
-	}
+	pay_owed_detach(im);
 
 	if (im->destroyed) {
 		// Freed by the handler, now it can go: a spent proxy message
