@@ -28,6 +28,11 @@ VERSION = '0.17.2'
 top = '.'
 out = 'bin'
 
+# Every function starts on a cache line: the hot ones (TEVENT_HOT) then keep
+# the same alignment whatever code is added elsewhere.  Without it, moving
+# the code by 32 bytes changed the queue benchmark by up to 8%.
+ALIGN_FLAGS = ['-falign-functions=64']
+
 # Compiler flags of the library itself (see doc/HACKING.md).  -fno-ipa-icf:
 # identical-code folding would turn look-alike entry points (the *_get_tag
 # family, say) into aliases that have no debug info of their own, and the
@@ -36,7 +41,7 @@ LIB_CXXFLAGS = ['-std=gnu++20', '-fno-exceptions', '-fno-rtti',
                 '-fvisibility=hidden', '-fvisibility-inlines-hidden',
                 '-fno-threadsafe-statics', '-fno-ipa-icf', '-fPIC',
                 '-fno-semantic-interposition',
-                '-O2', '-g', '-Wall', '-Wextra']
+                '-O2', '-g', '-Wall', '-Wextra'] + ALIGN_FLAGS
 # Refuse undefined symbols: anything from libstdc++ would show up here.
 LIB_LINKFLAGS = ['-static-libgcc', '-Wl,--no-undefined', '-Wl,-z,defs']
 # Link-time optimisation: a request's path crosses req.cc, queue.cc,

@@ -14,7 +14,7 @@
 #undef tevent_thread_call_depth_reset_from_req
 
 // Pre-0.15 binaries: no creating-function name.
-TEVENT_EXPORT struct tevent_req *_tevent_req_create(TALLOC_CTX *mem_ctx,
+TEVENT_EXPORT TEVENT_HOT struct tevent_req *_tevent_req_create(TALLOC_CTX *mem_ctx,
 						    void *pdata,
 						    size_t data_size,
 						    const char *type,
@@ -42,7 +42,7 @@ TEVENT_EXPORT void tevent_req_set_cleanup_fn(struct tevent_req *req,
 	_tevent_req_set_cleanup_fn(req, fn, nullptr);
 }
 
-TEVENT_EXPORT bool tevent_queue_add(struct tevent_queue *queue,
+TEVENT_EXPORT TEVENT_HOT bool tevent_queue_add(struct tevent_queue *queue,
 				    struct tevent_context *ev,
 				    struct tevent_req *req,
 				    tevent_queue_trigger_fn_t trigger,

@@ -498,7 +498,7 @@ void EpollBackend::check_reopen()
 	}
 }
 
-int EpollBackend::wait_once(const struct timeval *delay)
+TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 {
 	check_reopen();
 	if (retired()) {
@@ -561,7 +561,7 @@ int EpollBackend::wait_once(const struct timeval *delay)
 
 // Runs the handler of the fde that a report for fd belongs to; -2 when no
 // fde wants it.
-int EpollBackend::dispatch(int fd, uint32_t events)
+TEVENT_HOT int EpollBackend::dispatch(int fd, uint32_t events)
 {
 	EpollSlot *s = slot(fd);
 	if (s == nullptr || s->empty()) {
@@ -636,7 +636,7 @@ struct tevent_fd *epoll_add_fd(struct tevent_context *ev, TALLOC_CTX *mem_ctx,
 	return fde;
 }
 
-int epoll_loop_once(struct tevent_context *ev, const char *location)
+TEVENT_HOT int epoll_loop_once(struct tevent_context *ev, const char *location)
 {
 	(void)location;
 	return loop_once_common(ev, [ev](const struct timeval &delay) {

@@ -159,7 +159,7 @@ __attribute__((noinline)) void debug_scheduled(tevent_context *ev,
 // Everything but the re-schedule of the last immediate in line; kept out
 // of line so that the fast path in tevent_common_schedule_immediate()
 // needs no stack frame.
-__attribute__((noinline)) void schedule_immediate_slow(
+TEVENT_HOT __attribute__((noinline)) void schedule_immediate_slow(
 	tevent_immediate *im, tevent_context *ev,
 	tevent_immediate_handler_t handler, void *private_data,
 	const char *handler_name, const char *location)
@@ -224,7 +224,7 @@ inline void set_immediate_handler(tevent_immediate *im,
 
 } // namespace
 
-TEVENT_EXPORT void tevent_common_schedule_immediate(
+TEVENT_EXPORT TEVENT_HOT void tevent_common_schedule_immediate(
 	struct tevent_immediate *im, struct tevent_context *ev,
 	tevent_immediate_handler_t handler, void *private_data,
 	const char *handler_name, const char *location)
@@ -251,7 +251,7 @@ tevent_immediate *tevent::create_library_immediate(TALLOC_CTX *mem_ctx,
 	return im;
 }
 
-void tevent::schedule_library_immediate(tevent_immediate *im,
+TEVENT_HOT void tevent::schedule_library_immediate(tevent_immediate *im,
 					tevent_context *ev,
 					tevent_immediate_handler_t handler,
 					void *private_data,
@@ -271,7 +271,7 @@ void tevent::schedule_library_immediate(tevent_immediate *im,
 				   location);
 }
 
-TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
+TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	struct tevent_immediate *im, bool *removed)
 {
 	if (removed != nullptr) {
@@ -347,7 +347,7 @@ TEVENT_EXPORT int tevent_common_invoke_immediate_handler(
 	return 0;
 }
 
-TEVENT_EXPORT bool tevent_common_loop_immediate(struct tevent_context *ev)
+TEVENT_EXPORT TEVENT_HOT bool tevent_common_loop_immediate(struct tevent_context *ev)
 {
 	tevent_immediate *im = ev->immediates.front();
 	if (im == nullptr) {
@@ -357,7 +357,7 @@ TEVENT_EXPORT bool tevent_common_loop_immediate(struct tevent_context *ev)
 	return true;
 }
 
-TEVENT_EXPORT void _tevent_schedule_immediate(struct tevent_immediate *im,
+TEVENT_EXPORT TEVENT_HOT void _tevent_schedule_immediate(struct tevent_immediate *im,
 					      struct tevent_context *ev,
 					      tevent_immediate_handler_t handler,
 					      void *private_data,

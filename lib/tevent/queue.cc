@@ -57,7 +57,7 @@ tell_trigger_observers(struct tevent_context *ev, tevent_queue *q,
 	return q->entries.front();
 }
 
-void queue_immediate_handler(struct tevent_context *ev,
+TEVENT_HOT void queue_immediate_handler(struct tevent_context *ev,
 			     struct tevent_immediate *, void *private_data)
 {
 	auto *q = static_cast<tevent_queue *>(private_data);
@@ -77,7 +77,7 @@ void queue_immediate_handler(struct tevent_context *ev,
 	run_trigger(head);
 }
 
-tevent_queue_entry *queue_add(struct tevent_queue *queue,
+TEVENT_HOT tevent_queue_entry *queue_add(struct tevent_queue *queue,
 			      struct tevent_context *ev, struct tevent_req *req,
 			      tevent_queue_trigger_fn_t trigger,
 			      const char *trigger_name, void *private_data,
@@ -169,7 +169,7 @@ void tevent_queue::context_gone(struct tevent_context *ev)
 	}
 }
 
-int tevent_queue_entry::on_talloc_free()
+TEVENT_HOT int tevent_queue_entry::on_talloc_free()
 {
 	tevent_queue *q = queue;
 	if (q == nullptr) {
@@ -238,7 +238,7 @@ TEVENT_EXPORT struct tevent_queue *_tevent_queue_create(TALLOC_CTX *mem_ctx,
 	return q;
 }
 
-TEVENT_EXPORT bool _tevent_queue_add(struct tevent_queue *queue,
+TEVENT_EXPORT TEVENT_HOT bool _tevent_queue_add(struct tevent_queue *queue,
 				     struct tevent_context *ev,
 				     struct tevent_req *req,
 				     tevent_queue_trigger_fn_t trigger,

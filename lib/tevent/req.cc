@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char kReqTypeName[] = "struct tevent_req";
 
-int req_talloc_destructor(tevent_req *req)
+TEVENT_HOT int req_talloc_destructor(tevent_req *req)
 {
 	// Freeing an unreceived request behaves like receiving it first:
 	// the cleanup function sees TEVENT_REQ_RECEIVED and the state goes.
@@ -50,7 +50,7 @@ void endtime_handler(struct tevent_context *, struct tevent_timer *,
 	req->finish(TEVENT_REQ_TIMED_OUT, "tevent_req_timedout");
 }
 
-tevent_req *create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
+TEVENT_HOT tevent_req *create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
 			   const char *type, const char *func,
 			   const char *location)
 {
@@ -110,7 +110,7 @@ tevent_req *create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
 // ---------------------------------------------------------------------
 // tevent_req methods
 
-void tevent_req::notify_callback(const char *location)
+TEVENT_HOT void tevent_req::notify_callback(const char *location)
 {
 	finish_location = location;
 	if (defer_ev != nullptr) {
@@ -139,7 +139,7 @@ void tevent_req::run_cleanup_step()
 	cleanup_fn(this, state);
 }
 
-void tevent_req::finish(enum tevent_req_state new_state, const char *location)
+TEVENT_HOT void tevent_req::finish(enum tevent_req_state new_state, const char *location)
 {
 	// A finished request must not time out afterwards.
 	drop_endtime();
@@ -152,7 +152,7 @@ void tevent_req::finish(enum tevent_req_state new_state, const char *location)
 	notify_callback(location);
 }
 
-void tevent_req::mark_received(bool drop_destructor)
+TEVENT_HOT void tevent_req::mark_received(bool drop_destructor)
 {
 	if (drop_destructor) {
 		_talloc_set_destructor(this, nullptr);
@@ -210,7 +210,7 @@ bool tevent_req::set_endtime(struct tevent_context *ev, struct timeval endtime)
 // ---------------------------------------------------------------------
 // Exported entry points
 
-TEVENT_EXPORT struct tevent_req *__tevent_req_create(TALLOC_CTX *mem_ctx,
+TEVENT_EXPORT TEVENT_HOT struct tevent_req *__tevent_req_create(TALLOC_CTX *mem_ctx,
 						     void *pdata,
 						     size_t data_size,
 						     const char *type,
@@ -260,7 +260,7 @@ TEVENT_EXPORT void _tevent_req_notify_callback(struct tevent_req *req,
 	req->notify_callback(location);
 }
 
-TEVENT_EXPORT void _tevent_req_done(struct tevent_req *req,
+TEVENT_EXPORT TEVENT_HOT void _tevent_req_done(struct tevent_req *req,
 				    const char *location)
 {
 	req->finish(TEVENT_REQ_DONE, location);
@@ -306,7 +306,7 @@ TEVENT_EXPORT void tevent_req_defer_callback(struct tevent_req *req,
 	req->defer_ev = ev;
 }
 
-TEVENT_EXPORT bool tevent_req_is_in_progress(struct tevent_req *req)
+TEVENT_EXPORT TEVENT_HOT bool tevent_req_is_in_progress(struct tevent_req *req)
 {
 	return req->in_progress();
 }
@@ -327,7 +327,7 @@ TEVENT_EXPORT bool tevent_req_poll(struct tevent_req *req,
 	return true;
 }
 
-TEVENT_EXPORT bool tevent_req_is_error(struct tevent_req *req,
+TEVENT_EXPORT TEVENT_HOT bool tevent_req_is_error(struct tevent_req *req,
 				       enum tevent_req_state *state,
 				       uint64_t *error)
 {
@@ -353,7 +353,7 @@ TEVENT_EXPORT void tevent_req_reset_endtime(struct tevent_req *req)
 	req->drop_endtime();
 }
 
-TEVENT_EXPORT void _tevent_req_set_callback(struct tevent_req *req,
+TEVENT_EXPORT TEVENT_HOT void _tevent_req_set_callback(struct tevent_req *req,
 					    tevent_req_fn fn,
 					    const char *fn_name, void *pvt)
 {
@@ -362,12 +362,12 @@ TEVENT_EXPORT void _tevent_req_set_callback(struct tevent_req *req,
 	req->callback_private = pvt;
 }
 
-TEVENT_EXPORT void *_tevent_req_callback_data(struct tevent_req *req)
+TEVENT_EXPORT TEVENT_HOT void *_tevent_req_callback_data(struct tevent_req *req)
 {
 	return req->callback_private;
 }
 
-TEVENT_EXPORT void *_tevent_req_data(struct tevent_req *req)
+TEVENT_EXPORT TEVENT_HOT void *_tevent_req_data(struct tevent_req *req)
 {
 	return req->state_data;
 }

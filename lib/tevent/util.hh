@@ -14,13 +14,20 @@
 // rest, and this attribute makes the intent visible in the source as well.
 #define TEVENT_EXPORT extern "C" __attribute__((visibility("default")))
 
+// The functions every event, request or queue entry passes through. GCC
+// places them side by side in .text.hot, and with the 64-byte function
+// alignment from wscript their speed no longer depends on the size of
+// unrelated code linked before them (that alone moved the queue benchmark
+// by 5-8%).
+#define TEVENT_HOT __attribute__((hot))
+
 namespace tevent {
 
 // Runs the C++ destructor of an object that lives inside a talloc chunk.
 // Returning -1 from T::on_talloc_free() keeps the chunk alive (used for
 // events whose handler is running: they are freed once it returns).
 template <class T>
-int talloc_object_destructor(T *obj)
+TEVENT_HOT int talloc_object_destructor(T *obj)
 {
 	int ret = obj->on_talloc_free();
 	if (ret == 0) {
