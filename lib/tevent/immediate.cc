@@ -260,15 +260,20 @@ TEVENT_HOT void tevent::schedule_library_immediate(tevent_immediate *im,
 {
 	// Only the common implementation may be bypassed: a wrapper or a
 	// custom backend sees every call, as with upstream.
-	if (ev->ops->schedule_immediate == tevent_common_schedule_immediate &&
-	    reschedule_keeps_place(im, ev, handler) &&
+	if (ev->ops->schedule_immediate != tevent_common_schedule_immediate) {
+		_tevent_schedule_immediate(im, ev, handler, private_data,
+					   handler_name, location);
+		return;
+	}
+	if (reschedule_keeps_place(im, ev, handler) &&
 	    !debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
 		set_immediate_handler(im, handler, private_data, handler_name,
 				      location);
 		return;
 	}
-	_tevent_schedule_immediate(im, ev, handler, private_data, handler_name,
-				   location);
+	// What ev->ops would call, without the indirect call.
+	schedule_immediate_slow(im, ev, handler, private_data, handler_name,
+				location);
 }
 
 TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
