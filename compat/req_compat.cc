@@ -24,7 +24,7 @@ TEVENT_EXPORT TEVENT_HOT struct tevent_req *_tevent_req_create(TALLOC_CTX *mem_c
 				   location);
 }
 
-TEVENT_EXPORT void tevent_req_set_callback(struct tevent_req *req,
+TEVENT_EXPORT TEVENT_HOT void tevent_req_set_callback(struct tevent_req *req,
 					   tevent_req_fn fn, void *pvt)
 {
 	_tevent_req_set_callback(req, fn, nullptr, pvt);
