@@ -33,7 +33,10 @@ out = 'bin'
 # the code by 32 bytes changed the queue benchmark by up to 8%.
 ALIGN_FLAGS = ['-falign-functions=64']
 
-# Compiler flags of the library itself (see doc/HACKING.md).  -fno-ipa-icf:
+# Compiler flags of the library itself (see doc/HACKING.md).  -O3 rather
+# than -O2: it inlines the finish and receive steps of a request into the
+# entry points that use them (req_cycle +11%, immediates +4%, queue +1-2%,
+# for 13 KB more text).  -fno-ipa-icf:
 # identical-code folding would turn look-alike entry points (the *_get_tag
 # family, say) into aliases that have no debug info of their own, and the
 # ABI generator reads every signature from debug info.
@@ -41,7 +44,7 @@ LIB_CXXFLAGS = ['-std=gnu++20', '-fno-exceptions', '-fno-rtti',
                 '-fvisibility=hidden', '-fvisibility-inlines-hidden',
                 '-fno-threadsafe-statics', '-fno-ipa-icf', '-fPIC',
                 '-fno-semantic-interposition',
-                '-O2', '-g', '-Wall', '-Wextra'] + ALIGN_FLAGS
+                '-O3', '-g', '-Wall', '-Wextra'] + ALIGN_FLAGS
 # Refuse undefined symbols: anything from libstdc++ would show up here.
 LIB_LINKFLAGS = ['-static-libgcc', '-Wl,--no-undefined', '-Wl,-z,defs']
 # Link-time optimisation: a request's path crosses req.cc, queue.cc,
@@ -152,10 +155,10 @@ def configure(conf):
     env.LINKFLAGS_TEVENTLIB = list(LIB_LINKFLAGS)
     if not env.SANITIZER and not opts.disable_lto:
         # The link step compiles again: it needs the optimisation level.
-        if conf.check_cxx(cxxflags=LTO_FLAGS, linkflags=LTO_FLAGS + ['-O2'],
+        if conf.check_cxx(cxxflags=LTO_FLAGS, linkflags=LTO_FLAGS + ['-O3'],
                           mandatory=False, msg='Checking for -flto'):
             env.append_value('CXXFLAGS_TEVENTLIB', LTO_FLAGS)
-            env.append_value('LINKFLAGS_TEVENTLIB', LTO_FLAGS + ['-O2'])
+            env.append_value('LINKFLAGS_TEVENTLIB', LTO_FLAGS + ['-O3'])
     if conf.check_cxx(linkflags=['-nostdlib++'], mandatory=False,
                       msg='Checking for -nostdlib++'):
         env.LIB_LINKER = env.LINK_CXX
