@@ -14,18 +14,20 @@
 #undef tevent_thread_call_depth_reset_from_req
 
 // Pre-0.15 binaries: no creating-function name.
-TEVENT_EXPORT TEVENT_HOT struct tevent_req *_tevent_req_create(TALLOC_CTX *mem_ctx,
-						    void *pdata,
-						    size_t data_size,
-						    const char *type,
-						    const char *location)
+TEVENT_EXPORT TEVENT_HOT struct tevent_req *
+_tevent_req_create(TALLOC_CTX *mem_ctx,
+		   void *pdata,
+		   size_t data_size,
+		   const char *type,
+		   const char *location)
 {
 	return __tevent_req_create(mem_ctx, pdata, data_size, type, nullptr,
 				   location);
 }
 
-TEVENT_EXPORT TEVENT_HOT void tevent_req_set_callback(struct tevent_req *req,
-					   tevent_req_fn fn, void *pvt)
+TEVENT_EXPORT TEVENT_HOT void
+tevent_req_set_callback(struct tevent_req *req,
+			tevent_req_fn fn, void *pvt)
 {
 	_tevent_req_set_callback(req, fn, nullptr, pvt);
 }
@@ -42,11 +44,12 @@ TEVENT_EXPORT void tevent_req_set_cleanup_fn(struct tevent_req *req,
 	_tevent_req_set_cleanup_fn(req, fn, nullptr);
 }
 
-TEVENT_EXPORT TEVENT_HOT bool tevent_queue_add(struct tevent_queue *queue,
-				    struct tevent_context *ev,
-				    struct tevent_req *req,
-				    tevent_queue_trigger_fn_t trigger,
-				    void *private_data)
+TEVENT_EXPORT TEVENT_HOT bool
+tevent_queue_add(struct tevent_queue *queue,
+		 struct tevent_context *ev,
+		 struct tevent_req *req,
+		 tevent_queue_trigger_fn_t trigger,
+		 void *private_data)
 {
 	return _tevent_queue_add(queue, ev, req, trigger, nullptr,
 				 private_data);

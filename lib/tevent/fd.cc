@@ -131,8 +131,9 @@ TEVENT_EXPORT void tevent_common_fd_set_close_fn(struct tevent_fd *fde,
 	fde->close_fn = close_fn;
 }
 
-TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_fd_handler(struct tevent_fd *fde,
-						  uint16_t flags, bool *removed)
+TEVENT_EXPORT TEVENT_HOT int
+tevent_common_invoke_fd_handler(struct tevent_fd *fde,
+				uint16_t flags, bool *removed)
 {
 	if (removed != nullptr) {
 		*removed = false;

@@ -251,12 +251,13 @@ tevent_immediate *tevent::create_library_immediate(TALLOC_CTX *mem_ctx,
 	return im;
 }
 
-TEVENT_HOT void tevent::schedule_library_immediate(tevent_immediate *im,
-					tevent_context *ev,
-					tevent_immediate_handler_t handler,
-					void *private_data,
-					const char *handler_name,
-					const char *location)
+TEVENT_HOT void
+tevent::schedule_library_immediate(tevent_immediate *im,
+				   tevent_context *ev,
+				   tevent_immediate_handler_t handler,
+				   void *private_data,
+				   const char *handler_name,
+				   const char *location)
 {
 	// Only the common implementation may be bypassed: a wrapper or a
 	// custom backend sees every call, as with upstream.
@@ -352,7 +353,8 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	return 0;
 }
 
-TEVENT_EXPORT TEVENT_HOT bool tevent_common_loop_immediate(struct tevent_context *ev)
+TEVENT_EXPORT TEVENT_HOT bool
+tevent_common_loop_immediate(struct tevent_context *ev)
 {
 	tevent_immediate *im = ev->immediates.front();
 	if (im == nullptr) {
@@ -362,12 +364,13 @@ TEVENT_EXPORT TEVENT_HOT bool tevent_common_loop_immediate(struct tevent_context
 	return true;
 }
 
-TEVENT_EXPORT TEVENT_HOT void _tevent_schedule_immediate(struct tevent_immediate *im,
-					      struct tevent_context *ev,
-					      tevent_immediate_handler_t handler,
-					      void *private_data,
-					      const char *handler_name,
-					      const char *location)
+TEVENT_EXPORT TEVENT_HOT void
+_tevent_schedule_immediate(struct tevent_immediate *im,
+			   struct tevent_context *ev,
+			   tevent_immediate_handler_t handler,
+			   void *private_data,
+			   const char *handler_name,
+			   const char *location)
 {
 	ev->ops->schedule_immediate(im, ev, handler, private_data,
 				    handler_name, location);

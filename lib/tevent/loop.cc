@@ -371,7 +371,7 @@ TEVENT_EXPORT void tevent_loop_set_nesting_hook(struct tevent_context *ev,
 }
 
 TEVENT_EXPORT TEVENT_HOT int _tevent_loop_once(struct tevent_context *ev,
-				    const char *location)
+					       const char *location)
 {
 	int ret = 0;
 	void *stack_ptr = nullptr;

@@ -57,8 +57,9 @@ tell_trigger_observers(struct tevent_context *ev, tevent_queue *q,
 	return q->entries.front();
 }
 
-TEVENT_HOT void queue_immediate_handler(struct tevent_context *ev,
-			     struct tevent_immediate *, void *private_data)
+TEVENT_HOT void
+queue_immediate_handler(struct tevent_context *ev,
+			struct tevent_immediate *, void *private_data)
 {
 	auto *q = static_cast<tevent_queue *>(private_data);
 	if (!q->running) {
@@ -77,11 +78,12 @@ TEVENT_HOT void queue_immediate_handler(struct tevent_context *ev,
 	run_trigger(head);
 }
 
-TEVENT_HOT tevent_queue_entry *queue_add(struct tevent_queue *queue,
-			      struct tevent_context *ev, struct tevent_req *req,
-			      tevent_queue_trigger_fn_t trigger,
-			      const char *trigger_name, void *private_data,
-			      bool allow_direct)
+TEVENT_HOT tevent_queue_entry *
+queue_add(struct tevent_queue *queue,
+	  struct tevent_context *ev, struct tevent_req *req,
+	  tevent_queue_trigger_fn_t trigger,
+	  const char *trigger_name, void *private_data,
+	  bool allow_direct)
 {
 	if (!queue->watch_context(ev)) {
 		return nullptr;
@@ -238,12 +240,13 @@ TEVENT_EXPORT struct tevent_queue *_tevent_queue_create(TALLOC_CTX *mem_ctx,
 	return q;
 }
 
-TEVENT_EXPORT TEVENT_HOT bool _tevent_queue_add(struct tevent_queue *queue,
-				     struct tevent_context *ev,
-				     struct tevent_req *req,
-				     tevent_queue_trigger_fn_t trigger,
-				     const char *trigger_name,
-				     void *private_data)
+TEVENT_EXPORT TEVENT_HOT bool
+_tevent_queue_add(struct tevent_queue *queue,
+		  struct tevent_context *ev,
+		  struct tevent_req *req,
+		  tevent_queue_trigger_fn_t trigger,
+		  const char *trigger_name,
+		  void *private_data)
 {
 	return queue_add(queue, ev, req, trigger, trigger_name, private_data,
 			 false) != nullptr;

@@ -50,9 +50,10 @@ void endtime_handler(struct tevent_context *, struct tevent_timer *,
 	req->finish(TEVENT_REQ_TIMED_OUT, "tevent_req_timedout");
 }
 
-TEVENT_HOT tevent_req *create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
-			   const char *type, const char *func,
-			   const char *location)
+TEVENT_HOT tevent_req *
+create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
+	       const char *type, const char *func,
+	       const char *location)
 {
 	// Room for the state and a queue entry. The post immediate is not
 	// reserved: it is rarely needed, and a pool above glibc's tcache size
@@ -139,7 +140,8 @@ void tevent_req::run_cleanup_step()
 	cleanup_fn(this, state);
 }
 
-TEVENT_HOT void tevent_req::finish(enum tevent_req_state new_state, const char *location)
+TEVENT_HOT void
+tevent_req::finish(enum tevent_req_state new_state, const char *location)
 {
 	// A finished request must not time out afterwards.
 	drop_endtime();
@@ -210,12 +212,13 @@ bool tevent_req::set_endtime(struct tevent_context *ev, struct timeval endtime)
 // ---------------------------------------------------------------------
 // Exported entry points
 
-TEVENT_EXPORT TEVENT_HOT struct tevent_req *__tevent_req_create(TALLOC_CTX *mem_ctx,
-						     void *pdata,
-						     size_t data_size,
-						     const char *type,
-						     const char *func,
-						     const char *location)
+TEVENT_EXPORT TEVENT_HOT struct tevent_req *
+__tevent_req_create(TALLOC_CTX *mem_ctx,
+		    void *pdata,
+		    size_t data_size,
+		    const char *type,
+		    const char *func,
+		    const char *location)
 {
 	return create_request(mem_ctx, pdata, data_size, type, func, location);
 }
@@ -261,7 +264,7 @@ TEVENT_EXPORT void _tevent_req_notify_callback(struct tevent_req *req,
 }
 
 TEVENT_EXPORT TEVENT_HOT void _tevent_req_done(struct tevent_req *req,
-				    const char *location)
+					       const char *location)
 {
 	req->finish(TEVENT_REQ_DONE, location);
 }
@@ -328,8 +331,8 @@ TEVENT_EXPORT bool tevent_req_poll(struct tevent_req *req,
 }
 
 TEVENT_EXPORT TEVENT_HOT bool tevent_req_is_error(struct tevent_req *req,
-				       enum tevent_req_state *state,
-				       uint64_t *error)
+						  enum tevent_req_state *state,
+						  uint64_t *error)
 {
 	if (req->state == TEVENT_REQ_DONE) {
 		return false;
@@ -353,9 +356,10 @@ TEVENT_EXPORT void tevent_req_reset_endtime(struct tevent_req *req)
 	req->drop_endtime();
 }
 
-TEVENT_EXPORT TEVENT_HOT void _tevent_req_set_callback(struct tevent_req *req,
-					    tevent_req_fn fn,
-					    const char *fn_name, void *pvt)
+TEVENT_EXPORT TEVENT_HOT void
+_tevent_req_set_callback(struct tevent_req *req,
+			 tevent_req_fn fn,
+			 const char *fn_name, void *pvt)
 {
 	req->callback_fn = fn;
 	req->callback_name = fn_name;

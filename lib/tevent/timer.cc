@@ -249,9 +249,10 @@ TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,
 	trace_timer(ev, te, TEVENT_EVENT_TRACE_ATTACH);
 }
 
-TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_timer_handler(struct tevent_timer *te,
-						     struct timeval current_time,
-						     bool *removed)
+TEVENT_EXPORT TEVENT_HOT int
+tevent_common_invoke_timer_handler(struct tevent_timer *te,
+				   struct timeval current_time,
+				   bool *removed)
 {
 	if (removed != nullptr) {
 		*removed = false;
