@@ -23,7 +23,7 @@ void blocker_trigger(struct tevent_req *, void *) {}
 void queue_immediate_handler(struct tevent_context *ev,
 			     struct tevent_immediate *, void *private_data);
 
-void schedule_head_trigger(tevent_queue *q, struct tevent_context *ev)
+TEVENT_HOT void schedule_head_trigger(tevent_queue *q, struct tevent_context *ev)
 {
 	if (ev == nullptr) {
 		// The head's context is gone: nothing can run it any more.
