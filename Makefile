@@ -98,7 +98,8 @@ test-upstream: build
 		--only test_threadpool --only test_samba bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
-# plus libuv figures and callgrind instruction counts; a few minutes.
+# plus reference figures (libuv, bare epoll) and callgrind instruction
+# counts; a few minutes.
 # BENCH_ARGS: more buildtools/run-bench options, e.g. --markdown,
 # --no-callgrind, --reps 9, --case queue.
 bench: build

@@ -43,6 +43,7 @@
 #include <tevent.h>
 
 #include "bench_util.h"
+#include "pp_ring.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers */
@@ -639,105 +640,53 @@ __attribute__((noinline)) static void measured_immediates(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* fd_pingpong: tokens travel around a ring of socketpairs (epoll) */
-
-#define PP_PAIRS 64
-#define PP_TOKENS 16
-
-struct pp_bench;
+/* fd_pingpong: tokens travel around a ring of socketpairs (epoll); the
+ * workload is in pp_ring.h */
 
 struct pp_pair {
-	struct pp_bench *b;
+	struct pp_ring *ring;
 	int idx;
-};
-
-struct pp_bench {
-	int fds[PP_PAIRS][2];	/* [i][1] is watched; [i][0] is written */
-	struct pp_pair pair[PP_PAIRS];
-	uint64_t events;
-	uint64_t n;
-	uint64_t hops;		/* sum of token values seen */
-	uint64_t errors;
 };
 
 static void pp_handler(struct tevent_context *ev, struct tevent_fd *fde,
 		       uint16_t flags, void *private_data)
 {
 	(void)ev;
-	struct pp_pair *pp = private_data;
-	struct pp_bench *b = pp->b;
-	int fd = b->fds[pp->idx][1];
-	unsigned char c;
 	(void)fde;
-	if (!(flags & TEVENT_FD_READ) || read(fd, &c, 1) != 1) {
-		b->errors++;
+	struct pp_pair *pp = private_data;
+	if (!(flags & TEVENT_FD_READ)) {
+		pp->ring->errors++;
 		return;
 	}
-	b->events++;
-	b->hops += c;
-	if (write(b->fds[(pp->idx + 1) % PP_PAIRS][0], &c, 1) != 1) {
-		b->errors++;
-	}
+	pp_ring_hop(pp->ring, pp->idx);
 }
 
 __attribute__((noinline)) static void measured_fd_pingpong(void)
 {
 	const uint64_t n = scaled(200000);
 	struct tevent_context *ev = new_ev("epoll");
-	struct pp_bench *b = calloc(1, sizeof(*b));
-	b->n = n;
+	struct pp_ring ring;
+	struct pp_pair pair[PP_PAIRS];
+	pp_ring_open(&ring, n);
 	for (int i = 0; i < PP_PAIRS; i++) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-			       b->fds[i]) != 0) {
-			fail("socketpair failed");
-		}
-		b->pair[i].b = b;
-		b->pair[i].idx = i;
-		if (tevent_add_fd(ev, ev, b->fds[i][1], TEVENT_FD_READ,
-				  pp_handler, &b->pair[i]) == NULL) {
+		pair[i] = (struct pp_pair){&ring, i};
+		if (tevent_add_fd(ev, ev, ring.fds[i][1], TEVENT_FD_READ,
+				  pp_handler, &pair[i]) == NULL) {
 			fail("tevent_add_fd failed");
-		}
-	}
-	uint64_t token_sum = 0;
-	for (int t = 0; t < PP_TOKENS; t++) {
-		unsigned char c = (unsigned char)(t + 1);
-		token_sum += c;
-		if (write(b->fds[t * (PP_PAIRS / PP_TOKENS)][0], &c, 1) != 1) {
-			fail("write failed");
 		}
 	}
 
 	double t0 = now_s();
-	while (b->events < n) {
+	while (ring.events < n) {
 		if (tevent_loop_once(ev) != 0) {
 			fail("tevent_loop_once failed");
 		}
 	}
 	double t1 = now_s();
 
-	/* Every token must still exist exactly once. */
-	uint64_t left = 0, left_sum = 0;
-	for (int i = 0; i < PP_PAIRS; i++) {
-		unsigned char c;
-		while (read(b->fds[i][1], &c, 1) == 1) {
-			left++;
-			left_sum += c;
-		}
-	}
-	if (b->errors != 0 || b->events != n || left != PP_TOKENS ||
-	    left_sum != token_sum) {
-		fail("%llu errors, %llu events of %llu, %llu tokens left (want %d)",
-		     (unsigned long long)b->errors,
-		     (unsigned long long)b->events, (unsigned long long)n,
-		     (unsigned long long)left, PP_TOKENS);
-	}
-	emit("events", "ops_per_s", n / (t1 - t0), n);
 	talloc_free(ev);
-	for (int i = 0; i < PP_PAIRS; i++) {
-		close(b->fds[i][0]);
-		close(b->fds[i][1]);
-	}
-	free(b);
+	pp_ring_check_close(&ring);
+	emit("events", "ops_per_s", n / (t1 - t0), n);
 }
 
 /* ------------------------------------------------------------------ */

@@ -9,7 +9,9 @@
  * protected list and call uv_async_send(); the loop's async callback drains
  * the list.  That is the usual libuv idiom for what a tevent thread proxy
  * does.  Timers: uv_timer_start() with random timeouts (libuv timers have
- * millisecond resolution).  Case names match tevent_bench's.
+ * millisecond resolution).  fd ping-pong: the same ring as tevent_bench
+ * (pp_ring.h), a uv_poll_t per watched descriptor.  Case names match
+ * tevent_bench's.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -24,6 +26,7 @@
 #include <uv.h>
 
 #include "bench_util.h"
+#include "pp_ring.h"
 
 #define WINDOW 16384
 #define MAX_PRODUCERS 8
@@ -238,6 +241,60 @@ static void run_timers(uint64_t n, uint32_t spread_us)
 }
 
 /* ------------------------------------------------------------------ */
+/* fd_pingpong: the pp_ring.h ring, each read end under a uv_poll_t */
+
+struct pp_poll {
+	uv_poll_t poll;
+	struct pp_ring *ring;
+	int idx;
+};
+
+static void on_readable(uv_poll_t *p, int status, int events)
+{
+	struct pp_poll *pp = (struct pp_poll *)p;
+	if (status != 0 || !(events & UV_READABLE)) {
+		pp->ring->errors++;
+		return;
+	}
+	/* One uv_run(UV_RUN_ONCE) serves a whole epoll batch: stop at n
+	 * exactly; the tokens not moved stay in their pairs. */
+	if (pp->ring->events < pp->ring->n) {
+		pp_ring_hop(pp->ring, pp->idx);
+	}
+}
+
+static void case_fd_pingpong(void)
+{
+	uv_loop_t loop;
+	struct pp_ring ring;
+	struct pp_poll polls[PP_PAIRS];
+	uv_loop_init(&loop);
+	pp_ring_open(&ring, scaled(200000));
+	for (int i = 0; i < PP_PAIRS; i++) {
+		polls[i].ring = &ring;
+		polls[i].idx = i;
+		if (uv_poll_init(&loop, &polls[i].poll, ring.fds[i][1]) != 0 ||
+		    uv_poll_start(&polls[i].poll, UV_READABLE, on_readable) != 0) {
+			fail("uv_poll_start failed");
+		}
+	}
+
+	double t0 = now_s();
+	while (ring.events < ring.n) {
+		uv_run(&loop, UV_RUN_ONCE);
+	}
+	double t1 = now_s();
+
+	for (int i = 0; i < PP_PAIRS; i++) {
+		uv_close((uv_handle_t *)&polls[i].poll, NULL);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	pp_ring_check_close(&ring);
+	emit("events", "ops_per_s", ring.n / (t1 - t0), ring.n);
+}
+
+/* ------------------------------------------------------------------ */
 
 static void case_proxy_1p(void) { run_xthread(1, scaled(400000)); }
 static void case_proxy_4p(void) { run_xthread(4, scaled(400000)); }
@@ -251,6 +308,8 @@ static const struct bench_case cases[] = {
 	 "20,000 uv timers at random timeouts within 50 ms"},
 	{"timers_200k", case_timers_200k,
 	 "200,000 uv timers at random timeouts within 0.3 s"},
+	{"fd_pingpong", case_fd_pingpong,
+	 "tokens around a ring of 64 socketpairs, uv_poll on each"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
