@@ -134,13 +134,6 @@ static_assert(sizeof(EpollSlot) == sizeof(void *), "one word per fd number");
 
 constexpr int kBatch = 64;
 
-// A harvested readiness report not served yet.
-struct HeldReport {
-	int fd;
-	uint32_t events;
-	uint64_t gen;  // the backend's change count when harvested
-};
-
 class EpollBackend {
 public:
 	static EpollBackend *create(tevent_context *ev);
@@ -160,7 +153,7 @@ private:
 	void retire();
 	bool retired() const { return epfd_ == -1; }
 	void disable_slot(int fd);
-	bool refresh(HeldReport &r);
+	bool refresh(struct epoll_event &r);
 	int dispatch(int fd, uint32_t events);
 	void changed();
 	static uint32_t map_flags(uint16_t flags);
@@ -171,9 +164,11 @@ private:
 	EpollSlot *slots_;
 	size_t nslots_;
 	uint64_t changes_;  // fdes joined or left a slot (any slot)
-	HeldReport held_[kBatch];
-	int nheld_;  // reports in held_
-	int next_;   // the next one to serve
+	// The reports of the last epoll_wait(), served one per loop turn.
+	struct epoll_event batch_[kBatch];
+	uint64_t batch_changes_;  // changes_ when batch_ was harvested
+	int nbatch_;  // reports in batch_
+	int next_;    // the next one to serve
 };
 
 EpollBackend *backend_of(tevent_context *ev)
@@ -361,22 +356,23 @@ void EpollBackend::changed()
 // code handles. Otherwise the descriptor is asked again with poll(),
 // which costs the system call that epoll_wait() would have cost, but
 // keeps the rotation among ready descriptors fair.
-bool EpollBackend::refresh(HeldReport &r)
+bool EpollBackend::refresh(struct epoll_event &r)
 {
-	EpollSlot *s = slot(r.fd);
+	int fd = r.data.fd;
+	EpollSlot *s = slot(fd);
 	if (s == nullptr || s->empty() || !s->registered()) {
 		return false;
 	}
 	tevent_fd *first = s->front();
 	if (first->fd_mode == 0) {
-		int fl = fcntl(r.fd, F_GETFL);
+		int fl = fcntl(fd, F_GETFL);
 		first->fd_mode = (fl == -1 || !(fl & O_NONBLOCK)) ? 1 : 2;
 	}
-	if (changes_ == r.gen && first->fd_mode == 2) {
+	if (changes_ == batch_changes_ && first->fd_mode == 2) {
 		return true;
 	}
 	uint32_t armed = s->armed();
-	struct pollfd pfd = {r.fd, 0, 0};
+	struct pollfd pfd = {fd, 0, 0};
 	if (armed & EPOLLIN) {
 		pfd.events |= POLLIN;
 	}
@@ -483,7 +479,7 @@ void EpollBackend::check_reopen()
 		return;
 	}
 	close(epfd_);
-	nheld_ = next_ = 0;  // reports of the parent's set
+	nbatch_ = next_ = 0;  // reports of the parent's set
 	if (!open_epoll()) {
 		panic("epoll_create1() failed");
 		return;
@@ -509,7 +505,7 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 		return 0;
 	}
 
-	bool fresh = next_ >= nheld_;
+	bool fresh = next_ >= nbatch_;
 	if (fresh && messages_before_sleep(ev_, delay)) {
 		return run_spun_messages(ev_);
 	}
@@ -517,10 +513,9 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 	// The trace points bracket every turn's wait, also one served from
 	// the held reports, so tracers see the same sequence as upstream.
 	if (fresh) {
-		struct epoll_event events[kBatch];
 		int wait_errno;
 		int n = traced_wait(ev_, [&] {
-			return epoll_wait(epfd_, events, kBatch,
+			return epoll_wait(epfd_, batch_, kBatch,
 					  timeout_msec(delay));
 		}, &wait_errno);
 		if (n == -1 && wait_errno == EINTR) {
@@ -534,10 +529,8 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 		if (n == 0) {
 			return finish_idle_wait(ev_, delay);
 		}
-		for (int i = 0; i < n; i++) {
-			held_[i] = {events[i].data.fd, events[i].events, changes_};
-		}
-		nheld_ = n;
+		batch_changes_ = changes_;
+		nbatch_ = n;
 		next_ = 0;
 	} else {
 		trace_point(ev_, TEVENT_TRACE_BEFORE_WAIT);
@@ -546,12 +539,12 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 
 	// The first report of a batch is as fresh as upstream's; later ones
 	// are checked before use.
-	while (next_ < nheld_) {
-		HeldReport r = held_[next_++];
+	while (next_ < nbatch_) {
+		struct epoll_event r = batch_[next_++];
 		if (!(fresh && next_ == 1) && !refresh(r)) {
 			continue;
 		}
-		int ret = dispatch(r.fd, r.events);
+		int ret = dispatch(r.data.fd, r.events);
 		if (ret != -2) {
 			return ret;
 		}
