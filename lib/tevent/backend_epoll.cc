@@ -228,7 +228,7 @@ bool EpollBackend::open_epoll()
 			      strerror(errno));
 		return false;
 	}
-	pid_ = tevent_cached_getpid();
+	pid_ = cached_pid();
 	return true;
 }
 
@@ -474,7 +474,7 @@ void EpollBackend::update(int fd)
 // An epoll set is shared with a forked child; the child needs its own.
 void EpollBackend::check_reopen()
 {
-	pid_t pid = tevent_cached_getpid();
+	pid_t pid = cached_pid();
 	if (pid == pid_) {
 		return;
 	}

@@ -381,6 +381,7 @@ struct WrapperGlue {
 };
 
 // ---- context / loop (loop.cc) ----
+// This process's pid, current across fork; valid once a context exists.
 pid_t cached_pid();
 void context_teardown(tevent_context *ev);
 int context_setup(tevent_context *ev);

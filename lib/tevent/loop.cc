@@ -144,7 +144,8 @@ int run_once(tevent_context *ev, const char *location)
 
 pid_t cached_pid()
 {
-	pthread_once(&g_atfork_once, init_globals);
+	// context_setup() ran init_globals() before any backend exists, and
+	// only backends ask: no pthread_once on their every loop turn.
 	return g_cached_pid;
 }
 
@@ -340,7 +341,8 @@ TEVENT_EXPORT uint32_t tevent_context_set_wait_timeout(struct tevent_context *ev
 
 TEVENT_EXPORT pid_t tevent_cached_getpid(void)
 {
-	return cached_pid();
+	pthread_once(&g_atfork_once, init_globals);  // may come before any context
+	return g_cached_pid;
 }
 
 TEVENT_EXPORT void tevent_loop_allow_nesting(struct tevent_context *ev)
