@@ -81,7 +81,7 @@ bin-tsan/c4che: wscript
 # Every program that starts threads: the thread suites, the threadpool,
 # upstream's testsuite (threaded cases), the examples and the drop-in app.
 # (test_signal is left out: TSan delivers signals in its own way.)
-TSAN_PROGRAMS := --only thread --only upstream --only examples --only dropin
+TSAN_PROGRAMS := --only thread --only backend_api --only upstream --only examples --only dropin
 test-tsan: bin-tsan/c4che
 	WAFLOCK=.lock-waf_tsan $(WAF) build
 	$(TSAN_ENV) $(RUN_TESTS) $(TSAN_PROGRAMS) bin-tsan
@@ -95,7 +95,7 @@ test-valgrind: build
 # is the test's fault, not ours.)
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
-		--only test_threadpool --only test_samba bin
+		--only test_threadpool --only test_samba --only test_backend_api bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
 # plus reference figures (libuv, bare epoll) and callgrind instruction
