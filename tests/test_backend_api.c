@@ -369,6 +369,20 @@ static void socket_pair(int sv[2])
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 }
 
+/* A new socket pair whose sv[0] ev watches for reading into log. */
+static struct tevent_fd *watch_new_pair(struct tevent_context *ev,
+					TALLOC_CTX *mem, int sv[2],
+					struct fd_log *log)
+{
+	struct tevent_fd *fde;
+
+	socket_pair(sv);
+	log->fd = sv[0];
+	fde = tevent_add_fd(ev, mem, sv[0], TEVENT_FD_READ, log_fd, log);
+	assert_non_null(fde);
+	return fde;
+}
+
 static bool fd_is_open(int fd)
 {
 	return fcntl(fd, F_GETFD) != -1;
@@ -412,10 +426,7 @@ static void test_kit_fd_flags(void **state)
 	struct tevent_fd *fde;
 	int sv[2];
 
-	socket_pair(sv);
-	log.fd = sv[0];
-	fde = tevent_add_fd(ev, mem, sv[0], TEVENT_FD_READ, log_fd, &log);
-	assert_non_null(fde);
+	fde = watch_new_pair(ev, mem, sv, &log);
 	assert_int_equal(kit_of(ev)->nfds, 1);
 	assert_int_equal(tevent_fd_get_flags(fde), TEVENT_FD_READ);
 
@@ -469,10 +480,7 @@ static void test_kit_fd_free_in_handler(void **state)
 	struct tevent_fd *fde;
 	int sv[2];
 
-	socket_pair(sv);
-	log.fd = sv[0];
-	fde = tevent_add_fd(ev, mem, sv[0], TEVENT_FD_READ, log_fd, &log);
-	assert_non_null(fde);
+	fde = watch_new_pair(ev, mem, sv, &log);
 	tevent_fd_set_auto_close(fde);
 	assert_int_equal(write(sv[1], "x", 1), 1);
 
@@ -537,10 +545,7 @@ static void test_kit_fd_close_fn(void **state)
 	struct tevent_fd *fde;
 	int sv[2];
 
-	socket_pair(sv);
-	log.fd = sv[0];
-	fde = tevent_add_fd(ev, mem, sv[0], TEVENT_FD_READ, log_fd, &log);
-	assert_non_null(fde);
+	fde = watch_new_pair(ev, mem, sv, &log);
 	tevent_fd_set_close_fn(fde, counting_close);
 	close_fn_calls = 0;
 
@@ -1055,12 +1060,9 @@ static void test_common_context_destructor(void **state)
 	struct tevent_immediate *im = tevent_create_immediate(mem);
 	int sv[2];
 
-	socket_pair(sv);
-	log.fd = sv[0];
-	fde = tevent_add_fd(ev, mem, sv[0], TEVENT_FD_READ, log_fd, &log);
+	fde = watch_new_pair(ev, mem, sv, &log);
 	te = tevent_add_timer(ev, mem, tevent_timeval_zero(), order_timer,
 			      &t);
-	assert_non_null(fde);
 	assert_non_null(te);
 	tevent_schedule_immediate(im, ev, order_imm, &t);
 	assert_true(tevent_common_have_events(ev));
