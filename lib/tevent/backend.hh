@@ -29,14 +29,15 @@ int loop_once_common(tevent_context *ev, Wait &&wait)
 }
 
 // Runs a backend's blocking call between the BEFORE_WAIT and AFTER_WAIT
-// trace points; returns its result, and in *wait_errno the errno it left.
-// Call messages_before_sleep() first.
+// trace points; returns its result, and in *wait_errno the errno of a
+// failed call (0 otherwise). Call messages_before_sleep() first.
 template <class Wait>
 int traced_wait(tevent_context *ev, Wait &&wait, int *wait_errno)
 {
 	trace_point(ev, TEVENT_TRACE_BEFORE_WAIT);
 	int n = wait();
-	*wait_errno = errno;
+	// errno is a call into libc: read it only when there is one to keep.
+	*wait_errno = n == -1 ? errno : 0;
 	awake_again(ev);
 	trace_point(ev, TEVENT_TRACE_AFTER_WAIT);
 	return n;
