@@ -951,6 +951,42 @@ static void test_kit_threaded_context(void **state)
 	talloc_free(mem);
 }
 
+static bool proxy_ran;
+
+static void proxy_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	proxy_ran = true;
+}
+
+static void *proxy_send_later(void *arg)
+{
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+
+	usleep(20000);
+	if (im != NULL) {
+		tevent_thread_proxy_schedule(arg, &im, proxy_handler, NULL);
+	}
+	return NULL;
+}
+
+static void test_kit_thread_proxy(void **state)
+{
+	TALLOC_CTX *mem = talloc_new(NULL);
+	struct tevent_context *ev = kit_ev(mem);
+	struct tevent_thread_proxy *tp = tevent_thread_proxy_create(ev);
+	pthread_t thread;
+
+	/* the message arrives while the loop sleeps in the kit's poll */
+	assert_non_null(tp);
+	proxy_ran = false;
+	assert_int_equal(pthread_create(&thread, NULL, proxy_send_later, tp),
+			 0);
+	loop_until_set(ev, &proxy_ran);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	talloc_free(mem);
+}
+
 static void *wake_later(void *arg)
 {
 	usleep(20000);
@@ -1334,6 +1370,7 @@ int main(void)
 		cmocka_unit_test(test_invoke_signal_handler),
 		cmocka_unit_test(test_cleanup_pending_signal_handlers),
 		cmocka_unit_test(test_kit_threaded_context),
+		cmocka_unit_test(test_kit_thread_proxy),
 		cmocka_unit_test(test_common_wakeup_fd),
 		cmocka_unit_test(test_kit_turn_order),
 		cmocka_unit_test(test_kit_loop_wait),
