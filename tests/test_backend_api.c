@@ -1084,6 +1084,140 @@ static void test_kit_loop_wait(void **state)
 	talloc_free(mem);
 }
 
+/* A wrapper on tt_kit: its hooks bracket each handler the kit runs. */
+struct wrap_log {
+	char seen[32];	/* '(' before, ')' after, the handler's tag inside */
+	size_t n;
+};
+
+struct wrap_state {
+	struct wrap_log *log;
+};
+
+static void wrap_note(void *ps, char c)
+{
+	struct wrap_state *ws = talloc_get_type_abort(ps, struct wrap_state);
+	struct wrap_log *log = ws->log;
+
+	assert_true(log->n + 1 < sizeof(log->seen));
+	log->seen[log->n++] = c;
+	log->seen[log->n] = '\0';
+}
+
+static bool wrap_before_use(struct tevent_context *wrap_ev, void *ps,
+			    struct tevent_context *main_ev,
+			    const char *location)
+{
+	return true;
+}
+
+static void wrap_after_use(struct tevent_context *wrap_ev, void *ps,
+			   struct tevent_context *main_ev,
+			   const char *location)
+{
+}
+
+/* Each kind's before and after hooks: '(' and ')' into the log. */
+#define WRAP_HOOKS(kind, ...)                                              \
+	static void wrap_before_##kind(struct tevent_context *wrap_ev,      \
+				       void *ps,                            \
+				       struct tevent_context *main_ev,      \
+				       __VA_ARGS__, const char *handler_name, \
+				       const char *location)                \
+	{                                                                   \
+		wrap_note(ps, '(');                                         \
+	}                                                                   \
+	static void wrap_after_##kind(struct tevent_context *wrap_ev,       \
+				      void *ps,                             \
+				      struct tevent_context *main_ev,       \
+				      __VA_ARGS__, const char *handler_name, \
+				      const char *location)                 \
+	{                                                                   \
+		wrap_note(ps, ')');                                         \
+	}
+WRAP_HOOKS(fd, struct tevent_fd *fde, uint16_t flags)
+WRAP_HOOKS(timer, struct tevent_timer *te, struct timeval requested_time,
+	   struct timeval trigger_time)
+WRAP_HOOKS(imm, struct tevent_immediate *im)
+WRAP_HOOKS(sig, struct tevent_signal *se, int signum, int count,
+	   void *siginfo)
+
+static const struct tevent_wrapper_ops wrap_ops = {
+	.name = "tt_kit_wrapper",
+	.before_use = wrap_before_use,
+	.after_use = wrap_after_use,
+	.before_fd_handler = wrap_before_fd,
+	.after_fd_handler = wrap_after_fd,
+	.before_timer_handler = wrap_before_timer,
+	.after_timer_handler = wrap_after_timer,
+	.before_immediate_handler = wrap_before_imm,
+	.after_immediate_handler = wrap_after_imm,
+	.before_signal_handler = wrap_before_sig,
+	.after_signal_handler = wrap_after_sig,
+};
+
+/* Handlers of events added on a wrapper are handed the wrapper. */
+static struct tevent_context *expect_wrap_ev;
+
+static void wrapped_fd(struct tevent_context *ev, struct tevent_fd *fde,
+		       uint16_t flags, void *private_data)
+{
+	assert_ptr_equal(ev, expect_wrap_ev);
+	order_fd(ev, fde, flags, private_data);
+}
+
+static void wrapped_timer(struct tevent_context *ev, struct tevent_timer *te,
+			  struct timeval now, void *private_data)
+{
+	assert_ptr_equal(ev, expect_wrap_ev);
+	order_timer(ev, te, now, private_data);
+}
+
+static void test_kit_wrapper(void **state)
+{
+	TALLOC_CTX *mem = talloc_new(NULL);
+	struct tevent_context *ev = kit_ev(mem);
+	struct tevent_context *wrap_ev;
+	struct wrap_state *ws = NULL;
+	struct wrap_log wl = {0};
+	struct order_log ol = {0};
+	struct tagged tf = {&ol, 'f', -1}, tt = {&ol, 't', -1},
+		      ti = {&ol, 'i', -1}, ts = {&ol, 's', -1};
+	struct tevent_immediate *im = tevent_create_immediate(mem);
+	int sv[2];
+	int i;
+
+	wrap_ev = tevent_context_wrapper_create(ev, mem, &wrap_ops, &ws,
+						struct wrap_state);
+	assert_non_null(wrap_ev);
+	assert_true(tevent_context_is_wrapper(wrap_ev));
+	ws->log = &wl;
+	expect_wrap_ev = wrap_ev;
+
+	socket_pair(sv);
+	tf.fd = sv[0];
+	assert_non_null(tevent_add_fd(wrap_ev, mem, sv[0], TEVENT_FD_READ,
+				      wrapped_fd, &tf));
+	assert_int_equal(write(sv[1], "x", 1), 1);
+	assert_non_null(tevent_add_timer(wrap_ev, mem, tevent_timeval_zero(),
+					 wrapped_timer, &tt));
+	tevent_schedule_immediate(im, wrap_ev, order_imm, &ti);
+	assert_non_null(tevent_add_signal(wrap_ev, mem, SIGUSR1, 0,
+					  order_signal, &ts));
+	assert_int_equal(raise(SIGUSR1), 0);
+
+	/* the kit runs all four through the wrapper's hooks */
+	for (i = 1; i <= 4; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_int_equal(ol.n, i);
+	}
+	assert_string_equal(ol.seen, "sitf");
+	assert_string_equal(wl.seen, "()()()()");
+	close(sv[0]);
+	close(sv[1]);
+	talloc_free(mem);
+}
+
 static void test_common_context_destructor(void **state)
 {
 	TALLOC_CTX *mem = talloc_new(NULL);
@@ -1374,6 +1508,7 @@ int main(void)
 		cmocka_unit_test(test_common_wakeup_fd),
 		cmocka_unit_test(test_kit_turn_order),
 		cmocka_unit_test(test_kit_loop_wait),
+		cmocka_unit_test(test_kit_wrapper),
 		cmocka_unit_test(test_common_context_destructor),
 		cmocka_unit_test(test_trace_invokers),
 		cmocka_unit_test(test_nesting_hook),
