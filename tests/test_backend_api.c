@@ -849,11 +849,28 @@ static void test_invoke_signal_handler(void **state)
 	talloc_free(mem);
 }
 
+struct detach_log {
+	const struct tevent_signal *se;
+	int detached;
+};
+
+static void count_signal_detach(struct tevent_signal *se,
+				enum tevent_event_trace_point point,
+				void *private_data)
+{
+	struct detach_log *dl = private_data;
+
+	if (se == dl->se && point == TEVENT_EVENT_TRACE_DETACH) {
+		dl->detached++;
+	}
+}
+
 static void test_cleanup_pending_signal_handlers(void **state)
 {
 	TALLOC_CTX *mem = talloc_new(NULL);
 	struct tevent_context *ev = tevent_context_init(mem);
 	struct sig_log log = {0};
+	struct detach_log dl = {0};
 	struct sigaction ignore = {.sa_handler = SIG_IGN}, now;
 	struct tevent_signal *se;
 	bool done = false;
@@ -861,14 +878,20 @@ static void test_cleanup_pending_signal_handlers(void **state)
 	assert_non_null(ev);
 	sigemptyset(&ignore.sa_mask);
 	assert_int_equal(sigaction(SIGUSR2, &ignore, NULL), 0);
+	tevent_set_trace_signal_callback(ev, count_signal_detach, &dl);
 	se = tevent_add_signal(ev, mem, SIGUSR2, 0, log_signal, &log);
 	assert_non_null(se);
+	dl.se = se;
+	assert_true(tevent_common_have_events(ev));
 	assert_int_equal(sigaction(SIGUSR2, NULL, &now), 0);
 	assert_true(now.sa_handler != SIG_IGN);
 
-	/* delivered and noted, then dropped before the loop looks */
+	/* Noted by tevent, then the event is retired before the loop
+	 * looks: it leaves the context at once, as if freed. */
 	assert_int_equal(raise(SIGUSR2), 0);
 	tevent_cleanup_pending_signal_handlers(se);
+	assert_int_equal(dl.detached, 1);
+	assert_false(tevent_common_have_events(ev));
 	/* the last handler of SIGUSR2 is gone: the old disposition is back */
 	assert_int_equal(sigaction(SIGUSR2, NULL, &now), 0);
 	assert_true(now.sa_handler == SIG_IGN);
@@ -879,10 +902,14 @@ static void test_cleanup_pending_signal_handlers(void **state)
 					 set_flag, &done));
 	loop_until_set(ev, &done);
 	assert_int_equal(log.calls, 0);
-	talloc_free(se);
+	/* its destructor is gone: freeing it is plain, nothing traced */
+	assert_int_equal(talloc_free(se), 0);
+	assert_int_equal(dl.detached, 1);
 	assert_int_equal(log.calls, 0);
 
-	/* and the signal can be handled again */
+	/* The signal can be handled again, and the delivery noted before
+	 * the cleanup was kept for it (the one raised while ignored was
+	 * not): count 2 in one call. */
 	se = tevent_add_signal(ev, mem, SIGUSR2, 0, log_signal, &log);
 	assert_non_null(se);
 	assert_int_equal(raise(SIGUSR2), 0);
@@ -890,6 +917,7 @@ static void test_cleanup_pending_signal_handlers(void **state)
 		assert_int_equal(tevent_loop_once(ev), 0);
 	}
 	assert_int_equal(log.calls, 1);
+	assert_int_equal(log.count, 2);
 	talloc_free(mem);
 	assert_int_equal(sigaction(SIGUSR2, NULL, &now), 0);
 	assert_true(now.sa_handler == SIG_IGN);

@@ -1610,6 +1610,42 @@ static void test_free_wrapper_signal_event(void **state)
 	fixture_teardown(f);
 }
 
+/*
+ * A signal that arrived for a wrapper's signal event but was not handled
+ * yet is not lost when the wrapper goes: the event leaves the main
+ * context at once (it no longer counts as an event there), and the next
+ * handler of that signal gets the delivery.
+ */
+static void test_free_wrapper_signal_pending(void **state)
+{
+	struct fixture *f;
+	struct tevent_signal *se, *later;
+
+	f = fixture_setup(state);
+	se = tevent_add_signal(f->wrap, f->mem, SIGUSR2, 0, rec_sig_handler,
+			       f);
+	assert_non_null(se);
+	assert_int_equal(raise(SIGUSR2), 0);
+	assert_int_equal(talloc_free(f->wrap), 0);
+	f->wrap = NULL;
+
+	drain(f);
+	assert_int_equal(f->sig_runs, 0);
+
+	later = tevent_add_signal(f->main, f->mem, SIGUSR2, 0, rec_sig_handler,
+				  f);
+	assert_non_null(later);
+	run_until(f, &f->sig_runs, 1);
+	assert_ptr_equal(f->rec.calls[0].event, later);
+	assert_ptr_equal(f->rec.calls[0].ev, f->main);
+	assert_int_equal(f->rec.calls[0].count, 1);
+
+	/* the event of the freed wrapper is plain memory now */
+	assert_int_equal(talloc_free(se), 0);
+	assert_int_equal(talloc_free(later), 0);
+	fixture_teardown(f);
+}
+
 /* --- freeing the wrapper from inside one of its own handlers --- */
 
 /* The common body: make the victims ready, free the wrapper (which has
@@ -2564,6 +2600,7 @@ int main(void)
 		TT_BACKEND_CASE(test_wrapper_only_forwards),
 		TT_BACKEND_CASE(test_free_wrapper_with_events),
 		TT_BACKEND_CASE(test_free_wrapper_signal_event),
+		TT_BACKEND_CASE(test_free_wrapper_signal_pending),
 		TT_BACKEND_CASE(test_free_in_fd_handler),
 		TT_BACKEND_CASE(test_free_in_timer_handler),
 		TT_BACKEND_CASE(test_free_in_immediate_handler),

@@ -176,13 +176,11 @@ void dispatch_signal(tevent_context *ev, int signum, uint32_t pending)
 
 void signals_detach_all(tevent_context *ev)
 {
-	while (tevent_signal *se = ev->signals.pop_front()) {
-		trace_signal(se->event_ctx, se,
-					    TEVENT_EVENT_TRACE_DETACH);
+	// Each call takes the event off the list. Retiring them all also
+	// keeps a forked child that re-initialises from running the
+	// parent's handlers.
+	while (tevent_signal *se = ev->signals.front()) {
 		se->wrapper = nullptr;
-		se->event_ctx = nullptr;
-		// Otherwise a forked child that re-initialises would run the
-		// parent's handlers too.
 		tevent_cleanup_pending_signal_handlers(se);
 	}
 }
@@ -201,6 +199,9 @@ int tevent_signal::on_talloc_free()
 		if (event_ctx != nullptr) {
 			trace_signal(event_ctx, this,
 						    TEVENT_EVENT_TRACE_DETACH);
+			// With no signal event left the loop stops looking at
+			// the counters, so a signal still pending waits for
+			// the next handler of its number (upstream too).
 			event_ctx->signals.remove(this);
 			event_ctx = nullptr;
 		}
@@ -372,9 +373,13 @@ TEVENT_EXPORT int tevent_common_check_signal(struct tevent_context *ev)
 	return any ? 1 : 0;
 }
 
+// Retires the event now, exactly as freeing it would (off the process table
+// and its context's list, DETACH traced), but leaves the memory to its
+// owner: the destructor is dropped, so the owner's talloc_free() is plain.
 TEVENT_EXPORT void tevent_cleanup_pending_signal_handlers(struct tevent_signal *se)
 {
-	unregister(se);
+	se->on_talloc_free();
+	talloc_set_destructor(se, nullptr);
 }
 
 TEVENT_EXPORT bool tevent_signal_support(struct tevent_context *ev)

@@ -215,12 +215,14 @@ void detach_events_of(tevent_context *main, WrapperGlue *glue)
 		im->event_ctx = nullptr;
 	}
 
-	for (tevent_signal *se = main->signals.front(); se != nullptr;
-	     se = IntrusiveList<tevent_signal, &tevent_signal::ctx_link>::next(se)) {
+	tevent_signal *snext;
+	for (tevent_signal *se = main->signals.front(); se != nullptr; se = snext) {
+		snext = IntrusiveList<tevent_signal, &tevent_signal::ctx_link>::next(se);
 		if (se->wrapper != glue) {
 			continue;
 		}
 		se->wrapper = nullptr;
+		// Takes it off main->signals.
 		tevent_cleanup_pending_signal_handlers(se);
 	}
 }
