@@ -8,7 +8,8 @@
  * ours (LD_LIBRARY_PATH) and compares the output line by line.
  *
  * The seed drives everything (own PRNG, no clock): which backend, which
- * objects exist (fd, timer, immediate and signal events, requests, queues),
+ * objects exist (fd, timer, immediate and signal events, requests, queues,
+ * wrapper contexts that events, request timers and posts are made on),
  * what the top level does between loop turns and what every handler does
  * when it runs (create, free -- itself, others, their parents --, update,
  * reschedule, write to sockets, raise signals, finish requests, nested
@@ -52,7 +53,19 @@
  *   - a request callback freeing its request from inside
  *     tevent_req_cancel(), or completing a finished request;
  *   - freeing the context while queues still hold entries (an entry's
- *     destructor uses the queue's context).
+ *     destructor uses the queue's context);
+ *   - wrappers where a dangling pointer would follow their free: queue
+ *     entries and tevent_req_defer_callback() always use the main
+ *     context; nothing is freed between push_use and pop_use (pop_use
+ *     reads the wrapper after a deferred free); a wrapper in use is never
+ *     used again (upstream aborts), and no loop runs on a wrapper;
+ *   - tevent_update_timer() on a timer whose wrapper went away (upstream
+ *     dereferences the context it no longer has).
+ *
+ * Wrappers need a context without nesting (upstream refuses them there),
+ * so they appear in the half of the programs that do not nest; the other
+ * half checks that creating one fails.  Every hook call is a line, with
+ * the event it brackets and the handler name the library reports.
  *
  * --exclude takes a comma-separated list of op patterns to leave out
  * (see excl_names[]); buildtools/run-diff passes the ones where our
@@ -159,19 +172,21 @@ enum {
 	EX_EPOLL_BATCH,   /* epoll backends: more than one fde with flags
 			     at a time (the order among several ready
 			     descriptors) */
+	EX_WRAP,       /* wrapper contexts */
 	EX_COUNT
 };
 static const char *const excl_names[EX_COUNT] = {
 	"mpx", "nest", "signal", "queue", "threads", "parent",
-	"stale-siginfo", "epoll-batch",
+	"stale-siginfo", "epoll-batch", "wrap",
 };
 static bool g_excl[EX_COUNT];
 
 /* ------------------------------------------------------------------ */
 /* Objects. */
 
-enum kind { K_NONE, K_FD, K_TIMER, K_IMM, K_SIG, K_REQ, K_QUEUE };
-static const char kind_letter[] = "?FTISRQ";
+enum kind { K_NONE, K_FD, K_TIMER, K_IMM, K_SIG, K_REQ, K_QUEUE, K_WRAP,
+	    K_COUNT };
+static const char kind_letter[] = "?FTISRQW";
 
 enum rkind { RK_PLAIN, RK_WAKEUP, RK_QWAIT };
 
@@ -190,6 +205,10 @@ struct obj {
 	int parent;          /* object it hangs from (0: top or ev) */
 	bool parent_state;   /* ... from that request's state */
 	void *ptr;           /* the tevent object (talloc chunk) */
+	int wrap;            /* event: the wrapper it was made through (0:
+				the main context) */
+	bool detached;       /* event: its wrapper went away, so the library
+				unhooked it from the loop for good */
 	/* fd */
 	int end;
 	uint16_t flags;
@@ -295,6 +314,60 @@ static int new_obj(enum kind k)
 	return id;
 }
 
+/* Does a signal event still listen for signum? */
+static bool sig_handled(int signum)
+{
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].kind == K_SIG &&
+		    !g_obj[i].detached && g_obj[i].signum == signum) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A signal event stopped listening: with no handler left for its signal,
+ * a pending delivery is dropped. */
+static void sig_unhooked(int signum)
+{
+	int si = sig_index(signum);
+
+	if (sig_handled(signum)) {
+		return;
+	}
+	if (g_sig_pending[si]) {
+		g_sig_stale[si] = true;
+	}
+	g_sig_pending[si] = false;
+}
+
+/*
+ * A wrapper context went away: every event made through it is unhooked
+ * from the loop and never runs again, though it stays allocated (fd, timer
+ * and immediate leave the loop; a signal event stops listening).
+ */
+static void wrap_gone(int wid)
+{
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		struct obj *o = &g_obj[i];
+
+		if (!o->live || o->wrap != wid || o->kind == K_REQ) {
+			continue;
+		}
+		o->detached = true;
+		o->flags = 0;
+		o->due = false;
+		o->scheduled = false;
+		if (o->kind == K_SIG) {
+			sig_unhooked(o->signum);
+		}
+	}
+}
+
 static void obj_gone(int id)
 {
 	struct obj *o = &g_obj[id];
@@ -304,23 +377,10 @@ static void obj_gone(int id)
 	o->live = false;
 	o->ptr = NULL;
 	if (o->kind == K_SIG) {
-		/* with no handler left a pending signal is dropped */
-		bool any = false;
-
-		for (i = 1; i < g_nobj; i++) {
-			if (g_obj[i].live && g_obj[i].kind == K_SIG &&
-			    g_obj[i].signum == o->signum) {
-				any = true;
-			}
-		}
-		if (!any) {
-			int si = sig_index(o->signum);
-
-			if (g_sig_pending[si]) {
-				g_sig_stale[si] = true;
-			}
-			g_sig_pending[si] = false;
-		}
+		sig_unhooked(o->signum);
+	}
+	if (o->kind == K_WRAP) {
+		wrap_gone(id);
 	}
 	if (o->kind == K_QUEUE) {
 		for (i = 1; i < g_nobj; i++) {
@@ -515,6 +575,249 @@ static void one_turn(const char *who)
 }
 
 /* ------------------------------------------------------------------ */
+/* Wrapper contexts. */
+
+struct wstate {
+	int id;
+};
+
+/* The script's name for a context the library handed back. */
+static const char *ev_label(struct tevent_context *ev)
+{
+	static char buf[16];
+	int i;
+
+	if (ev == g_ev) {
+		return "main";
+	}
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].kind == K_WRAP && g_obj[i].live && g_obj[i].ptr == ev) {
+			snprintf(buf, sizeof(buf), "W%d", i);
+			return buf;
+		}
+	}
+	return "?";
+}
+
+/* The script's name for an event a hook was given.  Events the library
+ * makes for itself (a request's timer or post immediate) have none. */
+static const char *event_label(const void *ptr)
+{
+	static char buf[16];
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].kind != K_WRAP &&
+		    g_obj[i].ptr == ptr) {
+			snprintf(buf, sizeof(buf), "%c%d",
+				 kind_letter[g_obj[i].kind], i);
+			return buf;
+		}
+	}
+	return "internal";
+}
+
+/* A handler ran: was it given the context its event was made on? */
+static void check_handler_ev(int id, struct tevent_context *ev)
+{
+	struct obj *o = &g_obj[id];
+	struct tevent_context *want = o->wrap != 0 ? g_obj[o->wrap].ptr : g_ev;
+
+	if (ev != want) {
+		out("%c%d got ev=%s, made on %s", kind_letter[o->kind], id,
+		    ev_label(ev), o->wrap != 0 ? "a wrapper" : "main");
+	}
+}
+
+/*
+ * One line per hook call.  Between a before and an after hook the wrapper
+ * is in use ("running"): upstream aborts on a second use, and a free is
+ * deferred until the use ends.
+ */
+static void hook_line(void *private_state, struct tevent_context *wrap_ev,
+		      struct tevent_context *main_ev, const char *what,
+		      const void *event, const char *handler_name)
+{
+	struct wstate *ws = private_state;
+	struct obj *w = &g_obj[ws->id];
+
+	out("W%d %s%s%s%s%s%s", ws->id, what, event ? " " : "",
+	    event ? event_label(event) : "", handler_name ? " " : "",
+	    handler_name ? handler_name : "",
+	    wrap_ev == w->ptr && main_ev == g_ev ? "" : " (wrong contexts)");
+}
+
+static bool w_before_use(struct tevent_context *wrap_ev, void *ps,
+			 struct tevent_context *main_ev, const char *location)
+{
+	bool ok = !chance(20);
+
+	(void)location;
+	hook_line(ps, wrap_ev, main_ev, ok ? "before_use" : "before_use refuses",
+		  NULL, NULL);
+	return ok;
+}
+
+static void w_after_use(struct tevent_context *wrap_ev, void *ps,
+			struct tevent_context *main_ev, const char *location)
+{
+	(void)location;
+	hook_line(ps, wrap_ev, main_ev, "after_use", NULL, NULL);
+}
+
+static void w_around(void *ps, bool before)
+{
+	struct wstate *ws = ps;
+
+	g_obj[ws->id].running += before ? 1 : -1;
+}
+
+static void w_before_fd(struct tevent_context *wrap_ev, void *ps,
+			struct tevent_context *main_ev, struct tevent_fd *fde,
+			uint16_t flags, const char *handler_name,
+			const char *location)
+{
+	(void)flags;
+	(void)location;
+	hook_line(ps, wrap_ev, main_ev, "before_fd", fde, handler_name);
+	w_around(ps, true);
+}
+
+static void w_after_fd(struct tevent_context *wrap_ev, void *ps,
+		       struct tevent_context *main_ev, struct tevent_fd *fde,
+		       uint16_t flags, const char *handler_name,
+		       const char *location)
+{
+	(void)flags;
+	(void)location;
+	w_around(ps, false);
+	hook_line(ps, wrap_ev, main_ev, "after_fd", fde, handler_name);
+}
+
+static void w_before_timer(struct tevent_context *wrap_ev, void *ps,
+			   struct tevent_context *main_ev,
+			   struct tevent_timer *te, struct timeval requested,
+			   struct timeval trigger, const char *handler_name,
+			   const char *location)
+{
+	(void)requested;
+	(void)trigger;
+	(void)location;
+	hook_line(ps, wrap_ev, main_ev, "before_timer", te, handler_name);
+	w_around(ps, true);
+}
+
+static void w_after_timer(struct tevent_context *wrap_ev, void *ps,
+			  struct tevent_context *main_ev,
+			  struct tevent_timer *te, struct timeval requested,
+			  struct timeval trigger, const char *handler_name,
+			  const char *location)
+{
+	(void)requested;
+	(void)trigger;
+	(void)location;
+	w_around(ps, false);
+	/* the library may have freed the timer by now: no label */
+	(void)te;
+	hook_line(ps, wrap_ev, main_ev, "after_timer", NULL, handler_name);
+}
+
+static void w_before_imm(struct tevent_context *wrap_ev, void *ps,
+			 struct tevent_context *main_ev,
+			 struct tevent_immediate *im, const char *handler_name,
+			 const char *location)
+{
+	(void)location;
+	hook_line(ps, wrap_ev, main_ev, "before_imm", im, handler_name);
+	w_around(ps, true);
+}
+
+static void w_after_imm(struct tevent_context *wrap_ev, void *ps,
+			struct tevent_context *main_ev,
+			struct tevent_immediate *im, const char *handler_name,
+			const char *location)
+{
+	(void)location;
+	w_around(ps, false);
+	hook_line(ps, wrap_ev, main_ev, "after_imm", im, handler_name);
+}
+
+static void w_before_sig(struct tevent_context *wrap_ev, void *ps,
+			 struct tevent_context *main_ev,
+			 struct tevent_signal *se, int signum, int count,
+			 void *siginfo, const char *handler_name,
+			 const char *location)
+{
+	(void)signum;
+	(void)count;
+	(void)siginfo;
+	(void)location;
+	hook_line(ps, wrap_ev, main_ev, "before_sig", se, handler_name);
+	w_around(ps, true);
+}
+
+static void w_after_sig(struct tevent_context *wrap_ev, void *ps,
+			struct tevent_context *main_ev,
+			struct tevent_signal *se, int signum, int count,
+			void *siginfo, const char *handler_name,
+			const char *location)
+{
+	(void)signum;
+	(void)count;
+	(void)siginfo;
+	(void)location;
+	w_around(ps, false);
+	hook_line(ps, wrap_ev, main_ev, "after_sig", se, handler_name);
+}
+
+static const struct tevent_wrapper_ops wrap_ops = {
+	.name = "script_wrap",
+	.before_use = w_before_use,
+	.after_use = w_after_use,
+	.before_fd_handler = w_before_fd,
+	.after_fd_handler = w_after_fd,
+	.before_timer_handler = w_before_timer,
+	.after_timer_handler = w_after_timer,
+	.before_immediate_handler = w_before_imm,
+	.after_immediate_handler = w_after_imm,
+	.before_signal_handler = w_before_sig,
+	.after_signal_handler = w_after_sig,
+};
+
+/*
+ * The context a new event goes on: mostly the main one, sometimes a live
+ * wrapper, whose hooks then bracket the event's handler.  *wid names the
+ * wrapper (0: main).
+ */
+static struct tevent_context *pick_ev(int *wid)
+{
+	int w;
+
+	*wid = 0;
+	if (g_excl[EX_WRAP] || g_nesting || !chance(35)) {
+		return g_ev;
+	}
+	w = pick(K_WRAP);
+	if (w == 0) {
+		return g_ev;
+	}
+	*wid = w;
+	return g_obj[w].ptr;
+}
+
+/* " via W<n>" for an event made through a wrapper, "" otherwise. */
+static const char *via(int wid)
+{
+	static char buf[16];
+
+	if (wid == 0) {
+		return "";
+	}
+	snprintf(buf, sizeof(buf), " via W%d", wid);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
 /* Handlers. */
 
 /*
@@ -550,8 +853,8 @@ static void fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	struct obj *o = &g_obj[id];
 	unsigned char c = 0;
 
-	(void)ev;
 	(void)fde;
+	check_handler_ev(id, ev);
 	if (flags & TEVENT_FD_READ) {
 		ssize_t n = read(g_sock[o->end], &c, 1);
 
@@ -575,10 +878,10 @@ static void timer_handler(struct tevent_context *ev, struct tevent_timer *te,
 {
 	int id = (int)(intptr_t)pvt;
 
-	(void)ev;
 	(void)te;
 	(void)now;
 	out("T%d timer", id);
+	check_handler_ev(id, ev);
 	/* fired: no longer pending (whether the library frees it shows as
 	 * a "gone" line) */
 	g_obj[id].due = false;
@@ -592,10 +895,11 @@ static void imm_handler(struct tevent_context *ev, struct tevent_immediate *im,
 {
 	int id = (int)(intptr_t)pvt;
 
-	(void)ev;
 	(void)im;
 	out("I%d imm", id);
+	check_handler_ev(id, ev);
 	g_obj[id].scheduled = false;
+	g_obj[id].wrap = 0;
 	enter(id);
 	act(id);
 	leave(id);
@@ -607,7 +911,6 @@ static void sig_handler(struct tevent_context *ev, struct tevent_signal *se,
 	int id = (int)(intptr_t)pvt;
 	int si = sig_index(signum);
 
-	(void)ev;
 	(void)se;
 	if (info != NULL) {
 		siginfo_t *i = info;
@@ -617,6 +920,7 @@ static void sig_handler(struct tevent_context *ev, struct tevent_signal *se,
 	} else {
 		out("S%d sig=%d count=%d", id, si, count);
 	}
+	check_handler_ev(id, ev);
 	if (si >= 0) {
 		g_sig_pending[si] = false;
 	}
@@ -781,8 +1085,9 @@ static void op_add_fd(void)
 {
 	const char *pname;
 	void *parent;
-	int id, end = (int)rnd(NEND);
+	int id, wid, end = (int)rnd(NEND);
 	struct tevent_fd *fde;
+	struct tevent_context *ev;
 
 	if (count_fdes_on(end) >= (g_excl[EX_MPX] ? 1 : 2)) {
 		return;
@@ -797,15 +1102,17 @@ static void op_add_fd(void)
 	if (!may_activate(id)) {
 		g_obj[id].flags = 0;
 	}
-	fde = tevent_add_fd(g_ev, parent, g_sock[end], g_obj[id].flags, fd_handler,
+	ev = pick_ev(&wid);
+	fde = tevent_add_fd(ev, parent, g_sock[end], g_obj[id].flags, fd_handler,
 			    (void *)(intptr_t)id);
-	out("add F%d end=%d flags=%u parent=%s -> %s", id, end,
-	    (unsigned)g_obj[id].flags, pname, fde ? "ok" : "NULL");
+	out("add F%d end=%d flags=%u parent=%s%s -> %s", id, end,
+	    (unsigned)g_obj[id].flags, pname, via(wid), fde ? "ok" : "NULL");
 	if (fde == NULL) {
 		return;
 	}
 	g_obj[id].ptr = fde;
 	g_obj[id].live = true;
+	g_obj[id].wrap = wid;
 	add_marker(fde, id, false);
 	if (chance(20)) {
 		tevent_fd_set_close_fn(fde, close_handler);
@@ -820,9 +1127,10 @@ static void op_add_timer(void)
 	struct tevent_timer *te;
 	struct timeval tv;
 	unsigned k = 0;
-	int id;
+	int id, wid;
 	bool due = chance(75);
 	bool zero = due && chance(15);
+	struct tevent_context *ev;
 
 	parent = pick_parent(&pname);
 	id = new_obj(K_TIMER);
@@ -836,13 +1144,17 @@ static void op_add_timer(void)
 	} else {
 		tv = tevent_timeval_current_ofs(3600, 0);
 	}
-	te = tevent_add_timer(g_ev, parent, tv, timer_handler, (void *)(intptr_t)id);
+	ev = pick_ev(&wid);
+	te = tevent_add_timer(ev, parent, tv, timer_handler, (void *)(intptr_t)id);
 	if (zero) {
-		out("add T%d zero parent=%s -> %s", id, pname, te ? "ok" : "NULL");
+		out("add T%d zero parent=%s%s -> %s", id, pname, via(wid),
+		    te ? "ok" : "NULL");
 	} else if (due) {
-		out("add T%d due+%u parent=%s -> %s", id, k, pname, te ? "ok" : "NULL");
+		out("add T%d due+%u parent=%s%s -> %s", id, k, pname, via(wid),
+		    te ? "ok" : "NULL");
 	} else {
-		out("add T%d far parent=%s -> %s", id, pname, te ? "ok" : "NULL");
+		out("add T%d far parent=%s%s -> %s", id, pname, via(wid),
+		    te ? "ok" : "NULL");
 	}
 	if (te == NULL) {
 		return;
@@ -850,7 +1162,28 @@ static void op_add_timer(void)
 	g_obj[id].ptr = te;
 	g_obj[id].live = true;
 	g_obj[id].due = due;
+	g_obj[id].wrap = wid;
 	add_marker(te, id, false);
+}
+
+/*
+ * (Re)schedule immediate id, on the main context or a wrapper.  Upstream
+ * keeps the wrapper of an immediate that is still pending when it is
+ * scheduled again on the main context; a cancel or a run forgets it.
+ */
+static void schedule_imm(int id)
+{
+	struct obj *o = &g_obj[id];
+	int wid;
+	struct tevent_context *ev = pick_ev(&wid);
+
+	tevent_schedule_immediate(o->ptr, ev, imm_handler, (void *)(intptr_t)id);
+	out("schedule I%d%s", id, via(wid));
+	if (wid != 0 || !o->scheduled) {
+		o->wrap = wid;
+	}
+	o->scheduled = true;
+	o->detached = false;
 }
 
 static void op_add_imm(void)
@@ -872,9 +1205,7 @@ static void op_add_imm(void)
 	g_obj[id].live = true;
 	add_marker(im, id, false);
 	if (chance(70)) {
-		tevent_schedule_immediate(im, g_ev, imm_handler, (void *)(intptr_t)id);
-		g_obj[id].scheduled = true;
-		out("schedule I%d", id);
+		schedule_imm(id);
 	}
 }
 
@@ -884,7 +1215,8 @@ static void op_add_signal(void)
 	void *parent;
 	struct tevent_signal *se;
 	int si = (int)rnd(NSIG_USED);
-	int id;
+	int id, wid;
+	struct tevent_context *ev;
 
 	if (g_excl[EX_SIGNAL]) {
 		return;
@@ -899,14 +1231,17 @@ static void op_add_signal(void)
 		return;
 	}
 	g_obj[id].signum = sig_nums[si];
-	se = tevent_add_signal(g_ev, parent, sig_nums[si], sig_flags[si],
+	ev = pick_ev(&wid);
+	se = tevent_add_signal(ev, parent, sig_nums[si], sig_flags[si],
 			       sig_handler, (void *)(intptr_t)id);
-	out("add S%d sig=%d parent=%s -> %s", id, si, pname, se ? "ok" : "NULL");
+	out("add S%d sig=%d parent=%s%s -> %s", id, si, pname, via(wid),
+	    se ? "ok" : "NULL");
 	if (se == NULL) {
 		return;
 	}
 	g_obj[id].ptr = se;
 	g_obj[id].live = true;
+	g_obj[id].wrap = wid;
 	add_marker(se, id, false);
 }
 
@@ -935,6 +1270,8 @@ static void op_add_req(void)
 	struct rstate *st = NULL;
 	int id = new_obj(K_REQ);
 	unsigned r = rnd(10);
+	int wid;
+	struct tevent_context *ev;
 
 	if (id == 0) {
 		return;
@@ -954,14 +1291,15 @@ static void op_add_req(void)
 			 * the callback (set below, as a caller would) runs
 			 * from the loop: the _send pattern */
 			g_obj[id].rst = 1;
+			ev = pick_ev(&wid);
 			if (chance(50)) {
 				tevent_req_done(req);
-				out("R%d done+post", id);
+				out("R%d done+post%s", id, via(wid));
 			} else {
 				tevent_req_error(req, 1 + rnd(200));
-				out("R%d error+post", id);
+				out("R%d error+post%s", id, via(wid));
 			}
-			tevent_req_post(req, g_ev);
+			tevent_req_post(req, ev);
 		}
 		setup_req(id, req);
 		if (g_obj[id].rst == 0 && chance(20)) {
@@ -973,8 +1311,9 @@ static void op_add_req(void)
 			struct timeval tv = due ? due_time(&k)
 					: tevent_timeval_current_ofs(3600, 0);
 
-			out("R%d endtime %s+%u -> %d", id, due ? "due" : "far", k,
-			    tevent_req_set_endtime(req, g_ev, tv));
+			ev = pick_ev(&wid);
+			out("R%d endtime %s+%u%s -> %d", id, due ? "due" : "far", k,
+			    via(wid), tevent_req_set_endtime(req, ev, tv));
 		}
 	} else if (r < 9) {
 		unsigned k = 0;
@@ -982,9 +1321,10 @@ static void op_add_req(void)
 		struct timeval tv = due ? due_time(&k)
 				: tevent_timeval_current_ofs(3600, 0);
 
-		req = tevent_wakeup_send(parent, g_ev, tv);
-		out("add R%d wakeup %s+%u parent=%s -> %s", id, due ? "due" : "far",
-		    k, pname, req ? "ok" : "NULL");
+		ev = pick_ev(&wid);
+		req = tevent_wakeup_send(parent, ev, tv);
+		out("add R%d wakeup %s+%u parent=%s%s -> %s", id,
+		    due ? "due" : "far", k, pname, via(wid), req ? "ok" : "NULL");
 		if (req == NULL) {
 			return;
 		}
@@ -1185,6 +1525,11 @@ static void op_update_timer(int self)
 	if (g_obj[id].running) {
 		return;
 	}
+	/* A timer its wrapper left behind has no context: upstream's
+	 * update dereferences it. */
+	if (g_obj[id].detached) {
+		return;
+	}
 	tv = due ? due_time(&k) : tevent_timeval_current_ofs(3600, 0);
 	tevent_update_timer(g_obj[id].ptr, tv);
 	g_obj[id].due = due;
@@ -1201,7 +1546,8 @@ static void op_set_flags(void)
 		return;
 	}
 	tevent_fd_set_flags(g_obj[id].ptr, f);
-	g_obj[id].flags = f;
+	/* an fde its wrapper left behind ignores new flags */
+	g_obj[id].flags = g_obj[id].detached ? 0 : f;
 	out("flags F%d %u -> get=%u", id, (unsigned)f,
 	    (unsigned)tevent_fd_get_flags(g_obj[id].ptr));
 }
@@ -1235,14 +1581,12 @@ static void op_schedule(void)
 		return;
 	}
 	if (r < 8) {
-		tevent_schedule_immediate(g_obj[id].ptr, g_ev, imm_handler,
-					  (void *)(intptr_t)id);
-		g_obj[id].scheduled = true;
-		out("schedule I%d", id);
+		schedule_imm(id);
 	} else {
 		/* a NULL handler cancels */
 		tevent_schedule_immediate(g_obj[id].ptr, g_ev, NULL, NULL);
 		g_obj[id].scheduled = false;
+		g_obj[id].wrap = 0;
 		out("cancel I%d", id);
 	}
 }
@@ -1250,18 +1594,12 @@ static void op_schedule(void)
 static void op_raise(void)
 {
 	int si = (int)rnd(NSIG_USED);
-	int i;
-	bool handled = false;
+	bool handled;
 
 	if (g_excl[EX_SIGNAL]) {
 		return;
 	}
-	for (i = 1; i < g_nobj; i++) {
-		if (g_obj[i].live && g_obj[i].kind == K_SIG &&
-		    g_obj[i].signum == sig_nums[si]) {
-			handled = true;
-		}
-	}
+	handled = sig_handled(sig_nums[si]);
 	out("raise sig=%d", si);
 	raise(sig_nums[si]);
 	if (handled) {
@@ -1312,6 +1650,72 @@ static void op_finish_req(int self)
 	}
 }
 
+static void op_add_wrap(void)
+{
+	const char *pname;
+	void *parent;
+	struct tevent_context *w;
+	struct wstate *ws = NULL;
+	int id;
+
+	if (g_excl[EX_WRAP]) {
+		return;
+	}
+	parent = pick_parent(&pname);
+	id = new_obj(K_WRAP);
+	if (id == 0) {
+		return;
+	}
+	/* refused while nesting is allowed */
+	errno = 0;
+	w = tevent_context_wrapper_create(g_ev, parent, &wrap_ops, &ws,
+					  struct wstate);
+	out("add W%d parent=%s -> %s", id, pname, w ? "ok" : "NULL");
+	if (w == NULL) {
+		out("add W%d errno=%d", id, errno);
+		return;
+	}
+	ws->id = id;
+	g_obj[id].ptr = w;
+	g_obj[id].live = true;
+	add_marker(w, id, false);
+	out("W%d is_wrapper=%d same_loop=%d main_is_wrapper=%d", id,
+	    tevent_context_is_wrapper(w), tevent_context_same_loop(w, g_ev),
+	    tevent_context_is_wrapper(g_ev));
+}
+
+/*
+ * Use a wrapper's environment from outside its handlers: push_use, make
+ * an event or two, pop_use.  Nothing is freed in between: upstream's
+ * pop_use reads the wrapper after a deferred free.
+ */
+static void op_use(void)
+{
+	int w = pick(K_WRAP), i, n;
+	bool ok;
+
+	/* in use already (its handler runs): upstream aborts */
+	if (w == 0 || g_obj[w].running) {
+		return;
+	}
+	g_obj[w].running++;
+	ok = tevent_context_push_use(g_obj[w].ptr);
+	out("W%d push_use -> %d", w, ok);
+	if (ok) {
+		n = (int)rnd(3);
+		for (i = 0; i < n; i++) {
+			if (chance(50)) {
+				op_add_timer();
+			} else {
+				op_add_imm();
+			}
+		}
+		tevent_context_pop_use(g_obj[w].ptr);
+		out("W%d pop_use", w);
+	}
+	g_obj[w].running--;
+}
+
 static void op_nest(int self)
 {
 	(void)self;
@@ -1328,7 +1732,7 @@ static void op_nest(int self)
 /* One random operation; self is the object whose handler runs (0: top). */
 static void random_op(int self)
 {
-	unsigned r = rnd(100);
+	unsigned r = rnd(104);
 
 	if (r < 8) {
 		op_add_fd();
@@ -1360,10 +1764,14 @@ static void random_op(int self)
 		op_raise();
 	} else if (r < 96) {
 		op_finish_req(self);
-	} else {
+	} else if (r < 100) {
 		if (self != 0) {
 			op_nest(self);
 		}
+	} else if (r < 102) {
+		op_add_wrap();
+	} else {
+		op_use();
 	}
 }
 
@@ -1715,16 +2123,16 @@ int main(int argc, char **argv)
 	}
 
 	{
-		int live[7] = {0};
+		int live[K_COUNT] = {0};
 
 		for (i = 1; i < g_nobj; i++) {
 			if (g_obj[i].live) {
 				live[g_obj[i].kind]++;
 			}
 		}
-		out("live fd=%d timer=%d imm=%d sig=%d req=%d queue=%d", live[K_FD],
-		    live[K_TIMER], live[K_IMM], live[K_SIG], live[K_REQ],
-		    live[K_QUEUE]);
+		out("live fd=%d timer=%d imm=%d sig=%d req=%d queue=%d wrap=%d",
+		    live[K_FD], live[K_TIMER], live[K_IMM], live[K_SIG],
+		    live[K_REQ], live[K_QUEUE], live[K_WRAP]);
 		for (i = 1; i < g_nobj; i++) {
 			struct obj *o = &g_obj[i];
 
@@ -1755,6 +2163,13 @@ int main(int argc, char **argv)
 			}
 		}
 		talloc_free(g_ev);
+		/* wrappers that outlive their main context refuse to be used */
+		for (i = 1; i < g_nobj; i++) {
+			if (g_obj[i].live && g_obj[i].kind == K_WRAP) {
+				out("W%d push_use after ev -> %d", i,
+				    tevent_context_push_use(g_obj[i].ptr));
+			}
+		}
 		g_ev = NULL;
 		talloc_free(g_top);
 	} else {
