@@ -943,6 +943,44 @@ static void test_trace_context_free(void **state)
 	close_pair(sp);
 }
 
+/*
+ * Timers still pending when the context goes are detached earliest
+ * deadline first, equal deadlines in the order they were added (upstream
+ * walks its sorted list; a heap must not leak its own order here).
+ */
+static void test_trace_context_free_timer_order(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct hstate h = { 0 };
+	TALLOC_CTX *owner = talloc_new(NULL);
+	/* offsets in seconds; -1 is a zero timer (due at once) */
+	static const int ofs[] = {300, 100, -1, 200, 100, 50, 300, 150};
+	/* the order in which their DETACH must come */
+	static const int want[] = {2, 5, 1, 4, 7, 3, 0, 6};
+	struct tevent_timer *te[8];
+	int i, n = 0;
+
+	trace_all(ev);
+	for (i = 0; i < 8; i++) {
+		struct timeval tv = ofs[i] < 0 ? tevent_timeval_zero() :
+				tevent_timeval_current_ofs(ofs[i], 0);
+
+		te[i] = tevent_add_timer(ev, owner, tv, timer_handler, &h);
+		assert_non_null(te[i]);
+	}
+	tt_finish(ev);
+	for (i = 0; i < tlog_n; i++) {
+		if (tlog[i].kind == K_TIMER && tlog[i].code == 'D') {
+			assert_true(n < 8);
+			assert_ptr_equal(tlog[i].ptr, te[want[n]]);
+			n++;
+		}
+	}
+	assert_int_equal(n, 8);
+	assert_int_equal(h.runs, 0);
+	talloc_free(owner);
+}
+
 /* A tag set from the ATTACH callback is there when the handler runs. */
 static void test_trace_tag_from_attach(void **state)
 {
@@ -1013,6 +1051,7 @@ int main(void)
 		TT_BACKEND_CASE(test_trace_immediate_free_and_reinit),
 		TT_BACKEND_CASE(test_trace_signal),
 		TT_BACKEND_CASE(test_trace_context_free),
+		TT_BACKEND_CASE(test_trace_context_free_timer_order),
 		TT_BACKEND_CASE(test_trace_tag_from_attach),
 	};
 

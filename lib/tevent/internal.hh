@@ -176,8 +176,8 @@ public:
 	tevent_timer *at(size_t i) const { return items_[i]; }
 	bool insert(tevent_timer *te);
 	void remove(tevent_timer *te);
-	// Detach every timer without touching them further (context teardown).
-	tevent_timer *pop_any();
+	// Takes out the earliest timer (context teardown), or null.
+	tevent_timer *pop_first();
 
 private:
 	static bool before(const tevent_timer *a, const tevent_timer *b);
@@ -364,6 +364,11 @@ struct tevent_context {
 
 	struct timeval wait_timeout;
 
+	// The context's oldest talloc child (make_lifeline()), so the last
+	// one talloc frees: queue watches hang here to fire only once every
+	// queue the context owns has gone, tracing on a context still whole.
+	void *lifeline;
+
 	int on_talloc_free();
 };
 
@@ -384,6 +389,7 @@ struct WrapperGlue {
 // This process's pid, current across fork; valid once a context exists.
 pid_t cached_pid();
 void context_teardown(tevent_context *ev);
+bool make_lifeline(tevent_context *ev);
 int context_setup(tevent_context *ev);
 // The context whose lists an event actually lives on.
 tevent_context *main_ev(tevent_context *ev);

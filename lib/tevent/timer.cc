@@ -113,20 +113,21 @@ void TimerHeap::remove(tevent_timer *te)
 	}
 }
 
-tevent_timer *TimerHeap::pop_any()
+tevent_timer *TimerHeap::pop_first()
 {
-	if (size_ == 0) {
-		return nullptr;
+	tevent_timer *te = top();
+	if (te != nullptr) {
+		remove(te);
 	}
-	tevent_timer *te = items_[--size_];
-	te->heap_index = kNotInHeap;
 	return te;
 }
 
 void timers_detach_all(tevent_context *ev)
 {
+	// Earliest deadline first, as upstream's sorted list gives them: the
+	// DETACH traces come in that order.
 	tevent_timer *te;
-	while ((te = ev->timers.pop_any()) != nullptr) {
+	while ((te = ev->timers.pop_first()) != nullptr) {
 		trace_timer(te->event_ctx, te,
 					    TEVENT_EVENT_TRACE_DETACH);
 		te->wrapper = nullptr;
