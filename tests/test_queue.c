@@ -878,6 +878,83 @@ static void test_queue_trace_optimize_empty_and_free_queue(void **state)
 	tevent_set_trace_queue_callback(f->ev, NULL, NULL);
 }
 
+/*
+ * A queue owned by a context goes with it: its entries detach, traced on
+ * the context being freed (as upstream does), before the context is gone.
+ */
+static void test_queue_trace_detach_with_context(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_context *ev2 = tevent_context_init(f->mem);
+	struct tevent_queue *q;
+	struct tevent_req *r1 = job_create(f->mem, "r1");
+	struct tevent_req *r2 = job_create(f->mem, "r2");
+
+	assert_non_null(ev2);
+	q = tevent_queue_create(ev2, "q");
+	assert_non_null(q);
+	memset(g_e, 0, sizeof(g_e));
+	tevent_set_trace_queue_callback(ev2, queue_tracer, &g_log);
+	log_reset();
+	traced_add(q, ev2, r1, 0, false);
+	traced_add(q, ev2, r2, 1, false);
+
+	log_reset();
+	talloc_free(ev2);
+	assert_string_equal(g_log, "detach(e1) detach(e2)");
+
+	/* the requests lost their entries with the queue */
+	log_reset();
+	talloc_free(r1);
+	talloc_free(r2);
+	assert_string_equal(g_log, "");
+}
+
+/*
+ * A queue that outlives a context its entries were added with: the
+ * entries stay, but with their context gone nothing triggers or traces
+ * them any more, and freeing them later touches nothing of the context.
+ */
+static void test_queue_outlives_entry_context(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_context *ev2 = tevent_context_init(f->mem);
+	struct tevent_queue *q = tevent_queue_create(f->mem, "q");
+	struct tevent_req *r1 = job_create(f->mem, "r1");
+	struct tevent_req *r2 = job_create(f->mem, "r2");
+	struct tevent_req *r3 = job_create(f->mem, "r3");
+
+	assert_non_null(ev2);
+	assert_non_null(q);
+	memset(g_e, 0, sizeof(g_e));
+	tevent_set_trace_queue_callback(ev2, queue_tracer, &g_log);
+	traced_add(q, ev2, r1, 0, false);
+	traced_add(q, ev2, r2, 1, false);
+	drain(ev2);
+	assert_int_equal(job_triggered(r1), 1);
+
+	log_reset();
+	talloc_free(ev2);
+	assert_string_equal(g_log, "");
+	assert_int_equal(tevent_queue_length(q), 2);
+
+	/* r2 becomes the head, but its context is gone: it never runs */
+	talloc_free(r1);
+	assert_int_equal(tevent_queue_length(q), 1);
+	drain(f->ev);
+	assert_int_equal(job_triggered(r2), 0);
+
+	/* a live context still works with the same queue */
+	assert_true(tevent_queue_add(q, f->ev, r3, job_trigger, NULL));
+	talloc_free(r2);
+	drain(f->ev);
+	assert_int_equal(job_triggered(r3), 1);
+	/* the trigger logs itself; no trace line came from the dead context */
+	assert_string_equal(g_log, "trigger(r3)");
+	talloc_free(q);
+	talloc_free(r3);
+}
+
 /* several contexts -------------------------------------------------------- */
 
 static void test_queue_triggers_on_entry_context(void **state)
@@ -1037,6 +1114,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_trace_get_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_trace_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_trace_optimize_empty_and_free_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_trace_detach_with_context, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_outlives_entry_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_triggers_on_entry_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_serialises_in_fifo_order, setup, teardown),
 	};

@@ -149,6 +149,14 @@ pid_t cached_pid()
 	return g_cached_pid;
 }
 
+bool make_lifeline(tevent_context *ev)
+{
+	// talloc frees the newest child first: made before any other, this
+	// one goes last.
+	ev->lifeline = talloc_named_const(ev, 0, "struct tevent_context_lifeline");
+	return ev->lifeline != nullptr;
+}
+
 int context_setup(tevent_context *ev)
 {
 	pthread_once(&g_atfork_once, init_globals);
@@ -283,6 +291,10 @@ TEVENT_EXPORT struct tevent_context *tevent_context_init_ops(
 	auto *ev = new_talloc_object<tevent_context>(mem_ctx,
 						     "struct tevent_context");
 	if (ev == nullptr) {
+		return nullptr;
+	}
+	if (!make_lifeline(ev)) {
+		talloc_free(ev);
 		return nullptr;
 	}
 	ev->timers.init();

@@ -146,7 +146,7 @@ bool tevent_queue::watch_context(struct tevent_context *ev)
 		}
 	}
 	auto *w = tevent::new_talloc_value<tevent::QueueContextWatch>(
-		ev, kWatchTypeName);
+		ev->lifeline, kWatchTypeName);
 	if (w == nullptr) {
 		return false;
 	}

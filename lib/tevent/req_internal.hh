@@ -187,10 +187,12 @@ struct tevent_queue_entry {
 namespace tevent {
 
 // Tells a queue that a context its entries refer to is being freed. One
-// per (queue, context) pair, allocated as a talloc child of the context.
-// Upstream keeps using such a dead context when the entries go later (a
-// common teardown order: a parent freed with the context created after the
-// requests); here those entries simply stop tracing and scheduling.
+// per (queue, context) pair, allocated under the context's lifeline, so it
+// fires after the queues the context owns have gone (their entries' DETACH
+// is traced on the dying context, as upstream). Upstream keeps using such
+// a dead context when the entries go later (a common teardown order: a
+// parent freed with the context created after the requests); here those
+// entries simply stop tracing and scheduling.
 struct QueueContextWatch {
 	ListHook<QueueContextWatch> link;
 	struct tevent_queue *queue = nullptr;  // null once the queue let go

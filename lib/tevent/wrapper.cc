@@ -355,7 +355,8 @@ TEVENT_EXPORT struct tevent_context *_tevent_context_wrapper_create(
 
 	auto *ev = new_talloc_object<tevent_context>(mem_ctx,
 						     "struct tevent_context");
-	if (ev == nullptr) {
+	if (ev == nullptr || !make_lifeline(ev)) {
+		talloc_free(ev);
 		return nullptr;
 	}
 	ev->ops = &glue_ops;
