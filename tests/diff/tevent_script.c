@@ -818,6 +818,95 @@ static const char *via(int wid)
 }
 
 /* ------------------------------------------------------------------ */
+/* Event traces (half of the programs). */
+
+static bool g_trace;
+/* The object an add call is making: its ATTACH line comes before the
+ * call returns the pointer that would name it. */
+static int g_creating;
+
+/*
+ * One line per trace point.  Descriptors the library watches for itself
+ * (upstream's wakeup pipe is an fd event, ours is not) are left out, and
+ * trace lines do not count as output for one_turn(): a turn spent on
+ * such a descriptor is still no turn of ours.
+ */
+static void trace_line(enum kind k, const void *ptr,
+		       enum tevent_event_trace_point point)
+{
+	static const char *const points[] = {"attach", "detach", "before"};
+	const char *label = event_label(ptr);
+	unsigned long lines = g_lines;
+	char buf[16];
+
+
+	if (strcmp(label, "internal") == 0 &&
+	    point == TEVENT_EVENT_TRACE_ATTACH && g_creating != 0 &&
+	    g_obj[g_creating].kind == k) {
+		snprintf(buf, sizeof(buf), "%c%d", kind_letter[k], g_creating);
+		label = buf;
+	} else if (strcmp(label, "internal") == 0) {
+		if (k == K_FD) {
+			return;
+		}
+		snprintf(buf, sizeof(buf), "internal-%c", kind_letter[k]);
+		label = buf;
+	}
+	out("~ %s %s", (unsigned)point < 3 ? points[point] : "?", label);
+	g_lines = lines;
+}
+
+static void trace_fd(struct tevent_fd *fde, enum tevent_event_trace_point p,
+		     void *pvt)
+{
+	(void)pvt;
+	trace_line(K_FD, fde, p);
+}
+
+static void trace_timer(struct tevent_timer *te,
+			enum tevent_event_trace_point p, void *pvt)
+{
+	(void)pvt;
+	trace_line(K_TIMER, te, p);
+}
+
+static void trace_imm(struct tevent_immediate *im,
+		      enum tevent_event_trace_point p, void *pvt)
+{
+	(void)pvt;
+	trace_line(K_IMM, im, p);
+}
+
+static void trace_sig(struct tevent_signal *se,
+		      enum tevent_event_trace_point p, void *pvt)
+{
+	(void)pvt;
+	trace_line(K_SIG, se, p);
+}
+
+static void trace_queue(struct tevent_queue_entry *qe,
+			enum tevent_event_trace_point p, void *pvt)
+{
+	static const char *const points[] = {"attach", "detach", "before"};
+
+	unsigned long lines = g_lines;
+
+	(void)qe;
+	(void)pvt;
+	out("~ %s queue entry", (unsigned)p < 3 ? points[p] : "?");
+	g_lines = lines;
+}
+
+static void set_traces(void)
+{
+	tevent_set_trace_fd_callback(g_ev, trace_fd, NULL);
+	tevent_set_trace_timer_callback(g_ev, trace_timer, NULL);
+	tevent_set_trace_immediate_callback(g_ev, trace_imm, NULL);
+	tevent_set_trace_signal_callback(g_ev, trace_sig, NULL);
+	tevent_set_trace_queue_callback(g_ev, trace_queue, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* Handlers. */
 
 /*
@@ -1103,8 +1192,10 @@ static void op_add_fd(void)
 		g_obj[id].flags = 0;
 	}
 	ev = pick_ev(&wid);
+	g_creating = id;
 	fde = tevent_add_fd(ev, parent, g_sock[end], g_obj[id].flags, fd_handler,
 			    (void *)(intptr_t)id);
+	g_creating = 0;
 	out("add F%d end=%d flags=%u parent=%s%s -> %s", id, end,
 	    (unsigned)g_obj[id].flags, pname, via(wid), fde ? "ok" : "NULL");
 	if (fde == NULL) {
@@ -1145,7 +1236,9 @@ static void op_add_timer(void)
 		tv = tevent_timeval_current_ofs(3600, 0);
 	}
 	ev = pick_ev(&wid);
+	g_creating = id;
 	te = tevent_add_timer(ev, parent, tv, timer_handler, (void *)(intptr_t)id);
+	g_creating = 0;
 	if (zero) {
 		out("add T%d zero parent=%s%s -> %s", id, pname, via(wid),
 		    te ? "ok" : "NULL");
@@ -1232,8 +1325,10 @@ static void op_add_signal(void)
 	}
 	g_obj[id].signum = sig_nums[si];
 	ev = pick_ev(&wid);
+	g_creating = id;
 	se = tevent_add_signal(ev, parent, sig_nums[si], sig_flags[si],
 			       sig_handler, (void *)(intptr_t)id);
+	g_creating = 0;
 	out("add S%d sig=%d parent=%s%s -> %s", id, si, pname, via(wid),
 	    se ? "ok" : "NULL");
 	if (se == NULL) {
@@ -2094,7 +2189,12 @@ int main(int argc, char **argv)
 	if (g_nesting) {
 		tevent_loop_allow_nesting(g_ev);
 	}
-	out("seed %llu backend %s ops %d nesting %d", seed, backend, ops, g_nesting);
+	g_trace = chance(50);
+	out("seed %llu backend %s ops %d nesting %d trace %d", seed, backend, ops,
+	    g_nesting, g_trace);
+	if (g_trace) {
+		set_traces();
+	}
 
 	for (i = 0; i < NCHAN; i++) {
 		int sv[2];
