@@ -1565,6 +1565,72 @@ static void test_free_wrapper_with_events(void **state)
 	fixture_teardown(f);
 }
 
+/* Main-context timers record the order they fire in. */
+struct order_log {
+	int fired[64];
+	int n;
+};
+
+struct order_timer {
+	struct order_log *log;
+	int id;
+};
+
+static void order_timer_handler(struct tevent_context *ev,
+				struct tevent_timer *te, struct timeval now,
+				void *private_data)
+{
+	struct order_timer *ot = private_data;
+
+	assert_true(ot->log->n < 64);
+	ot->log->fired[ot->log->n++] = ot->id;
+}
+
+/*
+ * Many timers of a wrapper mixed with timers of the main context: freeing
+ * the wrapper takes out all of its own at once, and the main context's
+ * timers still fire, earliest deadline first and equal deadlines in the
+ * order they were added.
+ */
+static void test_free_wrapper_many_timers(void **state)
+{
+	struct fixture *f;
+	struct order_log log = { .n = 0 };
+	struct order_timer ot[40];
+	int i, last_due = -1, last_id = -1;
+
+	f = fixture_setup(state);
+	for (i = 0; i < 200; i++) {
+		/* deadlines in the past, scattered, with repeats */
+		struct timeval tv = tevent_timeval_set(1000 + (i * 37) % 23, 0);
+
+		if (i % 5 == 0) {
+			ot[i / 5] = (struct order_timer){ .log = &log, .id = i };
+			assert_non_null(tevent_add_timer(f->main, f->mem, tv,
+							 order_timer_handler,
+							 &ot[i / 5]));
+		} else {
+			assert_non_null(tevent_add_timer(f->wrap, f->mem, tv,
+							 never_timer, f));
+		}
+	}
+	assert_int_equal(talloc_free(f->wrap), 0);
+	f->wrap = NULL;
+
+	drain(f);
+	assert_int_equal(log.n, 40);
+	for (i = 0; i < 40; i++) {
+		int id = log.fired[i], due = (id * 37) % 23;
+
+		assert_true(due > last_due || (due == last_due && id > last_id));
+		last_due = due;
+		last_id = id;
+	}
+	assert_int_equal(f->never_runs, 0);
+	assert_int_equal(f->rec.n, 0);
+	fixture_teardown(f);
+}
+
 static volatile sig_atomic_t own_sigusr1;
 
 static void own_sigusr1_handler(int signum)
@@ -2599,6 +2665,7 @@ int main(void)
 		TT_BACKEND_CASE(test_allow_nesting_aborts),
 		TT_BACKEND_CASE(test_wrapper_only_forwards),
 		TT_BACKEND_CASE(test_free_wrapper_with_events),
+		TT_BACKEND_CASE(test_free_wrapper_many_timers),
 		TT_BACKEND_CASE(test_free_wrapper_signal_event),
 		TT_BACKEND_CASE(test_free_wrapper_signal_pending),
 		TT_BACKEND_CASE(test_free_in_fd_handler),

@@ -173,13 +173,33 @@ public:
 	bool empty() const { return size_ == 0; }
 	size_t size() const { return size_; }
 	tevent_timer *top() const { return size_ ? items_[0] : nullptr; }
-	tevent_timer *at(size_t i) const { return items_[i]; }
 	bool insert(tevent_timer *te);
 	void remove(tevent_timer *te);
 	// Takes out the earliest timer (context teardown), or null.
 	tevent_timer *pop_first();
+	// Takes out every timer take(te) says yes to, in one O(n) pass (a
+	// dying wrapper's timers); take() must not touch the heap.
+	template <class Take> void remove_if(Take take)
+	{
+		size_t kept = 0;
+		for (size_t i = 0; i < size_; i++) {
+			tevent_timer *te = items_[i];
+			if (take(te)) {
+				te->heap_index = kNotInHeap;
+			} else {
+				items_[kept++] = te;
+			}
+		}
+		if (kept != size_) {
+			size_ = kept;
+			rebuild();
+		}
+	}
+
+	static constexpr uint32_t kNotInHeap = UINT32_MAX;
 
 private:
+	void rebuild();
 	static bool before(const tevent_timer *a, const tevent_timer *b);
 	void place(size_t i, tevent_timer *te);
 	void sift_up(size_t i);

@@ -7,8 +7,6 @@
 
 namespace tevent {
 
-static constexpr uint32_t kNotInHeap = UINT32_MAX;
-
 bool TimerHeap::before(const tevent_timer *a, const tevent_timer *b)
 {
 	if (a->next_event.tv_sec != b->next_event.tv_sec) {
@@ -94,6 +92,17 @@ bool TimerHeap::insert(tevent_timer *te)
 	return true;
 }
 
+// Restores the heap over items_[0, size_) in O(n) (Floyd).
+void TimerHeap::rebuild()
+{
+	for (size_t i = 0; i < size_; i++) {
+		place(i, items_[i]);
+	}
+	for (size_t i = size_ / 2; i-- > 0;) {
+		sift_down(i);
+	}
+}
+
 void TimerHeap::remove(tevent_timer *te)
 {
 	size_t i = te->heap_index;
@@ -168,7 +177,7 @@ static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
 	}
 	te->event_ctx = ev;
 	te->next_event = next_event;
-	te->heap_index = kNotInHeap;
+	te->heap_index = TimerHeap::kNotInHeap;
 	te->handler = handler;
 	te->private_data = private_data;
 	te->handler_name = handler_name;

@@ -190,18 +190,15 @@ void detach_events_of(tevent_context *main, WrapperGlue *glue)
 		main->fds.remove(fde);
 	}
 
-	// Timers: collect first, the heap reorders on removal.
-	for (size_t i = 0; i < main->timers.size();) {
-		tevent_timer *te = main->timers.at(i);
+	// One pass however many of the timers are the wrapper's.
+	main->timers.remove_if([glue](tevent_timer *te) {
 		if (te->wrapper != glue) {
-			i++;
-			continue;
+			return false;
 		}
-		main->timers.remove(te);
 		te->wrapper = nullptr;
 		te->event_ctx = nullptr;
-		i = 0;  // restart: removal moved another timer into slot i
-	}
+		return true;
+	});
 
 	tevent_immediate *inext;
 	for (tevent_immediate *im = main->immediates.front(); im != nullptr;
