@@ -1707,7 +1707,7 @@ static void op_finish_req(int self)
 	int id = pick(K_REQ);
 	struct obj *o = &g_obj[id];
 	struct tevent_req *req;
-	unsigned how = rnd(10);
+	unsigned how = rnd(11);
 
 	if (id == 0 || o->rkind != RK_PLAIN || o->rst != 0) {
 		return;
@@ -1738,6 +1738,10 @@ static void op_finish_req(int self)
 		out("R%d defer+done", id);
 		tevent_req_defer_callback(req, g_ev);
 		tevent_req_done(req);
+	} else if (how == 10) {
+		/* drops the endtime timer, if any; still in progress */
+		out("R%d reset_endtime", id);
+		tevent_req_reset_endtime(req);
 	} else {
 		out("R%d cancel -> ...", id);
 		out("R%d cancel -> %d", id, tevent_req_cancel(req));
