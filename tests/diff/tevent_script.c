@@ -826,19 +826,26 @@ static bool g_trace;
 static int g_creating;
 
 /*
- * One line per trace point.  Descriptors the library watches for itself
- * (upstream's wakeup pipe is an fd event, ours is not) are left out, and
- * trace lines do not count as output for one_turn(): a turn spent on
- * such a descriptor is still no turn of ours.
+ * One line per trace point.  Trace lines do not count as output for
+ * one_turn(): a turn spent on a descriptor of the library's own is still
+ * no turn of ours.
  */
+static void trace_out(enum tevent_event_trace_point point, const char *what)
+{
+	static const char *const points[] = {"attach", "detach", "before"};
+	unsigned long lines = g_lines;
+
+	out("~ %s %s", (unsigned)point < 3 ? points[point] : "?", what);
+	g_lines = lines;
+}
+
+/* Descriptors the library watches for itself (upstream's wakeup pipe is an
+ * fd event, ours is not) are left out. */
 static void trace_line(enum kind k, const void *ptr,
 		       enum tevent_event_trace_point point)
 {
-	static const char *const points[] = {"attach", "detach", "before"};
 	const char *label = event_label(ptr);
-	unsigned long lines = g_lines;
 	char buf[16];
-
 
 	if (strcmp(label, "internal") == 0 &&
 	    point == TEVENT_EVENT_TRACE_ATTACH && g_creating != 0 &&
@@ -852,8 +859,7 @@ static void trace_line(enum kind k, const void *ptr,
 		snprintf(buf, sizeof(buf), "internal-%c", kind_letter[k]);
 		label = buf;
 	}
-	out("~ %s %s", (unsigned)point < 3 ? points[point] : "?", label);
-	g_lines = lines;
+	trace_out(point, label);
 }
 
 static void trace_fd(struct tevent_fd *fde, enum tevent_event_trace_point p,
@@ -887,14 +893,9 @@ static void trace_sig(struct tevent_signal *se,
 static void trace_queue(struct tevent_queue_entry *qe,
 			enum tevent_event_trace_point p, void *pvt)
 {
-	static const char *const points[] = {"attach", "detach", "before"};
-
-	unsigned long lines = g_lines;
-
 	(void)qe;
 	(void)pvt;
-	out("~ %s queue entry", (unsigned)p < 3 ? points[p] : "?");
-	g_lines = lines;
+	trace_out(p, "queue entry");
 }
 
 static void set_traces(void)
