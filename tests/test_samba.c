@@ -46,6 +46,7 @@
 #include <cmocka.h>
 
 #include "tt.h"
+#include "tt_foreign.h"
 
 #define SMBD "/usr/sbin/smbd"
 #define SMBCLIENT "/usr/bin/smbclient"
@@ -65,9 +66,7 @@
 
 static struct {
 	bool have_samba;
-	char ours[PATH_MAX];      /* real path of the library under test */
-	char preload[PATH_MAX + 16];
-	char dir[PATH_MAX];       /* private temporary directory */
+	struct tt_foreign fx;     /* our library, the scratch directory */
 	char conf[PATH_MAX + 16];
 	char log[PATH_MAX + 16];  /* smbd's stdout and stderr */
 	char rpc_log[PATH_MAX + 16];  /* samba-dcerpcd's */
@@ -78,47 +77,7 @@ static struct {
 
 /* ---- small file helpers ---- */
 
-static void path_in(char *buf, size_t len, const char *name)
-{
-	int n = snprintf(buf, len, "%s/%s", g.dir, name);
 
-	assert_true(n > 0 && (size_t)n < len);
-}
-
-static char *slurp(const char *path, size_t *len_out)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, got;
-
-	if (f == NULL) {
-		return NULL;
-	}
-	do {
-		if (cap - len < 65536) {
-			cap = cap * 2 + 65536;
-			buf = realloc(buf, cap + 1);
-			assert_non_null(buf);
-		}
-		got = fread(buf + len, 1, cap - len, f);
-		len += got;
-	} while (got > 0);
-	fclose(f);
-	buf[len] = '\0';
-	if (len_out != NULL) {
-		*len_out = len;
-	}
-	return buf;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-}
 
 /* `len` bytes that differ from file to file (seeded), not compressible. */
 static void write_pattern(const char *path, size_t len, uint64_t seed)
@@ -134,15 +93,15 @@ static void write_pattern(const char *path, size_t len, uint64_t seed)
 		x ^= x << 17;
 		buf[i] = (unsigned char)x;
 	}
-	write_file(path, buf, len);
+	tt_write_file(path, buf, len);
 	free(buf);
 }
 
 static void assert_same_file(const char *a, const char *b)
 {
 	size_t la, lb;
-	char *da = slurp(a, &la);
-	char *db = slurp(b, &lb);
+	char *da = tt_slurp(a, &la);
+	char *db = tt_slurp(b, &lb);
 
 	if (da == NULL || db == NULL || la != lb || memcmp(da, db, la) != 0) {
 		fprintf(stderr, "files differ: %s (%zu bytes) and %s (%zu bytes)\n",
@@ -153,207 +112,8 @@ static void assert_same_file(const char *a, const char *b)
 	free(db);
 }
 
-static void rm_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char sub[PATH_MAX];
 
-	if (d == NULL) {
-		unlink(path);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
-			continue;
-		}
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rm_tree(sub);
-	}
-	closedir(d);
-	rmdir(path);
-}
 
-/* ---- running Samba's programs with our library preloaded ---- */
-
-/*
- * Starts argv[0] with LD_PRELOAD=<ours> (plus `extra` environment), its
- * stdout and stderr appended to `out`.  The child dies with the test, and
- * gets a process group of its own: smbd signals its whole group when it
- * stops, which must not include the test.
- */
-static pid_t spawn(char *const argv[], const char *out,
-		   const char *const *extra)
-{
-	const char *add[8];
-	size_t n = 0, i;
-	char **env;
-	pid_t pid;
-
-	add[n++] = g.preload;
-	/* Samba's own leaks at exit are not ours to report. */
-	add[n++] = "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0";
-	for (i = 0; extra != NULL && extra[i] != NULL && n < NELEM(add) - 1; i++) {
-		add[n++] = extra[i];
-	}
-	add[n] = NULL;
-	env = tt_child_env(add);
-
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd < 0) {
-			_exit(126);
-		}
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		setpgid(0, 0);
-		/* smbtorture writes scratch files to its working directory */
-		if (chdir(g.dir) != 0) {
-			_exit(126);
-		}
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close(fd);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd >= 0) {
-			dup2(fd, 0);
-			close(fd);
-		}
-		execve(argv[0], argv, env);
-		_exit(127);
-	}
-	free(env);
-	return pid;
-}
-
-/* waitpid() with a hang guard; the child is killed when it runs over. */
-static int wait_guarded(pid_t pid, int guard_s)
-{
-	time_t deadline = time(NULL) + guard_s;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid) {
-			return status;
-		}
-		assert_true(r == 0 || (r < 0 && errno == EINTR));
-		if (time(NULL) > deadline) {
-			fprintf(stderr, "pid %d still running after %d s: killed\n",
-				(int)pid, guard_s);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return status;
-		}
-		usleep(10000);
-	}
-}
-
-/* The end of a log, where the reason for a failure is. */
-static void dump(const char *path)
-{
-	size_t len = 0;
-	char *text = slurp(path, &len);
-	size_t from = len > 8192 ? len - 8192 : 0;
-
-	fprintf(stderr, "---- %s%s ----\n%s\n----\n", path,
-		from > 0 ? " (last 8 KiB)" : "",
-		text != NULL ? text + from : "(missing)");
-	free(text);
-}
-
-/*
- * Every libtevent the loader mapped for the programs that wrote
- * LD_DEBUG=files logs named <prefix>.<pid> must be ours, and there must
- * be at least one.
- */
-static void assert_loader_used_ours(const char *prefix)
-{
-	const char *base = strrchr(prefix, '/') + 1;
-	char dirpath[PATH_MAX], file[PATH_MAX * 2];
-	size_t blen = strlen(base);
-	int seen = 0;
-	DIR *d;
-	struct dirent *e;
-
-	snprintf(dirpath, sizeof(dirpath), "%.*s", (int)(base - 1 - prefix),
-		 prefix);
-	d = opendir(dirpath);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		char *text, *line, *save = NULL;
-
-		if (strncmp(e->d_name, base, blen) != 0 || e->d_name[blen] != '.') {
-			continue;
-		}
-		snprintf(file, sizeof(file), "%s/%s", dirpath, e->d_name);
-		text = slurp(file, NULL);
-		assert_non_null(text);
-		for (line = strtok_r(text, "\n", &save); line != NULL;
-		     line = strtok_r(NULL, "\n", &save)) {
-			char *f = strstr(line, "file=");
-			char *end, *slash, real[PATH_MAX];
-
-			if (f == NULL || strstr(line, "generating link map") == NULL) {
-				continue;
-			}
-			f += 5;
-			end = strstr(f, " [");
-			assert_non_null(end);
-			*end = '\0';
-			slash = strrchr(f, '/');
-			if (strncmp(slash != NULL ? slash + 1 : f, "libtevent.so", 12) != 0) {
-				continue;
-			}
-			if (realpath(f, real) == NULL || strcmp(real, g.ours) != 0) {
-				fprintf(stderr, "%s: loader mapped %s, not %s\n", file,
-					f, g.ours);
-				fail();
-			}
-			seen++;
-		}
-		free(text);
-		unlink(file);
-	}
-	closedir(d);
-	if (seen == 0) {
-		fprintf(stderr, "no libtevent in the loader logs %s.*\n", prefix);
-		fail();
-	}
-}
-
-/*
- * Runs a Samba client program to completion with our library, proves the
- * loader used ours, and returns its output (exit status 0 required).
- */
-static char *run_client(const char *tag, char *const argv[])
-{
-	char out[PATH_MAX + 64], ldlog[PATH_MAX + 64];
-	char ld_output[PATH_MAX + 96];
-	const char *extra[] = {"LD_DEBUG=files", ld_output, NULL};
-	int status;
-	char *text;
-
-	snprintf(out, sizeof(out), "%s/%s.out", g.dir, tag);
-	snprintf(ldlog, sizeof(ldlog), "%s/ld-%s", g.dir, tag);
-	snprintf(ld_output, sizeof(ld_output), "LD_DEBUG_OUTPUT=%s", ldlog);
-	unlink(out);
-
-	status = wait_guarded(spawn(argv, out, extra), RUN_GUARD_S);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "%s: %s ended with status 0x%x\n", tag, argv[0],
-			status);
-		dump(out);
-		fail();
-	}
-	assert_loader_used_ours(ldlog);
-	text = slurp(out, NULL);
-	assert_non_null(text);
-	return text;
-}
 
 /* smbclient against the private share, running `commands` in `cwd`. */
 static char *smbclient(const char *tag, const char *cwd, const char *commands)
@@ -366,7 +126,7 @@ static char *smbclient(const char *tag, const char *cwd, const char *commands)
 	/* smbclient's lcd makes the local side of put/get explicit */
 	assert_true((size_t)snprintf(cmd, sizeof(cmd), "lcd %s; %s", cwd,
 				     commands) < sizeof(cmd));
-	return run_client(tag, argv);
+	return tt_run_ok(&g.fx, tag, argv, NULL, RUN_GUARD_S);
 }
 
 /* ---- the private smbd ---- */
@@ -415,7 +175,7 @@ static void write_config(void)
 	int n;
 
 	for (i = 0; i < NELEM(subdirs); i++) {
-		path_in(path, sizeof(path), subdirs[i]);
+		tt_path_in(&g.fx, path, sizeof(path), subdirs[i]);
 		assert_int_equal(mkdir(path, 0755), 0);
 	}
 	assert_non_null(pw);
@@ -452,54 +212,31 @@ static void write_config(void)
 		     "  read only = no\n"
 		     "  guest ok = yes\n"
 		     "%s%s\n",
-		     g.port, g.dir, g.dir, g.dir, g.dir, g.dir, g.dir, g.dir,
-		     pw->pw_name, g.dir,
+		     g.port, g.fx.dir, g.fx.dir, g.fx.dir, g.fx.dir, g.fx.dir, g.fx.dir, g.fx.dir,
+		     pw->pw_name, g.fx.dir,
 		     geteuid() == 0 ? "  force user = " : "",
 		     geteuid() == 0 ? pw->pw_name : "");
 	assert_true(n > 0 && (size_t)n < sizeof(text));
-	write_file(g.conf, text, (size_t)n);
+	tt_write_file(g.conf, text, (size_t)n);
 }
 
-/* Waits until ready() holds; false if `pid` ended or the guard ran out. */
-static bool wait_ready(pid_t *pid, const char *what, const char *log,
-		       bool (*ready)(void))
-{
-	time_t deadline = time(NULL) + START_GUARD_S;
-	int status;
 
-	while (!ready()) {
-		if (waitpid(*pid, &status, WNOHANG) == *pid) {
-			fprintf(stderr, "%s ended before it was ready (0x%x)\n",
-				what, status);
-			dump(log);
-			*pid = 0;
-			return false;
-		}
-		if (time(NULL) > deadline) {
-			fprintf(stderr, "%s not ready after %d s\n", what,
-				START_GUARD_S);
-			dump(log);
-			return false;
-		}
-		usleep(20000);
-	}
-	return true;
-}
-
-static bool smbd_listens(void)
+static bool smbd_listens(void *arg)
 {
+	(void)arg;
 	return port_accepts(g.port);
 }
 
 /* samba-dcerpcd has bound the pipes the RPC case uses. */
-static bool pipes_bound(void)
+static bool pipes_bound(void *arg)
 {
 	static const char *const pipes[] = {"srvsvc", "lsarpc"};
 	char path[PATH_MAX + 64];
 	size_t i;
 
+	(void)arg;
 	for (i = 0; i < NELEM(pipes); i++) {
-		snprintf(path, sizeof(path), "%s/ncalrpc/np/%s", g.dir, pipes[i]);
+		snprintf(path, sizeof(path), "%s/ncalrpc/np/%s", g.fx.dir, pipes[i]);
 		if (access(path, F_OK) != 0) {
 			return false;
 		}
@@ -514,28 +251,17 @@ static int start_servers(void)
 	char *dcerpcd[] = {DCERPCD, "--libexec-rpcds", "--foreground",
 			   "--debug-stdout", "-s", g.conf, NULL};
 
-	g.smbd = spawn(smbd, g.log, NULL);
-	if (!wait_ready(&g.smbd, "smbd", g.log, smbd_listens)) {
+	g.smbd = tt_spawn(&g.fx, smbd, g.log, NULL);
+	if (!tt_wait_ready(&g.smbd, "smbd", g.log, START_GUARD_S,
+			   smbd_listens, NULL)) {
 		return -1;
 	}
-	g.dcerpcd = spawn(dcerpcd, g.rpc_log, NULL);
-	if (!wait_ready(&g.dcerpcd, "samba-dcerpcd", g.rpc_log, pipes_bound)) {
+	g.dcerpcd = tt_spawn(&g.fx, dcerpcd, g.rpc_log, NULL);
+	if (!tt_wait_ready(&g.dcerpcd, "samba-dcerpcd", g.rpc_log,
+			   START_GUARD_S, pipes_bound, NULL)) {
 		return -1;
 	}
 	return 0;
-}
-
-/* SIGTERM and wait; returns the wait status (0 when it was not running). */
-static int stop_server(pid_t *pid)
-{
-	int status = 0;
-
-	if (*pid > 0) {
-		kill(*pid, SIGTERM);
-		status = wait_guarded(*pid, START_GUARD_S);
-		*pid = 0;
-	}
-	return status;
 }
 
 static bool have_samba(void)
@@ -560,21 +286,18 @@ static bool have_samba(void)
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(g.ours, sizeof(g.ours), "%s", tt_library_path());
-	snprintf(g.preload, sizeof(g.preload), "LD_PRELOAD=%s", g.ours);
 	g.have_samba = have_samba();
 	if (!g.have_samba) {
 		return 0;
 	}
-	snprintf(g.dir, sizeof(g.dir), "/tmp/tevent-samba.XXXXXX");
-	if (mkdtemp(g.dir) == NULL) {
+	if (tt_foreign_init(&g.fx, "/tmp/tevent-samba.XXXXXX") != 0) {
 		return -1;
 	}
 	/* smbd serves the share as the user running the test */
-	chmod(g.dir, 0755);
-	snprintf(g.conf, sizeof(g.conf), "%s/smb.conf", g.dir);
-	snprintf(g.log, sizeof(g.log), "%s/smbd.log", g.dir);
-	snprintf(g.rpc_log, sizeof(g.rpc_log), "%s/dcerpcd.log", g.dir);
+	chmod(g.fx.dir, 0755);
+	snprintf(g.conf, sizeof(g.conf), "%s/smb.conf", g.fx.dir);
+	snprintf(g.log, sizeof(g.log), "%s/smbd.log", g.fx.dir);
+	snprintf(g.rpc_log, sizeof(g.rpc_log), "%s/dcerpcd.log", g.fx.dir);
 	g.port = free_port();
 	if (g.port <= 0) {
 		return -1;
@@ -586,10 +309,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	stop_server(&g.dcerpcd);
-	stop_server(&g.smbd);
-	if (g.dir[0] != '\0' && getenv("TEST_SAMBA_KEEP") == NULL) {
-		rm_tree(g.dir);
+	tt_stop_server(&g.dcerpcd, START_GUARD_S);
+	tt_stop_server(&g.smbd, START_GUARD_S);
+	if (g.fx.dir[0] != '\0' && getenv("TEST_SAMBA_KEEP") == NULL) {
+		tt_rm_tree(g.fx.dir);
 	}
 	return 0;
 }
@@ -601,55 +324,14 @@ static void need_samba(void)
 	}
 }
 
-/* ---- cases ---- */
-
-/*
- * `pid` has our library mapped, and no other libtevent.  Returns false
- * only for a process that is gone (allowed when `may_be_gone`).
- */
-static bool check_maps_only_ours(pid_t pid, const char *what,
-				 bool may_be_gone)
-{
-	char maps[64], *text, *line, *save = NULL;
-	int ours = 0;
-
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
-	text = slurp(maps, NULL);
-	if (text == NULL && may_be_gone) {
-		return false;
-	}
-	assert_non_null(text);
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *path = strchr(line, '/');
-		char *base = path != NULL ? strrchr(path, '/') + 1 : NULL;
-
-		if (base == NULL || strncmp(base, "libtevent.so", 12) != 0) {
-			continue;
-		}
-		if (strcmp(path, g.ours) != 0) {
-			fprintf(stderr, "%s (pid %d) maps %s besides %s\n", what,
-				(int)pid, path, g.ours);
-			fail();
-		}
-		ours++;
-	}
-	free(text);
-	if (ours == 0) {
-		fprintf(stderr, "%s (pid %d) does not map %s\n", what, (int)pid,
-			g.ours);
-		fail();
-	}
-	return true;
-}
 
 /* smbd and samba-dcerpcd, as started, run on our library alone. */
 static void test_servers_run_on_ours(void **state)
 {
 	(void)state;
 	need_samba();
-	check_maps_only_ours(g.smbd, "smbd", false);
-	check_maps_only_ours(g.dcerpcd, "samba-dcerpcd", false);
+	tt_check_maps_only_ours(&g.fx, g.smbd, "smbd", false);
+	tt_check_maps_only_ours(&g.fx, g.dcerpcd, "samba-dcerpcd", false);
 }
 
 /* Processes whose command line names our config: the rpcd workers. */
@@ -671,7 +353,7 @@ static int config_users(pid_t *pids, int max)
 			continue;
 		}
 		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-		cmd = slurp(path, &len);
+		cmd = tt_slurp(path, &len);
 		/* the arguments are NUL-separated */
 		for (off = 0; cmd != NULL && off < len; off += strlen(cmd + off) + 1) {
 			if (strcmp(cmd + off, want) == 0) {
@@ -706,14 +388,14 @@ static void test_rpc_services(void **state)
 	need_samba();
 	snprintf(port, sizeof(port), "%d", g.port);
 
-	out = run_client("rpcclient", rpc);
+	out = tt_run_ok(&g.fx, "rpcclient", rpc, NULL, RUN_GUARD_S);
 	assert_non_null(strstr(out, "TEVENTCXX"));       /* srvinfo */
 	assert_non_null(strstr(out, "netname: share"));  /* netshareenumall */
 	assert_non_null(strstr(out, "netname: IPC$"));
 	assert_non_null(strstr(out, "Domain Name: TEVENTCXX"));  /* lsaquery */
 	free(out);
 
-	out = run_client("smbclient-list", list);
+	out = tt_run_ok(&g.fx, "smbclient-list", list, NULL, RUN_GUARD_S);
 	assert_non_null(strstr(out, "share           Disk"));
 	assert_non_null(strstr(out, "IPC$            IPC"));
 	free(out);
@@ -722,7 +404,7 @@ static void test_rpc_services(void **state)
 	 * idle one may exit while we look) */
 	n = config_users(workers, (int)NELEM(workers));
 	for (i = 0; i < n; i++) {
-		checked += check_maps_only_ours(workers[i], "rpcd worker", true);
+		checked += tt_check_maps_only_ours(&g.fx, workers[i], "rpcd worker", true);
 	}
 	assert_true(checked > 0);
 }
@@ -739,11 +421,11 @@ static void test_files_round_trip(void **state)
 
 	(void)state;
 	need_samba();
-	path_in(local, sizeof(local), "local");
+	tt_path_in(&g.fx, local, sizeof(local), "local");
 	snprintf(a, sizeof(a), "%s/big.bin", local);
 	write_pattern(a, 24u << 20, 1);
 	snprintf(a, sizeof(a), "%s/small.txt", local);
-	write_file(a, "tevent-cxx under smbd\n", 22);
+	tt_write_file(a, "tevent-cxx under smbd\n", 22);
 
 	out = smbclient("roundtrip", local,
 			"put big.bin; put small.txt; mkdir sub; "
@@ -761,9 +443,9 @@ static void test_files_round_trip(void **state)
 	snprintf(b, sizeof(b), "%s/moved.back", local);
 	assert_same_file(a, b);
 	/* the server side: deleted, moved, and the moved copy intact */
-	path_in(b, sizeof(b), "share/big.bin");
+	tt_path_in(&g.fx, b, sizeof(b), "share/big.bin");
 	assert_int_equal(access(b, F_OK), -1);
-	path_in(b, sizeof(b), "share/sub/moved.txt");
+	tt_path_in(&g.fx, b, sizeof(b), "share/sub/moved.txt");
 	assert_same_file(a, b);
 }
 
@@ -783,8 +465,8 @@ static void test_parallel_clients(void **state)
 
 	(void)state;
 	need_samba();
-	path_in(local, sizeof(local), "local");
-	path_in(ldlog, sizeof(ldlog), "ld/parallel");
+	tt_path_in(&g.fx, local, sizeof(local), "local");
+	tt_path_in(&g.fx, ldlog, sizeof(ldlog), "ld/parallel");
 	snprintf(ld_output, sizeof(ld_output), "LD_DEBUG_OUTPUT=%s", ldlog);
 	snprintf(port, sizeof(port), "%d", g.port);
 
@@ -808,20 +490,20 @@ static void test_parallel_clients(void **state)
 				"-p", port, "-N", "-m", "SMB3", "-c", cmds[c],
 				NULL};
 
-		snprintf(out[c], sizeof(out[c]), "%s/parallel%d.out", g.dir, c);
-		pids[c] = spawn(argv, out[c], extra);
+		snprintf(out[c], sizeof(out[c]), "%s/parallel%d.out", g.fx.dir, c);
+		pids[c] = tt_spawn(&g.fx, argv, out[c], extra);
 	}
 	for (c = 0; c < CLIENTS; c++) {
-		int status = wait_guarded(pids[c], RUN_GUARD_S);
+		int status = tt_wait_guarded(pids[c], RUN_GUARD_S);
 
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			fprintf(stderr, "client %d ended with status 0x%x\n", c,
 				status);
-			dump(out[c]);
+			tt_dump(out[c]);
 			fail();
 		}
 	}
-	assert_loader_used_ours(ldlog);
+	tt_assert_loader_used_ours(&g.fx, ldlog);
 	for (c = 0; c < CLIENTS; c++) {
 		char a[PATH_MAX + 64], b[PATH_MAX + 64];
 
@@ -829,7 +511,7 @@ static void test_parallel_clients(void **state)
 		for (r = 0; r < ROUNDS; r++) {
 			snprintf(b, sizeof(b), "%s/p%d.r%d", local, c, r);
 			assert_same_file(a, b);
-			snprintf(b, sizeof(b), "%s/share/c%d/r%d.bin", g.dir, c, r);
+			snprintf(b, sizeof(b), "%s/share/c%d/r%d.bin", g.fx.dir, c, r);
 			assert_same_file(a, b);
 		}
 	}
@@ -856,8 +538,8 @@ static void test_ldb_tools(void **state)
 
 	(void)state;
 	need_samba();
-	snprintf(url, sizeof(url), "tdb://%s/test.ldb", g.dir);
-	path_in(ldif, sizeof(ldif), "add.ldif");
+	snprintf(url, sizeof(url), "tdb://%s/test.ldb", g.fx.dir);
+	tt_path_in(&g.fx, ldif, sizeof(ldif), "add.ldif");
 	text = malloc(cap);
 	assert_non_null(text);
 	for (i = 0; i < RECORDS; i++) {
@@ -867,18 +549,18 @@ static void test_ldb_tools(void **state)
 					i, i, i % 2 ? "odd" : "even");
 	}
 	assert_true(len < cap);
-	write_file(ldif, text, len);
+	tt_write_file(ldif, text, len);
 
 	{
 		char *argv[] = {LDBADD, "-H", url, ldif, NULL};
 
-		out = run_client("ldbadd", argv);
+		out = tt_run_ok(&g.fx, "ldbadd", argv, NULL, RUN_GUARD_S);
 		free(out);
 	}
 	{
 		char *argv[] = {LDBSEARCH, "-H", url, "(parity=odd)", "cn", NULL};
 
-		out = run_client("ldbsearch1", argv);
+		out = tt_run_ok(&g.fx, "ldbsearch1", argv, NULL, RUN_GUARD_S);
 		assert_int_equal(returned_records(out), RECORDS / 2);
 		free(out);
 	}
@@ -891,24 +573,24 @@ static void test_ldb_tools(void **state)
 					"replace: parity\nparity: odd\n\n", i);
 	}
 	assert_true(len < cap);
-	write_file(ldif, text, len);
+	tt_write_file(ldif, text, len);
 	{
 		char *argv[] = {LDBMODIFY, "-H", url, ldif, NULL};
 
-		out = run_client("ldbmodify", argv);
+		out = tt_run_ok(&g.fx, "ldbmodify", argv, NULL, RUN_GUARD_S);
 		free(out);
 	}
 	{
 		char *argv[] = {LDBDEL, "-H", url, "cn=r7,dc=tevent",
 				"cn=r8,dc=tevent", NULL};
 
-		out = run_client("ldbdel", argv);
+		out = tt_run_ok(&g.fx, "ldbdel", argv, NULL, RUN_GUARD_S);
 		free(out);
 	}
 	{
 		char *argv[] = {LDBSEARCH, "-H", url, "(parity=odd)", "cn", NULL};
 
-		out = run_client("ldbsearch2", argv);
+		out = tt_run_ok(&g.fx, "ldbsearch2", argv, NULL, RUN_GUARD_S);
 		assert_int_equal(returned_records(out), RECORDS - 2);
 		assert_null(strstr(out, "cn: r7\n"));
 		assert_non_null(strstr(out, "cn: r9\n"));
@@ -1019,7 +701,7 @@ static void test_smbtorture_local(void **state)
 	argv[n] = NULL;
 	assert_true(n < NELEM(argv));
 
-	out = run_client("smbtorture-local", argv);
+	out = tt_run_ok(&g.fx, "smbtorture-local", argv, NULL, RUN_GUARD_S);
 	assert_torture_clean("smbtorture local", out);
 	for (t = 0; t < NELEM(per_backend); t++) {
 		assert_int_equal(torture_successes(out, per_backend[t]),
@@ -1081,44 +763,12 @@ static void test_smbtorture_smb2(void **state)
 	}
 	argv[n] = NULL;
 
-	out = run_client("smbtorture-smb2", argv);
+	out = tt_run_ok(&g.fx, "smbtorture-smb2", argv, NULL, RUN_GUARD_S);
 	assert_torture_clean("smbtorture smb2", out);
 	assert_true(torture_successes(out, NULL) >= (int)NELEM(suites));
 	free(out);
 }
 
-/* Neither a panic nor an abort nor a talloc complaint anywhere in `log`. */
-static void assert_log_clean(const char *log_path)
-{
-	static const char *const bad[] = {
-		"PANIC", "INTERNAL ERROR", "tevent_abort", "Bad talloc magic",
-		"double free", "use after free",
-	};
-	char *log = slurp(log_path, NULL);
-	size_t i;
-
-	assert_non_null(log);
-	for (i = 0; i < NELEM(bad); i++) {
-		if (strstr(log, bad[i]) != NULL) {
-			fprintf(stderr, "%s mentions \"%s\"\n", log_path, bad[i]);
-			dump(log_path);
-			fail();
-		}
-	}
-	free(log);
-}
-
-/* Ended by itself or by the SIGTERM it was sent, as on Debian's library. */
-static void assert_stopped_cleanly(int status, const char *what,
-				   const char *log_path)
-{
-	if (!((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
-	      (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))) {
-		fprintf(stderr, "%s ended with status 0x%x\n", what, status);
-		dump(log_path);
-		fail();
-	}
-}
 
 /*
  * Last: SIGTERM reaches both servers through their tevent signal
@@ -1135,18 +785,18 @@ static void test_servers_stop_cleanly(void **state)
 	need_samba();
 	assert_true(g.smbd > 0 && g.dcerpcd > 0);
 
-	status = stop_server(&g.dcerpcd);
-	assert_stopped_cleanly(status, "samba-dcerpcd", g.rpc_log);
-	assert_log_clean(g.rpc_log);
+	status = tt_stop_server(&g.dcerpcd, START_GUARD_S);
+	tt_assert_stopped_cleanly(status, "samba-dcerpcd", g.rpc_log);
+	tt_assert_log_clean(g.rpc_log);
 
-	status = stop_server(&g.smbd);
-	assert_stopped_cleanly(status, "smbd", g.log);
-	assert_log_clean(g.log);
-	log = slurp(g.log, NULL);
+	status = tt_stop_server(&g.smbd, START_GUARD_S);
+	tt_assert_stopped_cleanly(status, "smbd", g.log);
+	tt_assert_log_clean(g.log);
+	log = tt_slurp(g.log, NULL);
 	assert_non_null(log);
 	if (strstr(log, "Server exit (termination signal)") == NULL) {
 		fprintf(stderr, "smbd did not report its shutdown\n");
-		dump(g.log);
+		tt_dump(g.log);
 		fail();
 	}
 	free(log);

@@ -1,0 +1,102 @@
+/*
+ * Helpers for tests that run other people's tevent programs (Debian's
+ * Samba and CTDB binaries, built against Debian's libtevent) on the
+ * library under test: a private scratch directory, starting programs with
+ * our library preloaded, hang guards, and the checks that prove which
+ * libtevent a process really used.
+ *
+ * Needs <cmocka.h> (failures are cmocka failures) and <sys/types.h>.
+ */
+#ifndef TT_FOREIGN_H
+#define TT_FOREIGN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct tt_foreign {
+	char ours[PATH_MAX];           /* real path of the library under test */
+	char preload[PATH_MAX + 16];   /* "LD_PRELOAD=<ours>" */
+	char dir[PATH_MAX];            /* private scratch directory */
+};
+
+/*
+ * Fills `f` for the library under test and creates its scratch directory
+ * from `dir_template` (mkdtemp() pattern, "...XXXXXX").  0 or -1.
+ */
+int tt_foreign_init(struct tt_foreign *f, const char *dir_template);
+
+/* `dir`/`name` into buf; fails the test if it does not fit. */
+void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
+		const char *name);
+
+/* Whole file, NUL-terminated, malloc'd; NULL if it cannot be read. */
+char *tt_slurp(const char *path, size_t *len_out);
+void tt_write_file(const char *path, const void *data, size_t len);
+/* Removes a file or a directory tree; errors are ignored. */
+void tt_rm_tree(const char *path);
+/* The end of a log (the last 8 KiB) to stderr, where a failure's reason is. */
+void tt_dump(const char *path);
+
+/*
+ * Starts argv[0] with our library preloaded, plus the "NAME=value" entries
+ * of `extra` (NULL-terminated, may be NULL), in the scratch directory,
+ * stdout and stderr appended to `out`, stdin from /dev/null.  The child
+ * gets a process group of its own (servers that signal their group must
+ * not hit the test) and is killed when the test dies.
+ */
+pid_t tt_spawn(const struct tt_foreign *f, char *const argv[],
+	       const char *out, const char *const *extra);
+
+/* waitpid() with a hang guard: a child still running after guard_s is
+ * killed.  Returns the wait status. */
+int tt_wait_guarded(pid_t pid, int guard_s);
+
+/* SIGTERM, then tt_wait_guarded(); the wait status (0 when *pid is 0).
+ * *pid becomes 0. */
+int tt_stop_server(pid_t *pid, int guard_s);
+
+/* Polls ready(arg) until it holds; false if `*pid` ended first (then
+ * *pid = 0) or guard_s ran out.  Dumps `log` on failure. */
+bool tt_wait_ready(pid_t *pid, const char *what, const char *log,
+		   int guard_s, bool (*ready)(void *arg), void *arg);
+
+/*
+ * Every libtevent the loader mapped for the programs that wrote
+ * LD_DEBUG=files logs named <prefix>.<pid> is ours, and there is at least
+ * one.  The logs are removed.
+ */
+void tt_assert_loader_used_ours(const struct tt_foreign *f,
+				const char *prefix);
+
+/*
+ * Runs a program to completion with our library (tt_spawn(), `extra`
+ * added), output in <dir>/<tag>.out, proves through the loader's log that
+ * it used ours, and returns its wait status.  With `out_text`, the output
+ * is returned there (malloc'd).
+ */
+int tt_run_program(const struct tt_foreign *f, const char *tag,
+		   char *const argv[], const char *const *extra, int guard_s,
+		   char **out_text);
+
+/* tt_run_program() that must exit with status 0; returns the output. */
+char *tt_run_ok(const struct tt_foreign *f, const char *tag,
+		char *const argv[], const char *const *extra, int guard_s);
+
+/*
+ * `pid` has our library mapped, and no other libtevent.  Returns false
+ * only for a process that is gone (allowed when `may_be_gone`).
+ */
+bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
+			     const char *what, bool may_be_gone);
+
+/* The log has no panic, abort or talloc corruption report. */
+void tt_assert_log_clean(const char *log_path);
+
+/* Ended by itself (status 0) or by the SIGTERM it was sent. */
+void tt_assert_stopped_cleanly(int status, const char *what,
+			       const char *log_path);
+
+#endif /* TT_FOREIGN_H */
