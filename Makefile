@@ -89,13 +89,14 @@ test-tsan: bin-tsan/c4che
 test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
 
-# The ports of upstream's own suites (tests/upstream/) and the Samba test
-# against the system library; `make test` runs the same binaries against
-# ours. (Samba's binaries were built for that library: what fails there
-# is the test's fault, not ours.)
+# The ports of upstream's own suites (tests/upstream/) and the Samba and
+# CTDB tests against the system library; `make test` runs the same
+# binaries against ours. (Samba's binaries were built for that library:
+# what fails there is the test's fault, not ours.)
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
-		--only test_threadpool --only test_samba --only test_backend_api bin
+		--only test_threadpool --only test_samba --only test_ctdb \
+		--only test_backend_api bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
 # plus reference figures (libuv, bare epoll) and callgrind instruction

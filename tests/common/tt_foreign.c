@@ -36,6 +36,7 @@ int tt_foreign_init(struct tt_foreign *f, const char *dir_template)
 	snprintf(f->ours, sizeof(f->ours), "%s", tt_library_path());
 	snprintf(f->preload, sizeof(f->preload), "LD_PRELOAD=%s", f->ours);
 	snprintf(f->dir, sizeof(f->dir), "%s", dir_template);
+	f->child_setup = NULL;
 	if (mkdtemp(f->dir) == NULL) {
 		f->dir[0] = '\0';
 		return -1;
@@ -158,6 +159,9 @@ pid_t tt_spawn(const struct tt_foreign *f, char *const argv[],
 		if (fd >= 0) {
 			dup2(fd, 0);
 			close(fd);
+		}
+		if (f->child_setup != NULL) {
+			f->child_setup();
 		}
 		execve(argv[0], argv, env);
 		_exit(127);

@@ -20,11 +20,13 @@ struct tt_foreign {
 	char ours[PATH_MAX];           /* real path of the library under test */
 	char preload[PATH_MAX + 16];   /* "LD_PRELOAD=<ours>" */
 	char dir[PATH_MAX];            /* private scratch directory */
+	void (*child_setup)(void);     /* run in each child before exec */
 };
 
 /*
- * Fills `f` for the library under test and creates its scratch directory
- * from `dir_template` (mkdtemp() pattern, "...XXXXXX").  0 or -1.
+ * Fills `f` for the library under test (no child_setup) and creates its
+ * scratch directory from `dir_template` (mkdtemp() pattern, "...XXXXXX").
+ * 0 or -1.
  */
 int tt_foreign_init(struct tt_foreign *f, const char *dir_template);
 
