@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -699,6 +700,81 @@ static void test_independent_contexts(void **state)
 	}
 }
 
+static int replacement_calls;
+
+static int replacement_destructor(struct tevent_context *ev)
+{
+	(void)ev;
+	replacement_calls++;
+	return 0;
+}
+
+static void add_count_signal(struct tevent_context *ev,
+			     struct tevent_signal *se, int signum, int count,
+			     void *siginfo, void *private_data)
+{
+	(void)ev;
+	(void)se;
+	(void)signum;
+	(void)siginfo;
+	*(int *)private_data += count;
+}
+
+/*
+ * A caller may replace a context's talloc destructor with its own (Samba's
+ * root process does, to unhook its messaging first).  Freeing such a
+ * context must still take it out of everything process-wide: a signal
+ * event it leaves behind (allocated elsewhere) is no longer served, the
+ * contexts created before and after it come and go, and fork() still
+ * works.  Before the fix the left-behind handler ran with the freed
+ * context, and the process-wide context list kept a dangling entry that
+ * the next context's free or a fork wrote through (heap corruption in
+ * Samba's AD server at shutdown; ASan reports it as a use after free).
+ */
+static void test_context_destructor_replaced(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 4; i++) {
+		TALLOC_CTX *owner = talloc_new(NULL);
+		struct tevent_context *before, *ev, *after;
+		int left_behind = 0, served = 0, status;
+		pid_t pid;
+
+		before = tevent_context_init_byname(NULL, builtin_backends[i]);
+		ev = tevent_context_init_byname(NULL, builtin_backends[i]);
+		assert_non_null(before);
+		assert_non_null(ev);
+		assert_non_null(tevent_add_signal(ev, owner, SIGUSR2, 0,
+						  add_count_signal, &left_behind));
+		talloc_set_destructor(ev, replacement_destructor);
+		replacement_calls = 0;
+		assert_int_equal(talloc_free(ev), 0);
+		assert_int_equal(replacement_calls, 1);
+
+		assert_non_null(tevent_add_signal(before, before, SIGUSR2, 0,
+						  add_count_signal, &served));
+		assert_int_equal(kill(getpid(), SIGUSR2), 0);
+		assert_int_equal(tevent_loop_once(before), 0);
+		assert_int_equal(served, 1);
+		assert_int_equal(left_behind, 0);
+
+		after = tevent_context_init_byname(NULL, builtin_backends[i]);
+		assert_non_null(after);
+		talloc_free(before);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			_exit(talloc_free(after) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		talloc_free(after);
+		talloc_free(owner);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_free_context_frees_children),
 		cmocka_unit_test(test_free_context_via_parent),
 		cmocka_unit_test(test_independent_contexts),
+		cmocka_unit_test(test_context_destructor_replaced),
 	};
 
 	tt_check_library();

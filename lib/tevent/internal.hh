@@ -342,6 +342,21 @@ struct DebugOps {
 struct tevent_threaded_context;
 struct tevent_thread_proxy;
 
+namespace tevent {
+// A context's link into the process-wide list of contexts (fork handling).
+// It is the context's oldest talloc child, so talloc frees it last of all
+// the context's children, whichever destructor the context itself has:
+// a caller may replace that one (Samba's root process does), and the
+// context must still leave every process-wide registry before its memory
+// goes.
+struct ContextLifeline {
+	ListHook<ContextLifeline> link;
+	tevent_context *ev = nullptr;
+
+	int on_talloc_free();
+};
+} // namespace tevent
+
 struct tevent_context {
 	const struct tevent_ops *ops;
 	void *additional_data;  // the backend's private state
@@ -360,7 +375,6 @@ struct tevent_context {
 	bool channels_asleep;               // channels' awake flags cleared
 	bool messages_seen;        // a turn found cross-thread work since...
 	uint64_t last_message_ns;  // ...this was last brought up to date
-	tevent::ListHook<tevent_context> all_link;  // process-wide context list
 
 	// Wakeup: eventfd, read side registered as an fd event.
 	tevent_fd *wakeup_fde;
@@ -387,7 +401,7 @@ struct tevent_context {
 	// The context's oldest talloc child (make_lifeline()), so the last
 	// one talloc frees: queue watches hang here to fire only once every
 	// queue the context owns has gone, tracing on a context still whole.
-	void *lifeline;
+	tevent::ContextLifeline *lifeline;
 
 	int on_talloc_free();
 };

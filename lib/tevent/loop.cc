@@ -39,7 +39,7 @@ void ensure_backends()
 // ---- every live context, for fork handling ----
 
 pthread_mutex_t g_contexts_mutex = PTHREAD_MUTEX_INITIALIZER;
-IntrusiveList<tevent_context, &tevent_context::all_link> g_contexts;
+IntrusiveList<ContextLifeline, &ContextLifeline::link> g_contexts;
 pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 pid_t g_cached_pid;
 
@@ -58,9 +58,9 @@ void atfork_parent()
 void atfork_child()
 {
 	g_cached_pid = getpid();
-	for (tevent_context *ev = g_contexts.front(); ev != nullptr;
-	     ev = IntrusiveList<tevent_context, &tevent_context::all_link>::next(ev)) {
-		threads_atfork_child(ev);
+	for (ContextLifeline *l = g_contexts.front(); l != nullptr;
+	     l = g_contexts.next(l)) {
+		threads_atfork_child(l->ev);
 	}
 	spent_atfork_child();
 	pthread_mutex_unlock(&g_contexts_mutex);
@@ -153,15 +153,20 @@ bool make_lifeline(tevent_context *ev)
 {
 	// talloc frees the newest child first: made before any other, this
 	// one goes last.
-	ev->lifeline = talloc_named_const(ev, 0, "struct tevent_context_lifeline");
-	return ev->lifeline != nullptr;
+	ev->lifeline = new_talloc_value<ContextLifeline>(
+		ev, "struct tevent_context_lifeline");
+	if (ev->lifeline == nullptr) {
+		return false;
+	}
+	ev->lifeline->ev = ev;
+	return true;
 }
 
 int context_setup(tevent_context *ev)
 {
 	pthread_once(&g_atfork_once, init_globals);
 	pthread_mutex_lock(&g_contexts_mutex);
-	g_contexts.push_back(ev);
+	g_contexts.push_back(ev->lifeline);
 	pthread_mutex_unlock(&g_contexts_mutex);
 	ev->wakeup_fd = -1;
 	threads_context_init(ev);
@@ -171,7 +176,7 @@ int context_setup(tevent_context *ev)
 void context_teardown(tevent_context *ev)
 {
 	pthread_mutex_lock(&g_contexts_mutex);
-	g_contexts.remove(ev);
+	g_contexts.remove(ev->lifeline);
 	pthread_mutex_unlock(&g_contexts_mutex);
 
 	threads_context_fini(ev);
@@ -201,6 +206,24 @@ tevent_context *main_ev(tevent_context *ev)
 } // namespace tevent
 
 using namespace tevent;
+
+int ContextLifeline::on_talloc_free()
+{
+	if (link.prev == nullptr) {
+		return 0;  // torn down by the context's own destructor
+	}
+	// The context is being freed but its destructor was replaced, so
+	// nothing has torn it down. Every other child of the context is gone
+	// already (its own wakeup fd event among them); whatever is left on
+	// its lists lives elsewhere and must not keep a pointer to it.
+	if (ev->wakeup_fde != nullptr) {
+		ev->wakeup_fde = nullptr;
+		close(ev->wakeup_fd);
+		ev->wakeup_fd = -1;
+	}
+	context_teardown(ev);
+	return 0;
+}
 
 int tevent_context::on_talloc_free()
 {
