@@ -95,7 +95,8 @@ test-valgrind: build
 # what fails there is the test's fault, not ours.)
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
-		--only test_threadpool --only test_samba --only test_ctdb \
+		--only test_threadpool --only test_samba --only test_samba_ad \
+		--only test_ctdb \
 		--only test_backend_api bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),

@@ -21,9 +21,7 @@
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -35,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -334,36 +331,21 @@ static void test_servers_run_on_ours(void **state)
 	tt_check_maps_only_ours(&g.fx, g.dcerpcd, "samba-dcerpcd", false);
 }
 
-/* Processes whose command line names our config: the rpcd workers. */
+/* Processes whose command line names our config, but not the servers
+ * the test started: the rpcd workers. */
 static int config_users(pid_t *pids, int max)
 {
-	char want[PATH_MAX + 32], path[64];
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
+	char want[PATH_MAX + 32];
+	pid_t found[64];
+	int n = 0, k;
 
-	assert_non_null(d);
 	snprintf(want, sizeof(want), "--configfile=%s", g.conf);
-	while ((e = readdir(d)) != NULL && n < max) {
-		pid_t pid = (pid_t)atoi(e->d_name);
-		size_t len = 0, off;
-		char *cmd;
-
-		if (pid <= 0 || pid == g.smbd || pid == g.dcerpcd) {
-			continue;
+	k = tt_processes_with_arg(want, found, (int)NELEM(found));
+	for (int i = 0; i < k && n < max; i++) {
+		if (found[i] != g.smbd && found[i] != g.dcerpcd) {
+			pids[n++] = found[i];
 		}
-		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-		cmd = tt_slurp(path, &len);
-		/* the arguments are NUL-separated */
-		for (off = 0; cmd != NULL && off < len; off += strlen(cmd + off) + 1) {
-			if (strcmp(cmd + off, want) == 0) {
-				pids[n++] = pid;
-				break;
-			}
-		}
-		free(cmd);
 	}
-	closedir(d);
 	return n;
 }
 

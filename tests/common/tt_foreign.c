@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,10 +32,23 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+#ifdef __SANITIZE_ADDRESS__
+void __asan_init(void);
+#endif
+
 int tt_foreign_init(struct tt_foreign *f, const char *dir_template)
 {
 	snprintf(f->ours, sizeof(f->ours), "%s", tt_library_path());
+#ifdef __SANITIZE_ADDRESS__
+	/* The ASan runtime our library brings along intercepts crypt(), but
+	 * finds the real one only in libraries present when it starts: a
+	 * program that loads libcrypt later (Python importing Samba's
+	 * modules) would call through a null pointer. */
+	snprintf(f->preload, sizeof(f->preload), "LD_PRELOAD=%s libcrypt.so.1",
+		 f->ours);
+#else
 	snprintf(f->preload, sizeof(f->preload), "LD_PRELOAD=%s", f->ours);
+#endif
 	snprintf(f->dir, sizeof(f->dir), "%s", dir_template);
 	f->child_setup = NULL;
 	if (mkdtemp(f->dir) == NULL) {
@@ -42,6 +56,25 @@ int tt_foreign_init(struct tt_foreign *f, const char *dir_template)
 		return -1;
 	}
 	return 0;
+}
+
+void tt_foreign_asan_first(struct tt_foreign *f)
+{
+#ifdef __SANITIZE_ADDRESS__
+	/* The ASan runtime goes first, so that it serves every malloc of the
+	 * program and sees use after free in our library whoever allocated
+	 * the memory. */
+	Dl_info info;
+
+	if (getenv("TT_ASAN_FIRST") == NULL) {
+		return;
+	}
+	assert_true(dladdr((void *)__asan_init, &info) != 0);
+	snprintf(f->preload, sizeof(f->preload),
+		 "LD_PRELOAD=%s %s libcrypt.so.1", info.dli_fname, f->ours);
+#else
+	(void)f;
+#endif
 }
 
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
@@ -132,6 +165,9 @@ pid_t tt_spawn(const struct tt_foreign *f, char *const argv[],
 	add[n++] = f->preload;
 	/* The programs' own leaks at exit are not ours to report. */
 	add[n++] = "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0";
+	/* ldb loads its modules with RTLD_DEEPBIND unless told not to, which
+	 * the ASan runtime refuses; a plain build does not care */
+	add[n++] = "LDB_MODULES_DISABLE_DEEPBIND=1";
 	for (i = 0; extra != NULL && extra[i] != NULL && n < NELEM(add) - 1; i++) {
 		add[n++] = extra[i];
 	}
@@ -286,18 +322,16 @@ bool tt_wait_ready(pid_t *pid, const char *what, const char *log,
 	return true;
 }
 
-bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
-			     const char *what, bool may_be_gone)
+int tt_maps_tevent(const struct tt_foreign *f, pid_t pid, const char *what)
 {
 	char maps[64], *text, *line, *save = NULL;
 	int ours = 0;
 
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
 	text = tt_slurp(maps, NULL);
-	if (text == NULL && may_be_gone) {
-		return false;
+	if (text == NULL) {
+		return -1;
 	}
-	assert_non_null(text);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *path = strchr(line, '/');
@@ -314,8 +348,20 @@ bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
 		ours++;
 	}
 	free(text);
-	if (ours == 0) {
-		fprintf(stderr, "%s (pid %d) does not map %s\n", what, (int)pid,
+	return ours > 0 ? 1 : 0;
+}
+
+bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
+			     const char *what, bool may_be_gone)
+{
+	int r = tt_maps_tevent(f, pid, what);
+
+	if (r < 0 && may_be_gone) {
+		return false;
+	}
+	if (r <= 0) {
+		fprintf(stderr, "%s (pid %d) %s %s\n", what, (int)pid,
+			r < 0 ? "is gone, so it cannot map" : "does not map",
 			f->ours);
 		fail();
 	}
@@ -326,7 +372,7 @@ void tt_assert_log_clean(const char *log_path)
 {
 	static const char *const bad[] = {
 		"PANIC", "INTERNAL ERROR", "tevent_abort", "Bad talloc magic",
-		"double free", "use after free",
+		"double free", "use after free", "AddressSanitizer",
 	};
 	char *log = tt_slurp(log_path, NULL);
 	size_t i;
@@ -395,4 +441,35 @@ char *tt_run_ok(const struct tt_foreign *f, const char *tag,
 		fail();
 	}
 	return text;
+}
+
+int tt_processes_with_arg(const char *arg, pid_t *pids, int max)
+{
+	char path[64];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL && n < max) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		size_t len = 0, off;
+		char *cmd;
+
+		if (pid <= 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		cmd = tt_slurp(path, &len);
+		/* the arguments are NUL-separated */
+		for (off = 0; cmd != NULL && off < len; off += strlen(cmd + off) + 1) {
+			if (strcmp(cmd + off, arg) == 0) {
+				pids[n++] = pid;
+				break;
+			}
+		}
+		free(cmd);
+	}
+	closedir(d);
+	return n;
 }

@@ -18,7 +18,8 @@
 
 struct tt_foreign {
 	char ours[PATH_MAX];           /* real path of the library under test */
-	char preload[PATH_MAX + 16];   /* "LD_PRELOAD=<ours>" */
+	/* "LD_PRELOAD=<ours>"; under ASan also the runtime (see the .c) */
+	char preload[2 * PATH_MAX + 48];
 	char dir[PATH_MAX];            /* private scratch directory */
 	void (*child_setup)(void);     /* run in each child before exec */
 };
@@ -29,6 +30,15 @@ struct tt_foreign {
  * 0 or -1.
  */
 int tt_foreign_init(struct tt_foreign *f, const char *dir_template);
+
+/*
+ * In an ASan build, with TT_ASAN_FIRST set in the environment: programs
+ * started from now on get the ASan runtime preloaded ahead of everything,
+ * so that it serves all their memory and catches our library using memory
+ * freed by anyone.  Not the default: smbd stalls under it, and ctdbd shows
+ * a use after free still being looked into.  Does nothing otherwise.
+ */
+void tt_foreign_asan_first(struct tt_foreign *f);
 
 /* `dir`/`name` into buf; fails the test if it does not fit. */
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
@@ -88,11 +98,22 @@ char *tt_run_ok(const struct tt_foreign *f, const char *tag,
 		char *const argv[], const char *const *extra, int guard_s);
 
 /*
+ * Which libtevent pid maps: 1 ours (and no other), 0 none (a process that
+ * exec'd a program without tevent), -1 gone.  Fails the test when it maps
+ * another libtevent.
+ */
+int tt_maps_tevent(const struct tt_foreign *f, pid_t pid, const char *what);
+
+/*
  * `pid` has our library mapped, and no other libtevent.  Returns false
  * only for a process that is gone (allowed when `may_be_gone`).
  */
 bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
 			     const char *what, bool may_be_gone);
+
+/* Live processes (zombies have no command line) with `arg` as one of
+ * their arguments, up to max; how many. */
+int tt_processes_with_arg(const char *arg, pid_t *pids, int max);
 
 /* The log has no panic, abort or talloc corruption report. */
 void tt_assert_log_clean(const char *log_path);
