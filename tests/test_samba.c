@@ -145,21 +145,6 @@ static int free_port(void)
 	return port;
 }
 
-static bool port_accepts(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	if (fd >= 0) {
-		close(fd);
-	}
-	return ok;
-}
-
 static void write_config(void)
 {
 	static const char *const subdirs[] = {
@@ -221,7 +206,7 @@ static void write_config(void)
 static bool smbd_listens(void *arg)
 {
 	(void)arg;
-	return port_accepts(g.port);
+	return tt_port_accepts(g.port);
 }
 
 /* samba-dcerpcd has bound the pipes the RPC case uses. */

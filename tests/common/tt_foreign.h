@@ -115,6 +115,9 @@ bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
  * their arguments, up to max; how many. */
 int tt_processes_with_arg(const char *arg, pid_t *pids, int max);
 
+/* Something accepts TCP connections on 127.0.0.1:port. */
+bool tt_port_accepts(int port);
+
 /* The log has no panic, abort or talloc corruption report. */
 void tt_assert_log_clean(const char *log_path);
 
