@@ -362,65 +362,17 @@ static int children_of(pid_t parent, pid_t *pids, char (*comm)[32], int max)
 
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL && n < max) {
-		char path[64], *text, *close_paren;
-		pid_t pid = (pid_t)atoi(e->d_name);
-		int ppid = 0;
+		pid_t pid = (pid_t)atoi(e->d_name), ppid;
+		char state;
 
-		if (pid <= 0) {
-			continue;
-		}
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		text = tt_slurp(path, NULL);
-		if (text == NULL) {
-			continue;
-		}
-		/* "pid (comm) state ppid ...", comm may contain anything */
-		close_paren = strrchr(text, ')');
-		if (close_paren != NULL &&
-		    sscanf(close_paren + 1, " %*c %d", &ppid) == 1 &&
+		if (pid > 0 && tt_proc_stat(pid, &ppid, &state, comm[n],
+					    sizeof(comm[n])) &&
 		    ppid == parent) {
-			char *open_paren = strchr(text, '(');
-
-			*close_paren = '\0';
-			snprintf(comm[n], sizeof(comm[n]), "%s", open_paren + 1);
 			pids[n++] = pid;
 		}
-		free(text);
 	}
 	closedir(d);
 	return n;
-}
-
-/* Whether pid has ended: gone, or (only if `zombie_ok`) a zombie.  An
- * orphan's zombie is for init to reap, and not every container's init
- * does. */
-static bool process_ended(pid_t pid, bool zombie_ok)
-{
-	char path[64], *text, *close_paren;
-	bool zombie;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	text = tt_slurp(path, NULL);
-	if (text == NULL) {
-		return true;
-	}
-	close_paren = strrchr(text, ')');
-	zombie = close_paren != NULL && close_paren[1] == ' ' &&
-		 close_paren[2] == 'Z';
-	free(text);
-	return zombie && zombie_ok;
-}
-
-/* Polls until process_ended(); false when the guard ran out. */
-static bool wait_ended(pid_t pid, bool zombie_ok)
-{
-	for (int i = 0; i < START_GUARD_S * 10; i++) {
-		if (process_ended(pid, zombie_ok)) {
-			return true;
-		}
-		usleep(100000);
-	}
-	return false;
 }
 
 /* ---- cases ---- */
@@ -691,7 +643,7 @@ static void test_event_scripts(void **state)
 	hung = (pid_t)atoi(text);
 	free(text);
 	assert_true(hung > 0);
-	if (!wait_ended(hung, false)) {
+	if (!tt_wait_ended(hung, false, START_GUARD_S)) {
 		fprintf(stderr, "the timed-out script (pid %d) was never reaped\n",
 			(int)hung);
 		fail();
@@ -827,7 +779,7 @@ static void test_daemons_stop_cleanly(void **state)
 	for (int n = NODES - 1; n >= 0; n--) {
 		assert_stops_cleanly(n);
 		for (int i = 0; i < nkids[n]; i++) {
-			if (!wait_ended(kids[n][i], true)) {
+			if (!tt_wait_ended(kids[n][i], true, START_GUARD_S)) {
 				fprintf(stderr, "node %d: child %d outlived ctdbd\n",
 					n, (int)kids[n][i]);
 				fail();

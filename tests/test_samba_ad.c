@@ -310,26 +310,6 @@ static void need_ad(void)
 
 /* ---- processes ---- */
 
-/* Parent pid and state of pid from /proc; false if it is gone. */
-static bool proc_stat(pid_t pid, pid_t *ppid, char *state)
-{
-	char path[64], *text, *close_paren;
-	int pp = 0;
-	bool ok;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	text = tt_slurp(path, NULL);
-	if (text == NULL) {
-		return false;
-	}
-	close_paren = strrchr(text, ')');
-	ok = close_paren != NULL &&
-	     sscanf(close_paren + 1, " %c %d", state, &pp) == 2;
-	free(text);
-	*ppid = pp;
-	return ok;
-}
-
 /* Every descendant of root (not root itself), live ones only. */
 static int descendants(pid_t root, pid_t *out, int max)
 {
@@ -347,7 +327,7 @@ static int descendants(pid_t root, pid_t *out, int max)
 			char state;
 			bool known = false, parent_in = false;
 
-			if (pid <= 0 || !proc_stat(pid, &ppid, &state) ||
+			if (pid <= 0 || !tt_proc_stat(pid, &ppid, &state, NULL, 0) ||
 			    state == 'Z') {
 				continue;
 			}
@@ -385,22 +365,6 @@ static int config_users(pid_t *pids, int max)
 
 	snprintf(want, sizeof(want), "--configfile=%s", g.conf);
 	return tt_processes_with_arg(want, pids, max);
-}
-
-/* Ended: gone, or a zombie waiting for init (orphans are not ours to
- * reap).  Polls with a hang guard. */
-static bool wait_ended(pid_t pid)
-{
-	for (int t = 0; t <= START_GUARD_S * 10; t++) {
-		pid_t ppid;
-		char state;
-
-		if (!proc_stat(pid, &ppid, &state) || state == 'Z') {
-			return true;
-		}
-		usleep(100000);
-	}
-	return false;
 }
 
 /* ---- DNS ---- */
@@ -761,7 +725,7 @@ static void test_stops_cleanly(void **state)
 		kill(pids[i], SIGTERM);
 	}
 	for (int i = 0; i < n + helpers; i++) {
-		if (!wait_ended(pids[i])) {
+		if (!tt_wait_ended(pids[i], true, START_GUARD_S)) {
 			fprintf(stderr, "pid %d outlived samba\n", (int)pids[i]);
 			fail();
 		}

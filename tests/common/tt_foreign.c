@@ -491,3 +491,44 @@ bool tt_port_accepts(int port)
 	}
 	return ok;
 }
+
+bool tt_proc_stat(pid_t pid, pid_t *ppid, char *state, char *comm,
+		  size_t comm_len)
+{
+	char path[64], *text, *open_paren, *close_paren;
+	int pp = 0;
+	bool ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	text = tt_slurp(path, NULL);
+	if (text == NULL) {
+		return false;
+	}
+	/* "pid (comm) state ppid ...": comm may contain anything */
+	open_paren = strchr(text, '(');
+	close_paren = strrchr(text, ')');
+	ok = open_paren != NULL && close_paren != NULL &&
+	     sscanf(close_paren + 1, " %c %d", state, &pp) == 2;
+	if (ok && comm != NULL) {
+		*close_paren = '\0';
+		snprintf(comm, comm_len, "%s", open_paren + 1);
+	}
+	free(text);
+	*ppid = pp;
+	return ok;
+}
+
+bool tt_wait_ended(pid_t pid, bool zombie_ok, int guard_s)
+{
+	for (int t = 0; t <= guard_s * 10; t++) {
+		pid_t ppid;
+		char state;
+
+		if (!tt_proc_stat(pid, &ppid, &state, NULL, 0) ||
+		    (zombie_ok && state == 'Z')) {
+			return true;
+		}
+		usleep(100000);
+	}
+	return false;
+}

@@ -115,6 +115,16 @@ bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
  * their arguments, up to max; how many. */
 int tt_processes_with_arg(const char *arg, pid_t *pids, int max);
 
+/* Parent, state (as in ps) and, with `comm`, the command name of pid from
+ * /proc; false when it is gone. */
+bool tt_proc_stat(pid_t pid, pid_t *ppid, char *state, char *comm,
+		  size_t comm_len);
+
+/* Polls until pid is gone or, if `zombie_ok`, a zombie (an orphan's zombie
+ * is for init to reap, and not every container's init does); false when
+ * guard_s ran out. */
+bool tt_wait_ended(pid_t pid, bool zombie_ok, int guard_s);
+
 /* Something accepts TCP connections on 127.0.0.1:port. */
 bool tt_port_accepts(int port);
 
