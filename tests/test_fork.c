@@ -458,12 +458,160 @@ static void test_fork_both_sides_run(void **state)
 	close(to_parent[0]);
 }
 
+/*
+ * A forked child that drops the loop it inherited from inside one of the
+ * loop's immediate handlers (CTDB's children free the context that way),
+ * with the immediate owned elsewhere. The immediate was taken off the
+ * queue to run and still owes its DETACH trace point; the context's
+ * teardown must settle that while the context is whole, so freeing the
+ * immediate later never reaches back into the freed context.
+ */
+struct drop_state {
+	struct tevent_context *ev;
+	const char *backend;
+	struct tevent_immediate *im;
+	int attach;
+	int detach;
+	int detach_after_free;	/* DETACH points reported on a freed context */
+	bool ev_freed;
+	bool reinit;		/* re-initialise instead of freeing */
+	int second_runs;
+	pid_t parent;
+};
+
+static void drop_trace(struct tevent_immediate *im,
+		       enum tevent_event_trace_point tp, void *private_data)
+{
+	struct drop_state *d = private_data;
+
+	if (tp == TEVENT_EVENT_TRACE_ATTACH) {
+		d->attach++;
+	} else if (tp == TEVENT_EVENT_TRACE_DETACH) {
+		d->detach++;
+		if (d->ev_freed) {
+			d->detach_after_free++;
+		}
+	}
+}
+
+static void drop_second(struct tevent_context *ev, struct tevent_immediate *im,
+			void *private_data)
+{
+	struct drop_state *d = private_data;
+
+	d->second_runs++;
+}
+
+static void drop_in_child(struct drop_state *d)
+{
+	struct tevent_context *ev2;
+
+	/* the handler is still running: the child never returns from it */
+	CHILD_CHECK(d->detach == 0, 20);
+	talloc_free(d->ev);
+	d->ev_freed = true;
+	CHILD_CHECK(d->detach == 1, 21);
+
+	/* new allocations may now reuse the freed context's memory */
+	ev2 = tevent_context_init_byname(NULL, d->backend);
+	CHILD_CHECK(ev2 != NULL, 22);
+	talloc_free(d->im);
+	CHILD_CHECK(d->detach == 1, 23);
+	CHILD_CHECK(d->detach_after_free == 0, 24);
+	d->im = tevent_create_immediate(NULL);
+	CHILD_CHECK(d->im != NULL, 25);
+	tevent_schedule_immediate(d->im, ev2, drop_second, d);
+	CHILD_CHECK(tevent_loop_once(ev2) == 0, 26);
+	CHILD_CHECK(d->second_runs == 1, 27);
+	talloc_free(d->im);
+	talloc_free(ev2);
+	_exit(0);
+}
+
+static void reinit_in_child(struct drop_state *d)
+{
+	struct tevent_immediate *im2;
+
+	CHILD_CHECK(tevent_re_initialise(d->ev) == 0, 30);
+	/* the owed DETACH went with the old state, exactly once */
+	CHILD_CHECK(d->detach == 1, 31);
+	im2 = tevent_create_immediate(d->ev);
+	CHILD_CHECK(im2 != NULL, 32);
+	tevent_schedule_immediate(im2, d->ev, drop_second, d);
+	/* back to the loop turn that called us, on the fresh state */
+}
+
+static void drop_handler(struct tevent_context *ev, struct tevent_immediate *im,
+			 void *private_data)
+{
+	struct drop_state *d = private_data;
+	pid_t pid = fork_flushed();
+
+	if (pid == -1) {
+		fail_msg("fork failed: %s", strerror(errno));
+	}
+	if (pid != 0) {
+		expect_child_ok(pid);
+		return;
+	}
+	if (d->reinit) {
+		reinit_in_child(d);
+	} else {
+		drop_in_child(d);
+	}
+}
+
+static void run_drop_case(void **state, bool reinit)
+{
+	struct drop_state d = {
+		.ev = tt_backend_ev(state),
+		.backend = *state,
+		.reinit = reinit,
+		.parent = getpid(),
+	};
+
+	d.im = tevent_create_immediate(NULL);
+	assert_non_null(d.im);
+	tevent_set_trace_immediate_callback(d.ev, drop_trace, &d);
+	tevent_schedule_immediate(d.im, d.ev, drop_handler, &d);
+	assert_int_equal(tevent_loop_once(d.ev), 0);
+
+	if (getpid() != d.parent) {
+		/* the re-initialising child, back from its handler */
+		CHILD_CHECK(d.detach == 1, 33);
+		CHILD_CHECK(tevent_loop_once(d.ev) == 0, 34);
+		CHILD_CHECK(d.second_runs == 1, 35);
+		talloc_free(d.im);
+		CHILD_CHECK(d.detach == 2, 36);
+		talloc_free(d.ev);
+		_exit(0);
+	}
+	/* the parent's run paid its DETACH after the handler, as usual */
+	assert_int_equal(d.attach, 1);
+	assert_int_equal(d.detach, 1);
+	talloc_free(d.im);
+	assert_int_equal(d.detach, 1);
+	tt_finish(d.ev);
+}
+
+static void test_fork_child_frees_context_in_handler(void **state)
+{
+	run_drop_case(state, false);
+}
+
+static void test_fork_child_reinit_in_handler(void **state)
+{
+	run_drop_case(state, true);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
 		TT_BACKEND_CASE(test_fork_reinit),
 		TT_BACKEND_CASE(test_fork_no_reinit),
 		TT_BACKEND_CASE(test_fork_both_sides_run),
+		TT_BACKEND_CASE(test_fork_child_frees_context_in_handler),
+		TT_BACKEND_CASE(test_fork_child_reinit_in_handler),
 	};
 
 	tt_check_library();

@@ -35,8 +35,26 @@ static inline void unlink_immediate(tevent_context *ev, tevent_immediate *im,
 	reset_immediate_fields(im, detach_ev);
 }
 
+// The context goes (or is re-initialised) while immediate handlers run
+// on it: what they owe it is paid now, while it is still whole, and their
+// frames learn not to touch it again.
+static void forget_running_immediates(tevent_context *ev)
+{
+	for (RunningImmediate *run = ev->running_immediate; run != nullptr;
+	     run = run->outer) {
+		tevent_immediate *im = run->im;
+		run->im = nullptr;
+		if (im->detach_ev_ctx == ev) {
+			im->detach_ev_ctx = nullptr;
+			trace_immediate(ev, im, TEVENT_EVENT_TRACE_DETACH);
+		}
+	}
+	ev->running_immediate = nullptr;
+}
+
 void immediates_detach_all(tevent_context *ev)
 {
+	forget_running_immediates(ev);
 	tevent_immediate *im;
 	while ((im = ev->immediates.front()) != nullptr) {
 		if (im->proxy != nullptr) {
@@ -321,10 +339,18 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	}
 	trace_immediate(ev, im,
 					TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	RunningImmediate run{nullptr, nullptr};
+	if (__builtin_expect(ev != nullptr, 1)) {
+		run = {im, ev->running_immediate};
+		ev->running_immediate = &run;
+	}
 	if (__builtin_expect(im->proxy != nullptr, 0)) {
 		proxy_deliver(handler_ev, im, handler, private_data);
 	} else {
 		handler(handler_ev, im, private_data);
+	}
+	if (__builtin_expect(run.im != nullptr, 1)) {
+		ev->running_immediate = run.outer;
 	}
 	if (glue != nullptr) {
 		glue->ops->after_immediate_handler(handler_ev,

@@ -355,6 +355,18 @@ struct ContextLifeline {
 
 	int on_talloc_free();
 };
+
+// One immediate handler in progress on a context, kept in the invoking
+// frame. While it runs the immediate is off the context's list but may
+// still owe the context its DETACH trace; if the handler frees or
+// re-initialises the context (a forked child dropping its parent's loop
+// does), the teardown finds the run here, settles what it owes and marks
+// the frame (im = null) so nothing touches the context after the handler
+// returns.
+struct RunningImmediate {
+	tevent_immediate *im;
+	RunningImmediate *outer;  // the run this one is nested in
+};
 } // namespace tevent
 
 struct tevent_context {
@@ -364,6 +376,7 @@ struct tevent_context {
 	tevent::IntrusiveList<tevent_fd, &tevent_fd::ctx_link> fds;
 	tevent::TimerHeap timers;
 	tevent::IntrusiveList<tevent_immediate, &tevent_immediate::link> immediates;
+	tevent::RunningImmediate *running_immediate;  // innermost run, or null
 	tevent::IntrusiveList<tevent_signal, &tevent_signal::ctx_link> signals;
 
 	// Cross-thread hand-over (threaded contexts and thread proxies): one
