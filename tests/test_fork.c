@@ -460,30 +460,32 @@ static void test_fork_both_sides_run(void **state)
 
 /*
  * A forked child that drops the loop it inherited from inside one of the
- * loop's immediate handlers (CTDB's children free the context that way),
- * with the immediate owned elsewhere. The immediate was taken off the
- * queue to run and still owes its DETACH trace point; the context's
- * teardown must settle that while the context is whole, so freeing the
- * immediate later never reaches back into the freed context.
+ * loop's handlers (CTDB's children free the context that way), the event
+ * being owned elsewhere. While its handler runs a timer or an immediate is
+ * off the context's heap or queue, yet it still refers to the context: a
+ * timer gets its DETACH trace point when freed, an immediate owes one.
+ * The context's teardown must settle that while the context is whole, so
+ * freeing the event later never reaches back into the freed context.
  */
+enum drop_kind { DROP_IMMEDIATE, DROP_TIMER };
+
 struct drop_state {
 	struct tevent_context *ev;
 	const char *backend;
-	struct tevent_immediate *im;
+	enum drop_kind kind;
+	bool reinit;		/* re-initialise instead of freeing */
+	void *owner;		/* owns event, not the context */
+	void *event;		/* the timer or immediate that forks */
 	int attach;
 	int detach;
 	int detach_after_free;	/* DETACH points reported on a freed context */
 	bool ev_freed;
-	bool reinit;		/* re-initialise instead of freeing */
 	int second_runs;
 	pid_t parent;
 };
 
-static void drop_trace(struct tevent_immediate *im,
-		       enum tevent_event_trace_point tp, void *private_data)
+static void drop_count(struct drop_state *d, enum tevent_event_trace_point tp)
 {
-	struct drop_state *d = private_data;
-
 	if (tp == TEVENT_EVENT_TRACE_ATTACH) {
 		d->attach++;
 	} else if (tp == TEVENT_EVENT_TRACE_DETACH) {
@@ -494,12 +496,42 @@ static void drop_trace(struct tevent_immediate *im,
 	}
 }
 
+static void drop_trace_imm(struct tevent_immediate *im,
+			   enum tevent_event_trace_point tp, void *private_data)
+{
+	drop_count(private_data, tp);
+}
+
+static void drop_trace_timer(struct tevent_timer *te,
+			     enum tevent_event_trace_point tp,
+			     void *private_data)
+{
+	drop_count(private_data, tp);
+}
+
 static void drop_second(struct tevent_context *ev, struct tevent_immediate *im,
 			void *private_data)
 {
 	struct drop_state *d = private_data;
 
 	d->second_runs++;
+}
+
+/* Runs another immediate on ev; the trace counts go up by one each. */
+static bool run_second(struct drop_state *d, struct tevent_context *ev)
+{
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+	int runs = d->second_runs;
+
+	if (im == NULL) {
+		return false;
+	}
+	tevent_schedule_immediate(im, ev, drop_second, d);
+	if (tevent_loop_once(ev) != 0) {
+		return false;
+	}
+	talloc_free(im);
+	return d->second_runs == runs + 1;
 }
 
 static void drop_in_child(struct drop_state *d)
@@ -515,36 +547,16 @@ static void drop_in_child(struct drop_state *d)
 	/* new allocations may now reuse the freed context's memory */
 	ev2 = tevent_context_init_byname(NULL, d->backend);
 	CHILD_CHECK(ev2 != NULL, 22);
-	talloc_free(d->im);
+	talloc_free(d->event);
 	CHILD_CHECK(d->detach == 1, 23);
 	CHILD_CHECK(d->detach_after_free == 0, 24);
-	d->im = tevent_create_immediate(NULL);
-	CHILD_CHECK(d->im != NULL, 25);
-	tevent_schedule_immediate(d->im, ev2, drop_second, d);
-	CHILD_CHECK(tevent_loop_once(ev2) == 0, 26);
-	CHILD_CHECK(d->second_runs == 1, 27);
-	talloc_free(d->im);
+	CHILD_CHECK(run_second(d, ev2), 25);
 	talloc_free(ev2);
 	_exit(0);
 }
 
-static void reinit_in_child(struct drop_state *d)
+static void drop_fork(struct drop_state *d)
 {
-	struct tevent_immediate *im2;
-
-	CHILD_CHECK(tevent_re_initialise(d->ev) == 0, 30);
-	/* the owed DETACH went with the old state, exactly once */
-	CHILD_CHECK(d->detach == 1, 31);
-	im2 = tevent_create_immediate(d->ev);
-	CHILD_CHECK(im2 != NULL, 32);
-	tevent_schedule_immediate(im2, d->ev, drop_second, d);
-	/* back to the loop turn that called us, on the fresh state */
-}
-
-static void drop_handler(struct tevent_context *ev, struct tevent_immediate *im,
-			 void *private_data)
-{
-	struct drop_state *d = private_data;
 	pid_t pid = fork_flushed();
 
 	if (pid == -1) {
@@ -554,54 +566,99 @@ static void drop_handler(struct tevent_context *ev, struct tevent_immediate *im,
 		expect_child_ok(pid);
 		return;
 	}
-	if (d->reinit) {
-		reinit_in_child(d);
-	} else {
+	if (!d->reinit) {
 		drop_in_child(d);
 	}
+	CHILD_CHECK(tevent_re_initialise(d->ev) == 0, 30);
+	/* what the running event owed went with the old state, once */
+	CHILD_CHECK(d->detach == 1, 31);
+	/* back to the loop turn that called us, on the fresh state */
 }
 
-static void run_drop_case(void **state, bool reinit)
+static void drop_imm_handler(struct tevent_context *ev,
+			     struct tevent_immediate *im, void *private_data)
+{
+	drop_fork(private_data);
+}
+
+static void drop_timer_handler(struct tevent_context *ev,
+			       struct tevent_timer *te, struct timeval now,
+			       void *private_data)
+{
+	drop_fork(private_data);
+}
+
+static void run_drop_case(void **state, enum drop_kind kind, bool reinit)
 {
 	struct drop_state d = {
 		.ev = tt_backend_ev(state),
 		.backend = *state,
+		.kind = kind,
 		.reinit = reinit,
 		.parent = getpid(),
 	};
 
-	d.im = tevent_create_immediate(NULL);
-	assert_non_null(d.im);
-	tevent_set_trace_immediate_callback(d.ev, drop_trace, &d);
-	tevent_schedule_immediate(d.im, d.ev, drop_handler, &d);
+	tevent_set_trace_immediate_callback(d.ev, drop_trace_imm, &d);
+	tevent_set_trace_timer_callback(d.ev, drop_trace_timer, &d);
+	d.owner = talloc_new(NULL);
+	assert_non_null(d.owner);
+	if (kind == DROP_IMMEDIATE) {
+		d.event = tevent_create_immediate(d.owner);
+		assert_non_null(d.event);
+		tevent_schedule_immediate((struct tevent_immediate *)d.event,
+					  d.ev, drop_imm_handler, &d);
+	} else {
+		/* not NULL: that would make the context its owner */
+		d.event = tevent_add_timer(d.ev, d.owner,
+					   tevent_timeval_zero(),
+					   drop_timer_handler, &d);
+		assert_non_null(d.event);
+	}
 	assert_int_equal(tevent_loop_once(d.ev), 0);
 
 	if (getpid() != d.parent) {
-		/* the re-initialising child, back from its handler */
+		/* the re-initialising child, back from its handler; a fired
+		 * timer has been freed, with no second DETACH */
 		CHILD_CHECK(d.detach == 1, 33);
-		CHILD_CHECK(tevent_loop_once(d.ev) == 0, 34);
-		CHILD_CHECK(d.second_runs == 1, 35);
-		talloc_free(d.im);
+		if (kind == DROP_IMMEDIATE) {
+			talloc_free(d.event);
+			CHILD_CHECK(d.detach == 1, 34);
+		}
+		CHILD_CHECK(run_second(&d, d.ev), 35);
 		CHILD_CHECK(d.detach == 2, 36);
 		talloc_free(d.ev);
+		talloc_free(d.owner);
 		_exit(0);
 	}
-	/* the parent's run paid its DETACH after the handler, as usual */
+	/* the parent's run detached as usual, once */
 	assert_int_equal(d.attach, 1);
 	assert_int_equal(d.detach, 1);
-	talloc_free(d.im);
-	assert_int_equal(d.detach, 1);
+	if (kind == DROP_IMMEDIATE) {
+		talloc_free(d.event);
+		assert_int_equal(d.detach, 1);
+	}
+	talloc_free(d.owner);
 	tt_finish(d.ev);
 }
 
-static void test_fork_child_frees_context_in_handler(void **state)
+static void test_fork_child_frees_context_in_immediate(void **state)
 {
-	run_drop_case(state, false);
+	run_drop_case(state, DROP_IMMEDIATE, false);
 }
 
-static void test_fork_child_reinit_in_handler(void **state)
+static void test_fork_child_reinit_in_immediate(void **state)
 {
-	run_drop_case(state, true);
+	run_drop_case(state, DROP_IMMEDIATE, true);
+}
+
+static void test_fork_child_frees_context_in_timer(void **state)
+{
+	run_drop_case(state, DROP_TIMER, false);
+}
+
+static void test_fork_child_reinit_in_timer(void **state)
+{
+	run_drop_case(state, DROP_TIMER, true);
 }
 
 int main(void)
@@ -610,8 +667,10 @@ int main(void)
 		TT_BACKEND_CASE(test_fork_reinit),
 		TT_BACKEND_CASE(test_fork_no_reinit),
 		TT_BACKEND_CASE(test_fork_both_sides_run),
-		TT_BACKEND_CASE(test_fork_child_frees_context_in_handler),
-		TT_BACKEND_CASE(test_fork_child_reinit_in_handler),
+		TT_BACKEND_CASE(test_fork_child_frees_context_in_immediate),
+		TT_BACKEND_CASE(test_fork_child_reinit_in_immediate),
+		TT_BACKEND_CASE(test_fork_child_frees_context_in_timer),
+		TT_BACKEND_CASE(test_fork_child_reinit_in_timer),
 	};
 
 	tt_check_library();

@@ -40,10 +40,10 @@ static inline void unlink_immediate(tevent_context *ev, tevent_immediate *im,
 // frames learn not to touch it again.
 static void forget_running_immediates(tevent_context *ev)
 {
-	for (RunningImmediate *run = ev->running_immediate; run != nullptr;
+	for (auto *run = ev->running_immediate; run != nullptr;
 	     run = run->outer) {
-		tevent_immediate *im = run->im;
-		run->im = nullptr;
+		tevent_immediate *im = run->event;
+		run->event = nullptr;
 		if (im->detach_ev_ctx == ev) {
 			im->detach_ev_ctx = nullptr;
 			trace_immediate(ev, im, TEVENT_EVENT_TRACE_DETACH);
@@ -339,17 +339,16 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	}
 	trace_immediate(ev, im,
 					TEVENT_EVENT_TRACE_BEFORE_HANDLER);
-	RunningImmediate run{nullptr, nullptr};
+	RunningEvent<tevent_immediate> run{nullptr, nullptr};
 	if (__builtin_expect(ev != nullptr, 1)) {
-		run = {im, ev->running_immediate};
-		ev->running_immediate = &run;
+		start_run(ev->running_immediate, run, im);
 	}
 	if (__builtin_expect(im->proxy != nullptr, 0)) {
 		proxy_deliver(handler_ev, im, handler, private_data);
 	} else {
 		handler(handler_ev, im, private_data);
 	}
-	if (__builtin_expect(run.im != nullptr, 1)) {
+	if (__builtin_expect(context_outlived_run(run), 1)) {
 		ev->running_immediate = run.outer;
 	}
 	if (glue != nullptr) {

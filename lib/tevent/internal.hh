@@ -356,17 +356,36 @@ struct ContextLifeline {
 	int on_talloc_free();
 };
 
-// One immediate handler in progress on a context, kept in the invoking
-// frame. While it runs the immediate is off the context's list but may
-// still owe the context its DETACH trace; if the handler frees or
+// One timer or immediate handler in progress on a context, kept in the
+// invoking frame. While it runs the event is off the context's queue or
+// heap, where the teardown would look for it, yet still refers to the
+// context (a timer is freed with a DETACH trace once its handler returns;
+// an immediate owes its DETACH trace). If the handler frees or
 // re-initialises the context (a forked child dropping its parent's loop
-// does), the teardown finds the run here, settles what it owes and marks
-// the frame (im = null) so nothing touches the context after the handler
-// returns.
-struct RunningImmediate {
-	tevent_immediate *im;
-	RunningImmediate *outer;  // the run this one is nested in
+// does), the teardown finds the run here, settles what the event owes,
+// and clears the frame's event so nothing touches the context after the
+// handler returns.
+template <class Event> struct RunningEvent {
+	Event *event;
+	RunningEvent *outer;  // the run this one is nested in
 };
+
+// Links run as the innermost handler run of a context (top is the
+// context's member). Once the handler is back the caller unlinks it,
+// top = run.outer, only if context_outlived_run(run).
+template <class Event>
+inline void start_run(RunningEvent<Event> *&top, RunningEvent<Event> &run,
+		      Event *event)
+{
+	run = {event, top};
+	top = &run;
+}
+
+template <class Event>
+inline bool context_outlived_run(const RunningEvent<Event> &run)
+{
+	return run.event != nullptr;
+}
 } // namespace tevent
 
 struct tevent_context {
@@ -375,8 +394,9 @@ struct tevent_context {
 
 	tevent::IntrusiveList<tevent_fd, &tevent_fd::ctx_link> fds;
 	tevent::TimerHeap timers;
+	tevent::RunningEvent<tevent_timer> *running_timer;
 	tevent::IntrusiveList<tevent_immediate, &tevent_immediate::link> immediates;
-	tevent::RunningImmediate *running_immediate;  // innermost run, or null
+	tevent::RunningEvent<tevent_immediate> *running_immediate;
 	tevent::IntrusiveList<tevent_signal, &tevent_signal::ctx_link> signals;
 
 	// Cross-thread hand-over (threaded contexts and thread proxies): one

@@ -131,8 +131,25 @@ tevent_timer *TimerHeap::pop_first()
 	return te;
 }
 
+// Timers whose handlers are running when the context goes: freed once
+// their handlers are back, they must find themselves detached already.
+static void forget_running_timers(tevent_context *ev)
+{
+	for (auto *run = ev->running_timer; run != nullptr; run = run->outer) {
+		tevent_timer *te = run->event;
+		run->event = nullptr;
+		if (te->event_ctx == ev) {
+			trace_timer(ev, te, TEVENT_EVENT_TRACE_DETACH);
+			te->wrapper = nullptr;
+			te->event_ctx = nullptr;
+		}
+	}
+	ev->running_timer = nullptr;
+}
+
 void timers_detach_all(tevent_context *ev)
 {
+	forget_running_timers(ev);
 	// Earliest deadline first, as upstream's sorted list gives them: the
 	// DETACH traces come in that order.
 	tevent_timer *te;
@@ -291,7 +308,13 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 						te->handler_name, te->location);
 	}
 	trace_timer(ev, te, TEVENT_EVENT_TRACE_BEFORE_HANDLER);
+	RunningEvent<tevent_timer> run;
+	start_run(ev->running_timer, run, te);
 	te->handler(handler_ev, te, current_time, te->private_data);
+	bool ev_whole = context_outlived_run(run);
+	if (__builtin_expect(ev_whole, 1)) {
+		ev->running_timer = run.outer;
+	}
 	if (glue != nullptr) {
 		glue->ops->after_timer_handler(handler_ev, glue->private_state,
 					       glue->main_ev, te,
@@ -301,8 +324,11 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	}
 	te->busy = false;
 
-	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Ending timer event %p \"%s\"\n",
-		      te, te->handler_name);
+	if (ev_whole) {
+		TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+			      "Ending timer event %p \"%s\"\n", te,
+			      te->handler_name);
+	}
 
 	// Timers are one-shot: the fired timer is always freed here. If the
 	// handler already freed it, only the deferred release is left.
