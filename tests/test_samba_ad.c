@@ -272,7 +272,7 @@ static int group_setup(void **state)
 		return -1;
 	}
 	chmod(g.fx.dir, 0755);
-	tt_foreign_asan_first(&g.fx);
+	tt_foreign_asan_first(&g.fx, false);
 	snprintf(g.log, sizeof(g.log), "%s/samba.log", g.fx.dir);
 	write_krb5_conf();
 	if (provision() != 0) {

@@ -61,15 +61,16 @@ int tt_foreign_init(struct tt_foreign *f, const char *dir_template)
 	return 0;
 }
 
-void tt_foreign_asan_first(struct tt_foreign *f)
+void tt_foreign_asan_first(struct tt_foreign *f, bool by_default)
 {
 #ifdef __SANITIZE_ADDRESS__
 	/* The ASan runtime goes first, so that it serves every malloc of the
 	 * program and sees use after free in our library whoever allocated
 	 * the memory. */
+	const char *env = getenv("TT_ASAN_FIRST");
 	Dl_info info;
 
-	if (getenv("TT_ASAN_FIRST") == NULL) {
+	if (env != NULL ? strcmp(env, "0") == 0 : !by_default) {
 		return;
 	}
 	assert_true(dladdr((void *)__asan_init, &info) != 0);
@@ -77,6 +78,7 @@ void tt_foreign_asan_first(struct tt_foreign *f)
 		 "LD_PRELOAD=%s %s libcrypt.so.1", info.dli_fname, f->ours);
 #else
 	(void)f;
+	(void)by_default;
 #endif
 }
 

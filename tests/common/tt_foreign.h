@@ -32,13 +32,16 @@ struct tt_foreign {
 int tt_foreign_init(struct tt_foreign *f, const char *dir_template);
 
 /*
- * In an ASan build, with TT_ASAN_FIRST set in the environment: programs
- * started from now on get the ASan runtime preloaded ahead of everything,
- * so that it serves all their memory and catches our library using memory
- * freed by anyone.  Not the default: smbd stalls under it, and ctdbd shows
- * a use after free still being looked into.  Does nothing otherwise.
+ * In an ASan build: programs started from now on get the ASan runtime
+ * preloaded ahead of everything, so that it serves all their memory and
+ * catches our library using memory freed by anyone.  by_default says
+ * whether that happens without TT_ASAN_FIRST in the environment; =1 turns
+ * it on, =0 off.  Not for Samba's SMB clients: smbclient and rpcclient
+ * deadlock at start-up under a preloaded ASan runtime (in glibc's
+ * bindtextdomain(), called by Heimdal), with Debian's libtevent as well.
+ * Does nothing in other builds.
  */
-void tt_foreign_asan_first(struct tt_foreign *f);
+void tt_foreign_asan_first(struct tt_foreign *f, bool by_default);
 
 /* `dir`/`name` into buf; fails the test if it does not fit. */
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
