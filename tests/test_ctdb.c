@@ -315,7 +315,7 @@ static int group_setup(void **state)
 		return -1;
 	}
 	g.fx.child_setup = no_memory_locking;
-	tt_foreign_asan_first(&g.fx, true);
+	tt_foreign_asan_first(&g.fx);
 	for (int n = 0; n < NODES; n++) {
 		/* addresses of our own, so that CTDB's fixed port is free */
 		snprintf(g.addr[n], sizeof(g.addr[n]), "127.%u.%u.%d",

@@ -233,12 +233,12 @@ static int start_servers(void)
 	char *dcerpcd[] = {DCERPCD, "--libexec-rpcds", "--foreground",
 			   "--debug-stdout", "-s", g.conf, NULL};
 
-	g.smbd = tt_spawn(&g.fx, smbd, g.log, NULL);
+	g.smbd = tt_spawn_server(&g.fx, smbd, g.log, NULL);
 	if (!tt_wait_ready(&g.smbd, "smbd", g.log, START_GUARD_S,
 			   smbd_listens, NULL)) {
 		return -1;
 	}
-	g.dcerpcd = tt_spawn(&g.fx, dcerpcd, g.rpc_log, NULL);
+	g.dcerpcd = tt_spawn_server(&g.fx, dcerpcd, g.rpc_log, NULL);
 	if (!tt_wait_ready(&g.dcerpcd, "samba-dcerpcd", g.rpc_log,
 			   START_GUARD_S, pipes_bound, NULL)) {
 		return -1;

@@ -272,13 +272,12 @@ static int group_setup(void **state)
 		return -1;
 	}
 	chmod(g.fx.dir, 0755);
-	tt_foreign_asan_first(&g.fx, false);
 	snprintf(g.log, sizeof(g.log), "%s/samba.log", g.fx.dir);
 	write_krb5_conf();
 	if (provision() != 0) {
 		return -1;
 	}
-	g.samba = tt_spawn(&g.fx, argv, g.log, NULL);
+	g.samba = tt_spawn_server(&g.fx, argv, g.log, NULL);
 	return tt_wait_ready(&g.samba, "samba", g.log, START_GUARD_S,
 			     all_ports_accept, NULL) ? 0 : -1;
 }

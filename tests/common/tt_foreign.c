@@ -61,7 +61,7 @@ int tt_foreign_init(struct tt_foreign *f, const char *dir_template)
 	return 0;
 }
 
-void tt_foreign_asan_first(struct tt_foreign *f, bool by_default)
+void tt_foreign_asan_first(struct tt_foreign *f)
 {
 #ifdef __SANITIZE_ADDRESS__
 	/* The ASan runtime goes first, so that it serves every malloc of the
@@ -70,7 +70,7 @@ void tt_foreign_asan_first(struct tt_foreign *f, bool by_default)
 	const char *env = getenv("TT_ASAN_FIRST");
 	Dl_info info;
 
-	if (env != NULL ? strcmp(env, "0") == 0 : !by_default) {
+	if (env != NULL && strcmp(env, "0") == 0) {
 		return;
 	}
 	assert_true(dladdr((void *)__asan_init, &info) != 0);
@@ -78,8 +78,20 @@ void tt_foreign_asan_first(struct tt_foreign *f, bool by_default)
 		 "LD_PRELOAD=%s %s libcrypt.so.1", info.dli_fname, f->ours);
 #else
 	(void)f;
-	(void)by_default;
 #endif
+}
+
+pid_t tt_spawn_server(struct tt_foreign *f, char *const argv[],
+		      const char *out, const char *const *extra)
+{
+	char usual[sizeof(f->preload)];
+	pid_t pid;
+
+	memcpy(usual, f->preload, sizeof(usual));
+	tt_foreign_asan_first(f);
+	pid = tt_spawn(f, argv, out, extra);
+	memcpy(f->preload, usual, sizeof(usual));
+	return pid;
 }
 
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,

@@ -32,16 +32,18 @@ struct tt_foreign {
 int tt_foreign_init(struct tt_foreign *f, const char *dir_template);
 
 /*
- * In an ASan build: programs started from now on get the ASan runtime
+ * In an ASan build the programs a test starts can get the ASan runtime
  * preloaded ahead of everything, so that it serves all their memory and
- * catches our library using memory freed by anyone.  by_default says
- * whether that happens without TT_ASAN_FIRST in the environment; =1 turns
- * it on, =0 off.  Not for Samba's SMB clients: smbclient and rpcclient
- * deadlock at start-up under a preloaded ASan runtime (in glibc's
- * bindtextdomain(), called by Heimdal), with Debian's libtevent as well.
- * Does nothing in other builds.
+ * catches our library using memory freed by anyone.  On unless
+ * TT_ASAN_FIRST=0 is in the environment; nothing changes in other builds.
+ *
+ * tt_foreign_asan_first(): for every program started from now on.
+ * tt_spawn_server(): tt_spawn() with it for this one program only.  Samba's
+ * SMB clients must not get it: smbclient and rpcclient deadlock at
+ * start-up under a preloaded ASan runtime (in glibc's bindtextdomain(),
+ * called by Heimdal), with Debian's libtevent as well.
  */
-void tt_foreign_asan_first(struct tt_foreign *f, bool by_default);
+void tt_foreign_asan_first(struct tt_foreign *f);
 
 /* `dir`/`name` into buf; fails the test if it does not fit. */
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
@@ -64,6 +66,9 @@ void tt_dump(const char *path);
  */
 pid_t tt_spawn(const struct tt_foreign *f, char *const argv[],
 	       const char *out, const char *const *extra);
+
+pid_t tt_spawn_server(struct tt_foreign *f, char *const argv[],
+		      const char *out, const char *const *extra);
 
 /* waitpid() with a hang guard: a child still running after guard_s is
  * killed.  Returns the wait status. */
