@@ -534,43 +534,6 @@ static bool run_second(struct drop_state *d, struct tevent_context *ev)
 	return d->second_runs == runs + 1;
 }
 
-/* The context's loop calls counted right: a nested one is refused. */
-static int refusals;
-
-static void count_refusal(const char *reason)
-{
-	refusals++;
-}
-
-static void nest_handler(struct tevent_context *ev, struct tevent_immediate *im,
-			 void *private_data)
-{
-	int *ret = private_data;
-
-	errno = 0;
-	*ret = tevent_loop_once(ev);
-	if (*ret == -1 && errno == ELOOP) {
-		*ret = -ELOOP;
-	}
-}
-
-static bool nested_loop_refused(struct tevent_context *ev)
-{
-	struct tevent_immediate *im = tevent_create_immediate(ev);
-	int ret = 0;
-
-	if (im == NULL) {
-		return false;
-	}
-	tevent_set_abort_fn(count_refusal);
-	tevent_schedule_immediate(im, ev, nest_handler, &ret);
-	if (tevent_loop_once(ev) != 0) {
-		return false;
-	}
-	tevent_set_abort_fn(NULL);
-	return ret == -ELOOP && refusals == 1;
-}
-
 static void drop_in_child(struct drop_state *d)
 {
 	struct tevent_context *ev2;
@@ -663,8 +626,6 @@ static void run_drop_case(void **state, enum drop_kind kind, bool reinit)
 		}
 		CHILD_CHECK(run_second(&d, d.ev), 35);
 		CHILD_CHECK(d.detach == 2, 36);
-		/* still inside no loop call: a handler's nested one is refused */
-		CHILD_CHECK(nested_loop_refused(d.ev), 37);
 		talloc_free(d.ev);
 		talloc_free(d.owner);
 		_exit(0);

@@ -353,15 +353,8 @@ TEVENT_EXPORT struct tevent_context *tevent_context_init(TALLOC_CTX *mem_ctx)
 
 TEVENT_EXPORT int tevent_re_initialise(struct tevent_context *ev)
 {
-	// Called from inside a handler (a child right after fork()), the
-	// loop calls under it still return through this context and count
-	// their way back out: their nesting level must stay. Upstream
-	// resets it, and the level then wraps below zero, so that a nested
-	// loop call the program never allowed would go through unnoticed.
-	uint32_t level = ev->nesting.level;
 	tevent_common_context_destructor(ev);
 	context_setup(ev);
-	ev->nesting.level = level;
 	return ev->ops->context_init(ev);
 }
 
