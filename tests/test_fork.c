@@ -572,6 +572,11 @@ static void drop_fork(struct drop_state *d)
 	CHILD_CHECK(tevent_re_initialise(d->ev) == 0, 30);
 	/* what the running event owed went with the old state, once */
 	CHILD_CHECK(d->detach == 1, 31);
+	/* The child may run a loop of its own from here, nesting never
+	 * allowed (smbd's children do): re-initialising forgot the loop
+	 * call we are in. */
+	CHILD_CHECK(run_second(d, d->ev), 32);
+	CHILD_CHECK(d->detach == 2, 38);
 	/* back to the loop turn that called us, on the fresh state */
 }
 
@@ -619,13 +624,13 @@ static void run_drop_case(void **state, enum drop_kind kind, bool reinit)
 	if (getpid() != d.parent) {
 		/* the re-initialising child, back from its handler; a fired
 		 * timer has been freed, with no second DETACH */
-		CHILD_CHECK(d.detach == 1, 33);
+		CHILD_CHECK(d.detach == 2, 33);
 		if (kind == DROP_IMMEDIATE) {
 			talloc_free(d.event);
-			CHILD_CHECK(d.detach == 1, 34);
+			CHILD_CHECK(d.detach == 2, 34);
 		}
 		CHILD_CHECK(run_second(&d, d.ev), 35);
-		CHILD_CHECK(d.detach == 2, 36);
+		CHILD_CHECK(d.detach == 3, 36);
 		talloc_free(d.ev);
 		talloc_free(d.owner);
 		_exit(0);
