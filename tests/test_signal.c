@@ -323,9 +323,7 @@ static void queue_rt(int signum, int first, int n)
  */
 static bool under_valgrind(void)
 {
-	const char *p = getenv("LD_PRELOAD");
-
-	return p != NULL && strstr(p, "vgpreload") != NULL;
+	return TT_ON_VALGRIND();
 }
 
 static bool enough_sigpending(rlim_t want)

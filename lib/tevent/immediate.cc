@@ -40,16 +40,12 @@ static inline void unlink_immediate(tevent_context *ev, tevent_immediate *im,
 // frames learn not to touch it again.
 static void forget_running_immediates(tevent_context *ev)
 {
-	for (auto *run = ev->running_immediate; run != nullptr;
-	     run = run->outer) {
-		tevent_immediate *im = run->event;
-		run->event = nullptr;
+	forget_runs(ev->running_immediate, [ev](tevent_immediate *im) {
 		if (im->detach_ev_ctx == ev) {
 			im->detach_ev_ctx = nullptr;
 			trace_immediate(ev, im, TEVENT_EVENT_TRACE_DETACH);
 		}
-	}
-	ev->running_immediate = nullptr;
+	});
 }
 
 void immediates_detach_all(tevent_context *ev)
@@ -339,7 +335,7 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	}
 	trace_immediate(ev, im,
 					TEVENT_EVENT_TRACE_BEFORE_HANDLER);
-	RunningEvent<tevent_immediate> run{nullptr, nullptr};
+	RunningEvent<tevent_immediate> run{};
 	if (__builtin_expect(ev != nullptr, 1)) {
 		start_run(ev->running_immediate, run, im);
 	}

@@ -365,9 +365,23 @@ struct ContextLifeline {
 // does), the teardown finds the run here, settles what the event owes,
 // and clears the frame's event so nothing touches the context after the
 // handler returns.
+//
+// A handler left with longjmp() (a failed cmocka assertion) leaves its
+// frame linked though its stack is gone, and the teardown may meet it
+// later. The seal ties the frame's words to its address: the teardown
+// trusts and clears only frames that still hold what their run put
+// there, and stops at the first that does not.
 template <class Event> struct RunningEvent {
 	Event *event;
 	RunningEvent *outer;  // the run this one is nested in
+	uintptr_t seal;
+
+	uintptr_t expected_seal() const
+	{
+		return reinterpret_cast<uintptr_t>(this) ^
+		       reinterpret_cast<uintptr_t>(event) ^
+		       reinterpret_cast<uintptr_t>(outer);
+	}
 };
 
 // Links run as the innermost handler run of a context (top is the
@@ -377,7 +391,9 @@ template <class Event>
 inline void start_run(RunningEvent<Event> *&top, RunningEvent<Event> &run,
 		      Event *event)
 {
-	run = {event, top};
+	run.event = event;
+	run.outer = top;
+	run.seal = run.expected_seal();
 	top = &run;
 }
 
@@ -385,6 +401,24 @@ template <class Event>
 inline bool context_outlived_run(const RunningEvent<Event> &run)
 {
 	return run.event != nullptr;
+}
+
+// For a context being torn down: hands the event of every run linked on
+// it to settle(), innermost first, and marks the runs' frames so that
+// their invokers leave the context alone.
+template <class Event, class Settle>
+void forget_runs(RunningEvent<Event> *&top, Settle settle)
+{
+	RunningEvent<Event> *run = top;
+	while (run != nullptr && run->seal == run->expected_seal()) {
+		RunningEvent<Event> *outer = run->outer;
+		Event *event = run->event;
+		run->event = nullptr;
+		run->seal = 0;
+		settle(event);
+		run = outer;
+	}
+	top = nullptr;
 }
 } // namespace tevent
 

@@ -135,16 +135,13 @@ tevent_timer *TimerHeap::pop_first()
 // their handlers are back, they must find themselves detached already.
 static void forget_running_timers(tevent_context *ev)
 {
-	for (auto *run = ev->running_timer; run != nullptr; run = run->outer) {
-		tevent_timer *te = run->event;
-		run->event = nullptr;
+	forget_runs(ev->running_timer, [ev](tevent_timer *te) {
 		if (te->event_ctx == ev) {
 			trace_timer(ev, te, TEVENT_EVENT_TRACE_DETACH);
 			te->wrapper = nullptr;
 			te->event_ctx = nullptr;
 		}
-	}
-	ev->running_timer = nullptr;
+	});
 }
 
 void timers_detach_all(tevent_context *ev)

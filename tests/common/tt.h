@@ -7,6 +7,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Whether the program runs under valgrind (never, without its header). */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TT_ON_VALGRIND
+#define TT_ON_VALGRIND() false
+#endif
+
 /*
  * Make sure the libtevent the dynamic loader picked is the one under test:
  * $TEVENT_TEST_LIBRARY if set (buildtools/run-tests sets it), otherwise any

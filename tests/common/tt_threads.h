@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tt.h"
+
 #if defined(__SANITIZE_THREAD__)
 #define TT_TSAN 1
 #elif defined(__has_feature)
@@ -30,15 +32,6 @@
 #endif
 #endif
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define TT_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#endif
-#ifndef TT_ON_VALGRIND
-#define TT_ON_VALGRIND() false
-#endif
 
 /* Only keeps a hung case from hanging the run; never a timing assertion. */
 #define TT_WATCHDOG_SECS 300
