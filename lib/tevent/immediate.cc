@@ -344,9 +344,7 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	} else {
 		handler(handler_ev, im, private_data);
 	}
-	if (__builtin_expect(context_outlived_run(run), 1)) {
-		ev->running_immediate = run.outer;
-	}
+	finish_run(ev, &tevent_context::running_immediate, run);
 	if (glue != nullptr) {
 		glue->ops->after_immediate_handler(handler_ev,
 						   glue->private_state,

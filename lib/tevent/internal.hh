@@ -385,8 +385,7 @@ template <class Event> struct RunningEvent {
 };
 
 // Links run as the innermost handler run of a context (top is the
-// context's member). Once the handler is back the caller unlinks it,
-// top = run.outer, only if context_outlived_run(run).
+// context's member); finish_run() unlinks it once the handler is back.
 template <class Event>
 inline void start_run(RunningEvent<Event> *&top, RunningEvent<Event> &run,
 		      Event *event)
@@ -395,12 +394,6 @@ inline void start_run(RunningEvent<Event> *&top, RunningEvent<Event> &run,
 	run.outer = top;
 	run.seal = run.expected_seal();
 	top = &run;
-}
-
-template <class Event>
-inline bool context_outlived_run(const RunningEvent<Event> &run)
-{
-	return run.event != nullptr;
 }
 
 // For a context being torn down: hands the event of every run linked on
@@ -474,6 +467,21 @@ struct tevent_context {
 };
 
 namespace tevent {
+
+// Unlinks a run start_run() linked on ev->*top, unless the context was
+// torn down while the handler ran: then it touches nothing and returns
+// false, as ev may be gone.
+template <class Event>
+inline bool finish_run(tevent_context *ev,
+		       RunningEvent<Event> *tevent_context::*top,
+		       const RunningEvent<Event> &run)
+{
+	if (__builtin_expect(run.event == nullptr, 0)) {
+		return false;
+	}
+	ev->*top = run.outer;
+	return true;
+}
 
 // Glue between a wrapper context and the main context it forwards to.
 struct WrapperGlue {

@@ -308,10 +308,7 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	RunningEvent<tevent_timer> run;
 	start_run(ev->running_timer, run, te);
 	te->handler(handler_ev, te, current_time, te->private_data);
-	bool ev_whole = context_outlived_run(run);
-	if (__builtin_expect(ev_whole, 1)) {
-		ev->running_timer = run.outer;
-	}
+	bool ev_whole = finish_run(ev, &tevent_context::running_timer, run);
 	if (glue != nullptr) {
 		glue->ops->after_timer_handler(handler_ev, glue->private_state,
 					       glue->main_ev, te,
