@@ -338,9 +338,7 @@ static int group_teardown(void **state)
 	for (int n = 0; n < NODES; n++) {
 		tt_stop_server(&g.ctdbd[n], START_GUARD_S);
 	}
-	if (g.fx.dir[0] != '\0' && getenv("TEST_CTDB_KEEP") == NULL) {
-		tt_rm_tree(g.fx.dir);
-	}
+	tt_foreign_done(&g.fx, "TEST_CTDB_KEEP");
 	return 0;
 }
 

@@ -293,9 +293,7 @@ static int group_teardown(void **state)
 	(void)state;
 	tt_stop_server(&g.dcerpcd, START_GUARD_S);
 	tt_stop_server(&g.smbd, START_GUARD_S);
-	if (g.fx.dir[0] != '\0' && getenv("TEST_SAMBA_KEEP") == NULL) {
-		tt_rm_tree(g.fx.dir);
-	}
+	tt_foreign_done(&g.fx, "TEST_SAMBA_KEEP");
 	return 0;
 }
 

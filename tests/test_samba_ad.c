@@ -294,9 +294,7 @@ static int group_teardown(void **state)
 	for (int i = 0; i < n; i++) {
 		kill(left[i], SIGKILL);
 	}
-	if (g.fx.dir[0] != '\0' && getenv("TEST_SAMBA_AD_KEEP") == NULL) {
-		tt_rm_tree(g.fx.dir);
-	}
+	tt_foreign_done(&g.fx, "TEST_SAMBA_AD_KEEP");
 	return 0;
 }
 

@@ -94,6 +94,13 @@ pid_t tt_spawn_server(struct tt_foreign *f, char *const argv[],
 	return pid;
 }
 
+void tt_foreign_done(const struct tt_foreign *f, const char *keep_env)
+{
+	if (f->dir[0] != '\0' && getenv(keep_env) == NULL) {
+		tt_rm_tree(f->dir);
+	}
+}
+
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
 		const char *name)
 {

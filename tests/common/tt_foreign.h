@@ -45,6 +45,10 @@ int tt_foreign_init(struct tt_foreign *f, const char *dir_template);
  */
 void tt_foreign_asan_first(struct tt_foreign *f);
 
+/* Removes the scratch directory, unless `keep_env` is set in the
+ * environment (to look at the logs after a run). */
+void tt_foreign_done(const struct tt_foreign *f, const char *keep_env);
+
 /* `dir`/`name` into buf; fails the test if it does not fit. */
 void tt_path_in(const struct tt_foreign *f, char *buf, size_t len,
 		const char *name);
