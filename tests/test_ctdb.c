@@ -513,16 +513,7 @@ static void test_concurrent_clients(void **state)
 			 c);
 		pids[c] = tt_spawn(&g.fx, argv, out[c], env);
 	}
-	for (int c = 0; c < CLIENTS; c++) {
-		int status = tt_wait_guarded(pids[c], RUN_GUARD_S);
-
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "client %d ended with status 0x%x\n", c,
-				status);
-			tt_dump(out[c]);
-			fail();
-		}
-	}
+	tt_wait_clients(pids, out, CLIENTS, RUN_GUARD_S);
 	tt_assert_loader_used_ours(&g.fx, ldlog);
 
 	for (int c = 0; c < CLIENTS; c++) {

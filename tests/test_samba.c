@@ -458,16 +458,7 @@ static void test_parallel_clients(void **state)
 		snprintf(out[c], sizeof(out[c]), "%s/parallel%d.out", g.fx.dir, c);
 		pids[c] = tt_spawn(&g.fx, argv, out[c], extra);
 	}
-	for (c = 0; c < CLIENTS; c++) {
-		int status = tt_wait_guarded(pids[c], RUN_GUARD_S);
-
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "client %d ended with status 0x%x\n", c,
-				status);
-			tt_dump(out[c]);
-			fail();
-		}
-	}
+	tt_wait_clients(pids, out, CLIENTS, RUN_GUARD_S);
 	tt_assert_loader_used_ours(&g.fx, ldlog);
 	for (c = 0; c < CLIENTS; c++) {
 		char a[PATH_MAX + 64], b[PATH_MAX + 64];

@@ -94,6 +94,21 @@ pid_t tt_spawn_server(struct tt_foreign *f, char *const argv[],
 	return pid;
 }
 
+void tt_wait_clients(const pid_t *pids, char (*out)[PATH_MAX + 64], int n,
+		     int guard_s)
+{
+	for (int c = 0; c < n; c++) {
+		int status = tt_wait_guarded(pids[c], guard_s);
+
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "client %d ended with status 0x%x\n", c,
+				status);
+			tt_dump(out[c]);
+			fail();
+		}
+	}
+}
+
 void tt_foreign_done(const struct tt_foreign *f, const char *keep_env)
 {
 	if (f->dir[0] != '\0' && getenv(keep_env) == NULL) {

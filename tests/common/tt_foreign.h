@@ -78,6 +78,12 @@ pid_t tt_spawn_server(struct tt_foreign *f, char *const argv[],
  * killed.  Returns the wait status. */
 int tt_wait_guarded(pid_t pid, int guard_s);
 
+/* Waits (guarded) for n clients started with tt_spawn(); fails the test,
+ * with the output of the first that did not exit 0, if any did not.
+ * out[i] is client i's output file. */
+void tt_wait_clients(const pid_t *pids, char (*out)[PATH_MAX + 64], int n,
+		     int guard_s);
+
 /* SIGTERM, then tt_wait_guarded(); the wait status (0 when *pid is 0).
  * *pid becomes 0. */
 int tt_stop_server(pid_t *pid, int guard_s);
