@@ -144,7 +144,9 @@ tevent_common_invoke_fd_handler(struct tevent_fd *fde,
 	}
 	tevent_context *handler_ev = ev;
 
-	fde->busy = true;
+	if (!enter_handler_run(fde->busy, ev)) {
+		return 0;
+	}
 	WrapperGlue *glue = fde->wrapper;
 	if (glue != nullptr) {
 		handler_ev = glue->wrap_ev;
@@ -161,7 +163,11 @@ tevent_common_invoke_fd_handler(struct tevent_fd *fde,
 					    fde->handler_name, fde->location);
 		wrapper_pop_use_internal(handler_ev, glue);
 	}
-	fde->busy = false;
+	if (!leave_handler_run(fde->busy)) {
+		// A run of this fde further out is still on the stack (a
+		// nested loop ran it again); that one finishes a free.
+		return 0;
+	}
 
 	if (fde->destroyed) {
 		talloc_set_destructor(fde, nullptr);

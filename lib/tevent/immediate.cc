@@ -11,7 +11,7 @@ static void reset_immediate_fields(tevent_immediate *im,
 				   tevent_context *detach_ev_ctx)
 {
 	const char *create_location = im->create_location;
-	bool busy = im->busy;
+	uint16_t busy = im->busy;
 	uint64_t tag = im->tag;
 
 	im->event_ctx = nullptr;
@@ -308,12 +308,14 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
 		      "Run immediate event \"%s\": %p\n", handler_name, im);
 
+	if (!enter_handler_run(im->busy, ev)) {
+		return 0;
+	}
 	// Only this run's free may send it home; the handler may keep it.
 	bool go_home = im->go_home;
 	im->go_home = false;
 
 	// Unlink first: the handler may schedule the same immediate again.
-	im->busy = true;
 	im->handler_name = nullptr;
 	if (__builtin_expect(ev != nullptr && im->detach_ev_ctx == nullptr &&
 				     !im->destroyed,
@@ -352,11 +354,16 @@ TEVENT_EXPORT TEVENT_HOT int tevent_common_invoke_immediate_handler(
 						   handler_name, location);
 		wrapper_pop_use_internal(handler_ev, glue);
 	}
-	im->busy = false;
-
 	// Owed DETACH trace if the handler did not reschedule it.
 	pay_owed_detach(im);
 
+	if (!leave_handler_run(im->busy)) {
+		// The handler scheduled its immediate again and a nested loop
+		// ran it: this is the inner run. The outer one finishes a
+		// free, and sends the immediate home if this run would have.
+		im->go_home = im->go_home || go_home;
+		return 0;
+	}
 	if (im->destroyed) {
 		// Freed by the handler, now it can go: a spent proxy message
 		// or a threaded immediate may go back to its sender.

@@ -54,10 +54,10 @@ struct tevent_fd {
 	tevent::WrapperGlue *wrapper;
 	int fd;
 	uint16_t flags;
-	bool busy : 1;       // handler running: a free waits until it returns
+	uint8_t busy;  // runs of the handler on the stack (see enter_handler_run)
 	bool destroyed : 1;  // talloc destructor already ran once
 	uint8_t fd_mode : 2;  // epoll: 0 not asked, 1 blocking, 2 non-blocking
-	uint8_t hooks_id;     // kNoFdHooks, kEpollFdHooks, kPollFdHooks
+	uint8_t hooks_id : 2;  // kNoFdHooks, kEpollFdHooks, kPollFdHooks
 	tevent_fd_handler_t handler;
 	tevent_fd_close_fn_t close_fn;
 	void *private_data;
@@ -79,7 +79,7 @@ struct tevent_fd {
 struct tevent_timer {
 	tevent_context *event_ctx;
 	tevent::WrapperGlue *wrapper;
-	bool busy;
+	uint16_t busy;  // runs of the handler on the stack
 	bool destroyed;
 	// Position in the context's heap; UINT32_MAX if none. 32 bits keep
 	// a timer (with its heap slot) no bigger than upstream's, see bench/.
@@ -92,6 +92,7 @@ struct tevent_timer {
 	const char *location;
 	uint64_t tag;
 
+	void detach();
 	int on_talloc_free();
 };
 
@@ -101,7 +102,7 @@ struct tevent_immediate {
 	tevent::ListHook<tevent_immediate> link;
 	tevent_context *event_ctx;
 	tevent::WrapperGlue *wrapper;
-	bool busy;
+	uint16_t busy;  // runs of the handler on the stack
 	bool destroyed;
 	// Once spent it may go back to the thread that sent it
 	// (send_home()): set on a threaded-context immediate when it arrives
@@ -147,7 +148,7 @@ struct tevent_signal {
 	tevent::ListHook<tevent_signal> sig_link;  // global per-signum list
 	tevent_context *event_ctx;
 	tevent::WrapperGlue *wrapper;
-	bool busy;
+	uint16_t busy;  // runs of the handler on the stack
 	bool destroyed;
 	bool registered;  // on the global per-signum list
 	int signum;
@@ -158,6 +159,7 @@ struct tevent_signal {
 	const char *location;
 	uint64_t tag;
 
+	void detach();
 	int on_talloc_free();
 };
 
@@ -412,6 +414,34 @@ void forget_runs(RunningEvent<Event> *&top, Settle settle)
 		run = outer;
 	}
 	top = nullptr;
+}
+
+// An event's busy count is the number of runs of its handler on the
+// stack. A nested loop inside a handler may run the same event again (an
+// fd still readable, an immediate or timer re-armed, a signal raised
+// again). A flag would be cleared by the inner run while the outer one
+// still uses the event, and a free deferred until "the handler returns"
+// would then happen under the outer run (upstream has that use after
+// free). With a count only the outermost run finishes a deferred free.
+//
+// Returns false, after tevent_abort(), when the count is full: the
+// handler is then not run at that depth.
+template <class Count>
+inline bool enter_handler_run(Count &busy, tevent_context *ev)
+{
+	if (__builtin_expect(busy == static_cast<Count>(~Count{0}), 0)) {
+		tevent_abort(ev, "event handler re-entered too deeply "
+				 "by nested loops");
+		return false;
+	}
+	++busy;
+	return true;
+}
+
+// Ends a run; returns whether it was the outermost one.
+template <class Count> inline bool leave_handler_run(Count &busy)
+{
+	return --busy == 0;
 }
 } // namespace tevent
 

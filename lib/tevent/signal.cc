@@ -25,16 +25,58 @@ struct SignalSlot {
 	struct sigaction old_action;
 	bool installed;
 	std::atomic<uint32_t> count;  // bumped by the async handler
-	uint32_t seen;                // consumed by the loop
+	// Deliveries handed to a dispatch. Claimed before the handlers run,
+	// so that a loop nested in one of them sees only newer deliveries.
+	uint32_t claimed;
+	// Deliveries whose dispatch is over: their ring entries may be
+	// reused. Moves up to claimed once no dispatch of the signal is on
+	// the stack.
+	uint32_t seen;
 	siginfo_t *ring;              // kInfoQueue entries, SA_SIGINFO only
 	volatile sig_atomic_t blocked;
 };
 
 SignalSlot g_slots[kNumSignals];
 std::atomic<uint32_t> g_pending{0};  // any signal arrived since last check
-// Next handler to visit while check_signal walks a list; kept valid when
-// that handler is freed by the one running.
-tevent_signal *g_iter_next;
+
+// A dispatch's walk over one signal's handlers, in the dispatching
+// frame. A handler may run a nested loop that dispatches again, so walks
+// form a stack; unregister() moves every walk whose next handler leaves.
+struct HandlerWalk {
+	int signum;
+	tevent_signal *next;
+	HandlerWalk *outer;
+};
+HandlerWalk *g_walks;
+
+// Links walk as the innermost one. Walks at or below its own frame are
+// dead: a handler left them with longjmp(). They are dropped, so nothing
+// writes into their stack.
+void begin_walk(HandlerWalk &walk, int signum)
+{
+	HandlerWalk *outer = g_walks;
+	while (outer != nullptr && reinterpret_cast<uintptr_t>(outer) <=
+					   reinterpret_cast<uintptr_t>(&walk)) {
+		outer = outer->outer;
+	}
+	walk.signum = signum;
+	walk.next = nullptr;
+	walk.outer = outer;
+	g_walks = &walk;
+}
+
+// Unlinks walk; returns whether another dispatch of its signal is still
+// on the stack.
+bool end_walk(const HandlerWalk &walk)
+{
+	g_walks = walk.outer;
+	for (HandlerWalk *w = g_walks; w != nullptr; w = w->outer) {
+		if (w->signum == walk.signum) {
+			return true;
+		}
+	}
+	return false;
+}
 
 // Blocks `signum` in this thread while the handler list changes, so the
 // async handler never sees a half-linked list.
@@ -111,8 +153,10 @@ void unregister(tevent_signal *se)
 	}
 	int signum = se->signum;
 	SignalSlot &slot = g_slots[signum];
-	if (g_iter_next == se) {
-		g_iter_next = SignalList::next(se);
+	for (HandlerWalk *w = g_walks; w != nullptr; w = w->outer) {
+		if (w->next == se) {
+			w->next = SignalList::next(se);
+		}
 	}
 	{
 		SignalBlock block(signum);
@@ -140,15 +184,18 @@ void unblock(int signum)
 	pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
-// Runs every handler of one signal for `pending` deliveries.
-void dispatch_signal(tevent_context *ev, int signum, uint32_t pending)
+// Runs every handler of one signal for the `pending` deliveries claimed
+// from `base` on.
+void dispatch_signal(tevent_context *ev, int signum, uint32_t base,
+		     uint32_t pending)
 {
 	SignalSlot &slot = g_slots[signum];
-	uint32_t base = slot.seen;
+	HandlerWalk walk;
+	begin_walk(walk, signum);
 
 	for (tevent_signal *se = slot.handlers.front(); se != nullptr;
-	     se = g_iter_next) {
-		g_iter_next = SignalList::next(se);
+	     se = walk.next) {
+		walk.next = SignalList::next(se);
 		if ((se->sa_flags & SA_SIGINFO) && slot.ring != nullptr) {
 			uint32_t n = pending < kInfoQueue ? pending : kInfoQueue;
 			for (uint32_t j = 0; j < n; j++) {
@@ -169,7 +216,14 @@ void dispatch_signal(tevent_context *ev, int signum, uint32_t pending)
 			tevent_abort(ev, "tevent_common_invoke_signal_handler() failed");
 		}
 	}
-	g_iter_next = nullptr;
+	if (end_walk(walk)) {
+		return;  // an outer dispatch still reads the ring
+	}
+	slot.seen = slot.claimed;
+	if (slot.blocked) {
+		slot.blocked = 0;
+		unblock(signum);
+	}
 }
 
 } // namespace
@@ -189,22 +243,28 @@ void signals_detach_all(tevent_context *ev)
 
 using namespace tevent;
 
+// Takes the event off its signal and its context for good.
+void tevent_signal::detach()
+{
+	unregister(this);
+	if (event_ctx == nullptr) {
+		return;
+	}
+	trace_signal(event_ctx, this, TEVENT_EVENT_TRACE_DETACH);
+	// With no signal event left the loop stops looking at the counters,
+	// so a signal still pending waits for the next handler of its number
+	// (upstream too).
+	event_ctx->signals.remove(this);
+	event_ctx = nullptr;
+}
+
 int tevent_signal::on_talloc_free()
 {
 	if (destroyed) {
 		check_double_free(this, "tevent_signal double free");
 	} else {
 		destroyed = true;
-		unregister(this);
-		if (event_ctx != nullptr) {
-			trace_signal(event_ctx, this,
-						    TEVENT_EVENT_TRACE_DETACH);
-			// With no signal event left the loop stops looking at
-			// the counters, so a signal still pending waits for
-			// the next handler of its number (upstream too).
-			event_ctx->signals.remove(this);
-			event_ctx = nullptr;
-		}
+		detach();
 	}
 	if (busy) {
 		return -1;
@@ -311,7 +371,9 @@ TEVENT_EXPORT int tevent_common_invoke_signal_handler(struct tevent_signal *se,
 	}
 	tevent_context *handler_ev = ev;
 
-	se->busy = true;
+	if (!enter_handler_run(se->busy, ev)) {
+		return 0;
+	}
 	WrapperGlue *glue = se->wrapper;
 	if (glue != nullptr) {
 		handler_ev = glue->wrap_ev;
@@ -330,10 +392,17 @@ TEVENT_EXPORT int tevent_common_invoke_signal_handler(struct tevent_signal *se,
 						se->handler_name, se->location);
 		wrapper_pop_use_internal(handler_ev, glue);
 	}
-	se->busy = false;
-
 	// SA_RESETHAND: the handler is one-shot.
 	bool remove = (se->sa_flags & SA_RESETHAND) != 0;
+	if (!leave_handler_run(se->busy)) {
+		// A run of this event further out is still on the stack: it
+		// does the free. A one-shot event (SA_RESETHAND) is spent and
+		// only leaves its signal here.
+		if (remove) {
+			se->detach();
+		}
+		return 0;
+	}
 	if (se->destroyed) {
 		talloc_set_destructor(se, nullptr);
 		remove = true;
@@ -358,17 +427,14 @@ TEVENT_EXPORT int tevent_common_check_signal(struct tevent_context *ev)
 	for (int i = 0; i < kNumSignals; i++) {
 		SignalSlot &slot = g_slots[i];
 		uint32_t count = slot.count.load(std::memory_order_acquire);
-		uint32_t pending = count - slot.seen;
+		uint32_t base = slot.claimed;
+		uint32_t pending = count - base;
 		if (pending == 0) {
 			continue;
 		}
 		any = true;
-		dispatch_signal(ev, i, pending);
-		slot.seen += pending;
-		if (slot.blocked) {
-			slot.blocked = 0;
-			unblock(i);
-		}
+		slot.claimed = count;
+		dispatch_signal(ev, i, base, pending);
 	}
 	return any ? 1 : 0;
 }

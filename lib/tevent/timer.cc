@@ -211,21 +211,26 @@ static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
 
 using namespace tevent;
 
+// Takes the timer off its context for good (it will not fire again).
+void tevent_timer::detach()
+{
+	if (event_ctx == nullptr) {
+		return;
+	}
+	TEVENT_DEBUGF(event_ctx, TEVENT_DEBUG_TRACE,
+		      "Destroying timer event %p \"%s\"\n", this, handler_name);
+	trace_timer(event_ctx, this, TEVENT_EVENT_TRACE_DETACH);
+	event_ctx->timers.remove(this);
+	event_ctx = nullptr;
+}
+
 int tevent_timer::on_talloc_free()
 {
 	if (destroyed) {
 		check_double_free(this, "tevent_timer double free");
 	} else {
 		destroyed = true;
-		if (event_ctx != nullptr) {
-			TEVENT_DEBUGF(event_ctx, TEVENT_DEBUG_TRACE,
-				      "Destroying timer event %p \"%s\"\n",
-				      this, handler_name);
-			trace_timer(event_ctx, this,
-						    TEVENT_EVENT_TRACE_DETACH);
-			event_ctx->timers.remove(this);
-			event_ctx = nullptr;
-		}
+		detach();
 	}
 	if (busy) {
 		return -1;
@@ -287,6 +292,9 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	}
 	tevent_context *handler_ev = ev;
 
+	if (!enter_handler_run(te->busy, ev)) {
+		return 0;
+	}
 	// Off the heap before the handler runs, so that a nested loop inside
 	// the handler cannot pick this timer again.
 	ev->timers.remove(te);
@@ -294,7 +302,6 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Running timer event %p \"%s\"\n",
 		      te, te->handler_name);
 
-	te->busy = true;
 	WrapperGlue *glue = te->wrapper;
 	if (glue != nullptr) {
 		handler_ev = glue->wrap_ev;
@@ -316,12 +323,18 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 					       te->handler_name, te->location);
 		wrapper_pop_use_internal(handler_ev, glue);
 	}
-	te->busy = false;
-
 	if (ev_whole) {
 		TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
 			      "Ending timer event %p \"%s\"\n", te,
 			      te->handler_name);
+	}
+	if (!leave_handler_run(te->busy)) {
+		// The handler re-armed its timer and a nested loop fired it
+		// again: this is the inner run. The timer is spent, so it
+		// leaves the context; the outer run frees it, and its handler
+		// may still free it first (that is not a double free).
+		te->detach();
+		return 0;
 	}
 
 	// Timers are one-shot: the fired timer is always freed here. If the
