@@ -45,7 +45,9 @@
  *   - tevent_update_timer() on a timer whose handler is running (upstream
  *     frees it after the handler even if re-armed);
  *   - freeing an event whose handler a nested loop re-entered (upstream's
- *     busy mark is a flag: the inner return clears it for the outer);
+ *     busy mark is a flag: the inner return clears it for the outer; ours
+ *     counts, tests/test_reentry.c), also through a timer ancestor that a
+ *     nested loop fires (op_nest());
  *   - using an event freed while busy, or a child of it, until the library
  *     really frees it (reap(), "dying");
  *   - a signal handler freeing another signal event (upstream walks the
@@ -1816,10 +1818,37 @@ static void op_use(void)
 	g_obj[w].running--;
 }
 
+/*
+ * An object a nested loop re-entered, hanging (maybe indirectly) from a
+ * timer: another nested loop could fire that timer, and the library
+ * frees a timer after its handler, children and all.  Upstream would then
+ * free the re-entered object under its outer run (see enter()).
+ */
+static bool reentered_under_timer(void)
+{
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		int p;
+
+		if (!g_obj[i].live ||
+		    (g_obj[i].running < 2 && !g_obj[i].reentered)) {
+			continue;
+		}
+		for (p = g_obj[i].parent; p != 0; p = g_obj[p].parent) {
+			if (g_obj[p].kind == K_TIMER && g_obj[p].live) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 static void op_nest(int self)
 {
 	(void)self;
-	if (!g_nesting || g_excl[EX_NEST] || g_depth >= 4) {
+	if (!g_nesting || g_excl[EX_NEST] || g_depth >= 4 ||
+	    reentered_under_timer()) {
 		return;
 	}
 	out("nest {");
