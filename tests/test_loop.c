@@ -758,6 +758,56 @@ static void test_loop_handler_left_by_longjmp(void **state)
 	escape_and_free(state, true, true);
 }
 
+static void escaping_signal(struct tevent_context *ev,
+			    struct tevent_signal *se, int signum, int count,
+			    void *siginfo, void *private_data)
+{
+	longjmp(escape_jb, 1);
+}
+
+static void counting_signal(struct tevent_context *ev,
+			    struct tevent_signal *se, int signum, int count,
+			    void *siginfo, void *private_data)
+{
+	*(int *)private_data += count;
+}
+
+/*
+ * The same for a signal handler, whose dispatch keeps a record of its walk
+ * over the handler list: after the escape and a scribbled stack, freeing
+ * the context (which retires the escaped event) and later deliveries of
+ * the same signal must work.
+ */
+static void test_loop_signal_handler_left_by_longjmp(void **state)
+{
+	struct tevent_context *volatile ev = tt_backend_ev(state);
+	void *volatile event;
+	int delivered = 0;
+
+	assert_true(escaped_count < 32);
+	event = tevent_add_signal(ev, NULL, SIGUSR2, 0, escaping_signal, NULL);
+	assert_non_null(event);
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	if (setjmp(escape_jb) == 0) {
+		(void)tevent_loop_once(ev);
+		fail_msg("the handler did not escape");
+	}
+	scribble_stack();
+	escaped_events[escaped_count++] = event;
+	tt_finish(ev);
+
+	ev = tt_backend_ev(state);
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR2, 0, counting_signal,
+					  &delivered));
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(delivered, 1);
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(delivered, 2);
+	tt_finish(ev);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -773,6 +823,7 @@ int main(void)
 		TT_BACKEND_CASE(test_loop_nesting_allowed),
 		TT_BACKEND_CASE(test_loop_until_nesting_allowed),
 		TT_BACKEND_CASE(test_loop_handler_left_by_longjmp),
+		TT_BACKEND_CASE(test_loop_signal_handler_left_by_longjmp),
 #ifdef TT_NEW_API
 		TT_BACKEND_CASE(test_loop_wait_timeout_value),
 		TT_BACKEND_CASE(test_loop_wait_timeout_zero),

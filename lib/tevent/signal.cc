@@ -39,39 +39,34 @@ struct SignalSlot {
 SignalSlot g_slots[kNumSignals];
 std::atomic<uint32_t> g_pending{0};  // any signal arrived since last check
 
-// A dispatch's walk over one signal's handlers, in the dispatching
-// frame. A handler may run a nested loop that dispatches again, so walks
-// form a stack; unregister() moves every walk whose next handler leaves.
+// The dispatches walking a signal's handler list, innermost last: a
+// handler may run a nested loop that dispatches again, and unregister()
+// moves every walk whose next handler leaves. The walks live here, not
+// on the stack, so one whose handler escaped with longjmp() is never read
+// through a dead frame; each records its frame's address, and walks at or
+// below a later caller's frame are dead and dropped.
 struct HandlerWalk {
 	int signum;
 	tevent_signal *next;
-	HandlerWalk *outer;
+	uintptr_t frame;
 };
-HandlerWalk *g_walks;
+constexpr size_t kMaxWalks = 64;
+HandlerWalk g_walks[kMaxWalks];
+size_t g_nwalks;
 
-// Links walk as the innermost one. Walks at or below its own frame are
-// dead: a handler left them with longjmp(). They are dropped, so nothing
-// writes into their stack.
-void begin_walk(HandlerWalk &walk, int signum)
+void drop_dead_walks(const void *frame)
 {
-	HandlerWalk *outer = g_walks;
-	while (outer != nullptr && reinterpret_cast<uintptr_t>(outer) <=
-					   reinterpret_cast<uintptr_t>(&walk)) {
-		outer = outer->outer;
+	auto f = reinterpret_cast<uintptr_t>(frame);
+	while (g_nwalks > 0 && g_walks[g_nwalks - 1].frame <= f) {
+		g_nwalks--;
 	}
-	walk.signum = signum;
-	walk.next = nullptr;
-	walk.outer = outer;
-	g_walks = &walk;
 }
 
-// Unlinks walk; returns whether another dispatch of its signal is still
-// on the stack.
-bool end_walk(const HandlerWalk &walk)
+// Whether one of the first n walks is over signum's list.
+bool walking(int signum, size_t n)
 {
-	g_walks = walk.outer;
-	for (HandlerWalk *w = g_walks; w != nullptr; w = w->outer) {
-		if (w->signum == walk.signum) {
+	for (size_t i = 0; i < n; i++) {
+		if (g_walks[i].signum == signum) {
 			return true;
 		}
 	}
@@ -153,9 +148,10 @@ void unregister(tevent_signal *se)
 	}
 	int signum = se->signum;
 	SignalSlot &slot = g_slots[signum];
-	for (HandlerWalk *w = g_walks; w != nullptr; w = w->outer) {
-		if (w->next == se) {
-			w->next = SignalList::next(se);
+	drop_dead_walks(&signum);
+	for (size_t i = 0; i < g_nwalks; i++) {
+		if (g_walks[i].next == se) {
+			g_walks[i].next = SignalList::next(se);
 		}
 	}
 	{
@@ -190,8 +186,15 @@ void dispatch_signal(tevent_context *ev, int signum, uint32_t base,
 		     uint32_t pending)
 {
 	SignalSlot &slot = g_slots[signum];
-	HandlerWalk walk;
-	begin_walk(walk, signum);
+	drop_dead_walks(&signum);
+	if (g_nwalks == kMaxWalks) {
+		tevent_abort(ev, "signal handlers nested too deeply");
+		return;
+	}
+	size_t me = g_nwalks++;
+	HandlerWalk &walk = g_walks[me];
+	walk = HandlerWalk{signum, nullptr,
+			   reinterpret_cast<uintptr_t>(&signum)};
 
 	for (tevent_signal *se = slot.handlers.front(); se != nullptr;
 	     se = walk.next) {
@@ -216,7 +219,8 @@ void dispatch_signal(tevent_context *ev, int signum, uint32_t base,
 			tevent_abort(ev, "tevent_common_invoke_signal_handler() failed");
 		}
 	}
-	if (end_walk(walk)) {
+	g_nwalks = me;
+	if (walking(signum, me)) {
 		return;  // an outer dispatch still reads the ring
 	}
 	slot.seen = slot.claimed;
