@@ -79,9 +79,11 @@ bin-tsan/c4che: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
 
 # Every program that starts threads: the thread suites, the threadpool,
-# upstream's testsuite (threaded cases), the examples and the drop-in app.
+# upstream's testsuite (threaded cases), the examples, the drop-in app and
+# the epoll suite (a thread wakes a loop that fell back to poll).
 # (test_signal is left out: TSan delivers signals in its own way.)
-TSAN_PROGRAMS := --only thread --only backend_api --only upstream --only examples --only dropin
+TSAN_PROGRAMS := --only thread --only backend_api --only upstream --only examples --only dropin \
+	--only epoll
 test-tsan: bin-tsan/c4che
 	WAFLOCK=.lock-waf_tsan $(WAF) build
 	$(TSAN_ENV) $(RUN_TESTS) $(TSAN_PROGRAMS) bin-tsan

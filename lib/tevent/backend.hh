@@ -114,4 +114,10 @@ extern const struct tevent_ops standard_ops;
 // cannot serve the context (e.g. a regular file's fd).
 bool standard_fallback_to_poll(tevent_context *ev);
 
+// What an epoll wait returns when its context fell back to poll before the
+// turn served anything (epoll_wait() or the reopen after fork failed): the
+// same turn goes on with poll_wait_once(), as upstream's replay does.
+constexpr int kWaitFellBack = -3;
+int poll_wait_once(tevent_context *ev, const struct timeval *delay);
+
 } // namespace tevent

@@ -278,7 +278,7 @@ bool EpollBackend::panic(const char *what)
 	int err = errno;
 	tevent_context *ev = ev_;
 	if (ev->ops == &standard_ops) {
-		TEVENT_DEBUGF(ev, TEVENT_DEBUG_WARNING,
+		TEVENT_DEBUGF(ev, TEVENT_DEBUG_ERROR,
 			      "%s (%s) - falling back to poll\n", what,
 			      strerror(err));
 		retire();
@@ -498,7 +498,7 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 {
 	check_reopen();
 	if (retired()) {
-		return 0;  // fell back to poll meanwhile
+		return kWaitFellBack;
 	}
 
 	if (!ev_->signals.empty() && tevent_common_check_signal(ev_)) {
@@ -524,7 +524,7 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 		if (n == -1) {
 			errno = wait_errno;
 			panic("epoll_wait() failed");
-			return 0;
+			return kWaitFellBack;
 		}
 		if (n == 0) {
 			return finish_idle_wait(ev_, delay);
@@ -633,11 +633,14 @@ TEVENT_HOT int epoll_loop_once(struct tevent_context *ev, const char *location)
 {
 	(void)location;
 	return loop_once_common(ev, [ev](const struct timeval &delay) {
-		if (ev->ops == &poll_ops) {
-			// standard backend already fell back to poll
-			return poll_ops.loop_once(ev, nullptr);
+		if (ev->ops != &poll_ops) {
+			int ret = backend_of(ev)->wait_once(&delay);
+			if (ret != kWaitFellBack) {
+				return ret;
+			}
 		}
-		return backend_of(ev)->wait_once(&delay);
+		// A standard context that fell back to poll: poll waits instead.
+		return poll_wait_once(ev, &delay);
 	});
 }
 

@@ -325,6 +325,11 @@ const struct tevent_ops poll_ops = builtin_ops(poll_context_init, poll_add_fd, p
 
 const struct tevent_ops poll_mt_ops = builtin_ops(poll_mt_context_init, poll_add_fd, poll_loop_once);
 
+int poll_wait_once(tevent_context *ev, const struct timeval *delay)
+{
+	return backend_of(ev)->wait_once(delay);
+}
+
 bool standard_fallback_to_poll(tevent_context *ev)
 {
 	for (tevent_fd *fde = ev->fds.front(); fde != nullptr;

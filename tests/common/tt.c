@@ -161,6 +161,25 @@ const char **tt_backends(void)
 	return list;
 }
 
+/* Whether `backend` is a word of `list` (NULL lists every backend). */
+static bool backend_listed(const char *list, const char *backend)
+{
+	size_t len = strlen(backend);
+	const char *p = list;
+
+	if (list == NULL) {
+		return true;
+	}
+	while ((p = strstr(p, backend)) != NULL) {
+		if ((p == list || p[-1] == ' ') &&
+		    (p[len] == '\0' || p[len] == ' ')) {
+			return true;
+		}
+		p += len;
+	}
+	return false;
+}
+
 int tt_run_cases(const char *group, const struct tt_case *cases,
 		 size_t ncases)
 {
@@ -185,6 +204,9 @@ int tt_run_cases(const char *group, const struct tt_case *cases,
 		for (j = 0; j < nb; j++) {
 			char *name = NULL;
 
+			if (!backend_listed(cases[i].only, backends[j])) {
+				continue;
+			}
 			if (asprintf(&name, "%s[%s]", cases[i].name,
 				     backends[j]) < 0) {
 				return 1;

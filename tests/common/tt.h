@@ -62,9 +62,13 @@ struct tt_case {
 	const char *name;
 	CMUnitTestFunction fn;
 	bool per_backend;
+	const char *only;	/* per-backend cases: these backends only
+				   (names separated by spaces); NULL: all */
 };
-#define TT_CASE(f) { #f, f, false }
-#define TT_BACKEND_CASE(f) { #f, f, true }
+#define TT_CASE(f) { #f, f, false, NULL }
+#define TT_BACKEND_CASE(f) { #f, f, true, NULL }
+/* One test per backend among `backends` ("epoll standard") that exists. */
+#define TT_CASE_ON(f, backends) { #f, f, true, backends }
 
 int tt_run_cases(const char *group, const struct tt_case *cases,
 		 size_t ncases);

@@ -1,0 +1,635 @@
+/*
+ * Tests for the epoll-based backends ("epoll" and "standard") when the
+ * kernel refuses what they ask for.
+ *
+ * Descriptors closed behind the library's back: an fde added for a closed
+ * descriptor, or whose descriptor was closed before its flags changed, is
+ * disabled with an error message and never runs, as upstream does; a
+ * descriptor number that now names another file is watched again (ours;
+ * upstream's epoll aborts there and its standard backend falls back).
+ *
+ * A broken epoll set (the test puts an eventfd on its descriptor number,
+ * so every epoll call fails with EINVAL): the standard backend moves the
+ * context to poll and carries on, whether the failure comes from
+ * epoll_wait(), from adding an fde, from a flag change inside a handler in
+ * the middle of a batch of reports, or from freeing an fde; a failed wait
+ * is made good in the same tevent_loop_once() call, as upstream's replay
+ * does.  Threaded immediates and signals keep working after the move.  The
+ * plain epoll backend aborts with a fatal message instead.
+ *
+ * Nothing here measures time: every descriptor is made ready before the
+ * loop runs, loops are bounded by turn counts, and a watchdog far in the
+ * future only fires if something is broken.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "common/tt.h"
+#include "common/tt_never.h"
+
+/* handlers have fixed signatures */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+#define EPOLL_BACKENDS "epoll standard"
+#define MAX_TURNS 50
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+/* Messages at TEVENT_DEBUG_ERROR or worse, kept for the checks. */
+struct dbg_log {
+	int errors;
+	char text[4096];
+};
+
+static void log_debug(void *context, enum tevent_debug_level level,
+		      const char *fmt, va_list ap)
+{
+	struct dbg_log *log = context;
+	size_t used = strlen(log->text);
+
+	if (level > TEVENT_DEBUG_ERROR) {
+		return;
+	}
+	log->errors++;
+	vsnprintf(log->text + used, sizeof(log->text) - used, fmt, ap);
+}
+
+static bool is_epoll_fd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0) {
+		return false;
+	}
+	target[n] = '\0';
+	return strstr(target, "eventpoll") != NULL;
+}
+
+#define MAX_FDS 1024
+
+static void mark_epoll_fds(bool seen[MAX_FDS])
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] != '.' && fd < MAX_FDS && is_epoll_fd(fd)) {
+			seen[fd] = true;
+		}
+	}
+	closedir(d);
+}
+
+struct fixture {
+	struct tevent_context *ev;
+	const char *backend;
+	int epfd;                  /* the context's epoll descriptor */
+	struct dbg_log log;
+};
+
+/* A context on the case's backend; finds the epoll set it opened. */
+static void setup(struct fixture *f, void **state)
+{
+	bool before[MAX_FDS] = {false}, after[MAX_FDS] = {false};
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	f->backend = *state;
+	mark_epoll_fds(before);
+	f->ev = tt_backend_ev(state);
+	mark_epoll_fds(after);
+	f->epfd = -1;
+	for (fd = 0; fd < MAX_FDS; fd++) {
+		if (after[fd] && !before[fd]) {
+			assert_int_equal(f->epfd, -1);
+			f->epfd = fd;
+		}
+	}
+	assert_int_not_equal(f->epfd, -1);
+	tevent_set_debug(f->ev, log_debug, &f->log);
+	tevent_add_timer(f->ev, f->ev, tevent_timeval_current_ofs(60, 0),
+			 tt_never_timer, NULL);
+}
+
+/* Every later epoll call on the set fails with EINVAL. */
+static void break_epoll_set(struct fixture *f)
+{
+	int z = eventfd(0, EFD_CLOEXEC);
+
+	assert_true(z >= 0);
+	assert_int_equal(dup2(z, f->epfd), f->epfd);
+	close(z);
+}
+
+static void new_pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				    sv), 0);
+}
+
+static void send_byte(int fd)
+{
+	assert_int_equal(write(fd, "x", 1), 1);
+}
+
+/* An fd event that counts its runs and reads what arrived. */
+struct watched {
+	int sv[2];                 /* sv[0] watched, sv[1] written */
+	struct tevent_fd *fde;
+	int runs;
+	uint16_t flags;            /* of the last run */
+};
+
+static void watched_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			    uint16_t flags, void *private_data)
+{
+	struct watched *w = private_data;
+	char c;
+
+	w->runs++;
+	w->flags = flags;
+	if (flags & TEVENT_FD_READ) {
+		(void)read(w->sv[0], &c, 1);
+	}
+}
+
+static void watch(struct fixture *f, struct watched *w)
+{
+	memset(w, 0, sizeof(*w));
+	new_pair(w->sv);
+	w->fde = tevent_add_fd(f->ev, f->ev, w->sv[0], TEVENT_FD_READ,
+			       watched_handler, w);
+	assert_non_null(w->fde);
+}
+
+static void unwatch(struct watched *w)
+{
+	TALLOC_FREE(w->fde);
+	close(w->sv[0]);
+	close(w->sv[1]);
+}
+
+/* Runs turns until *runs reaches `want` (at most MAX_TURNS turns). */
+static void run_until(struct fixture *f, const int *runs, int want)
+{
+	int turns = 0;
+
+	while (*runs < want) {
+		assert_true(turns++ < MAX_TURNS);
+		assert_int_equal(tevent_loop_once(f->ev), 0);
+	}
+}
+
+static void idle_reached(struct tevent_context *ev, struct tevent_timer *te,
+			 struct timeval now, void *private_data)
+{
+	*(bool *)private_data = true;
+}
+
+/*
+ * Runs the loop until it was idle `n` times (a timer 1 ms ahead fired
+ * each time), checking that no turn ran more than one handler of `w`: the
+ * sum of their counts goes up by at most one per tevent_loop_once().
+ */
+static void run_idle(struct fixture *f, struct watched *w, size_t nw, int n)
+{
+	while (n-- > 0) {
+		bool idle = false;
+		int turns = 0;
+
+		assert_non_null(tevent_add_timer(
+			f->ev, f->ev, tevent_timeval_current_ofs(0, 1000),
+			idle_reached, &idle));
+		while (!idle) {
+			int before = 0, after = 0;
+			size_t i;
+
+			assert_true(turns++ < MAX_TURNS);
+			for (i = 0; i < nw; i++) {
+				before += w[i].runs;
+			}
+			assert_int_equal(tevent_loop_once(f->ev), 0);
+			for (i = 0; i < nw; i++) {
+				after += w[i].runs;
+			}
+			assert_true(after - before <= 1);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* descriptors closed behind the library's back                        */
+
+static void test_epoll_add_closed_fd(void **state)
+{
+	struct fixture f;
+	struct watched live;
+	struct tevent_fd *dead;
+	int fd;
+
+	setup(&f, state);
+	watch(&f, &live);
+	fd = dup(live.sv[0]);
+	assert_true(fd >= 0);
+	close(fd);
+
+	/* upstream hands out the fde, disabled */
+	dead = tevent_add_fd(f.ev, f.ev, fd, TEVENT_FD_READ, tt_never_fd,
+			     NULL);
+	assert_non_null(dead);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "EBADF"));
+	assert_int_equal(tevent_fd_get_flags(dead), 0);
+
+	/* the context goes on serving the others */
+	send_byte(live.sv[1]);
+	run_until(&f, &live.runs, 1);
+	tevent_fd_set_flags(dead, TEVENT_FD_READ);  /* a no-op now */
+	run_idle(&f, &live, 1, 3);
+
+	assert_int_equal(talloc_free(dead), 0);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
+static void test_epoll_flags_changed_after_close(void **state)
+{
+	struct fixture f;
+	struct watched live, victim;
+
+	setup(&f, state);
+	watch(&f, &live);
+	watch(&f, &victim);
+	send_byte(victim.sv[1]);
+	run_until(&f, &victim.runs, 1);
+
+	/* its last reference is gone: the kernel dropped it from the set */
+	close(victim.sv[0]);
+	tevent_fd_set_flags(victim.fde, TEVENT_FD_READ | TEVENT_FD_WRITE);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "EBADF"));
+	assert_int_equal(tevent_fd_get_flags(victim.fde), 0);
+
+	send_byte(live.sv[1]);
+	run_until(&f, &live.runs, 1);
+	run_idle(&f, &live, 1, 3);
+	assert_int_equal(victim.runs, 1);
+
+	TALLOC_FREE(victim.fde);
+	close(victim.sv[1]);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
+/*
+ * The number now names another socket.  A flag change makes ours watch
+ * the socket the number names now, as poll would.
+ */
+static void test_epoll_fd_number_reused(void **state)
+{
+	struct fixture f;
+	struct watched w;
+	int other[2];
+
+	setup(&f, state);
+	watch(&f, &w);
+	new_pair(other);
+	close(w.sv[0]);
+	close(w.sv[1]);
+	assert_int_equal(dup2(other[0], w.sv[0]), w.sv[0]);
+	close(other[0]);
+	w.sv[1] = other[1];
+
+	tevent_fd_set_flags(w.fde, TEVENT_FD_READ | TEVENT_FD_WRITE);
+	run_until(&f, &w.runs, 1);
+	assert_int_equal(w.flags, TEVENT_FD_WRITE);
+
+	tevent_fd_set_flags(w.fde, TEVENT_FD_READ);
+	send_byte(w.sv[1]);
+	run_until(&f, &w.runs, 2);
+	assert_int_equal(w.flags, TEVENT_FD_READ);
+	assert_int_equal(f.log.errors, 0);
+
+	unwatch(&w);
+	tt_finish(f.ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* a broken epoll set                                                  */
+
+static void test_standard_falls_back_when_wait_fails(void **state)
+{
+	struct fixture f;
+	struct watched w[3];
+
+	setup(&f, state);
+	watch(&f, &w[0]);
+	watch(&f, &w[1]);
+	send_byte(w[0].sv[1]);
+	send_byte(w[1].sv[1]);
+	break_epoll_set(&f);
+
+	/* the failed wait is made good by poll in the same call */
+	assert_int_equal(tevent_loop_once(f.ev), 0);
+	assert_int_equal(w[0].runs + w[1].runs, 1);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "epoll_wait"));
+	run_idle(&f, w, 2, 1);
+	assert_int_equal(w[0].runs, 1);
+	assert_int_equal(w[1].runs, 1);
+
+	/* new fdes, flag changes and timers all go through poll now */
+	watch(&f, &w[2]);
+	send_byte(w[2].sv[1]);
+	run_until(&f, &w[2].runs, 1);
+	tevent_fd_set_flags(w[0].fde, 0);
+	send_byte(w[0].sv[1]);
+	send_byte(w[1].sv[1]);
+	run_until(&f, &w[1].runs, 2);
+	run_idle(&f, w, 3, 3);
+	assert_int_equal(w[0].runs, 1);
+	tevent_fd_set_flags(w[0].fde, TEVENT_FD_READ);
+	run_until(&f, &w[0].runs, 2);
+	assert_int_equal(f.log.errors, 1);
+
+	unwatch(&w[0]);
+	unwatch(&w[1]);
+	unwatch(&w[2]);
+	tt_finish(f.ev);
+}
+
+static void test_standard_falls_back_on_add(void **state)
+{
+	struct fixture f;
+	struct watched w[2];
+
+	setup(&f, state);
+	watch(&f, &w[0]);
+	break_epoll_set(&f);
+	watch(&f, &w[1]);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "EPOLL_CTL_ADD"));
+
+	send_byte(w[1].sv[1]);
+	run_until(&f, &w[1].runs, 1);
+	send_byte(w[0].sv[1]);
+	run_until(&f, &w[0].runs, 1);
+	run_idle(&f, w, 2, 3);
+	assert_int_equal(w[0].runs + w[1].runs, 2);
+
+	unwatch(&w[0]);
+	unwatch(&w[1]);
+	tt_finish(f.ev);
+}
+
+static void test_standard_falls_back_on_free(void **state)
+{
+	struct fixture f;
+	struct watched w[2];
+
+	setup(&f, state);
+	watch(&f, &w[0]);
+	watch(&f, &w[1]);
+	send_byte(w[0].sv[1]);
+	send_byte(w[1].sv[1]);
+	break_epoll_set(&f);
+
+	TALLOC_FREE(w[0].fde);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "EPOLL_CTL_DEL"));
+	run_until(&f, &w[1].runs, 1);
+	run_idle(&f, w, 2, 3);
+	assert_int_equal(w[0].runs, 0);
+	assert_int_equal(w[1].runs, 1);
+
+	unwatch(&w[0]);
+	unwatch(&w[1]);
+	tt_finish(f.ev);
+}
+
+/*
+ * Three descriptors are ready, so one epoll_wait() reports all of them.
+ * The first handler to run breaks the set, changes its own flags (the
+ * failing epoll_ctl moves the context to poll from inside the handler)
+ * and frees one of the other two.  The survivor runs once; the freed one
+ * and the first one (flags 0 now) never again; one handler per turn.
+ */
+struct batch {
+	struct fixture *f;
+	struct watched w[3];
+	int order[3];
+	int nrun;
+};
+
+static void batch_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			  uint16_t flags, void *private_data)
+{
+	struct batch *b = talloc_get_type_abort(private_data, struct batch);
+	int i;
+	char c;
+
+	for (i = 0; i < 3 && b->w[i].fde != fde; i++) {
+	}
+	assert_true(i < 3);
+	b->w[i].runs++;
+	(void)read(b->w[i].sv[0], &c, 1);
+	b->order[b->nrun++] = i;
+	if (b->nrun == 1) {
+		break_epoll_set(b->f);
+		tevent_fd_set_flags(fde, 0);
+		TALLOC_FREE(b->w[(i + 1) % 3].fde);
+	}
+}
+
+static void test_standard_falls_back_inside_handler(void **state)
+{
+	struct fixture f;
+	struct batch *b;
+	int i, first, freed, survivor;
+
+	setup(&f, state);
+	b = talloc_zero(f.ev, struct batch);
+	assert_non_null(b);
+	b->f = &f;
+	for (i = 0; i < 3; i++) {
+		new_pair(b->w[i].sv);
+		b->w[i].fde = tevent_add_fd(f.ev, f.ev, b->w[i].sv[0],
+					    TEVENT_FD_READ, batch_handler, b);
+		assert_non_null(b->w[i].fde);
+		send_byte(b->w[i].sv[1]);
+	}
+
+	assert_int_equal(tevent_loop_once(f.ev), 0);
+	assert_int_equal(b->nrun, 1);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "EPOLL_CTL_DEL"));
+	first = b->order[0];
+	freed = (first + 1) % 3;
+	survivor = (first + 2) % 3;
+
+	run_idle(&f, b->w, 3, 2);
+	assert_int_equal(b->nrun, 2);
+	assert_int_equal(b->w[survivor].runs, 1);
+	assert_int_equal(b->w[freed].runs, 0);
+	assert_int_equal(b->w[first].runs, 1);
+
+	for (i = 0; i < 3; i++) {
+		TALLOC_FREE(b->w[i].fde);
+		close(b->w[i].sv[0]);
+		close(b->w[i].sv[1]);
+	}
+	tt_finish(f.ev);
+}
+
+/* After the move, threaded immediates still wake the loop and signals
+ * still arrive. */
+static void imm_ran(struct tevent_context *ev, struct tevent_immediate *im,
+		    void *private_data)
+{
+	(*(int *)private_data)++;
+}
+
+struct sender {
+	struct tevent_threaded_context *tctx;
+	struct tevent_immediate *im;
+	int *ran;
+};
+
+static void *send_immediate(void *arg)
+{
+	struct sender *s = arg;
+
+	tevent_threaded_schedule_immediate(s->tctx, s->im, imm_ran, s->ran);
+	return NULL;
+}
+
+static void test_standard_fallback_keeps_wakeups(void **state)
+{
+	struct fixture f;
+	struct watched w;
+	struct sender s;
+	pthread_t thread;
+	int ran = 0, signals = 0;
+
+	setup(&f, state);
+	s.tctx = tevent_threaded_context_create(f.ev, f.ev);
+	assert_non_null(s.tctx);
+	s.im = tevent_create_immediate(f.ev);
+	assert_non_null(s.im);
+	s.ran = &ran;
+	assert_non_null(tevent_add_signal(f.ev, f.ev, SIGUSR1, 0,
+					  tt_count_signal, &signals));
+	watch(&f, &w);
+	send_byte(w.sv[1]);
+	break_epoll_set(&f);
+	run_until(&f, &w.runs, 1);
+	assert_non_null(strstr(f.log.text, "epoll_wait"));
+
+	/* the loop may sleep in poll() before the thread gets to send */
+	assert_int_equal(pthread_create(&thread, NULL, send_immediate, &s), 0);
+	run_until(&f, &ran, 1);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+
+	assert_int_equal(raise(SIGUSR1), 0);
+	run_until(&f, &signals, 1);
+	assert_int_equal(f.log.errors, 1);
+
+	unwatch(&w);
+	tt_finish(f.ev);
+}
+
+/* The plain epoll backend has nothing to fall back to. */
+static void write_debug(void *context, enum tevent_debug_level level,
+			const char *fmt, va_list ap)
+{
+	char buf[512];
+	int n;
+
+	if (level != TEVENT_DEBUG_FATAL) {
+		return;
+	}
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n > 0) {
+		(void)write(*(int *)context, buf,
+			    (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
+	}
+}
+
+static void test_epoll_aborts_when_wait_fails(void **state)
+{
+	int pfd[2], status;
+	char msg[512] = "";
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* a context of its own: a forked one would get a new set */
+		struct fixture f;
+		struct watched w;
+
+		close(pfd[0]);
+		setup(&f, state);
+		watch(&f, &w);
+		tevent_set_debug(f.ev, write_debug, &pfd[1]);
+		break_epoll_set(&f);
+		tevent_loop_once(f.ev);
+		_exit(0);  /* not reached: the library aborts */
+	}
+	close(pfd[1]);
+	n = read(pfd[0], msg, sizeof(msg) - 1);
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+	assert_true(n > 0);
+	assert_non_null(strstr(msg, "epoll_wait"));
+}
+
+int main(void)
+{
+	static const struct tt_case cases[] = {
+		TT_CASE_ON(test_epoll_add_closed_fd, EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_flags_changed_after_close, EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_fd_number_reused, EPOLL_BACKENDS),
+		TT_CASE_ON(test_standard_falls_back_when_wait_fails, "standard"),
+		TT_CASE_ON(test_standard_falls_back_on_add, "standard"),
+		TT_CASE_ON(test_standard_falls_back_on_free, "standard"),
+		TT_CASE_ON(test_standard_falls_back_inside_handler, "standard"),
+		TT_CASE_ON(test_standard_fallback_keeps_wakeups, "standard"),
+		TT_CASE_ON(test_epoll_aborts_when_wait_fails, "epoll"),
+	};
+
+	tt_check_library();
+	return tt_run_cases("epoll", cases, sizeof(cases) / sizeof(cases[0]));
+}
