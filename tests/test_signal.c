@@ -719,6 +719,65 @@ static void test_signal_free_others_in_handler(void **state)
 	close(sp[1]);
 }
 
+/*
+ * Three events for one signal; whichever handler runs first frees the
+ * other two (one of them is the next one the dispatch would call) and
+ * then itself.  Only that one handler may run, for this delivery and for
+ * a later one.  (Debian's 0.14.1 walks on through the freed next event:
+ * valgrind reports invalid reads there.)
+ */
+struct free_siblings_state {
+	struct tevent_signal *se[3];
+	int calls[3];
+};
+
+static void free_siblings_signal(struct tevent_context *ev,
+				 struct tevent_signal *se,
+				 int signum, int count, void *siginfo,
+				 void *private_data)
+{
+	struct free_siblings_state *s = private_data;
+	int me, i;
+
+	for (me = 0; me < 3 && s->se[me] != se; me++) {
+	}
+	assert_true(me < 3);
+	s->calls[me]++;
+	for (i = 1; i <= 2; i++) {
+		assert_int_equal(talloc_free(s->se[(me + i) % 3]), 0);
+		s->se[(me + i) % 3] = NULL;
+	}
+	/* its own free waits until it returns */
+	assert_int_equal(talloc_free(se), -1);
+}
+
+static void test_signal_free_siblings_in_handler(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct free_siblings_state s = { 0 };
+	struct sig_rec later = { 0 };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		s.se[i] = tevent_add_signal(ev, ev, SIGUSR1, 0,
+					    free_siblings_signal, &s);
+		assert_non_null(s.se[i]);
+	}
+	assert_int_equal(kill(getpid(), SIGUSR1), 0);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls[0] + s.calls[1] + s.calls[2], 1);
+
+	/* the signal still works for an event added afterwards */
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR1, 0, rec_signal,
+					  &later));
+	assert_int_equal(kill(getpid(), SIGUSR1), 0);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(later.total, 1);
+	assert_int_equal(s.calls[0] + s.calls[1] + s.calls[2], 1);
+
+	tt_finish(ev);
+}
+
 /* ------------------------------------------------------------------ */
 /* signals raised from fd handlers, with assorted flags                */
 
@@ -933,6 +992,7 @@ int main(void)
 		TT_BACKEND_CASE(test_signal_free_self_in_handler),
 		TT_BACKEND_CASE(test_signal_siginfo_free_self),
 		TT_BACKEND_CASE(test_signal_free_others_in_handler),
+		TT_BACKEND_CASE(test_signal_free_siblings_in_handler),
 		TT_BACKEND_CASE(test_signal_mixed_with_fds),
 		TT_BACKEND_CASE(test_signal_wakes_loop),
 		TT_BACKEND_CASE(test_signal_info_dropped_with_last_event),

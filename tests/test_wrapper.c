@@ -11,9 +11,9 @@
  * events (from outside and from inside one of its own handlers); freeing
  * the main context first; the refusals (no stacking, no nesting) and the
  * aborts (allow_nesting with a wrapper, loops/debug/trace setters on a
- * wrapper); requests and queues driven through a wrapper; threaded
- * contexts on a wrapper; trace callbacks of the main context seeing
- * wrapper events.  Expected behaviour is upstream tevent's; every case
+ * wrapper, a pop_use that does not match a push_use); requests and
+ * queues driven through a wrapper; threaded contexts on a wrapper; trace
+ * callbacks of the main context seeing wrapper events.  Expected behaviour is upstream tevent's; every case
  * also passes against Debian's libtevent 0.14.
  *
  * Nothing here measures time.  Loops are bounded by turn counts and by a
@@ -1324,6 +1324,61 @@ static void test_push_use_twice_aborts(void **state)
 	EXPECT_CALLS(&f->rec, W_BEFORE_USE, W_AFTER_USE, W_BEFORE_USE,
 		     W_AFTER_USE);
 
+	fixture_teardown(f);
+}
+
+/* A pop_use with nothing pushed aborts, for a main context and for a
+ * wrapper alike, and calls no hook. */
+static void test_pop_use_unpushed_aborts(void **state)
+{
+	struct fixture *f;
+	bool aborted;
+
+	f = fixture_setup(state);
+
+	abort_count = 0;
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->main));
+	assert_true(aborted);
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->wrap));
+	assert_true(aborted);
+	assert_int_equal(abort_count, 2);
+	assert_int_equal(f->rec.n, 0);
+
+	/* nothing was left behind */
+	assert_true(tevent_context_push_use(f->wrap));
+	tevent_context_pop_use(f->wrap);
+	EXPECT_CALLS(&f->rec, W_BEFORE_USE, W_AFTER_USE);
+
+	fixture_teardown(f);
+}
+
+/* Popping another context than the one on top aborts (with the default
+ * abort function, so in a child process: the use stack is left broken). */
+static void test_pop_use_mismatch_aborts(void **state)
+{
+	struct fixture *f;
+	int which, status;
+
+	f = fixture_setup(state);
+	for (which = 0; which < 2; which++) {
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			tevent_set_abort_fn(NULL);
+			if (which == 0) {
+				(void)tevent_context_push_use(f->main);
+				tevent_context_pop_use(f->wrap);
+			} else {
+				(void)tevent_context_push_use(f->wrap);
+				tevent_context_pop_use(f->main);
+			}
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+		assert_int_equal(WTERMSIG(status), SIGABRT);
+	}
 	fixture_teardown(f);
 }
 
@@ -2660,6 +2715,8 @@ int main(void)
 		TT_BACKEND_CASE(test_push_use_main),
 		TT_BACKEND_CASE(test_before_use_refuses),
 		TT_BACKEND_CASE(test_push_use_twice_aborts),
+		TT_BACKEND_CASE(test_pop_use_unpushed_aborts),
+		TT_BACKEND_CASE(test_pop_use_mismatch_aborts),
 		TT_BACKEND_CASE(test_no_stacking),
 		TT_BACKEND_CASE(test_refused_when_nesting_allowed),
 		TT_BACKEND_CASE(test_allow_nesting_aborts),

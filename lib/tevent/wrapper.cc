@@ -285,7 +285,7 @@ void wrapper_push_use_internal(tevent_context *ev, WrapperGlue *glue)
 		glue->busy = true;
 	}
 	if (t_use_depth >= sizeof(t_use_stack) / sizeof(t_use_stack[0])) {
-		tevent_abort(ev, "tevent_wrapper stack overflow");
+		tevent_abort(ev, "TEVENT_WRAPPER_STACK_SIZE overflow");
 		return;
 	}
 	t_use_stack[t_use_depth++] = UseFrame{ev, glue};
@@ -304,11 +304,11 @@ void wrapper_pop_use_internal(tevent_context *ev, WrapperGlue *glue)
 		glue->busy = false;
 	}
 	if (t_use_stack[t_use_depth].ev != ev) {
-		tevent_abort(main, "tevent_wrapper_pop_use_internal() invalid arguments (ev_ptr)");
+		tevent_abort(main, "tevent_wrapper_pop_use mismatch ev!");
 		return;
 	}
 	if (t_use_stack[t_use_depth].glue != glue) {
-		tevent_abort(main, "tevent_wrapper_pop_use_internal() invalid arguments (wrapper)");
+		tevent_abort(main, "tevent_wrapper_pop_use mismatch wrap!");
 		return;
 	}
 	if (glue != nullptr && glue->destroyed) {
@@ -442,7 +442,9 @@ TEVENT_EXPORT void _tevent_context_pop_use(struct tevent_context *ev,
 		return;
 	}
 	if (!glue->busy) {
-		tevent_abort(ev, "tevent_context_pop_use() called without push_use");
+		// Not pushed: the stack check aborts (empty, or another
+		// context on top), with upstream's messages.
+		wrapper_pop_use_internal(ev, glue);
 		return;
 	}
 	tevent_context *main = glue->main_ev;
