@@ -375,6 +375,11 @@ static void test_flow_finish_notify_cleanup(void **state)
 			g_log, "RESET(top,0,test_flow_finish_notify_cleanup)");
 	}
 
+	/* the function of that name (0.16.0 binaries call it) gives none */
+	log_reset();
+	(tevent_thread_call_depth_reset_from_req)(top);
+	assert_string_equal(g_log, "RESET(top,0,-)");
+
 	/* cancel is announced whether or not there is a cancel function */
 	log_reset();
 	assert_false(tevent_req_cancel(top));

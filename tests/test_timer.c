@@ -505,6 +505,29 @@ static void test_timer_update_postpone(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * A timer outliving its context (it hangs from another talloc parent) is
+ * inert: updating it does nothing (upstream dereferences the gone context
+ * there) and freeing it is an ordinary free.
+ */
+static void test_timer_update_after_context_freed(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	TALLOC_CTX *owner = talloc_new(NULL);
+	struct tevent_timer *te;
+
+	assert_non_null(owner);
+	te = tevent_add_timer(ev, owner, tevent_timeval_current_ofs(1, 0),
+			      tt_never_timer, NULL);
+	assert_non_null(te);
+	tt_finish(ev);
+
+	tevent_update_timer(te, tevent_timeval_zero());
+	assert_int_equal(talloc_free(te), 0);
+	assert_int_equal(talloc_total_blocks(owner), 1);
+	talloc_free(owner);
+}
+
 /* ------------------------------------------------------------------ */
 /* freeing                                                             */
 
@@ -769,6 +792,7 @@ int main(void)
 		TT_BACKEND_CASE(test_timer_future),
 		TT_BACKEND_CASE(test_timer_update),
 		TT_BACKEND_CASE(test_timer_update_postpone),
+		TT_BACKEND_CASE(test_timer_update_after_context_freed),
 		TT_BACKEND_CASE(test_timer_free_before_fire),
 		TT_BACKEND_CASE(test_timer_free_self_in_handler),
 		TT_BACKEND_CASE(test_timer_free_others_in_handler),
