@@ -915,7 +915,7 @@ struct tevent_queue_entry *_tevent_queue_add_entry(
 					const char *trigger_name,
 					void *private_data);
 #define tevent_queue_add_entry(queue, ev, req, trigger, private_data) \
-	_tevent_queue_add_entry(queue, ev, req, trigger, #trigger, private_data);
+	_tevent_queue_add_entry(queue, ev, req, trigger, #trigger, private_data)
 
 /** Like tevent_queue_add_entry(), but when the queue is running and empty
  *  the trigger runs at once, inside this call; be ready for req to have

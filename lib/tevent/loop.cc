@@ -175,6 +175,9 @@ int context_setup(tevent_context *ev)
 
 void context_teardown(tevent_context *ev)
 {
+	if (ev->lifeline == nullptr) {
+		return;  // creation failed before context_setup()
+	}
 	pthread_mutex_lock(&g_contexts_mutex);
 	g_contexts.remove(ev->lifeline);
 	pthread_mutex_unlock(&g_contexts_mutex);
