@@ -394,7 +394,17 @@ bool tt_check_maps_only_ours(const struct tt_foreign *f, pid_t pid,
 			     const char *what, bool may_be_gone)
 {
 	int r = tt_maps_tevent(f, pid, what);
+	int tries = 0;
 
+	/*
+	 * A process found by its command line may have just been exec'd,
+	 * before the dynamic loader mapped its libraries: give it up to 10 s
+	 * to map any libtevent at all.
+	 */
+	while (r == 0 && tries++ < 200) {
+		usleep(50 * 1000);
+		r = tt_maps_tevent(f, pid, what);
+	}
 	if (r < 0 && may_be_gone) {
 		return false;
 	}
