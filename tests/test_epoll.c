@@ -197,6 +197,24 @@ static void unwatch(struct watched *w)
 	close(w->sv[1]);
 }
 
+/* A context with two watched pairs, each with a byte to read. */
+static void setup_two_ready(struct fixture *f, void **state,
+			    struct watched w[2])
+{
+	setup(f, state);
+	watch(f, &w[0]);
+	watch(f, &w[1]);
+	send_byte(w[0].sv[1]);
+	send_byte(w[1].sv[1]);
+}
+
+static void unwatch_all(struct watched *w, size_t n)
+{
+	while (n-- > 0) {
+		unwatch(&w[n]);
+	}
+}
+
 /* Runs turns until *runs reaches `want` (at most MAX_TURNS turns). */
 static void run_until(struct fixture *f, const int *runs, int want)
 {
@@ -350,11 +368,7 @@ static void test_standard_falls_back_when_wait_fails(void **state)
 	struct fixture f;
 	struct watched w[3];
 
-	setup(&f, state);
-	watch(&f, &w[0]);
-	watch(&f, &w[1]);
-	send_byte(w[0].sv[1]);
-	send_byte(w[1].sv[1]);
+	setup_two_ready(&f, state, w);
 	break_epoll_set(&f);
 
 	/* the failed wait is made good by poll in the same call */
@@ -380,9 +394,7 @@ static void test_standard_falls_back_when_wait_fails(void **state)
 	run_until(&f, &w[0].runs, 2);
 	assert_int_equal(f.log.errors, 1);
 
-	unwatch(&w[0]);
-	unwatch(&w[1]);
-	unwatch(&w[2]);
+	unwatch_all(w, 3);
 	tt_finish(f.ev);
 }
 
@@ -405,8 +417,7 @@ static void test_standard_falls_back_on_add(void **state)
 	run_idle(&f, w, 2, 3);
 	assert_int_equal(w[0].runs + w[1].runs, 2);
 
-	unwatch(&w[0]);
-	unwatch(&w[1]);
+	unwatch_all(w, 2);
 	tt_finish(f.ev);
 }
 
@@ -415,11 +426,7 @@ static void test_standard_falls_back_on_free(void **state)
 	struct fixture f;
 	struct watched w[2];
 
-	setup(&f, state);
-	watch(&f, &w[0]);
-	watch(&f, &w[1]);
-	send_byte(w[0].sv[1]);
-	send_byte(w[1].sv[1]);
+	setup_two_ready(&f, state, w);
 	break_epoll_set(&f);
 
 	TALLOC_FREE(w[0].fde);
@@ -430,8 +437,7 @@ static void test_standard_falls_back_on_free(void **state)
 	assert_int_equal(w[0].runs, 0);
 	assert_int_equal(w[1].runs, 1);
 
-	unwatch(&w[0]);
-	unwatch(&w[1]);
+	unwatch_all(w, 2);
 	tt_finish(f.ev);
 }
 

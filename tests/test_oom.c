@@ -63,6 +63,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_threads.h"
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -327,74 +328,8 @@ static void signal_handler(struct tevent_context *ev, struct tevent_signal *se,
 	ran(private_data, E_SIGNAL);
 }
 
-/* Wrapper hooks that let everything through. */
-static bool w_before_use(struct tevent_context *w, void *st,
-			 struct tevent_context *main_ev, const char *loc)
-{
-	return true;
-}
-static void w_after_use(struct tevent_context *w, void *st,
-			struct tevent_context *main_ev, const char *loc)
-{
-}
-static void w_before_fd(struct tevent_context *w, void *st,
-			struct tevent_context *m, struct tevent_fd *fde,
-			uint16_t flags, const char *h, const char *l)
-{
-}
-static void w_after_fd(struct tevent_context *w, void *st,
-		       struct tevent_context *m, struct tevent_fd *fde,
-		       uint16_t flags, const char *h, const char *l)
-{
-}
-static void w_before_timer(struct tevent_context *w, void *st,
-			   struct tevent_context *m, struct tevent_timer *te,
-			   struct timeval t,
-			   struct timeval now, const char *h, const char *l)
-{
-}
-static void w_after_timer(struct tevent_context *w, void *st,
-			  struct tevent_context *m, struct tevent_timer *te,
-			  struct timeval t,
-			   struct timeval now, const char *h, const char *l)
-{
-}
-static void w_before_imm(struct tevent_context *w, void *st,
-			 struct tevent_context *m, struct tevent_immediate *im,
-			 const char *h, const char *l)
-{
-}
-static void w_after_imm(struct tevent_context *w, void *st,
-			struct tevent_context *m, struct tevent_immediate *im,
-			const char *h, const char *l)
-{
-}
-static void w_before_sig(struct tevent_context *w, void *st,
-			 struct tevent_context *m, struct tevent_signal *se,
-			 int signum, int count, void *siginfo, const char *h,
-			 const char *l)
-{
-}
-static void w_after_sig(struct tevent_context *w, void *st,
-			struct tevent_context *m, struct tevent_signal *se,
-			int signum, int count, void *siginfo, const char *h,
-			const char *l)
-{
-}
-
-static const struct tevent_wrapper_ops wrap_ops = {
-	.name = "oom",
-	.before_use = w_before_use,
-	.after_use = w_after_use,
-	.before_fd_handler = w_before_fd,
-	.after_fd_handler = w_after_fd,
-	.before_timer_handler = w_before_timer,
-	.after_timer_handler = w_after_timer,
-	.before_immediate_handler = w_before_imm,
-	.after_immediate_handler = w_after_imm,
-	.before_signal_handler = w_before_sig,
-	.after_signal_handler = w_after_sig,
-};
+static const struct tevent_wrapper_ops wrap_ops =
+	TT_QUIET_WRAPPER_OPS("oom");
 
 struct wrap_state {
 	int unused;

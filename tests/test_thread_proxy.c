@@ -174,19 +174,8 @@ struct wrap_state {
 };
 
 
-static const struct tevent_wrapper_ops quiet_wrapper_ops = {
-	.name = "test_thread_proxy",
-	.before_use = tt_w_before_use,
-	.after_use = tt_w_after_use,
-	.before_fd_handler = tt_w_fd,
-	.after_fd_handler = tt_w_fd,
-	.before_timer_handler = tt_w_timer,
-	.after_timer_handler = tt_w_timer,
-	.before_immediate_handler = tt_w_im,
-	.after_immediate_handler = tt_w_im,
-	.before_signal_handler = tt_w_sig,
-	.after_signal_handler = tt_w_sig,
-};
+static const struct tevent_wrapper_ops quiet_wrapper_ops =
+	TT_QUIET_WRAPPER_OPS("test_thread_proxy");
 
 /* ------------------------------------------------------------------------
  * A parameter block whose end can be observed.  The destructor only bumps

@@ -233,6 +233,22 @@ static inline void tt_w_sig(struct tevent_context *w, void *s,
 		(void)info, (void)h, (void)l;
 }
 
+/* A wrapper ops table of the hooks above, named `ops_name`. */
+#define TT_QUIET_WRAPPER_OPS(ops_name)                                      \
+	{                                                                   \
+		.name = ops_name,                                           \
+		.before_use = tt_w_before_use,                              \
+		.after_use = tt_w_after_use,                                \
+		.before_fd_handler = tt_w_fd,                               \
+		.after_fd_handler = tt_w_fd,                                \
+		.before_timer_handler = tt_w_timer,                         \
+		.after_timer_handler = tt_w_timer,                          \
+		.before_immediate_handler = tt_w_im,                        \
+		.after_immediate_handler = tt_w_im,                         \
+		.before_signal_handler = tt_w_sig,                          \
+		.after_signal_handler = tt_w_sig,                           \
+	}
+
 /* ------------------------------------------------------------------------
  * Child processes that report one byte
  * ------------------------------------------------------------------------ */
