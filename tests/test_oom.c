@@ -1,40 +1,22 @@
 /*
- * Out-of-memory sweep: every allocation the library makes is made to fail
- * in turn, and the program must carry on.
- *
- * The test program defines the allocation functions the library calls
- * (talloc's constructors, and realloc/calloc/aligned_alloc from libc).
- * The dynamic linker binds the library's calls to these definitions; they
- * pass everything on to the real functions, except that the k-th call made
- * from inside libtevent itself (the return address tells) fails.  Calls
- * from the test program, from talloc's own insides and from other
- * libraries are never failed and never counted.
+ * Out-of-memory sweep of libtevent (the machinery is in common/tt_oom.h):
+ * every allocation the library makes is made to fail in turn, and the
+ * program must carry on.
  *
  * One scenario uses most of the library on one context: fd, timer,
  * immediate and signal events, a threaded context and a thread proxy (both
  * used from the loop thread), a wrapper context, requests (posted, with an
- * end time, as subrequests) and a queue with a waiter.  It checks every
- * result: a call that fails must say so (NULL, false, an error in the
- * request), and whatever was set up must run exactly once.  A child
- * process runs the scenario for each k, in two modes: only the k-th
- * allocation fails, or the k-th and all later ones do.  The parent checks
- * that the child exited cleanly and that, once everything was freed, no
- * more talloc blocks were left than after a run without failures.  The
- * sweep ends at the first k that the scenario no longer reaches.
+ * end time and a profile, as subrequests, a wakeup request) and a queue
+ * with a waiter.  It checks every result: a call that fails must say so
+ * (NULL, false, an error in the request), and whatever was set up must run
+ * exactly once.  It runs for every backend, with each allocation failing
+ * alone and with all later ones failing too.
  *
  * The one abort allowed is tevent_req_post() failing to allocate its
  * immediate (ours creates it on first use; upstream creates it with the
  * request and has no way to report the failure either).  A
  * tevent_loop_once() that returns -1 with ENOMEM (the poll backend could
  * not grow its array) ends the run; then nothing may have run twice.
- *
- * Under valgrind only the talloc functions count: valgrind's own
- * realloc/calloc/aligned_alloc take the place of the test's.
- *
- * Debugging aids, in the environment: OOM_K=k runs only that child (for
- * gdb's "set follow-fork-mode child"); OOM_TRACE=1 prints a backtrace of
- * every failed allocation; OOM_SITES=1 prints the library offset of every
- * counted call.
  */
 
 #include <dlfcn.h>
@@ -64,185 +46,10 @@
 
 #include "common/tt.h"
 #include "common/tt_threads.h"
+#include "common/tt_oom.h"
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-
-/* ------------------------------------------------------------------ */
-/* fault injection                                                     */
-
-static uintptr_t lib_lo, lib_hi;        /* libtevent's mapped range */
-static atomic_bool armed;
-static atomic_long lib_calls;           /* counted since arming */
-static long fail_at;                    /* 1-based; 0: never */
-static bool fail_after;                 /* and every later one too */
-static atomic_long failed;              /* injected failures */
-
-static int find_lib(struct dl_phdr_info *info, size_t size, void *data)
-{
-	int i;
-
-	if (strstr(info->dlpi_name, "libtevent.so") == NULL) {
-		return 0;
-	}
-	for (i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-
-		if (ph->p_type != PT_LOAD) {
-			continue;
-		}
-		if (lib_lo == 0 || lo < lib_lo) {
-			lib_lo = lo;
-		}
-		if (lo + ph->p_memsz > lib_hi) {
-			lib_hi = lo + ph->p_memsz;
-		}
-	}
-	return 1;
-}
-
-/* Whether this allocation, called from `ra`, is to fail. */
-static bool inject(void *ra)
-{
-	long n;
-
-	if (!atomic_load(&armed) || (uintptr_t)ra < lib_lo ||
-	    (uintptr_t)ra >= lib_hi) {
-		return false;
-	}
-	n = atomic_fetch_add(&lib_calls, 1) + 1;
-	if (getenv("OOM_SITES") != NULL) {
-		/* OOM_SITES=1: the library offset of every counted call */
-		fprintf(stderr, "site %#lx\n", (unsigned long)((uintptr_t)ra - lib_lo));
-	}
-	if (fail_at != 0 && (n == fail_at || (fail_after && n > fail_at))) {
-		atomic_fetch_add(&failed, 1);
-		if (getenv("OOM_TRACE") != NULL) {
-			/* OOM_TRACE=1: where the failed allocations come from */
-			void *frames[16];
-			int depth = backtrace(frames, 16);
-
-			fprintf(stderr, "allocation %ld fails:\n", n);
-			backtrace_symbols_fd(frames, depth, 2);
-		}
-		errno = ENOMEM;
-		return true;
-	}
-	return false;
-}
-
-#define REAL(name) \
-	static __typeof__(name) *real_##name; \
-	if (real_##name == NULL) { \
-		real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name); \
-	}
-
-void *_talloc_zero(const void *ctx, size_t size, const char *name)
-{
-	REAL(_talloc_zero);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real__talloc_zero(ctx, size, name);
-}
-
-void *_talloc_zero_array(const void *ctx, size_t el_size, unsigned count,
-			 const char *name)
-{
-	REAL(_talloc_zero_array);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real__talloc_zero_array(ctx, el_size, count, name);
-}
-
-void *_talloc_pooled_object(const void *ctx, size_t type_size,
-			    const char *type_name, unsigned num_subobjects,
-			    size_t total_subobjects_size)
-{
-	REAL(_talloc_pooled_object);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real__talloc_pooled_object(ctx, type_size, type_name,
-					  num_subobjects,
-					  total_subobjects_size);
-}
-
-void *talloc_named_const(const void *ctx, size_t size, const char *name)
-{
-	REAL(talloc_named_const);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real_talloc_named_const(ctx, size, name);
-}
-
-char *talloc_strdup(const void *ctx, const char *p)
-{
-	REAL(talloc_strdup);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real_talloc_strdup(ctx, p);
-}
-
-char *talloc_asprintf(const void *ctx, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	va_start(ap, fmt);
-	s = talloc_vasprintf(ctx, fmt, ap);
-	va_end(ap);
-	return s;
-}
-
-void *realloc(void *p, size_t size)
-{
-	REAL(realloc);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real_realloc(p, size);
-}
-
-void *aligned_alloc(size_t alignment, size_t size)
-{
-	REAL(aligned_alloc);
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real_aligned_alloc(alignment, size);
-}
-
-/*
- * calloc may be asked for while dlsym() looks calloc up: that request
- * gets NULL, which dlsym only needs on its error path.
- */
-void *calloc(size_t n, size_t size)
-{
-	static __thread bool resolving;
-	static void *(*real_calloc)(size_t, size_t);
-
-	if (real_calloc == NULL) {
-		if (resolving) {
-			return NULL;
-		}
-		resolving = true;
-		real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT,
-							       "calloc");
-		resolving = false;
-	}
-	if (inject(__builtin_return_address(0))) {
-		return NULL;
-	}
-	return real_calloc(n, size);
-}
 
 /* ------------------------------------------------------------------ */
 /* the scenario                                                        */
@@ -567,204 +374,72 @@ static bool all_ran(const struct scenario *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* one run, in a child process                                         */
 
-struct outcome {
-	long calls;                 /* allocations the library asked for */
-	long failed;                /* of which failed on purpose */
-	long leaked;                /* talloc blocks left over */
-	int bad;                    /* a check failed: see msg */
-	char msg[256];
-};
-
-static int result_fd = -1;
-static struct outcome result;
-
-static void report(void)
-{
-	result.calls = atomic_load(&lib_calls);
-	result.failed = atomic_load(&failed);
-	(void)write(result_fd, &result, sizeof(result));
-}
-
-static void child_abort(const char *reason)
-{
-	atomic_store(&armed, false);
-	result.bad = 2;
-	snprintf(result.msg, sizeof(result.msg), "tevent_abort: %s", reason);
-	report();
-	abort();
-}
-
-static void check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok || result.bad) {
-		return;
-	}
-	result.bad = 1;
-	va_start(ap, fmt);
-	vsnprintf(result.msg, sizeof(result.msg), fmt, ap);
-	va_end(ap);
-}
-
-static void run_scenario(const char *backend)
+static void events_scenario(const char *backend)
 {
 	struct scenario s;
 	struct tevent_context *ev;
-	size_t before;
 	int turns = 0, i;
 
 	memset(&s, 0, sizeof(s));
-	check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s.sv) == 0,
-	      "socketpair");
-	check(write(s.sv[1], "x", 1) == 1, "write");
-	talloc_enable_null_tracking();
-	before = talloc_total_blocks(NULL);
+	tt_oom_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+				s.sv) == 0, "socketpair");
+	tt_oom_check(write(s.sv[1], "x", 1) == 1, "write");
 
-	atomic_store(&armed, true);
 	ev = tevent_context_init_byname(NULL, backend);
 	if (ev != NULL) {
 		bool stuck = false;
 
 		setup_events(&s, ev);
 		/* not counted: ends a loop that waits for nothing */
-		atomic_store(&armed, false);
-		check(tevent_add_timer(ev, ev,
-				       tevent_timeval_current_ofs(5, 0),
-				       watchdog, &stuck) != NULL, "watchdog");
-		atomic_store(&armed, true);
+		tt_oom_count(false);
+		tt_oom_check(tevent_add_timer(ev, ev,
+					      tevent_timeval_current_ofs(5, 0),
+					      watchdog, &stuck) != NULL,
+			     "watchdog");
+		tt_oom_count(true);
 		while (!all_ran(&s) && !stuck && turns++ < 200) {
 			if (tevent_loop_once(ev) != 0) {
 				/* fine if it says why: no memory */
-				check(errno == ENOMEM && atomic_load(&failed),
-				      "loop_once failed: %s", strerror(errno));
+				tt_oom_check(errno == ENOMEM &&
+					     tt_oom_failed_any(),
+					     "loop_once failed: %s",
+					     strerror(errno));
 				s.loop_failed = true;
 				break;
 			}
 		}
 		for (i = 0; i < E_COUNT && stuck; i++) {
-			check(!s.expected[i] || s.ran[i],
-			      "stuck: %s never ran", event_names[i]);
+			tt_oom_check(!s.expected[i] || s.ran[i],
+				     "stuck: %s never ran", event_names[i]);
 		}
 	}
-	atomic_store(&armed, false);
+	tt_oom_count(false);
 
 	for (i = 0; i < E_COUNT; i++) {
-		if (s.loop_failed) {
-			/* the loop could not go on: at most once each */
-			check(s.ran[i] <= (s.expected[i] ? 1 : 0),
-			      "%s: set up %d, ran %d times", event_names[i],
-			      s.expected[i], s.ran[i]);
-			continue;
-		}
-		check(s.ran[i] == (s.expected[i] ? 1 : 0),
-		      "%s: set up %d, ran %d times", event_names[i],
-		      s.expected[i], s.ran[i]);
+		/* a loop that could not go on: at most once each */
+		int want = s.expected[i] ? 1 : 0;
+
+		tt_oom_check(s.loop_failed ? s.ran[i] <= want
+					   : s.ran[i] == want,
+			     "%s: set up %d, ran %d times", event_names[i],
+			     s.expected[i], s.ran[i]);
 	}
 	if (s.expected[E_QUEUE_1] && s.expected[E_QUEUE_2]) {
-		check(s.queue_order[0] < s.queue_order[1],
-		      "queue entries out of order");
+		tt_oom_check(s.queue_order[0] < s.queue_order[1],
+			     "queue entries out of order");
 	}
 	talloc_free(ev);
 	close(s.sv[0]);
 	close(s.sv[1]);
-	result.leaked = (long)talloc_total_blocks(NULL) - (long)before;
-	talloc_disable_null_tracking();
-	report();
 }
 
-static struct outcome run_child(const char *backend, long k, bool after)
-{
-	struct outcome out;
-	int pfd[2], status;
-	ssize_t n;
-	pid_t pid;
-
-	memset(&out, 0, sizeof(out));
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(pfd[0]);
-		result_fd = pfd[1];
-		fail_at = k;
-		fail_after = after;
-		alarm(60);  /* a hang ends the child, not the suite */
-		tevent_set_abort_fn(child_abort);
-		run_scenario(backend);
-		_exit(0);
-	}
-	close(pfd[1]);
-	n = read(pfd[0], &out, sizeof(out));
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (n != (ssize_t)sizeof(out)) {
-		fail_msg("%s, allocation %ld%s: child died without a report "
-			 "(status %#x)", backend, k, after ? " on" : "",
-			 status);
-	}
-	if (out.bad == 2) {
-		/* the one allowed abort: see the top of the file */
-		if (strstr(out.msg, "tevent_req_post: out of memory") == NULL) {
-			fail_msg("%s, allocation %ld%s: %s", backend, k,
-				 after ? " on" : "", out.msg);
-		}
-		assert_true(WIFSIGNALED(status));
-		return out;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fail_msg("%s, allocation %ld%s: child status %#x", backend, k,
-			 after ? " on" : "", status);
-	}
-	if (out.bad) {
-		fail_msg("%s, allocation %ld%s: %s", backend, k,
-			 after ? " on" : "", out.msg);
-	}
-	return out;
-}
-
-/* ------------------------------------------------------------------ */
-
-static void sweep(const char *backend, bool after)
-{
-	struct outcome base;
-	long k, aborts = 0;
-
-	/* OOM_K=k: only that run, to follow it in a debugger */
-	if (getenv("OOM_K") != NULL) {
-		run_child(backend, atol(getenv("OOM_K")), after);
-		return;
-	}
-	base = run_child(backend, 0, false);
-
-	assert_true(base.calls > 10);
-	assert_int_equal(base.failed, 0);
-	for (k = 1; k <= base.calls; k++) {
-		struct outcome o = run_child(backend, k, after);
-
-		if (o.bad == 2) {
-			aborts++;
-			continue;
-		}
-		assert_true(o.failed >= 1);
-		if (o.leaked > base.leaked) {
-			fail_msg("%s, allocation %ld%s: %ld talloc blocks left "
-				 "over, %ld without failures", backend, k,
-				 after ? " on" : "", o.leaked, base.leaked);
-		}
-	}
-	print_message("%s: %ld allocations, each failed in turn%s; "
-		      "%ld allowed aborts; %ld talloc blocks left without "
-		      "failures\n", backend, base.calls,
-		      after ? " with all later ones" : "", aborts,
-		      base.leaked);
-}
+/* The one abort allowed: see the top of the file. */
+#define POST_OOM "tevent_req_post: out of memory"
 
 static void test_oom_single(void **state)
 {
-	sweep(*state, false);
+	tt_oom_sweep(events_scenario, *state, false, POST_OOM);
 }
 
 static void test_oom_from_then_on(void **state)
@@ -772,7 +447,7 @@ static void test_oom_from_then_on(void **state)
 	if (TT_ON_VALGRIND()) {
 		skip();  /* the single-failure sweep covers the paths */
 	}
-	sweep(*state, true);
+	tt_oom_sweep(events_scenario, *state, true, POST_OOM);
 }
 
 int main(void)
@@ -783,10 +458,6 @@ int main(void)
 	};
 
 	tt_check_library();
-	dl_iterate_phdr(find_lib, NULL);
-	if (lib_lo == 0) {
-		fprintf(stderr, "test_oom: libtevent is not loaded\n");
-		return 2;
-	}
+	tt_oom_watch("libtevent.so");
 	return tt_run_cases("oom", cases, sizeof(cases) / sizeof(cases[0]));
 }

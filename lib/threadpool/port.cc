@@ -71,15 +71,33 @@ void arm_locked(Port *port)
 	schedule_locked(port);
 }
 
+// How soon a wake-up immediate that could not be allocated is tried again.
+constexpr int kRefillRetryUsec = 10000;
+
+// Also the retry of a failed refill: without an idle immediate, the pool
+// threads cannot wake the loop, so nobody else would try again.
 void keepalive_handler(tevent_context *ev, tevent_timer *te, struct timeval now,
 		       void *private_data)
 {
 	(void)te;
 	(void)now;
 	auto *port = static_cast<Port *>(private_data);
-	port->keepalive = tevent_add_timer(ev, port,
-					   tevent_timeval_current_ofs(86400, 0),
-					   keepalive_handler, port);
+	port->keepalive = nullptr;  // one-shot: this one is spent
+	bool refilled = port_refill(port);
+	port->keepalive = tevent_add_timer(
+		ev, port,
+		refilled ? tevent_timeval_current_ofs(86400, 0)
+			 : tevent_timeval_current_ofs(0, kRefillRetryUsec),
+		keepalive_handler, port);
+}
+
+// A refill failed (no memory): have the keepalive timer try again soon.
+void retry_refill_soon(Port *port)
+{
+	if (port->keepalive != nullptr) {
+		tevent_update_timer(port->keepalive,
+				    tevent_timeval_current_ofs(0, kRefillRetryUsec));
+	}
 }
 
 void handle(Port *port, Task *t, Event e, DispatchGuard *g)
@@ -153,7 +171,9 @@ void dispatch(Port *port)
 	pool->dispatching--;
 	port->depth--;
 	port->guards = g.outer;
-	port_refill(port);
+	if (!port_refill(port)) {
+		retry_refill_soon(port);
+	}
 }
 
 void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
@@ -269,13 +289,18 @@ Port *port_get(tevent_threadpool *pool, tevent_context *ev)
 	port->ev = ev;
 	port->tctx = tevent_threaded_context_create(port, ev);
 	port->guard = talloc_object<EvGuard>(ev, "struct tevent_threadpool_ev_guard");
+	// Two immediates take turns (one runs while the other waits for the
+	// next wake-up), so wake-ups need no allocation unless dispatches
+	// nest.
 	port->next_tok = new_token(port);
+	Token *spare = new_token(port);
 	if (port->tctx == nullptr || port->guard == nullptr ||
-	    port->next_tok == nullptr) {
+	    port->next_tok == nullptr || spare == nullptr) {
 		talloc_free(port->guard);
 		talloc_free(port);
 		return nullptr;
 	}
+	port->idle_tokens.push_back(spare);
 	port->guard->port = port;
 	talloc_set_destructor(port->guard, ev_guard_destructor);
 	pool->ports.push_back(port);
