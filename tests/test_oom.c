@@ -191,7 +191,8 @@ static struct tevent_req *outer_send(TALLOC_CTX *mem_ctx,
 				    tevent_timeval_current_ofs(60, 0))) {
 		return tevent_req_post(req, ev);
 	}
-	sub = tevent_req_create(req, &sst, struct plain_state);
+	/* under the state, as usual: the subrequest joins the profile */
+	sub = tevent_req_create(st, &sst, struct plain_state);
 	if (tevent_req_nomem(sub, req)) {
 		return tevent_req_post(req, ev);
 	}
