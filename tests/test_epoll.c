@@ -8,6 +8,12 @@
  * descriptor number that now names another file is watched again (ours;
  * upstream's epoll aborts there and its standard backend falls back).
  *
+ * Registrations that outlive their descriptor (closed while a dup keeps
+ * the file open, so the kernel keeps reporting it and DEL cannot remove
+ * it): ours moves to a new epoll set instead of spinning on the reports or
+ * passing them to the fde that uses the number now.  Upstream reads its
+ * freed fde there and aborts.
+ *
  * A broken epoll set (the test puts an eventfd on its descriptor number,
  * so every epoll call fails with EINVAL): the standard backend moves the
  * context to poll and carries on, whether the failure comes from
@@ -57,9 +63,10 @@
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
-/* Messages at TEVENT_DEBUG_ERROR or worse, kept for the checks. */
+/* Messages at TEVENT_DEBUG_WARNING or worse, kept for the checks. */
 struct dbg_log {
-	int errors;
+	int errors;                /* at TEVENT_DEBUG_ERROR or worse */
+	int warnings;
 	char text[4096];
 };
 
@@ -69,10 +76,14 @@ static void log_debug(void *context, enum tevent_debug_level level,
 	struct dbg_log *log = context;
 	size_t used = strlen(log->text);
 
-	if (level > TEVENT_DEBUG_ERROR) {
+	if (level > TEVENT_DEBUG_WARNING) {
 		return;
 	}
-	log->errors++;
+	if (level == TEVENT_DEBUG_WARNING) {
+		log->warnings++;
+	} else {
+		log->errors++;
+	}
 	vsnprintf(log->text + used, sizeof(log->text) - used, fmt, ap);
 }
 
@@ -360,6 +371,154 @@ static void test_epoll_fd_number_reused(void **state)
 	tt_finish(f.ev);
 }
 
+/*
+ * A descriptor closed while another descriptor (here a dup; in real
+ * programs often a forked child) keeps its file open: the kernel keeps the
+ * old registration in the epoll set, and DEL can no longer reach it, as
+ * the number names nothing or another file.  Its reports must neither
+ * spin the loop nor reach the fdes that use the number now.
+ */
+struct stale {
+	struct watched w;          /* the victim, closed behind our back */
+	int keep;                  /* keeps the victim's file open */
+	int num;                   /* the victim's descriptor number */
+};
+
+static void make_stale(struct fixture *f, struct stale *st)
+{
+	watch(f, &st->w);
+	st->num = st->w.sv[0];
+	st->keep = dup(st->num);
+	assert_true(st->keep >= 0);
+	/* registered for sure: it has reported once */
+	send_byte(st->w.sv[1]);
+	run_until(f, &st->w.runs, 1);
+
+	close(st->num);
+	TALLOC_FREE(st->w.fde);
+	assert_non_null(strstr(f->log.text, "EBADF"));
+}
+
+/* Turns until a timer `msec` ahead fired. */
+static int turns_until_idle(struct fixture *f, int msec)
+{
+	bool idle = false;
+	int turns = 0;
+
+	assert_non_null(tevent_add_timer(
+		f->ev, f->ev, tevent_timeval_current_ofs(0, msec * 1000),
+		idle_reached, &idle));
+	while (!idle) {
+		assert_true(turns++ < MAX_TURNS);
+		assert_int_equal(tevent_loop_once(f->ev), 0);
+	}
+	return turns;
+}
+
+static void test_epoll_stale_registration_no_spin(void **state)
+{
+	struct fixture f;
+	struct watched live;
+	struct stale st;
+
+	setup(&f, state);
+	watch(&f, &live);
+	make_stale(&f, &st);
+
+	/* the old registration becomes ready, and stays so */
+	send_byte(st.w.sv[1]);
+	/* one turn drops its report, the next one sleeps until the timer */
+	assert_true(turns_until_idle(&f, 10) <= 3);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(st.w.runs, 1);
+
+	/* the other fdes were moved along */
+	send_byte(live.sv[1]);
+	run_until(&f, &live.runs, 1);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(f.log.errors, 0);
+
+	close(st.keep);
+	close(st.w.sv[1]);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
+static void test_epoll_stale_registration_number_reused(void **state)
+{
+	struct fixture f;
+	struct stale st;
+	struct watched now;
+	int other[2];
+
+	setup(&f, state);
+	new_pair(other);  /* first, or it would get the freed number */
+	make_stale(&f, &st);
+
+	/* the number names a quiet socket now, watched by a new fde */
+	assert_int_equal(dup2(other[0], st.num), st.num);
+	close(other[0]);
+	memset(&now, 0, sizeof(now));
+	now.sv[0] = st.num;
+	now.sv[1] = other[1];
+	now.fde = tevent_add_fd(f.ev, f.ev, now.sv[0], TEVENT_FD_READ,
+				watched_handler, &now);
+	assert_non_null(now.fde);
+
+	/* the old file has data; the new one has none */
+	send_byte(st.w.sv[1]);
+	assert_true(turns_until_idle(&f, 10) <= 3);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(now.runs, 0);
+
+	/* the new file's own data is reported, once */
+	send_byte(now.sv[1]);
+	run_until(&f, &now.runs, 1);
+	assert_int_equal(now.flags, TEVENT_FD_READ);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(now.runs, 1);
+	assert_int_equal(f.log.errors, 0);
+
+	close(st.keep);
+	close(st.w.sv[1]);
+	unwatch(&now);
+	tt_finish(f.ev);
+}
+
+/* The old file comes back under its old number (dup2 of the kept copy):
+ * the kernel still holds a registration for exactly that pair. */
+static void test_epoll_stale_registration_file_returns(void **state)
+{
+	struct fixture f;
+	struct stale st;
+	struct watched back;
+
+	setup(&f, state);
+	make_stale(&f, &st);
+
+	assert_int_equal(dup2(st.keep, st.num), st.num);
+	memset(&back, 0, sizeof(back));
+	back.sv[0] = st.num;
+	back.sv[1] = st.w.sv[1];
+	back.fde = tevent_add_fd(f.ev, f.ev, back.sv[0], TEVENT_FD_READ,
+				 watched_handler, &back);
+	assert_non_null(back.fde);
+
+	send_byte(back.sv[1]);
+	run_until(&f, &back.runs, 1);
+	assert_int_equal(back.flags, TEVENT_FD_READ);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	send_byte(back.sv[1]);
+	run_until(&f, &back.runs, 2);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(back.runs, 2);
+	assert_int_equal(f.log.errors, 0);
+
+	close(st.keep);
+	unwatch(&back);
+	tt_finish(f.ev);
+}
+
 /* ------------------------------------------------------------------ */
 /* a broken epoll set                                                  */
 
@@ -628,6 +787,12 @@ int main(void)
 		TT_CASE_ON(test_epoll_add_closed_fd, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_flags_changed_after_close, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_fd_number_reused, EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_stale_registration_no_spin,
+			   EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_stale_registration_number_reused,
+			   EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_stale_registration_file_returns,
+			   EPOLL_BACKENDS),
 		TT_CASE_ON(test_standard_falls_back_when_wait_fails, "standard"),
 		TT_CASE_ON(test_standard_falls_back_on_add, "standard"),
 		TT_CASE_ON(test_standard_falls_back_on_free, "standard"),

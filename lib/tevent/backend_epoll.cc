@@ -10,6 +10,14 @@
 // descriptor's fdes changed since (freed, re-added: the number may now be
 // another file) or when the descriptor is in blocking mode, where a read
 // handler run on a report that another handler made stale could block.
+//
+// A registration outlives its descriptor when the descriptor is closed
+// while another one (a dup, a forked child's copy) keeps the file open:
+// the kernel keys registrations by file and number, so DEL cannot reach
+// it any more. Each ADD therefore tags its reports with a per-number
+// generation; a report whose tag is not the number's current one comes
+// from such a leftover and makes us move to a fresh epoll set, which
+// leaves the leftovers behind. Upstream reads its freed fde there.
 #include "backend.hh"
 
 #include <fcntl.h>
@@ -153,6 +161,10 @@ private:
 	void retire();
 	bool retired() const { return epfd_ == -1; }
 	void disable_slot(int fd);
+	bool move_to_new_set();
+	void register_all();
+	bool owned(const struct epoll_event &r) const;
+	int drop_leftover_reports(int n);
 	bool refresh(struct epoll_event &r);
 	int dispatch(int fd, uint32_t events);
 	void changed();
@@ -162,6 +174,7 @@ private:
 	int epfd_;  // -1 once retired
 	pid_t pid_;
 	EpollSlot *slots_;
+	uint32_t *gens_;  // per number: the tag of its current registration
 	size_t nslots_;
 	uint64_t changes_;  // fdes joined or left a slot (any slot)
 	// The reports of the last epoll_wait(), served one per loop turn.
@@ -170,6 +183,21 @@ private:
 	int nbatch_;  // reports in batch_
 	int next_;    // the next one to serve
 };
+
+// A report's data: the descriptor number, and the generation of the
+// registration that produced it.
+uint64_t report_data(int fd, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+int report_fd(const struct epoll_event &r)
+{
+	return (int)(uint32_t)r.data.u64;
+}
+uint32_t report_gen(const struct epoll_event &r)
+{
+	return (uint32_t)(r.data.u64 >> 32);
+}
 
 EpollBackend *backend_of(tevent_context *ev)
 {
@@ -239,7 +267,9 @@ int EpollBackend::on_talloc_free()
 		epfd_ = -1;
 	}
 	free(slots_);
+	free(gens_);
 	slots_ = nullptr;
+	gens_ = nullptr;
 	nslots_ = 0;
 	return 0;
 }
@@ -251,12 +281,19 @@ bool EpollBackend::grow(int fd)
 	while (want <= (size_t)fd) {
 		want += want / 2;
 	}
+	// gens_ first: if slots_ then fails, a longer gens_ does no harm.
+	auto *g = static_cast<uint32_t *>(realloc(gens_, want * sizeof(uint32_t)));
+	if (g == nullptr) {
+		return false;
+	}
+	gens_ = g;
 	auto *n = static_cast<EpollSlot *>(realloc(slots_, want * sizeof(EpollSlot)));
 	if (n == nullptr) {
 		return false;
 	}
 	memset(static_cast<void *>(n + nslots_), 0,
 	       (want - nslots_) * sizeof(EpollSlot));
+	memset(g + nslots_, 0, (want - nslots_) * sizeof(uint32_t));
 	slots_ = n;
 	nslots_ = want;
 	return true;
@@ -358,7 +395,7 @@ void EpollBackend::changed()
 // keeps the rotation among ready descriptors fair.
 bool EpollBackend::refresh(struct epoll_event &r)
 {
-	int fd = r.data.fd;
+	int fd = report_fd(r);
 	EpollSlot *s = slot(fd);
 	if (s == nullptr || s->empty() || !s->registered()) {
 		return false;
@@ -427,11 +464,6 @@ void EpollBackend::update(int fd)
 		return;
 	}
 
-	struct epoll_event event;
-	memset(&event, 0, sizeof(event));
-	event.events = want;
-	event.data.fd = fd;
-
 	int op;
 	if (want == 0) {
 		op = EPOLL_CTL_DEL;
@@ -439,15 +471,26 @@ void EpollBackend::update(int fd)
 		op = EPOLL_CTL_MOD;
 	} else {
 		op = EPOLL_CTL_ADD;
+		gens_[fd]++;  // a new registration: older reports are leftovers
 	}
+	struct epoll_event event;
+	memset(&event, 0, sizeof(event));
+	event.events = want;
+	event.data.u64 = report_data(fd, gens_[fd]);
 	int ret = epoll_ctl(epfd_, op, fd, &event);
 	if (ret == 0) {
 		s->set_kernel_state(want, want != 0);
 		return;
 	}
 	if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)) {
-		// Already gone (the descriptor was closed, or we reopened
-		// the epoll set after fork).
+		// Already gone (we reopened the epoll set after fork), or the
+		// descriptor was closed first; then the registration may
+		// live on, see drop_leftover_reports().
+		if (errno == EBADF) {
+			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_WARNING,
+				      "EPOLL_CTL_DEL EBADF for fd[%d] - "
+				      "disabling\n", fd);
+		}
 		s->set_kernel_state(0, false);
 		return;
 	}
@@ -457,7 +500,9 @@ void EpollBackend::update(int fd)
 		return;
 	}
 	if (op == EPOLL_CTL_ADD && errno == EEXIST) {
-		// Registered after all, with unknown events: force a MOD.
+		// A leftover registration of this very file and number (it
+		// came back with dup2()): a MOD makes it ours, new tag
+		// included.
 		s->set_kernel_state(want ^ EPOLLIN, true);
 		update(fd);
 		return;
@@ -484,14 +529,78 @@ void EpollBackend::check_reopen()
 		panic("epoll_create1() failed");
 		return;
 	}
+	register_all();
+}
+
+// Registers every watched descriptor with a set that has none of them.
+void EpollBackend::register_all()
+{
 	for (size_t i = 0; i < nslots_; i++) {
 		slots_[i].set_kernel_state(0, false);
 	}
-	for (size_t i = 0; i < nslots_; i++) {
+	for (size_t i = 0; i < nslots_ && !retired(); i++) {
 		if (!slots_[i].empty()) {
 			update((int)i);
 		}
 	}
+}
+
+// Leaves a set that holds leftover registrations for a new one. Keeps
+// the old set if no new one can be had: its leftovers' reports are then
+// dropped on every wait, which costs turns but runs no wrong handler.
+bool EpollBackend::move_to_new_set()
+{
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd == -1) {
+		TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
+			      "epoll_create1() failed (%s) - keeping an epoll "
+			      "set with stale registrations\n",
+			      strerror(errno));
+		return false;
+	}
+	// Keep our descriptor number: the caller may have plans for the
+	// numbers it closed, such as the one that brought us here.
+	if (dup3(fd, epfd_, O_CLOEXEC) == -1) {
+		close(fd);
+		return false;
+	}
+	close(fd);
+	register_all();
+	return true;
+}
+
+// Whether a report comes from the registration we hold for its number.
+bool EpollBackend::owned(const struct epoll_event &r) const
+{
+	int fd = report_fd(r);
+	return (size_t)fd < nslots_ && slots_[fd].registered() &&
+	       gens_[fd] == report_gen(r);
+}
+
+// Checks a fresh batch for reports of registrations we no longer own
+// (see the top of this file), drops them and, if there were any, moves to
+// a new set. Returns how many reports are left.
+int EpollBackend::drop_leftover_reports(int n)
+{
+	int i = 0;
+	while (i < n && owned(batch_[i])) {
+		i++;
+	}
+	if (i == n) {
+		return n;  // the usual case: nothing to drop
+	}
+	TEVENT_DEBUGF(ev_, TEVENT_DEBUG_WARNING,
+		      "epoll reported fd[%d] after it was closed while still "
+		      "open elsewhere - moving to a new epoll set\n",
+		      report_fd(batch_[i]));
+	int kept = i;
+	for (i++; i < n; i++) {
+		if (owned(batch_[i])) {
+			batch_[kept++] = batch_[i];
+		}
+	}
+	move_to_new_set();
+	return kept;
 }
 
 TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
@@ -529,6 +638,10 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 		if (n == 0) {
 			return finish_idle_wait(ev_, delay);
 		}
+		n = drop_leftover_reports(n);
+		if (retired()) {
+			return kWaitFellBack;
+		}
 		batch_changes_ = changes_;
 		nbatch_ = n;
 		next_ = 0;
@@ -544,7 +657,7 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 		if (!(fresh && next_ == 1) && !refresh(r)) {
 			continue;
 		}
-		int ret = dispatch(r.data.fd, r.events);
+		int ret = dispatch(report_fd(r), r.events);
 		if (ret != -2) {
 			return ret;
 		}
