@@ -5,7 +5,8 @@
  * draining both directions of a socketpair, several events on one
  * descriptor, error/hangup reporting (incl. TEVENT_FD_ERROR on new
  * headers), close functions and auto-close, flag get/set, freeing events
- * of every kind from inside an fd handler, fairness and many descriptors.
+ * of every kind from inside an fd handler, fairness and many descriptors,
+ * and a descriptor closed behind the library's back.
  *
  * Nothing here measures time.  Loops are bounded by turn counts and by a
  * watchdog timer far in the future that only fires if something is broken.
@@ -1635,6 +1636,101 @@ static void test_fd_ready_together_all_served(void **state)
 	}
 }
 
+/*
+ * A watched descriptor closed behind the library's back (the file's last
+ * reference, so nothing keeps it alive).  Its event never runs and the
+ * loop goes on serving the others without spinning.  The poll backends
+ * find out from POLLNVAL and say so at error level; with epoll the
+ * kernel drops the registration on close and nothing is said until the
+ * event is freed.
+ */
+struct closed_log {
+	int errors;
+	bool nval;                 /* an error message mentions POLLNVAL */
+};
+
+static void closed_debug(void *context, enum tevent_debug_level level,
+			 const char *fmt, va_list ap)
+{
+	struct closed_log *log = context;
+	char msg[256];
+
+	if (level > TEVENT_DEBUG_ERROR) {
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log->errors++;
+	log->nval = log->nval || strstr(msg, "POLLNVAL") != NULL;
+}
+
+struct reader {
+	int fd;
+	int calls;
+};
+
+static void read_one(struct tevent_context *ev, struct tevent_fd *fde,
+		     uint16_t flags, void *private_data)
+{
+	struct reader *r = private_data;
+	char c;
+
+	r->calls++;
+	assert_int_equal(read(r->fd, &c, 1), 1);
+}
+
+/* Turns until a timer 1 ms ahead fired; a loop that spins fails. */
+static void idle_once(struct tevent_context *ev)
+{
+	bool done = false;
+
+	assert_non_null(tevent_add_timer(ev, ev,
+					 tevent_timeval_current_ofs(0, 1000),
+					 set_flag, &done));
+	loop_until_done(ev, &done, 5);
+}
+
+static void test_fd_closed_behind_back(void **state)
+{
+	const char *backend = *state;
+	struct tevent_context *ev = backend_ev(state);
+	struct closed_log log = { .errors = 0 };
+	struct tevent_fd *victim;
+	int live[2], dead[2];
+	struct reader rd;
+	bool polls = strncmp(backend, "poll", 4) == 0;
+
+	tevent_set_debug(ev, closed_debug, &log);
+	make_pair(live);
+	make_pair(dead);
+	rd = (struct reader){ .fd = live[0], .calls = 0 };
+	assert_non_null(tevent_add_fd(ev, ev, live[0], TEVENT_FD_READ,
+				      read_one, &rd));
+	victim = tevent_add_fd(ev, ev, dead[0], TEVENT_FD_READ, tt_never_fd,
+			       NULL);
+	assert_non_null(victim);
+	assert_int_equal(write(dead[1], "x", 1), 1);
+	assert_int_equal(write(live[1], "x", 1), 1);
+	/* the victim is ready but the live event gets served first */
+	close(dead[0]);
+
+	idle_once(ev);
+	idle_once(ev);
+	assert_int_equal(rd.calls, 1);
+	assert_int_equal(log.errors, polls ? 1 : 0);
+	assert_int_equal(log.nval, polls);
+
+	assert_int_equal(write(live[1], "x", 1), 1);
+	idle_once(ev);
+	assert_int_equal(rd.calls, 2);
+
+	assert_int_equal(talloc_free(victim), 0);
+	assert_int_equal(log.errors, polls ? 1 : 0);
+	talloc_free(ev);
+	close(dead[1]);
+	close(live[0]);
+	close(live[1]);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -1670,6 +1766,7 @@ int main(void)
 		TT_BACKEND_CASE(test_fd_ready_together_drained),
 		TT_BACKEND_CASE(test_fd_ready_together_number_reused),
 		TT_BACKEND_CASE(test_fd_ready_together_all_served),
+		TT_BACKEND_CASE(test_fd_closed_behind_back),
 	};
 
 	tt_check_library();
