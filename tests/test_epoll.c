@@ -485,6 +485,47 @@ static void test_epoll_stale_registration_number_reused(void **state)
 	tt_finish(f.ev);
 }
 
+/* The usual way into this in real programs: a child inherited the file. */
+static void test_epoll_stale_registration_forked_child(void **state)
+{
+	struct fixture f;
+	struct watched w;
+	int gate[2];
+	int status;
+	pid_t pid;
+	char c;
+
+	setup(&f, state);
+	watch(&f, &w);
+	send_byte(w.sv[1]);
+	run_until(&f, &w.runs, 1);
+
+	assert_int_equal(pipe(gate), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* hold every inherited descriptor until the parent is done */
+		close(gate[1]);
+		(void)read(gate[0], &c, 1);
+		_exit(0);
+	}
+	close(gate[0]);
+
+	close(w.sv[0]);
+	TALLOC_FREE(w.fde);
+	send_byte(w.sv[1]);
+	assert_true(turns_until_idle(&f, 10) <= 3);
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(w.runs, 1);
+	assert_int_equal(f.log.errors, 0);
+
+	close(gate[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	close(w.sv[1]);
+	tt_finish(f.ev);
+}
+
 /* The old file comes back under its old number (dup2 of the kept copy):
  * the kernel still holds a registration for exactly that pair. */
 static void test_epoll_stale_registration_file_returns(void **state)
@@ -792,6 +833,8 @@ int main(void)
 		TT_CASE_ON(test_epoll_stale_registration_number_reused,
 			   EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_stale_registration_file_returns,
+			   EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_stale_registration_forked_child,
 			   EPOLL_BACKENDS),
 		TT_CASE_ON(test_standard_falls_back_when_wait_fails, "standard"),
 		TT_CASE_ON(test_standard_falls_back_on_add, "standard"),
