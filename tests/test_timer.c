@@ -297,6 +297,35 @@ static void test_timer_sorted(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * Deadlines that are not normalised (tv_usec negative or a million and
+ * more) or before the epoch are ordered field by field, seconds first, as
+ * upstream compares them, and none of them upsets the wait.  The last one
+ * is a microsecond ago in real time but not yet due field by field; a
+ * loop that subtracts the fields waits a negative time for it, which
+ * poll() and epoll_wait() take as forever (upstream hangs here).
+ */
+static void test_timer_unnormalised(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct order_log *log = order_log_new(ev, 16);
+	struct timeval base = past_base();
+	struct timeval now = tevent_timeval_current();
+	static const int want[] = { 1, 2, 3, 4, 5, 6, 7 };
+
+	add_logged(ev, log, 7, (struct timeval){ now.tv_sec + 1, -1000001 });
+	add_logged(ev, log, 5, (struct timeval){ base.tv_sec, 1500000 });
+	add_logged(ev, log, 2, (struct timeval){ 0, 0 });
+	add_logged(ev, log, 6, (struct timeval){ base.tv_sec + 1, -5 });
+	add_logged(ev, log, 1, (struct timeval){ -1, 0 });
+	add_logged(ev, log, 4, (struct timeval){ base.tv_sec, -1 });
+	add_logged(ev, log, 3, (struct timeval){ 0, 5 });
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_order(log, want, 7);
+	tt_finish(ev);
+}
+
 /* One timer per loop turn, even when many are due. */
 static void test_timer_one_per_turn(void **state)
 {
@@ -787,6 +816,7 @@ int main(void)
 		TT_BACKEND_CASE(test_timer_zero),
 		TT_BACKEND_CASE(test_timer_fifo_equal),
 		TT_BACKEND_CASE(test_timer_sorted),
+		TT_BACKEND_CASE(test_timer_unnormalised),
 		TT_BACKEND_CASE(test_timer_one_per_turn),
 		TT_BACKEND_CASE(test_timer_random_20000),
 		TT_BACKEND_CASE(test_timer_future),

@@ -349,6 +349,30 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	return 0;
 }
 
+// How long until `deadline`; zero once it is due. Due is upstream's
+// field-by-field comparison, but the wait itself is worked out on the real
+// time a deadline stands for: one that is not normalised (tv_usec negative
+// or a million and more) would otherwise give a negative wait, which poll
+// and epoll take as "forever".
+static struct timeval delay_until(const struct timeval &now,
+				  const struct timeval &deadline)
+{
+	if (tevent_timeval_compare(&now, &deadline) >= 0) {
+		return tevent_timeval_zero();
+	}
+	int64_t secs = (int64_t)deadline.tv_sec - (int64_t)now.tv_sec;
+	if (secs > INT32_MAX) {
+		return (struct timeval){(time_t)secs, 0};
+	}
+	int64_t usecs = secs * 1000000 + ((int64_t)deadline.tv_usec -
+					  (int64_t)now.tv_usec);
+	if (usecs <= 0) {
+		return tevent_timeval_zero();  // really due already
+	}
+	return (struct timeval){(time_t)(usecs / 1000000),
+				(suseconds_t)(usecs % 1000000)};
+}
+
 TEVENT_EXPORT struct timeval tevent_common_loop_timer_delay(
 	struct tevent_context *ev)
 {
@@ -363,8 +387,7 @@ TEVENT_EXPORT struct timeval tevent_common_loop_timer_delay(
 	// zero "current time" too, as upstream.
 	if (!tevent_timeval_is_zero(&te->next_event)) {
 		current_time = tevent_timeval_current();
-		struct timeval delay =
-			tevent_timeval_until(&current_time, &te->next_event);
+		struct timeval delay = delay_until(current_time, te->next_event);
 		if (!tevent_timeval_is_zero(&delay)) {
 			return delay;
 		}
