@@ -192,13 +192,23 @@ static void watched_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	}
 }
 
-static void watch(struct fixture *f, struct watched *w)
+/* Watches `fd` for reading; `peer` is where its bytes come from. */
+static void watch_fd(struct fixture *f, struct watched *w, int fd, int peer)
 {
 	memset(w, 0, sizeof(*w));
-	new_pair(w->sv);
-	w->fde = tevent_add_fd(f->ev, f->ev, w->sv[0], TEVENT_FD_READ,
+	w->sv[0] = fd;
+	w->sv[1] = peer;
+	w->fde = tevent_add_fd(f->ev, f->ev, fd, TEVENT_FD_READ,
 			       watched_handler, w);
 	assert_non_null(w->fde);
+}
+
+static void watch(struct fixture *f, struct watched *w)
+{
+	int sv[2];
+
+	new_pair(sv);
+	watch_fd(f, w, sv[0], sv[1]);
 }
 
 static void unwatch(struct watched *w)
@@ -415,6 +425,35 @@ static int turns_until_idle(struct fixture *f, int msec)
 	return turns;
 }
 
+/*
+ * Makes the leftover registration of `st` ready (and it stays so): one
+ * turn drops its report, the next ones sleep until their timer.
+ */
+static void wake_leftover(struct fixture *f, struct stale *st)
+{
+	send_byte(st->w.sv[1]);
+	assert_true(turns_until_idle(f, 10) <= 3);
+	assert_true(turns_until_idle(f, 10) <= 2);
+}
+
+/* A byte for `w`: its handler runs once for it, and only once. */
+static void serve_one(struct fixture *f, struct watched *w)
+{
+	int want = w->runs + 1;
+
+	send_byte(w->sv[1]);
+	run_until(f, &w->runs, want);
+	assert_int_equal(w->flags, TEVENT_FD_READ);
+	assert_true(turns_until_idle(f, 10) <= 2);
+	assert_int_equal(w->runs, want);
+}
+
+static void close_stale(struct stale *st)
+{
+	close(st->keep);
+	close(st->w.sv[1]);
+}
+
 static void test_epoll_stale_registration_no_spin(void **state)
 {
 	struct fixture f;
@@ -425,21 +464,14 @@ static void test_epoll_stale_registration_no_spin(void **state)
 	watch(&f, &live);
 	make_stale(&f, &st);
 
-	/* the old registration becomes ready, and stays so */
-	send_byte(st.w.sv[1]);
-	/* one turn drops its report, the next one sleeps until the timer */
-	assert_true(turns_until_idle(&f, 10) <= 3);
-	assert_true(turns_until_idle(&f, 10) <= 2);
+	wake_leftover(&f, &st);
 	assert_int_equal(st.w.runs, 1);
 
 	/* the other fdes were moved along */
-	send_byte(live.sv[1]);
-	run_until(&f, &live.runs, 1);
-	assert_true(turns_until_idle(&f, 10) <= 2);
+	serve_one(&f, &live);
 	assert_int_equal(f.log.errors, 0);
 
-	close(st.keep);
-	close(st.w.sv[1]);
+	close_stale(&st);
 	unwatch(&live);
 	tt_finish(f.ev);
 }
@@ -458,29 +490,17 @@ static void test_epoll_stale_registration_number_reused(void **state)
 	/* the number names a quiet socket now, watched by a new fde */
 	assert_int_equal(dup2(other[0], st.num), st.num);
 	close(other[0]);
-	memset(&now, 0, sizeof(now));
-	now.sv[0] = st.num;
-	now.sv[1] = other[1];
-	now.fde = tevent_add_fd(f.ev, f.ev, now.sv[0], TEVENT_FD_READ,
-				watched_handler, &now);
-	assert_non_null(now.fde);
+	watch_fd(&f, &now, st.num, other[1]);
 
 	/* the old file has data; the new one has none */
-	send_byte(st.w.sv[1]);
-	assert_true(turns_until_idle(&f, 10) <= 3);
-	assert_true(turns_until_idle(&f, 10) <= 2);
+	wake_leftover(&f, &st);
 	assert_int_equal(now.runs, 0);
 
 	/* the new file's own data is reported, once */
-	send_byte(now.sv[1]);
-	run_until(&f, &now.runs, 1);
-	assert_int_equal(now.flags, TEVENT_FD_READ);
-	assert_true(turns_until_idle(&f, 10) <= 2);
-	assert_int_equal(now.runs, 1);
+	serve_one(&f, &now);
 	assert_int_equal(f.log.errors, 0);
 
-	close(st.keep);
-	close(st.w.sv[1]);
+	close_stale(&st);
 	unwatch(&now);
 	tt_finish(f.ev);
 }
@@ -538,21 +558,10 @@ static void test_epoll_stale_registration_file_returns(void **state)
 	make_stale(&f, &st);
 
 	assert_int_equal(dup2(st.keep, st.num), st.num);
-	memset(&back, 0, sizeof(back));
-	back.sv[0] = st.num;
-	back.sv[1] = st.w.sv[1];
-	back.fde = tevent_add_fd(f.ev, f.ev, back.sv[0], TEVENT_FD_READ,
-				 watched_handler, &back);
-	assert_non_null(back.fde);
+	watch_fd(&f, &back, st.num, st.w.sv[1]);
 
-	send_byte(back.sv[1]);
-	run_until(&f, &back.runs, 1);
-	assert_int_equal(back.flags, TEVENT_FD_READ);
-	assert_true(turns_until_idle(&f, 10) <= 2);
-	send_byte(back.sv[1]);
-	run_until(&f, &back.runs, 2);
-	assert_true(turns_until_idle(&f, 10) <= 2);
-	assert_int_equal(back.runs, 2);
+	serve_one(&f, &back);
+	serve_one(&f, &back);
 	assert_int_equal(f.log.errors, 0);
 
 	close(st.keep);
