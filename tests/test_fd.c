@@ -1731,6 +1731,70 @@ static void test_fd_closed_behind_back(void **state)
 	close(live[1]);
 }
 
+/*
+ * tevent_re_initialise() from inside an fd handler while other events
+ * are ready (on epoll, reports for them are already held): the old
+ * events are detached and never run, and an event added afterwards in the
+ * same handler works.  Under ASan or valgrind this also checks that the
+ * backend state the running turn started with is not touched after it
+ * was replaced.
+ */
+struct reinit_case {
+	int sp[4][2];              /* 0..2 watched before, 3 after */
+	struct tevent_fd *fde[3];
+	int old_runs;
+	struct reader fresh;
+};
+
+static void reinit_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			   uint16_t flags, void *private_data)
+{
+	struct reinit_case *rc = private_data;
+
+	rc->old_runs++;
+	assert_int_equal(tevent_re_initialise(ev), 0);
+	assert_non_null(tevent_add_fd(ev, ev, rc->sp[3][0], TEVENT_FD_READ,
+				      read_one, &rc->fresh));
+	assert_int_equal(write(rc->sp[3][1], "x", 1), 1);
+}
+
+static void test_fd_reinitialise_in_handler(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct reinit_case rc;
+	int i;
+
+	memset(&rc, 0, sizeof(rc));
+	for (i = 0; i < 4; i++) {
+		make_pair(rc.sp[i]);
+	}
+	rc.fresh.fd = rc.sp[3][0];
+	for (i = 0; i < 3; i++) {
+		rc.fde[i] = tevent_add_fd(ev, ev, rc.sp[i][0], TEVENT_FD_READ,
+					  reinit_handler, &rc);
+		assert_non_null(rc.fde[i]);
+		assert_int_equal(write(rc.sp[i][1], "x", 1), 1);
+	}
+
+	for (i = 0; i < 10 && rc.fresh.calls == 0; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	assert_int_equal(rc.old_runs, 1);
+	assert_int_equal(rc.fresh.calls, 1);
+	idle_once(ev);
+	assert_int_equal(rc.old_runs, 1);
+	assert_int_equal(rc.fresh.calls, 1);
+
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(talloc_free(rc.fde[i]), 0);
+	}
+	talloc_free(ev);
+	for (i = 0; i < 4; i++) {
+		close(rc.sp[i][0]);
+		close(rc.sp[i][1]);
+	}
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -1767,6 +1831,7 @@ int main(void)
 		TT_BACKEND_CASE(test_fd_ready_together_number_reused),
 		TT_BACKEND_CASE(test_fd_ready_together_all_served),
 		TT_BACKEND_CASE(test_fd_closed_behind_back),
+		TT_BACKEND_CASE(test_fd_reinitialise_in_handler),
 	};
 
 	tt_check_library();
