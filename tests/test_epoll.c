@@ -3,7 +3,9 @@
  * kernel refuses what they ask for.
  *
  * Descriptors closed behind the library's back: an fde added for a closed
- * descriptor, or whose descriptor was closed before its flags changed, is
+ * descriptor (also a stray number far above any open one, which must not
+ * make the backend's per-number table grow to it), or whose descriptor was
+ * closed before its flags changed, is
  * disabled with an error message and never runs, as upstream does; a
  * descriptor number that now names another file is watched again (ours;
  * upstream's epoll aborts there and its standard backend falls back).
@@ -31,6 +33,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -284,6 +287,34 @@ static void run_idle(struct fixture *f, struct watched *w, size_t nw, int n)
 	}
 }
 
+/* Turns until a timer `msec` ahead fired. */
+static int turns_until_idle(struct fixture *f, int msec)
+{
+	bool idle = false;
+	int turns = 0;
+
+	assert_non_null(tevent_add_timer(
+		f->ev, f->ev, tevent_timeval_current_ofs(0, msec * 1000),
+		idle_reached, &idle));
+	while (!idle) {
+		assert_true(turns++ < MAX_TURNS);
+		assert_int_equal(tevent_loop_once(f->ev), 0);
+	}
+	return turns;
+}
+
+/* A byte for `w`: its handler runs once for it, and only once. */
+static void serve_one(struct fixture *f, struct watched *w)
+{
+	int want = w->runs + 1;
+
+	send_byte(w->sv[1]);
+	run_until(f, &w->runs, want);
+	assert_int_equal(w->flags, TEVENT_FD_READ);
+	assert_true(turns_until_idle(f, 10) <= 2);
+	assert_int_equal(w->runs, want);
+}
+
 /* ------------------------------------------------------------------ */
 /* descriptors closed behind the library's back                        */
 
@@ -315,6 +346,45 @@ static void test_epoll_add_closed_fd(void **state)
 	run_idle(&f, &live, 1, 3);
 
 	assert_int_equal(talloc_free(dead), 0);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
+/* Bytes malloc() handed out, from its arenas and as separate maps. */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+/*
+ * A number far above any open descriptor (an uninitialised variable, say)
+ * is disabled like any closed one, without making the backend's table of
+ * descriptor numbers grow to it (16M numbers would be 200 MB here; INT_MAX
+ * tens of gigabytes).
+ */
+static void test_epoll_add_stray_fd_number(void **state)
+{
+	struct fixture f;
+	struct watched live;
+	struct tevent_fd *stray;
+	size_t before, after;
+
+	setup(&f, state);
+	watch(&f, &live);
+	before = heap_in_use();
+	stray = tevent_add_fd(f.ev, f.ev, 1 << 24, TEVENT_FD_READ,
+			      tt_never_fd, NULL);
+	after = heap_in_use();
+	assert_non_null(stray);
+	assert_true(after < before + 1024 * 1024);
+	assert_int_equal(f.log.errors, 1);
+	assert_non_null(strstr(f.log.text, "EBADF"));
+	assert_int_equal(tevent_fd_get_flags(stray), 0);
+
+	serve_one(&f, &live);
+	assert_int_equal(talloc_free(stray), 0);
 	unwatch(&live);
 	tt_finish(f.ev);
 }
@@ -409,22 +479,6 @@ static void make_stale(struct fixture *f, struct stale *st)
 	assert_non_null(strstr(f->log.text, "EBADF"));
 }
 
-/* Turns until a timer `msec` ahead fired. */
-static int turns_until_idle(struct fixture *f, int msec)
-{
-	bool idle = false;
-	int turns = 0;
-
-	assert_non_null(tevent_add_timer(
-		f->ev, f->ev, tevent_timeval_current_ofs(0, msec * 1000),
-		idle_reached, &idle));
-	while (!idle) {
-		assert_true(turns++ < MAX_TURNS);
-		assert_int_equal(tevent_loop_once(f->ev), 0);
-	}
-	return turns;
-}
-
 /*
  * Makes the leftover registration of `st` ready (and it stays so): one
  * turn drops its report, the next ones sleep until their timer.
@@ -434,18 +488,6 @@ static void wake_leftover(struct fixture *f, struct stale *st)
 	send_byte(st->w.sv[1]);
 	assert_true(turns_until_idle(f, 10) <= 3);
 	assert_true(turns_until_idle(f, 10) <= 2);
-}
-
-/* A byte for `w`: its handler runs once for it, and only once. */
-static void serve_one(struct fixture *f, struct watched *w)
-{
-	int want = w->runs + 1;
-
-	send_byte(w->sv[1]);
-	run_until(f, &w->runs, want);
-	assert_int_equal(w->flags, TEVENT_FD_READ);
-	assert_true(turns_until_idle(f, 10) <= 2);
-	assert_int_equal(w->runs, want);
 }
 
 static void close_stale(struct stale *st)
@@ -835,6 +877,7 @@ int main(void)
 {
 	static const struct tt_case cases[] = {
 		TT_CASE_ON(test_epoll_add_closed_fd, EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_add_stray_fd_number, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_flags_changed_after_close, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_fd_number_reused, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_stale_registration_no_spin,

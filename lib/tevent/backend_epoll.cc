@@ -161,6 +161,7 @@ private:
 	void retire();
 	bool retired() const { return epfd_ == -1; }
 	void disable_slot(int fd);
+	void report_bad_fd(int fd);
 	bool move_to_new_set();
 	void register_all();
 	bool owned(const struct epoll_event &r) const;
@@ -348,8 +349,7 @@ void EpollBackend::retire()
 void EpollBackend::disable_slot(int fd)
 {
 	EpollSlot *s = slot(fd);
-	TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
-		      "epoll_ctl EBADF for fd[%d] - disabling\n", fd);
+	report_bad_fd(fd);
 	while (tevent_fd *fde = s->pop_front()) {
 		fde->hooks_id = kNoFdHooks;
 		fd_disarm(fde);
@@ -358,10 +358,28 @@ void EpollBackend::disable_slot(int fd)
 	s->set_kernel_state(0, false);
 }
 
+void EpollBackend::report_bad_fd(int fd)
+{
+	TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
+		      "epoll_ctl EBADF for fd[%d] - disabling\n", fd);
+}
+
 bool EpollBackend::attach(tevent_fd *fde)
 {
-	if ((size_t)fde->fd >= nslots_ && !grow(fde->fd)) {
-		return false;
+	if ((size_t)fde->fd >= nslots_) {
+		// Only an open descriptor may grow the table, which costs
+		// a word per number: a stray number such as INT_MAX would
+		// ask for gigabytes. A closed one is disabled as EBADF from
+		// epoll_ctl() would have it.
+		if (fcntl(fde->fd, F_GETFD) == -1 && errno == EBADF) {
+			report_bad_fd(fde->fd);
+			fde->hooks_id = kNoFdHooks;
+			fd_disarm(fde);
+			return true;
+		}
+		if (!grow(fde->fd)) {
+			return false;
+		}
 	}
 	fde->hooks_id = kEpollFdHooks;
 	fde->fd_mode = 0;
