@@ -756,6 +756,11 @@ static void test_same_loop(void **state)
 	assert_false(tevent_context_same_loop(f->wrap, other_wrap));
 	assert_true(tevent_context_same_loop(other_wrap, other));
 
+	/* no context is on no loop, as upstream answers */
+	assert_false(tevent_context_same_loop(f->main, NULL));
+	assert_false(tevent_context_same_loop(NULL, f->wrap));
+	assert_false(tevent_context_same_loop(NULL, NULL));
+
 	assert_int_equal(f->rec.n, 0);
 	assert_int_equal(rec2.n, 0);
 

@@ -396,16 +396,21 @@ TEVENT_EXPORT bool tevent_context_is_wrapper(struct tevent_context *ev)
 	return ev->wrapper.glue != nullptr;
 }
 
+// The main context a context runs on; null for null and for a wrapper
+// whose main context is gone, which belongs to no loop.
+static tevent_context *loop_of(tevent_context *ev)
+{
+	if (ev == nullptr || ev->wrapper.glue == nullptr) {
+		return ev;
+	}
+	return ev->wrapper.glue->main_ev;
+}
+
 TEVENT_EXPORT bool tevent_context_same_loop(struct tevent_context *ev1,
 					    struct tevent_context *ev2)
 {
-	// A wrapper whose main context is gone belongs to no loop.
-	tevent_context *m1 = ev1->wrapper.glue ? ev1->wrapper.glue->main_ev : ev1;
-	tevent_context *m2 = ev2->wrapper.glue ? ev2->wrapper.glue->main_ev : ev2;
-	if (m1 == nullptr || m2 == nullptr) {
-		return false;
-	}
-	return m1 == m2;
+	tevent_context *m1 = loop_of(ev1);
+	return m1 != nullptr && m1 == loop_of(ev2);
 }
 
 TEVENT_EXPORT bool _tevent_context_push_use(struct tevent_context *ev,
