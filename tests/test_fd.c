@@ -1054,9 +1054,11 @@ static void test_fd_get_set_flags(void **state)
 	tevent_fd_set_flags(fde, TEVENT_FD_READ);
 	assert_int_equal(tevent_fd_get_flags(fde), TEVENT_FD_READ);
 
-	/* NULL is tolerated */
+	/* NULL is tolerated, as upstream tolerates it */
 	assert_int_equal(tevent_fd_get_flags(NULL), 0);
 	tevent_fd_set_flags(NULL, TEVENT_FD_READ);
+	tevent_fd_set_auto_close(NULL);
+	tevent_fd_set_close_fn(NULL, NULL);
 
 	/* paused: data is ready but nothing is reported */
 	assert_int_equal(write(sp[1], "x", 1), 1);

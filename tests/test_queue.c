@@ -158,6 +158,9 @@ static void test_queue_create(void **state)
 
 	/* it goes away with its parent */
 	talloc_free(parent);
+
+	/* a queue needs a name: without one, none is made (upstream too) */
+	assert_null(tevent_queue_create(f->mem, NULL));
 }
 
 static void test_queue_add_triggers_from_loop(void **state)

@@ -268,6 +268,20 @@ static void test_tags_after_context_free(void **state)
 	talloc_free(owner);
 }
 
+/* No event: setting is ignored and the tag reads 0, as upstream. */
+static void test_tags_of_null(void **state)
+{
+	(void)state;
+	tevent_fd_set_tag(NULL, 1);
+	tevent_timer_set_tag(NULL, 2);
+	tevent_immediate_set_tag(NULL, 3);
+	tevent_signal_set_tag(NULL, 4);
+	assert_int_equal(tevent_fd_get_tag(NULL), 0);
+	assert_int_equal(tevent_timer_get_tag(NULL), 0);
+	assert_int_equal(tevent_immediate_get_tag(NULL), 0);
+	assert_int_equal(tevent_signal_get_tag(NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +294,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_tags_after_context_free,
 						setup, teardown),
+		cmocka_unit_test(test_tags_of_null),
 	};
 
 	tt_check_library();
