@@ -544,6 +544,57 @@ static void test_schedule_from_owning_thread(void **state)
 }
 
 /*
+ * The immediate handed to the proxy is still scheduled on the sender's own
+ * loop.  The message takes over: the local scheduling is dropped and only
+ * the proxy's handler runs, once.  (Upstream keeps both, running the
+ * immediate twice; the previous library put it on two lists at once and
+ * crashed.)
+ */
+static int local_runs;
+
+static void local_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	local_runs++;
+}
+
+static void test_schedule_scheduled_immediate(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct tevent_immediate *im;
+	struct msg *m;
+	size_t baseline;
+	bool freed = false;
+
+	assert_non_null(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	tt_drain(ev);
+	baseline = talloc_total_blocks(ev);
+	receiver_reset(ev);
+	rx.freed_flag = &freed;
+	local_runs = 0;
+
+	im = tevent_create_immediate(ev);
+	assert_non_null(im);
+	tevent_schedule_immediate(im, ev, local_handler, NULL);
+	m = msg_new(ev, 7);
+	tevent_thread_proxy_schedule(tp, &im, msg_handler, &m);
+	assert_null(im);
+	assert_null(m);
+
+	LOOP_UNTIL(ev, rx.calls == 1);
+	tt_drain(ev);
+	assert_int_equal(rx.calls, 1);
+	assert_int_equal(rx.last_value, 7);
+	assert_int_equal(local_runs, 0);
+	assert_true(freed);
+	assert_int_equal(talloc_total_blocks(ev), baseline);
+	talloc_free(ev);
+}
+
+/*
  * A handler that sends on: every other time the immediate it runs with,
  * otherwise a fresh one, always the block it received.
  */
@@ -2323,6 +2374,7 @@ int main(void)
 		cmocka_unit_test(test_proxy_create_on_wrapper_refused),
 		cmocka_unit_test(test_schedule_from_other_thread),
 		cmocka_unit_test(test_schedule_from_owning_thread),
+		cmocka_unit_test(test_schedule_scheduled_immediate),
 		cmocka_unit_test(test_schedule_from_handler),
 		cmocka_unit_test(test_null_private_data),
 		cmocka_unit_test(test_order_one_producer),

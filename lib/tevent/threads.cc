@@ -664,7 +664,13 @@ TEVENT_EXPORT void tevent_thread_proxy_schedule(struct tevent_thread_proxy *tp,
 		}
 		talloc_free(im);  // deferred until its handler returns
 		im = fresh;
-	} else if (talloc_parent(im) != nullptr) {
+	} else if (im->event_ctx != nullptr) {
+		// Scheduled on a loop, which can only be this thread's own:
+		// the message replaces that scheduling, or the immediate
+		// would be on the loop's list and in the channel at once.
+		tevent_common_immediate_cancel(im);
+	}
+	if (talloc_parent(im) != nullptr) {
 		// Detach from the sender's tree; the loop never reparents it
 		// unless its handler does.
 		talloc_steal(nullptr, im);
