@@ -69,6 +69,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_never.h"
 #include "common/tt_threads.h"
 
 /* handlers have fixed signatures and rarely use every argument */
@@ -507,22 +508,45 @@ static void test_schedule_from_other_thread(void **state)
 	}
 }
 
-static void test_schedule_from_owning_thread(void **state)
+/* A context with a proxy, settled, and the receiver watching it. */
+static struct tevent_context *owning_setup(struct tevent_thread_proxy **tp,
+					   size_t *baseline, bool *freed)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
+
+	assert_non_null(ev);
+	*tp = tevent_thread_proxy_create(ev);
+	assert_non_null(*tp);
+	tt_drain(ev); /* backends may allocate on their first turn */
+	*baseline = talloc_total_blocks(ev);
+	receiver_reset(ev);
+	rx.freed_flag = freed;
+	return ev;
+}
+
+/* Runs until one message arrived, with `value`; then nothing is left. */
+static void owning_finish(struct tevent_context *ev, int value,
+			  size_t baseline, const bool *freed)
+{
+	LOOP_UNTIL(ev, rx.calls == 1);
+	assert_false(rx.off_main);
+	assert_false(rx.wrong_ev);
+	assert_int_equal(rx.last_value, value);
+	tt_drain(ev);
+	assert_int_equal(rx.calls, 1);
+	assert_true(*freed);
+	assert_int_equal(talloc_total_blocks(ev), baseline);
+	talloc_free(ev);
+}
+
+static void test_schedule_from_owning_thread(void **state)
+{
 	struct tevent_thread_proxy *tp;
 	struct tevent_immediate *im;
 	struct msg *m;
 	size_t baseline;
 	bool freed = false;
-
-	assert_non_null(ev);
-	tp = tevent_thread_proxy_create(ev);
-	assert_non_null(tp);
-	tt_drain(ev); /* backends may allocate on their first turn */
-	baseline = talloc_total_blocks(ev);
-	receiver_reset(ev);
-	rx.freed_flag = &freed;
+	struct tevent_context *ev = owning_setup(&tp, &baseline, &freed);
 
 	im = tevent_create_immediate(ev);
 	m = msg_new(ev, 5);
@@ -532,15 +556,7 @@ static void test_schedule_from_owning_thread(void **state)
 	assert_null(m);
 	/* Never run synchronously, even on the destination's own thread. */
 	assert_int_equal(rx.calls, 0);
-
-	LOOP_UNTIL(ev, rx.calls == 1);
-	assert_false(rx.off_main);
-	assert_false(rx.wrong_ev);
-	assert_int_equal(rx.last_value, 5);
-	tt_drain(ev);
-	assert_true(freed);
-	assert_int_equal(talloc_total_blocks(ev), baseline);
-	talloc_free(ev);
+	owning_finish(ev, 5, baseline, &freed);
 }
 
 /*
@@ -550,48 +566,23 @@ static void test_schedule_from_owning_thread(void **state)
  * immediate twice; the previous library put it on two lists at once and
  * crashed.)
  */
-static int local_runs;
-
-static void local_handler(struct tevent_context *ev,
-			  struct tevent_immediate *im, void *private_data)
-{
-	local_runs++;
-}
-
 static void test_schedule_scheduled_immediate(void **state)
 {
-	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_thread_proxy *tp;
 	struct tevent_immediate *im;
 	struct msg *m;
 	size_t baseline;
 	bool freed = false;
-
-	assert_non_null(ev);
-	tp = tevent_thread_proxy_create(ev);
-	assert_non_null(tp);
-	tt_drain(ev);
-	baseline = talloc_total_blocks(ev);
-	receiver_reset(ev);
-	rx.freed_flag = &freed;
-	local_runs = 0;
+	struct tevent_context *ev = owning_setup(&tp, &baseline, &freed);
 
 	im = tevent_create_immediate(ev);
 	assert_non_null(im);
-	tevent_schedule_immediate(im, ev, local_handler, NULL);
+	tevent_schedule_immediate(im, ev, tt_never_imm, NULL);
 	m = msg_new(ev, 7);
 	tevent_thread_proxy_schedule(tp, &im, msg_handler, &m);
 	assert_null(im);
 	assert_null(m);
-
-	LOOP_UNTIL(ev, rx.calls == 1);
-	tt_drain(ev);
-	assert_int_equal(rx.calls, 1);
-	assert_int_equal(rx.last_value, 7);
-	assert_int_equal(local_runs, 0);
-	assert_true(freed);
-	assert_int_equal(talloc_total_blocks(ev), baseline);
-	talloc_free(ev);
+	owning_finish(ev, 7, baseline, &freed);
 }
 
 /*
