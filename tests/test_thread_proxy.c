@@ -508,81 +508,62 @@ static void test_schedule_from_other_thread(void **state)
 	}
 }
 
-/* A context with a proxy, settled, and the receiver watching it. */
-static struct tevent_context *owning_setup(struct tevent_thread_proxy **tp,
-					   size_t *baseline, bool *freed)
+/*
+ * The loop's own thread sends one message to its proxy and runs the loop
+ * until it arrived; nothing may be left over.  With `scheduled`, the
+ * immediate handed over is still scheduled on that loop (with a handler
+ * that must never run): the message takes over and the local scheduling
+ * is dropped.  Upstream keeps both there, running the immediate twice; the
+ * previous library put it on two lists at once and crashed.
+ */
+static void send_from_owning_thread(bool scheduled, int value)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct tevent_immediate *im;
+	struct msg *m;
+	size_t baseline;
+	bool freed = false;
 
 	assert_non_null(ev);
-	*tp = tevent_thread_proxy_create(ev);
-	assert_non_null(*tp);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
 	tt_drain(ev); /* backends may allocate on their first turn */
-	*baseline = talloc_total_blocks(ev);
+	baseline = talloc_total_blocks(ev);
 	receiver_reset(ev);
-	rx.freed_flag = freed;
-	return ev;
-}
+	rx.freed_flag = &freed;
 
-/* Runs until one message arrived, with `value`; then nothing is left. */
-static void owning_finish(struct tevent_context *ev, int value,
-			  size_t baseline, const bool *freed)
-{
+	im = tevent_create_immediate(ev);
+	assert_non_null(im);
+	if (scheduled) {
+		tevent_schedule_immediate(im, ev, tt_never_imm, NULL);
+	}
+	m = msg_new(ev, value);
+	tevent_thread_proxy_schedule(tp, &im, msg_handler, &m);
+	assert_null(im);
+	assert_null(m);
+	/* Never run synchronously, even on the destination's own thread. */
+	assert_int_equal(rx.calls, 0);
+
 	LOOP_UNTIL(ev, rx.calls == 1);
 	assert_false(rx.off_main);
 	assert_false(rx.wrong_ev);
 	assert_int_equal(rx.last_value, value);
 	tt_drain(ev);
 	assert_int_equal(rx.calls, 1);
-	assert_true(*freed);
+	assert_true(freed);
 	assert_int_equal(talloc_total_blocks(ev), baseline);
 	talloc_free(ev);
 }
 
 static void test_schedule_from_owning_thread(void **state)
 {
-	struct tevent_thread_proxy *tp;
-	struct tevent_immediate *im;
-	struct msg *m;
-	size_t baseline;
-	bool freed = false;
-	struct tevent_context *ev = owning_setup(&tp, &baseline, &freed);
-
-	im = tevent_create_immediate(ev);
-	m = msg_new(ev, 5);
-	assert_non_null(im);
-	tevent_thread_proxy_schedule(tp, &im, msg_handler, &m);
-	assert_null(im);
-	assert_null(m);
-	/* Never run synchronously, even on the destination's own thread. */
-	assert_int_equal(rx.calls, 0);
-	owning_finish(ev, 5, baseline, &freed);
+	send_from_owning_thread(false, 5);
 }
 
-/*
- * The immediate handed to the proxy is still scheduled on the sender's own
- * loop.  The message takes over: the local scheduling is dropped and only
- * the proxy's handler runs, once.  (Upstream keeps both, running the
- * immediate twice; the previous library put it on two lists at once and
- * crashed.)
- */
 static void test_schedule_scheduled_immediate(void **state)
 {
-	struct tevent_thread_proxy *tp;
-	struct tevent_immediate *im;
-	struct msg *m;
-	size_t baseline;
-	bool freed = false;
-	struct tevent_context *ev = owning_setup(&tp, &baseline, &freed);
-
-	im = tevent_create_immediate(ev);
-	assert_non_null(im);
-	tevent_schedule_immediate(im, ev, tt_never_imm, NULL);
-	m = msg_new(ev, 7);
-	tevent_thread_proxy_schedule(tp, &im, msg_handler, &m);
-	assert_null(im);
-	assert_null(m);
-	owning_finish(ev, 7, baseline, &freed);
+	send_from_owning_thread(true, 7);
 }
 
 /*
