@@ -153,6 +153,13 @@ static void setup(struct fixture *f, void **state)
 			 tt_never_timer, NULL);
 }
 
+/* Exactly one error-level message so far, and it mentions `word`. */
+static void expect_one_error(const struct fixture *f, const char *word)
+{
+	assert_int_equal(f->log.errors, 1);
+	assert_non_null(strstr(f->log.text, word));
+}
+
 /* Every later epoll call on the set fails with EINVAL. */
 static void break_epoll_set(struct fixture *f)
 {
@@ -335,8 +342,7 @@ static void test_epoll_add_closed_fd(void **state)
 	dead = tevent_add_fd(f.ev, f.ev, fd, TEVENT_FD_READ, tt_never_fd,
 			     NULL);
 	assert_non_null(dead);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "EBADF"));
+	expect_one_error(&f, "EBADF");
 	assert_int_equal(tevent_fd_get_flags(dead), 0);
 
 	/* the context goes on serving the others */
@@ -379,8 +385,7 @@ static void test_epoll_add_stray_fd_number(void **state)
 	after = heap_in_use();
 	assert_non_null(stray);
 	assert_true(after < before + 1024 * 1024);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "EBADF"));
+	expect_one_error(&f, "EBADF");
 	assert_int_equal(tevent_fd_get_flags(stray), 0);
 
 	serve_one(&f, &live);
@@ -403,8 +408,7 @@ static void test_epoll_flags_changed_after_close(void **state)
 	/* its last reference is gone: the kernel dropped it from the set */
 	close(victim.sv[0]);
 	tevent_fd_set_flags(victim.fde, TEVENT_FD_READ | TEVENT_FD_WRITE);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "EBADF"));
+	expect_one_error(&f, "EBADF");
 	assert_int_equal(tevent_fd_get_flags(victim.fde), 0);
 
 	send_byte(live.sv[1]);
@@ -625,8 +629,7 @@ static void test_standard_falls_back_when_wait_fails(void **state)
 	/* the failed wait is made good by poll in the same call */
 	assert_int_equal(tevent_loop_once(f.ev), 0);
 	assert_int_equal(w[0].runs + w[1].runs, 1);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "epoll_wait"));
+	expect_one_error(&f, "epoll_wait");
 	run_idle(&f, w, 2, 1);
 	assert_int_equal(w[0].runs, 1);
 	assert_int_equal(w[1].runs, 1);
@@ -658,8 +661,7 @@ static void test_standard_falls_back_on_add(void **state)
 	watch(&f, &w[0]);
 	break_epoll_set(&f);
 	watch(&f, &w[1]);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "EPOLL_CTL_ADD"));
+	expect_one_error(&f, "EPOLL_CTL_ADD");
 
 	send_byte(w[1].sv[1]);
 	run_until(&f, &w[1].runs, 1);
@@ -681,8 +683,7 @@ static void test_standard_falls_back_on_free(void **state)
 	break_epoll_set(&f);
 
 	TALLOC_FREE(w[0].fde);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "EPOLL_CTL_DEL"));
+	expect_one_error(&f, "EPOLL_CTL_DEL");
 	run_until(&f, &w[1].runs, 1);
 	run_idle(&f, w, 2, 3);
 	assert_int_equal(w[0].runs, 0);
@@ -746,8 +747,7 @@ static void test_standard_falls_back_inside_handler(void **state)
 
 	assert_int_equal(tevent_loop_once(f.ev), 0);
 	assert_int_equal(b->nrun, 1);
-	assert_int_equal(f.log.errors, 1);
-	assert_non_null(strstr(f.log.text, "EPOLL_CTL_DEL"));
+	expect_one_error(&f, "EPOLL_CTL_DEL");
 	first = b->order[0];
 	freed = (first + 1) % 3;
 	survivor = (first + 2) % 3;
