@@ -12,11 +12,17 @@
  * exactly once.  It runs for every backend, with each allocation failing
  * alone and with all later ones failing too.
  *
- * The one abort allowed is tevent_req_post() failing to allocate its
- * immediate (ours creates it on first use; upstream creates it with the
- * request and has no way to report the failure either).  A
- * tevent_loop_once() that returns -1 with ENOMEM (the poll backend could
- * not grow its array) ends the run; then nothing may have run twice.
+ * No abort is allowed.  A tevent_loop_once() that returns -1 with ENOMEM
+ * (the poll backend could not grow its array) ends the run; then nothing
+ * may have run twice.
+ *
+ * The cases after the sweeps post requests while every allocation fails:
+ * ours makes a request's post immediate only when the request is first
+ * posted (upstream makes it with the request), so those posts wait on
+ * the context's fallback list instead.  Each callback must still run
+ * once, from the loop, one per turn and in order, through a wrapper's
+ * hooks when posted on a wrapper, and not at all once the request, the
+ * context or the wrapper is gone or the context starts over.
  */
 
 #include <dlfcn.h>
@@ -435,12 +441,9 @@ static void events_scenario(const char *backend)
 	close(s.sv[1]);
 }
 
-/* The one abort allowed: see the top of the file. */
-#define POST_OOM "tevent_req_post: out of memory"
-
 static void test_oom_single(void **state)
 {
-	tt_oom_sweep(events_scenario, *state, false, POST_OOM);
+	tt_oom_sweep(events_scenario, *state, false, NULL);
 }
 
 static void test_oom_from_then_on(void **state)
@@ -448,7 +451,258 @@ static void test_oom_from_then_on(void **state)
 	if (TT_ON_VALGRIND()) {
 		skip();  /* the single-failure sweep covers the paths */
 	}
-	tt_oom_sweep(events_scenario, *state, true, POST_OOM);
+	tt_oom_sweep(events_scenario, *state, true, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* tevent_req_post() and deferred callbacks while nothing can be        */
+/* allocated: each callback still runs once, from the loop, in order    */
+
+#define NLOG 16
+
+struct post_log {
+	char seen[NLOG + 1];     /* one letter per callback or handler run */
+	int wrapped;             /* immediate handlers run under the wrapper */
+};
+
+static void log_run(struct post_log *log, char c)
+{
+	size_t n = strlen(log->seen);
+
+	assert_true(n < NLOG);
+	log->seen[n] = c;
+}
+
+struct letter_state {
+	struct post_log *log;
+	char letter;
+};
+
+static void letter_done(struct tevent_req *req)
+{
+	struct letter_state *st = tevent_req_callback_data(
+		req, struct letter_state);
+
+	assert_true(tevent_req_is_in_progress(req) == false);
+	log_run(st->log, st->letter);
+}
+
+static void letter_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		       void *private_data)
+{
+	log_run(private_data, 'i');
+}
+
+/* A finished request, as a _send function that fails early returns it;
+ * its callback logs `letter`. */
+static struct tevent_req *finished_req(TALLOC_CTX *mem_ctx,
+				       struct post_log *log, char letter)
+{
+	struct letter_state *st;
+	struct tevent_req *req = tevent_req_create(mem_ctx, &st,
+						   struct letter_state);
+
+	assert_non_null(req);
+	st->log = log;
+	st->letter = letter;
+	tevent_req_done(req);
+	tevent_req_set_callback(req, letter_done, st);
+	return req;
+}
+
+/* tevent_req_post() with every allocation failing. */
+static void post_without_memory(struct tevent_req *req,
+				struct tevent_context *ev)
+{
+	tt_oom_fail_all(true);
+	assert_ptr_equal(tevent_req_post(req, ev), req);
+	tt_oom_fail_all(false);
+}
+
+static void nop_timer(struct tevent_context *ev, struct tevent_timer *te,
+		      struct timeval now, void *private_data)
+{
+}
+
+/* One loop turn that cannot block: a timer due now comes last. */
+static void turn(struct tevent_context *ev)
+{
+	TALLOC_CTX *tmp = talloc_new(NULL);
+
+	assert_non_null(tevent_add_timer(ev, tmp, tevent_timeval_zero(),
+					 nop_timer, NULL));
+	assert_int_equal(tevent_loop_once(ev), 0);
+	talloc_free(tmp);
+}
+
+static void test_post_oom_order(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct post_log log = {.wrapped = 0};
+	struct tevent_immediate *im = tevent_create_immediate(ev);
+	struct tevent_req *a = finished_req(ev, &log, 'a');
+	struct tevent_req *b = finished_req(ev, &log, 'b');
+	struct tevent_req *c = finished_req(ev, &log, 'c');
+
+	assert_non_null(im);
+	post_without_memory(a, ev);
+	tevent_schedule_immediate(im, ev, letter_imm, &log);
+	post_without_memory(b, ev);
+	post_without_memory(c, ev);
+	assert_true(tt_oom_failed_any());
+	assert_string_equal(log.seen, "");  /* nothing runs inside post */
+
+	/* one callback per turn, in the order of scheduling, as with an
+	 * immediate per request */
+	turn(ev);
+	assert_string_equal(log.seen, "a");
+	turn(ev);
+	assert_string_equal(log.seen, "ai");
+	turn(ev);
+	assert_string_equal(log.seen, "aib");
+	turn(ev);
+	assert_string_equal(log.seen, "aibc");
+	turn(ev);
+	assert_string_equal(log.seen, "aibc");
+	tt_finish(ev);
+}
+
+static void test_post_oom_freed_or_posted_again(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct post_log log = {.wrapped = 0};
+	struct tevent_req *a = finished_req(ev, &log, 'a');
+	struct tevent_req *b = finished_req(ev, &log, 'b');
+	struct tevent_req *c = finished_req(ev, &log, 'c');
+	struct tevent_req *d = finished_req(ev, &log, 'd');
+
+	post_without_memory(a, ev);
+	post_without_memory(b, ev);
+	post_without_memory(c, ev);
+	talloc_free(a);          /* first in line */
+	talloc_free(c);          /* last in line */
+	tevent_req_post(b, ev);  /* with memory: replaces the waiting post */
+	post_without_memory(d, ev);
+	post_without_memory(d, ev);  /* twice: still one callback */
+	tevent_req_received(d);      /* received: nothing left to deliver */
+	post_without_memory(b, ev);  /* and back again */
+
+	turn(ev);
+	turn(ev);
+	turn(ev);
+	assert_string_equal(log.seen, "b");
+	tt_finish(ev);
+}
+
+static void test_post_oom_defer_callback(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct post_log log = {.wrapped = 0};
+	struct letter_state *st;
+	struct tevent_req *req = tevent_req_create(ev, &st,
+						   struct letter_state);
+
+	assert_non_null(req);
+	st->log = &log;
+	st->letter = 'd';
+	tevent_req_set_callback(req, letter_done, st);
+	tevent_req_defer_callback(req, ev);
+	tt_oom_fail_all(true);
+	tevent_req_done(req);
+	tt_oom_fail_all(false);
+	assert_string_equal(log.seen, "");
+	turn(ev);
+	assert_string_equal(log.seen, "d");
+	tt_finish(ev);
+}
+
+static void count_wrapped(struct tevent_context *wrap_ev, void *private_state,
+			  struct tevent_context *main_ev,
+			  struct tevent_immediate *im, const char *handler_name,
+			  const char *location)
+{
+	struct post_log **log = private_state;
+
+	(*log)->wrapped++;
+}
+
+static bool wrap_use(struct tevent_context *wrap_ev, void *private_state,
+		     struct tevent_context *main_ev, const char *location)
+{
+	return true;
+}
+
+static void wrap_unuse(struct tevent_context *wrap_ev, void *private_state,
+		       struct tevent_context *main_ev, const char *location)
+{
+}
+
+static const struct tevent_wrapper_ops counting_ops = {
+	.name = "counting",
+	.before_use = wrap_use,
+	.after_use = wrap_unuse,
+	.before_immediate_handler = count_wrapped,
+	.after_immediate_handler = count_wrapped,
+};
+
+static void test_post_oom_wrapper(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct post_log log = {.wrapped = 0};
+	struct post_log **wlog;
+	struct tevent_context *wev = tevent_context_wrapper_create(
+		ev, ev, &counting_ops, &wlog, struct post_log *);
+	struct tevent_req *a = finished_req(ev, &log, 'a');
+	struct tevent_req *b = finished_req(ev, &log, 'b');
+
+	assert_non_null(wev);
+	*wlog = &log;
+	/* delivered through the wrapper: its hooks run around the callback */
+	post_without_memory(a, wev);
+	turn(ev);
+	assert_string_equal(log.seen, "a");
+	assert_int_equal(log.wrapped, 2);
+
+	/* a wrapper freed with a post waiting takes the post with it */
+	post_without_memory(b, wev);
+	talloc_free(wev);
+	turn(ev);
+	assert_string_equal(log.seen, "a");
+	tevent_req_post(b, ev);
+	turn(ev);
+	assert_string_equal(log.seen, "ab");
+	tt_finish(ev);
+}
+
+static void test_post_oom_context_gone(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct tevent_context *ev2 = tevent_context_init_byname(NULL, *state);
+	struct post_log log = {.wrapped = 0};
+	struct tevent_req *a = finished_req(NULL, &log, 'a');
+	struct tevent_req *b = finished_req(NULL, &log, 'b');
+
+	assert_non_null(ev2);
+	/* starting the context over drops what was posted, as it drops
+	 * every scheduled immediate */
+	post_without_memory(a, ev);
+	assert_int_equal(tevent_re_initialise(ev), 0);
+	turn(ev);
+	assert_string_equal(log.seen, "");
+	tevent_req_post(a, ev);
+	turn(ev);
+	assert_string_equal(log.seen, "a");
+
+	/* so does freeing it; the requests outlive it */
+	post_without_memory(a, ev2);
+	post_without_memory(b, ev2);
+	talloc_free(ev2);
+	talloc_free(a);
+	tevent_req_post(b, ev);
+	turn(ev);
+	assert_string_equal(log.seen, "ab");
+	talloc_free(b);
+	tt_finish(ev);
 }
 
 int main(void)
@@ -456,6 +710,11 @@ int main(void)
 	static const struct tt_case cases[] = {
 		TT_BACKEND_CASE(test_oom_single),
 		TT_BACKEND_CASE(test_oom_from_then_on),
+		TT_BACKEND_CASE(test_post_oom_order),
+		TT_BACKEND_CASE(test_post_oom_freed_or_posted_again),
+		TT_BACKEND_CASE(test_post_oom_defer_callback),
+		TT_BACKEND_CASE(test_post_oom_wrapper),
+		TT_BACKEND_CASE(test_post_oom_context_gone),
 	};
 
 	tt_check_library();

@@ -345,6 +345,15 @@ struct tevent_threaded_context;
 struct tevent_thread_proxy;
 
 namespace tevent {
+// Requests whose tevent_req_post() found no memory for an immediate of
+// their own wait on their context's list (req.cc). The immediate that
+// delivers them, one per loop turn, is made with the context, so posting
+// never needs memory it might not get.
+struct PostFallback {
+	tevent_immediate *im;
+	tevent_req *first;
+};
+
 // A context's link into the process-wide list of contexts (fork handling).
 // It is the context's oldest talloc child, so talloc frees it last of all
 // the context's children, whichever destructor the context itself has:
@@ -488,6 +497,8 @@ struct tevent_context {
 
 	struct timeval wait_timeout;
 
+	tevent::PostFallback post_fallback;
+
 	// The context's oldest talloc child (make_lifeline()), so the last
 	// one talloc frees: queue watches hang here to fire only once every
 	// queue the context owns has gone, tracing on a context still whole.
@@ -556,6 +567,13 @@ void schedule_library_immediate(tevent_immediate *im, tevent_context *ev,
 				tevent_immediate_handler_t handler,
 				void *private_data, const char *handler_name,
 				const char *location);
+
+// ---- requests (req.cc) ----
+// Makes the context's post fallback immediate; false without memory.
+bool post_fallback_init(tevent_context *ev);
+// The context is going or starting over: requests waiting on its post
+// fallback are dropped, as posted immediates are.
+void post_fallback_drop_all(tevent_context *ev);
 
 // ---- fds (fd.cc) ----
 void fds_detach_all(tevent_context *ev);

@@ -183,6 +183,7 @@ void context_teardown(tevent_context *ev)
 	pthread_mutex_unlock(&g_contexts_mutex);
 
 	threads_context_fini(ev);
+	post_fallback_drop_all(ev);
 	wrappers_detach_all(ev);
 	wakeup_fini(ev);
 	fds_detach_all(ev);
@@ -319,7 +320,7 @@ TEVENT_EXPORT struct tevent_context *tevent_context_init_ops(
 	if (ev == nullptr) {
 		return nullptr;
 	}
-	if (!make_lifeline(ev)) {
+	if (!make_lifeline(ev) || !post_fallback_init(ev)) {
 		talloc_free(ev);
 		return nullptr;
 	}

@@ -6,7 +6,8 @@
 // (named after its C type) because callers allocate on it, look it up by
 // type and tevent_req_received() frees it separately. The immediate used by
 // tevent_req_post() is only created when the request is actually posted;
-// most requests never are.
+// most requests never are. Without memory for it, the post waits on the
+// context's fallback list, so posting never fails.
 
 #include "req_internal.hh"
 
@@ -38,6 +39,26 @@ void post_immediate_handler(struct tevent_context *, struct tevent_immediate *,
 	auto *req = static_cast<tevent_req *>(private_data);
 	// Re-run the finish step with the state recorded earlier, now from
 	// the event loop, so the caller's callback runs outside its _send().
+	req->finish(req->state, req->finish_location);
+}
+
+// Delivers the first request waiting on the context's fallback list; the
+// next one gets a later loop turn, as with immediates of their own.
+void post_fallback_handler(struct tevent_context *, struct tevent_immediate *im,
+			   void *private_data)
+{
+	auto *ev = static_cast<tevent_context *>(private_data);
+	tevent_req *req = ev->post_fallback.first;
+	if (req == nullptr) {
+		return;  // every waiting request was freed or posted again
+	}
+	req->leave_fallback();
+	if (ev->post_fallback.first != nullptr) {
+		tevent::schedule_library_immediate(im, ev,
+						   post_fallback_handler, ev,
+						   "tevent_req_trigger",
+						   __location__);
+	}
 	req->finish(req->state, req->finish_location);
 }
 
@@ -108,6 +129,20 @@ create_request(TALLOC_CTX *mem_ctx, void *pdata, size_t data_size,
 
 } // namespace
 
+bool tevent::post_fallback_init(tevent_context *ev)
+{
+	ev->post_fallback.first = nullptr;
+	ev->post_fallback.im = create_library_immediate(ev, __location__);
+	return ev->post_fallback.im != nullptr;
+}
+
+void tevent::post_fallback_drop_all(tevent_context *ev)
+{
+	while (ev->post_fallback.first != nullptr) {
+		ev->post_fallback.first->leave_fallback();
+	}
+}
+
 // ---------------------------------------------------------------------
 // tevent_req methods
 
@@ -163,6 +198,9 @@ TEVENT_HOT void tevent_req::mark_received(bool drop_destructor)
 	cancel_fn = nullptr;
 	cancel_name = nullptr;
 	TALLOC_FREE(post_immediate);
+	if (__builtin_expect(fallback_ev != nullptr, 0)) {
+		leave_fallback();
+	}
 	drop_endtime();
 	state = TEVENT_REQ_RECEIVED;
 	run_cleanup();
@@ -175,21 +213,54 @@ void tevent_req::post(struct tevent_context *ev)
 		// Nothing is left to deliver.
 		return;
 	}
+	if (fallback_ev != nullptr) {
+		leave_fallback();  // the new post replaces the waiting one
+	}
 	if (post_immediate == nullptr) {
 		post_immediate = tevent::create_library_immediate(this,
 								  __location__);
 		if (post_immediate == nullptr) {
-			// Only on real memory exhaustion. Upstream creates the
-			// immediate with the request, so tevent_req_post() has
-			// no way to report this; losing the callback silently
-			// would hang the caller instead.
-			tevent_abort(ev, "tevent_req_post: out of memory");
+			// Upstream makes this immediate with the request, so
+			// tevent_req_post() cannot fail there either.
+			post_by_fallback(ev);
 			return;
 		}
 	}
 	tevent::schedule_library_immediate(post_immediate, ev,
 					   post_immediate_handler, this,
 					   "tevent_req_trigger", __location__);
+}
+
+// Out of memory: queue on ev's fallback list, whose immediate exists
+// since the context was made. Appending keeps the posts in order.
+void tevent_req::post_by_fallback(struct tevent_context *ev)
+{
+	tevent::PostFallback &fb = ev->post_fallback;
+	tevent_req **tail = &fb.first;
+	while (*tail != nullptr) {
+		tail = &(*tail)->fallback_next;
+	}
+	*tail = this;
+	fallback_ev = ev;
+	if (fb.first == this) {
+		tevent::schedule_library_immediate(fb.im, ev,
+						   post_fallback_handler, ev,
+						   "tevent_req_trigger",
+						   __location__);
+	}
+}
+
+// Takes the request off its context's fallback list (short: it only
+// holds posts made without memory).
+void tevent_req::leave_fallback()
+{
+	tevent_req **pp = &fallback_ev->post_fallback.first;
+	while (*pp != this) {
+		pp = &(*pp)->fallback_next;
+	}
+	*pp = fallback_next;
+	fallback_ev = nullptr;
+	fallback_next = nullptr;
 }
 
 void tevent_req::drop_endtime()

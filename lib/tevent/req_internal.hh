@@ -89,19 +89,23 @@ struct tevent_req {
 
 	tevent_req_cleanup_fn cleanup_fn = nullptr;
 	const char *cleanup_name = nullptr;
-	// Last state the cleanup step ran for; it runs at most once per state.
-	enum tevent_req_state cleanup_state = TEVENT_REQ_INIT;
 
 	const char *type_name = nullptr;
 	const char *create_location = nullptr;
 	const char *finish_location = nullptr;
 
 	enum tevent_req_state state = TEVENT_REQ_INIT;
+	// Last state the cleanup step ran for; it runs at most once per state.
+	enum tevent_req_state cleanup_state = TEVENT_REQ_INIT;
 	uint64_t error = 0;
 
 	// Used by tevent_req_post() to deliver the callback from the loop;
 	// created on first use (most requests never post).
 	struct tevent_immediate *post_immediate = nullptr;
+	// Set while the post waits on a context's fallback list instead
+	// (no memory for post_immediate): that context and the next request.
+	struct tevent_context *fallback_ev = nullptr;
+	struct tevent_req *fallback_next = nullptr;
 	// When set, the next notification is bounced through this context.
 	struct tevent_context *defer_ev = nullptr;
 	// Timer armed by tevent_req_set_endtime().
@@ -130,6 +134,8 @@ struct tevent_req {
 	void run_cleanup_step();
 	void mark_received(bool drop_destructor);
 	void post(struct tevent_context *ev);
+	void post_by_fallback(struct tevent_context *ev);
+	void leave_fallback();
 	bool set_endtime(struct tevent_context *ev, struct timeval endtime);
 	void drop_endtime();
 	bool start_profile();

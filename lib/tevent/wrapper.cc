@@ -236,6 +236,7 @@ int wrapper_context_destructor(tevent_context *wrap_ev)
 		// handler's use of the wrapper ends.
 		return -1;
 	}
+	post_fallback_drop_all(wrap_ev);
 	tevent_context *main = glue->main_ev;
 	if (main == nullptr) {
 		return 0;
@@ -265,6 +266,9 @@ void wrappers_detach_all(tevent_context *ev)
 	WrapperGlue *next;
 	for (WrapperGlue *g = ev->wrapper.list; g != nullptr; g = next) {
 		next = g->next;
+		// Its fallback immediate was on our list: nothing delivers
+		// the requests waiting for it any more.
+		post_fallback_drop_all(g->wrap_ev);
 		g->main_ev = nullptr;
 		g->prev = g->next = nullptr;
 	}
@@ -352,7 +356,7 @@ TEVENT_EXPORT struct tevent_context *_tevent_context_wrapper_create(
 
 	auto *ev = new_talloc_object<tevent_context>(mem_ctx,
 						     "struct tevent_context");
-	if (ev == nullptr || !make_lifeline(ev)) {
+	if (ev == nullptr || !make_lifeline(ev) || !post_fallback_init(ev)) {
 		talloc_free(ev);
 		return nullptr;
 	}

@@ -340,6 +340,15 @@ static void tt_oom_count(bool on)
 	atomic_store(&armed, on);
 }
 
+/* In the test process itself, outside any sweep: while on, every
+ * allocation a watched library makes fails. */
+static inline void tt_oom_fail_all(bool on)
+{
+	fail_after = on;
+	fail_at = on ? atomic_load(&lib_calls) + 1 : 0;
+	atomic_store(&armed, on);
+}
+
 /* Whether an allocation was failed on purpose so far. */
 static bool tt_oom_failed_any(void)
 {
