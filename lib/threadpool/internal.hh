@@ -267,6 +267,9 @@ struct Port {
 	TaskQueue done;               // ended, delivered, not reaped
 	unsigned pending_ends = 0;    // tasks whose end was not processed
 	tevent_timer *keepalive = nullptr;
+	// Made with the port: brings the loop back to port_keep_trying()
+	// when not even the keepalive timer could be allocated.
+	tevent_immediate *retry_im = nullptr;
 };
 
 Port *port_get(tevent_threadpool *pool, tevent_context *ev);
@@ -274,6 +277,11 @@ void port_send(Port *port, Token *tok);           // mutex not held
 void port_post(Port *port, Task *t, Event ev);     // pool->mutex held
 void port_unqueue(Port *port, Task *t);            // loop thread, mutex held
 bool port_refill(Port *port);
+// Before a task is accepted: the loop must keep waiting for it, so a
+// keepalive timer is needed; false without memory for one.
+bool port_hold_keepalive(Port *port);
+// A task that was held for is not accepted after all.
+void port_release_keepalive(Port *port);
 void port_task_added(Port *port);
 void port_end_processed(Port *port, Task *t);
 void port_teardown(Port *port);

@@ -73,31 +73,66 @@ void arm_locked(Port *port)
 
 // How soon a wake-up immediate that could not be allocated is tried again.
 constexpr int kRefillRetryUsec = 10000;
+// A keepalive that nothing needs to fire: one day is far enough, and in
+// range of every backend's millisecond timeout.
+constexpr int kKeepaliveSec = 86400;
 
-// Also the retry of a failed refill: without an idle immediate, the pool
-// threads cannot wake the loop, so nobody else would try again.
+void keepalive_handler(tevent_context *ev, tevent_timer *te, struct timeval now,
+		       void *private_data);
+void retry_handler(tevent_context *ev, tevent_immediate *im,
+		   void *private_data);
+
+struct timeval keepalive_due(bool refilled)
+{
+	return refilled ? tevent_timeval_current_ofs(kKeepaliveSec, 0)
+			: tevent_timeval_current_ofs(0, kRefillRetryUsec);
+}
+
+// Makes sure the loop comes back to this port while it has to: for a
+// refill that failed (without an idle immediate the pool threads cannot
+// wake the loop, so nobody else would try again), and while tasks may
+// still report back. The keepalive timer does both; when not even it can
+// be allocated, the retry immediate, which needs no memory, brings the
+// loop back on its next turn.
+void port_keep_trying(Port *port)
+{
+	bool refilled = port_refill(port);
+	if (port->keepalive != nullptr) {
+		if (!refilled) {
+			tevent_update_timer(port->keepalive,
+					    keepalive_due(false));
+		}
+		return;
+	}
+	if (refilled && port->pending_ends == 0) {
+		return;
+	}
+	port->keepalive = tevent_add_timer(port->ev, port,
+					   keepalive_due(refilled),
+					   keepalive_handler, port);
+	if (port->keepalive == nullptr) {
+		tevent_schedule_immediate(port->retry_im, port->ev,
+					  retry_handler, port);
+	}
+}
+
 void keepalive_handler(tevent_context *ev, tevent_timer *te, struct timeval now,
 		       void *private_data)
 {
+	(void)ev;
 	(void)te;
 	(void)now;
 	auto *port = static_cast<Port *>(private_data);
 	port->keepalive = nullptr;  // one-shot: this one is spent
-	bool refilled = port_refill(port);
-	port->keepalive = tevent_add_timer(
-		ev, port,
-		refilled ? tevent_timeval_current_ofs(86400, 0)
-			 : tevent_timeval_current_ofs(0, kRefillRetryUsec),
-		keepalive_handler, port);
+	port_keep_trying(port);
 }
 
-// A refill failed (no memory): have the keepalive timer try again soon.
-void retry_refill_soon(Port *port)
+void retry_handler(tevent_context *ev, tevent_immediate *im,
+		   void *private_data)
 {
-	if (port->keepalive != nullptr) {
-		tevent_update_timer(port->keepalive,
-				    tevent_timeval_current_ofs(0, kRefillRetryUsec));
-	}
+	(void)ev;
+	(void)im;
+	port_keep_trying(static_cast<Port *>(private_data));
 }
 
 void handle(Port *port, Task *t, Event e, DispatchGuard *g)
@@ -171,9 +206,7 @@ void dispatch(Port *port)
 	pool->dispatching--;
 	port->depth--;
 	port->guards = g.outer;
-	if (!port_refill(port)) {
-		retry_refill_soon(port);
-	}
+	port_keep_trying(port);
 }
 
 void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
@@ -294,8 +327,10 @@ Port *port_get(tevent_threadpool *pool, tevent_context *ev)
 	// nest.
 	port->next_tok = new_token(port);
 	Token *spare = new_token(port);
+	port->retry_im = tevent_create_immediate(port);
 	if (port->tctx == nullptr || port->guard == nullptr ||
-	    port->next_tok == nullptr || spare == nullptr) {
+	    port->next_tok == nullptr || spare == nullptr ||
+	    port->retry_im == nullptr) {
 		talloc_free(port->guard);
 		talloc_free(port);
 		return nullptr;
@@ -354,21 +389,36 @@ bool port_refill(Port *port)
 	return true;
 }
 
+// The keepalive keeps tevent_loop_wait() running while tasks may still
+// report back: threaded immediates do not count as events.
+bool port_hold_keepalive(Port *port)
+{
+	if (port->keepalive == nullptr) {
+		port->keepalive = tevent_add_timer(port->ev, port,
+						   keepalive_due(true),
+						   keepalive_handler, port);
+	}
+	return port->keepalive != nullptr;
+}
+
+void port_release_keepalive(Port *port)
+{
+	if (port->pending_ends == 0) {
+		TALLOC_FREE(port->keepalive);
+	}
+}
+
 void port_task_added(Port *port)
 {
-	if (port->pending_ends++ == 0 && port->keepalive == nullptr) {
-		// Keeps tevent_loop_wait() running while tasks may still
-		// report back: threaded immediates do not count as events.
-		port->keepalive = tevent_add_timer(
-			port->ev, port, tevent_timeval_current_ofs(86400, 0),
-			keepalive_handler, port);
-	}
+	port->pending_ends++;
 }
 
 void port_end_processed(Port *port, Task *t)
 {
 	t->end_seen = true;
-	if (--port->pending_ends == 0 && port->keepalive != nullptr) {
+	// While a refill is owed, the keepalive also stands for its retry.
+	if (--port->pending_ends == 0 && port->keepalive != nullptr &&
+	    !port->need_refill) {
 		talloc_free(port->keepalive);
 		port->keepalive = nullptr;
 	}

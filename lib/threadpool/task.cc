@@ -241,11 +241,15 @@ Task *task_enqueue(tevent_threadpool *pool, const tevent_threadpool_task_args *a
 	t->sync = args->sync;
 	t->cleanup = args->cleanup;
 	t->created_ns = t->since_ns = now_ns();
+	if (!port_hold_keepalive(port)) {
+		return abandon(t, ENOMEM);
+	}
 
 	bool need_thread = false;
 	{
 		Lock l(pool);
 		if (pool->unended >= pool->max_threads + pool->max_queue) {
+			port_release_keepalive(port);
 			return abandon(t, EAGAIN);
 		}
 		pool->queue.push_back(t);
@@ -280,6 +284,7 @@ Task *task_enqueue(tevent_threadpool *pool, const tevent_threadpool_task_args *a
 			// Otherwise the threads we have will get to it.
 		}
 		if (undo) {
+			port_release_keepalive(port);
 			return abandon(t, err);
 		}
 	}

@@ -208,6 +208,63 @@ static void pool_scenario(const char *backend)
 	talloc_free(ev);
 }
 
+/* tevent_loop_wait() with nothing but a task that ends later: an enqueue
+ * that succeeded must keep the loop waiting until the task's end was
+ * delivered, whatever allocation failed. */
+static int slow_task_fn(void *user, enum tevent_threadpool_task_state state)
+{
+	(void)user;
+	(void)state;
+	usleep(20000);  /* ends after the loop is waiting */
+	return TEVENT_TP_RETURN_FINISHED;
+}
+
+static void wait_scenario(const char *backend)
+{
+	static struct tp_scenario s;
+	struct tevent_context *ev;
+	struct tevent_threadpool *pool;
+	struct tevent_threadpool_task_args args = {
+		.user = &s,
+		.task = slow_task_fn,
+		.sync = task_sync,
+		.cleanup = task_cleanup,
+	};
+	int ret;
+
+	memset(&s, 0, sizeof(s));
+	ev = tevent_context_init_byname(NULL, backend);
+	if (ev == NULL) {
+		return;
+	}
+	pool = tevent_threadpool_create(ev, 1, 1, "wait-%s", backend);
+	if (pool == NULL) {
+		talloc_free(ev);
+		return;
+	}
+	args.ev = ev;
+	args.owner = ev;
+	s.task = tevent_threadpool_enqueue(pool, &args, "slow");
+	s.task_enqueued = s.task != NULL;
+	tt_oom_check(s.task_enqueued || errno == ENOMEM || errno == EAGAIN,
+		     "tevent_threadpool_enqueue: %s", strerror(errno));
+
+	ret = tevent_loop_wait(ev);
+	tt_oom_count(false);
+	if (ret != 0) {
+		tt_oom_check(errno == ENOMEM && tt_oom_failed_any(),
+			     "tevent_loop_wait failed: %s", strerror(errno));
+	} else {
+		tt_oom_check(s.task_ends == (s.task_enqueued ? 1 : 0),
+			     "loop_wait returned: task enqueued %d, ended %d",
+			     s.task_enqueued, s.task_ends);
+	}
+	talloc_free(pool);
+	tt_oom_check(s.task_cleanups == (s.task_enqueued ? 1 : 0),
+		     "task: enqueued %d, cleaned up %d times",
+		     s.task_enqueued, s.task_cleanups);
+	talloc_free(ev);
+}
 
 static void test_pool_oom_single(void **state)
 {
@@ -224,11 +281,28 @@ static void test_pool_oom_from_then_on(void **state)
 	tt_oom_sweep(pool_scenario, "standard", true, NULL);
 }
 
+static void test_pool_oom_wait_single(void **state)
+{
+	(void)state;
+	tt_oom_sweep(wait_scenario, "standard", false, NULL);
+}
+
+static void test_pool_oom_wait_from_then_on(void **state)
+{
+	(void)state;
+	if (TT_ON_VALGRIND()) {
+		skip();  /* the single-failure sweep covers the paths */
+	}
+	tt_oom_sweep(wait_scenario, "standard", true, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_oom_single),
 		cmocka_unit_test(test_pool_oom_from_then_on),
+		cmocka_unit_test(test_pool_oom_wait_single),
+		cmocka_unit_test(test_pool_oom_wait_from_then_on),
 	};
 
 	tt_check_library();
