@@ -94,12 +94,14 @@ test-valgrind: build
 # The ports of upstream's own suites (tests/upstream/) and the Samba and
 # CTDB tests against the system library; `make test` runs the same
 # binaries against ours. (Samba's binaries were built for that library:
-# what fails there is the test's fault, not ours.)
+# what fails there is the test's fault, not ours.) Not the threadpool's
+# out-of-memory sweep: 0.14.1's tevent_req_create() dereferences a failed
+# allocation of the state, so that sweep crashes in upstream itself.
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
 		--only test_threadpool --only test_samba --only test_samba_ad \
 		--only test_ctdb \
-		--only test_backend_api bin
+		--only test_backend_api --skip test_threadpool_oom bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
 # plus reference figures (libuv, bare epoll) and callgrind instruction

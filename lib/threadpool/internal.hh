@@ -182,6 +182,9 @@ struct Token {
 // dispatcher stops touching freed memory.
 struct DispatchGuard {
 	bool dead = false;
+	// A callback turned the loop again: no longer counted in
+	// pool->dispatching, holds nothing back.
+	bool suspended = false;
 	DispatchGuard *outer = nullptr;
 };
 
@@ -270,11 +273,19 @@ struct Port {
 	// Made with the port: brings the loop back to port_keep_trying()
 	// when not even the keepalive timer could be allocated.
 	tevent_immediate *retry_im = nullptr;
+	// Scheduled while something is held back (a dispatch runs, thread
+	// wake-ups are deferred): it runs only in a nested loop turn, and
+	// stops the holding back (nested_turn_handler()).
+	tevent_immediate *nest_probe = nullptr;
+	bool probe_scheduled = false;
 };
 
 Port *port_get(tevent_threadpool *pool, tevent_context *ev);
 void port_send(Port *port, Token *tok);           // mutex not held
 void port_post(Port *port, Task *t, Event ev);     // pool->mutex held
+// Something is held back until the current dispatch ends: have a nested
+// loop turn, should one come first, release it (loop thread).
+void port_schedule_probe(Port *port);
 void port_unqueue(Port *port, Task *t);            // loop thread, mutex held
 bool port_refill(Port *port);
 // Before a task is accepted: the loop must keep waiting for it, so a

@@ -96,6 +96,9 @@ struct timeval keepalive_due(bool refilled)
 // loop back on its next turn.
 void port_keep_trying(Port *port)
 {
+	if (port->dead) {
+		return;  // the loop is gone
+	}
 	bool refilled = port_refill(port);
 	if (port->keepalive != nullptr) {
 		if (!refilled) {
@@ -163,6 +166,55 @@ void handle(Port *port, Task *t, Event e, DispatchGuard *g)
 	}
 }
 
+// A dispatch holds things back until it ends: its port stays armed, so
+// that what arrives meanwhile joins it without another wake-up, and pool
+// threads for tasks its callbacks enqueue are woken once, at its end. A
+// callback that turns the loop again (a nested tevent_loop_once(), say
+// waiting for another task's end) would wait for ever. So the dispatches
+// of a port in such a nested turn are suspended: they hold nothing back
+// any more (mutex held).
+void suspend_dispatches_locked(Port *port)
+{
+	tevent_threadpool *pool = port->pool;
+	for (DispatchGuard *g = port->guards; g != nullptr && !g->suspended;
+	     g = g->outer) {
+		g->suspended = true;
+		pool->dispatching--;
+	}
+	if (pool->deferred_wakes != 0) {
+		pool_wake_locked(pool);
+	}
+	if (port->depth == 0 || port->dead) {
+		return;
+	}
+	port->armed = false;
+	if (!port->inbox.empty()) {
+		schedule_locked(port);
+	}
+}
+
+// The probe runs only in a loop turn taken while something is held back:
+// a nested one.
+void nested_turn_handler(tevent_context *ev, tevent_immediate *im,
+			 void *private_data)
+{
+	(void)ev;
+	(void)im;
+	auto *port = static_cast<Port *>(private_data);
+	port->probe_scheduled = false;
+	Lock l(port->pool);
+	suspend_dispatches_locked(port);
+}
+
+void cancel_probe(Port *port)
+{
+	if (port->probe_scheduled) {
+		port->probe_scheduled = false;
+		tevent_schedule_immediate(port->nest_probe, port->ev, nullptr,
+					  nullptr);
+	}
+}
+
 void dispatch(Port *port)
 {
 	tevent_threadpool *pool = port->pool;
@@ -171,6 +223,7 @@ void dispatch(Port *port)
 	port->guards = &g;
 	port->depth++;
 	pool->dispatching++;
+	port_schedule_probe(port);
 
 	unsigned budget = kDispatchBudget;
 	for (;;) {
@@ -203,9 +256,15 @@ void dispatch(Port *port)
 			return;  // the pool was freed by a callback
 		}
 	}
-	pool->dispatching--;
+	if (!g.suspended) {
+		pool->dispatching--;
+	}
 	port->depth--;
 	port->guards = g.outer;
+	if (port->depth == 0) {
+		// Nothing is held back any more: no nested turn needs noticing.
+		cancel_probe(port);
+	}
 	port_keep_trying(port);
 }
 
@@ -244,6 +303,10 @@ void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
 		Lock l(port->pool);
 		port->inflight = nullptr;
 		port->next_tok = next;
+		if (port->depth != 0) {
+			// A nested turn, whether or not the probe ran first.
+			suspend_dispatches_locked(port);
+		}
 	}
 	dispatch(port);
 }
@@ -328,9 +391,10 @@ Port *port_get(tevent_threadpool *pool, tevent_context *ev)
 	port->next_tok = new_token(port);
 	Token *spare = new_token(port);
 	port->retry_im = tevent_create_immediate(port);
+	port->nest_probe = tevent_create_immediate(port);
 	if (port->tctx == nullptr || port->guard == nullptr ||
 	    port->next_tok == nullptr || spare == nullptr ||
-	    port->retry_im == nullptr) {
+	    port->retry_im == nullptr || port->nest_probe == nullptr) {
 		talloc_free(port->guard);
 		talloc_free(port);
 		return nullptr;
@@ -340,6 +404,15 @@ Port *port_get(tevent_threadpool *pool, tevent_context *ev)
 	talloc_set_destructor(port->guard, ev_guard_destructor);
 	pool->ports.push_back(port);
 	return port;
+}
+
+void port_schedule_probe(Port *port)
+{
+	if (!port->probe_scheduled && !port->dead) {
+		port->probe_scheduled = true;
+		tevent_schedule_immediate(port->nest_probe, port->ev,
+					  nested_turn_handler, port);
+	}
 }
 
 void port_post(Port *port, Task *t, Event e)

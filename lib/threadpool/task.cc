@@ -262,8 +262,10 @@ Task *task_enqueue(tevent_threadpool *pool, const tevent_threadpool_task_args *a
 		} else if (avail != 0) {
 			if (pool->dispatching != 0) {
 				// Enqueued from an end notice: more may come in
-				// this batch, wake threads once it is done.
+				// this batch, wake threads once it is done (or
+				// in a nested loop turn before that).
 				pool->deferred_wakes++;
+				port_schedule_probe(port);
 			} else {
 				pool_wake_locked(pool);
 			}

@@ -10,6 +10,8 @@
  * thread checks.  Tasks block on the probe until the test hands out
  * permits, so every state is observed without depending on timing.
  */
+#define TEVENT_DEPRECATED 1  /* tevent_loop_allow_nesting() */
+
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -1100,6 +1102,129 @@ static void test_loop_wait(void **state)
 	test_ev_free(ev);
 }
 
+/* A callback that waits in a nested loop for another task's end, or for
+ * a job through tevent_req_poll() (the shape of a synchronous wrapper),
+ * gets it there: the port must wake the nested loop although a dispatch
+ * is still running further up the stack. */
+struct nested {
+	struct tevent_context *ev;
+	struct tevent_threadpool *pool;
+	int a_ends, b_ends;
+	bool b_seen_nested;   /* B's end came while A's callback waited */
+	bool job_polled;      /* tevent_req_poll() returned true */
+	int job_ret;
+	bool watchdog;
+};
+
+static int nested_fast_task(void *user, enum tevent_threadpool_task_state st)
+{
+	(void)user;
+	(void)st;
+	return RET_FINISHED;
+}
+
+static int nested_slow_task(void *user, enum tevent_threadpool_task_state st)
+{
+	(void)user;
+	(void)st;
+	usleep(10000);  /* ends once A's callback waits */
+	return RET_FINISHED;
+}
+
+static void nested_slow_job(void *private_data)
+{
+	(void)private_data;
+	usleep(10000);
+}
+
+static void nested_b_sync(struct tevent_threadpool_task *task, void *user,
+			  enum tevent_threadpool_task_state st)
+{
+	struct nested *n = user;
+
+	if (st == ST_FINISHED) {
+		n->b_ends++;
+		(void)tevent_threadpool_task_status(task);  /* reaps it */
+	}
+}
+
+static void nested_a_sync(struct tevent_threadpool_task *task, void *user,
+			  enum tevent_threadpool_task_state st)
+{
+	struct nested *n = user;
+	struct tevent_threadpool_task_args args = {
+		.ev = n->ev,
+		.owner = n->ev,
+		.user = n,
+		.task = nested_slow_task,
+		.sync = nested_b_sync,
+	};
+	struct tevent_req *job;
+	TALLOC_CTX *tmp = talloc_new(NULL);
+
+	if (st != ST_FINISHED) {
+		return;
+	}
+	n->a_ends++;
+	(void)tevent_threadpool_task_status(task);  /* reaps it */
+
+	/* a long way off: it only ends a wait that would never end */
+	assert_non_null(tevent_add_timer(n->ev, tmp,
+					 tevent_timeval_current_ofs(60, 0),
+					 fired, &n->watchdog));
+	assert_non_null(tevent_threadpool_enqueue(n->pool, &args, "b"));
+	while (n->b_ends == 0 && !n->watchdog) {
+		assert_int_equal(tevent_loop_once(n->ev), 0);
+	}
+	n->b_seen_nested = n->b_ends == 1;
+	if (n->watchdog) {
+		talloc_free(tmp);
+		return;
+	}
+
+	job = tevent_threadpool_job_send(tmp, n->ev, n->pool, nested_slow_job,
+					 NULL);
+	assert_non_null(job);
+	/* a job never delivered times out instead of polling for ever */
+	assert_true(tevent_req_set_endtime(job, n->ev,
+					   tevent_timeval_current_ofs(60, 0)));
+	n->job_polled = tevent_req_poll(job, n->ev);
+	n->job_ret = tevent_threadpool_job_recv(job);
+	talloc_free(tmp);
+}
+
+static void test_nested_loop_in_sync(void **state)
+{
+	(void)state;
+	struct tevent_context *ev = test_ev();
+	struct nested n = {
+		.ev = ev,
+		.pool = tevent_threadpool_create(NULL, 2, 4, "nested"),
+	};
+	struct tevent_threadpool_task_args args = {
+		.ev = ev,
+		.owner = ev,
+		.user = &n,
+		.task = nested_fast_task,
+		.sync = nested_a_sync,
+	};
+
+	assert_non_null(n.pool);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	tevent_loop_allow_nesting(ev);
+#pragma GCC diagnostic pop
+	assert_non_null(tevent_threadpool_enqueue(n.pool, &args, "a"));
+	LOOP_UNTIL(ev, n.a_ends == 1 && (n.job_polled || n.watchdog));
+	assert_false(n.watchdog);
+	assert_true(n.b_seen_nested);
+	assert_int_equal(n.b_ends, 1);
+	assert_int_equal(n.job_ret, 0);
+
+	talloc_free(n.pool);
+	test_ev_free(ev);
+}
+
 /* Two loops of the same thread share a pool. */
 static void test_two_loops(void **state)
 {
@@ -1402,6 +1527,7 @@ int main(void)
 		cmocka_unit_test(test_no_owner),
 		cmocka_unit_test(test_loop_wait),
 		cmocka_unit_test(test_two_loops),
+		cmocka_unit_test(test_nested_loop_in_sync),
 		cmocka_unit_test(test_jobs_100k),
 		cmocka_unit_test(test_job_cancel),
 		cmocka_unit_test(test_job_pool_freed),
