@@ -53,6 +53,7 @@
 #include "common/tt.h"
 #include "common/tt_threads.h"
 #include "common/tt_oom.h"
+#include "common/tt_never.h"
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -705,6 +706,49 @@ static void test_post_oom_context_gone(void **state)
 	tt_finish(ev);
 }
 
+/* tevent_update_timer() on the timer whose handler runs, while nothing
+ * can be allocated: upstream's sorted list needs no memory there, so
+ * neither may ours, however full the timer storage is.  Each round's
+ * handler adds one more lasting timer and then re-arms itself, so the
+ * re-arm meets every fill level up to 100 timers. */
+struct rearm {
+	int runs;
+	TALLOC_CTX *others;
+};
+
+static void rearm_handler(struct tevent_context *ev, struct tevent_timer *te,
+			  struct timeval now, void *private_data)
+{
+	struct rearm *r = private_data;
+
+	r->runs++;
+	assert_non_null(tevent_add_timer(ev, r->others,
+					 tevent_timeval_current_ofs(3600, 0),
+					 tt_never_timer, NULL));
+	tt_oom_fail_all(true);
+	tevent_update_timer(te, tevent_timeval_current_ofs(3600, 0));
+	tt_oom_fail_all(false);
+}
+
+static void test_update_running_timer_oom(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct rearm r = {.others = talloc_new(NULL)};
+	int round;
+
+	for (round = 1; round <= 100; round++) {
+		assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+						 rearm_handler, &r));
+		turn(ev);
+		/* fired once: timers are one-shot, re-armed or not */
+		assert_int_equal(r.runs, round);
+	}
+	turn(ev);
+	assert_int_equal(r.runs, 100);
+	talloc_free(r.others);
+	tt_finish(ev);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -715,6 +759,7 @@ int main(void)
 		TT_BACKEND_CASE(test_post_oom_defer_callback),
 		TT_BACKEND_CASE(test_post_oom_wrapper),
 		TT_BACKEND_CASE(test_post_oom_context_gone),
+		TT_BACKEND_CASE(test_update_running_timer_oom),
 	};
 
 	tt_check_library();

@@ -170,13 +170,31 @@ namespace tevent {
 // is O(log n).
 class TimerHeap {
 public:
-	void init() { items_ = nullptr; size_ = cap_ = 0; next_seq_ = 0; }
+	void init()
+	{
+		items_ = nullptr;
+		size_ = cap_ = reserved_ = 0;
+		next_seq_ = 0;
+	}
 	void release();
 	bool empty() const { return size_ == 0; }
 	size_t size() const { return size_; }
 	tevent_timer *top() const { return size_ ? items_[0] : nullptr; }
 	bool insert(tevent_timer *te);
 	void remove(tevent_timer *te);
+	bool contains(const tevent_timer *te) const;
+	// te's deadline changed: a new sequence number and its new place,
+	// without leaving the heap (so without memory).
+	void reposition(tevent_timer *te);
+	// A timer whose handler is about to run leaves the heap but keeps a
+	// slot: tevent_update_timer() from inside the handler puts it back,
+	// which upstream's list does without memory, so must we.
+	void remove_for_run(tevent_timer *te)
+	{
+		remove(te);
+		reserved_++;
+	}
+	void run_done() { reserved_--; }
 	// Takes out the earliest timer (context teardown), or null.
 	tevent_timer *pop_first();
 	// Takes out every timer take(te) says yes to, in one O(n) pass (a
@@ -202,6 +220,7 @@ public:
 
 private:
 	void rebuild();
+	void restore_at(size_t i);
 	static bool before(const tevent_timer *a, const tevent_timer *b);
 	void place(size_t i, tevent_timer *te);
 	void sift_up(size_t i);
@@ -211,6 +230,7 @@ private:
 	tevent_timer **items_;
 	size_t size_;
 	size_t cap_;
+	size_t reserved_;  // slots kept for running timers
 	uint64_t next_seq_;
 };
 

@@ -82,7 +82,10 @@ bool TimerHeap::insert(tevent_timer *te)
 	if (size_ >= kNotInHeap - 1) {
 		return false;  // four billion timers: refuse rather than wrap
 	}
-	if (size_ == cap_ && !grow()) {
+	// A running timer put back takes its reserved slot (size_ < cap_
+	// then); any other leaves room for the reserved ones.
+	size_t needed = te->busy != 0 ? size_ : size_ + reserved_;
+	if (needed >= cap_ && !grow()) {
 		return false;
 	}
 	te->seq = next_seq_++;
@@ -105,21 +108,39 @@ void TimerHeap::rebuild()
 
 void TimerHeap::remove(tevent_timer *te)
 {
-	size_t i = te->heap_index;
-	if (i == kNotInHeap || i >= size_ || items_[i] != te) {
+	if (!contains(te)) {
 		return;
 	}
+	size_t i = te->heap_index;
 	te->heap_index = kNotInHeap;
 	size_--;
 	if (i == size_) {
 		return;
 	}
 	place(i, items_[size_]);
+	restore_at(i);
+}
+
+// items_[i] changed its key: move it up or down to where it belongs.
+void TimerHeap::restore_at(size_t i)
+{
 	if (i > 0 && before(items_[i], items_[(i - 1) / 2])) {
 		sift_up(i);
 	} else {
 		sift_down(i);
 	}
+}
+
+bool TimerHeap::contains(const tevent_timer *te) const
+{
+	size_t i = te->heap_index;
+	return i != kNotInHeap && i < size_ && items_[i] == te;
+}
+
+void TimerHeap::reposition(tevent_timer *te)
+{
+	te->seq = next_seq_++;
+	restore_at(te->heap_index);
 }
 
 tevent_timer *TimerHeap::pop_first()
@@ -267,12 +288,15 @@ TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,
 		te->next_event = next_event;
 		return;
 	}
-	// Re-inserting gives the timer a new sequence number: it now sorts
-	// after timers that already had the same deadline, as upstream.
+	// A new sequence number: the timer now sorts after timers that
+	// already had the same deadline, as upstream's re-insertion does.
 	trace_timer(ev, te, TEVENT_EVENT_TRACE_DETACH);
-	ev->timers.remove(te);
 	te->next_event = next_event;
-	if (!ev->timers.insert(te)) {
+	if (ev->timers.contains(te)) {
+		ev->timers.reposition(te);
+	} else if (!ev->timers.insert(te)) {
+		// A running timer put back uses the slot kept for it
+		// (remove_for_run()), so this cannot happen.
 		tevent_abort(ev, "tevent_update_timer: out of memory");
 	}
 	trace_timer(ev, te, TEVENT_EVENT_TRACE_ATTACH);
@@ -297,7 +321,7 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	}
 	// Off the heap before the handler runs, so that a nested loop inside
 	// the handler cannot pick this timer again.
-	ev->timers.remove(te);
+	ev->timers.remove_for_run(te);
 
 	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Running timer event %p \"%s\"\n",
 		      te, te->handler_name);
@@ -316,6 +340,9 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	start_run(ev->running_timer, run, te);
 	te->handler(handler_ev, te, current_time, te->private_data);
 	bool ev_whole = finish_run(ev, &tevent_context::running_timer, run);
+	if (ev_whole) {
+		ev->timers.run_done();
+	}
 	if (glue != nullptr) {
 		glue->ops->after_timer_handler(handler_ev, glue->private_state,
 					       glue->main_ev, te,
