@@ -172,7 +172,7 @@ void handle(Port *port, Task *t, Event e, DispatchGuard *g)
 // callback that turns the loop again (a nested tevent_loop_once(), say
 // waiting for another task's end) would wait for ever. So the dispatches
 // of a port in such a nested turn are suspended: they hold nothing back
-// any more (mutex held).
+// any more: deferred thread wake-ups go out now (mutex held).
 void suspend_dispatches_locked(Port *port)
 {
 	tevent_threadpool *pool = port->pool;
@@ -184,17 +184,11 @@ void suspend_dispatches_locked(Port *port)
 	if (pool->deferred_wakes != 0) {
 		pool_wake_locked(pool);
 	}
-	if (port->depth == 0 || port->dead) {
-		return;
-	}
-	port->armed = false;
-	if (!port->inbox.empty()) {
-		schedule_locked(port);
-	}
 }
 
 // The probe runs only in a loop turn taken while something is held back:
-// a nested one.
+// a nested one. What arrives from now on must wake the loop, and what
+// waits already gets a wake-up now.
 void nested_turn_handler(tevent_context *ev, tevent_immediate *im,
 			 void *private_data)
 {
@@ -204,6 +198,13 @@ void nested_turn_handler(tevent_context *ev, tevent_immediate *im,
 	port->probe_scheduled = false;
 	Lock l(port->pool);
 	suspend_dispatches_locked(port);
+	if (port->depth == 0 || port->dead) {
+		return;  // only thread wake-ups were held back
+	}
+	port->armed = false;
+	if (!port->inbox.empty()) {
+		schedule_locked(port);
+	}
 }
 
 void cancel_probe(Port *port)
@@ -304,7 +305,8 @@ void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
 		port->inflight = nullptr;
 		port->next_tok = next;
 		if (port->depth != 0) {
-			// A nested turn, whether or not the probe ran first.
+			// A nested turn, whether or not the probe ran first;
+			// the dispatch below takes what waits.
 			suspend_dispatches_locked(port);
 		}
 	}
