@@ -675,6 +675,33 @@ static void test_post_oom_wrapper(void **state)
 	tt_finish(ev);
 }
 
+/* The main context goes first: requests waiting on a wrapper of it are
+ * dropped, and the wrapper and the requests are freed later without
+ * touching it. */
+static void test_post_oom_main_gone_first(void **state)
+{
+	struct tevent_context *ev = tevent_context_init_byname(NULL, *state);
+	struct post_log log = {.wrapped = 0};
+	struct post_log **wlog;
+	struct tevent_context *wev;
+	struct tevent_req *a = finished_req(NULL, &log, 'a');
+	struct tevent_req *b = finished_req(NULL, &log, 'b');
+
+	assert_non_null(ev);
+	wev = tevent_context_wrapper_create(ev, NULL, &counting_ops, &wlog,
+					    struct post_log *);
+	assert_non_null(wev);
+	*wlog = &log;
+	post_without_memory(a, wev);
+	post_without_memory(b, wev);
+	talloc_free(ev);
+	talloc_free(a);
+	talloc_free(wev);
+	talloc_free(b);
+	assert_string_equal(log.seen, "");
+	assert_int_equal(log.wrapped, 0);
+}
+
 static void test_post_oom_context_gone(void **state)
 {
 	struct tevent_context *ev = tt_backend_ev(state);
@@ -759,6 +786,7 @@ int main(void)
 		TT_BACKEND_CASE(test_post_oom_defer_callback),
 		TT_BACKEND_CASE(test_post_oom_wrapper),
 		TT_BACKEND_CASE(test_post_oom_context_gone),
+		TT_BACKEND_CASE(test_post_oom_main_gone_first),
 		TT_BACKEND_CASE(test_update_running_timer_oom),
 	};
 
