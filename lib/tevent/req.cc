@@ -42,9 +42,19 @@ void post_immediate_handler(struct tevent_context *, struct tevent_immediate *,
 	req->finish(req->state, req->finish_location);
 }
 
+void post_fallback_handler(struct tevent_context *, struct tevent_immediate *,
+			   void *private_data);
+
+void schedule_post_fallback(tevent_context *ev)
+{
+	tevent::schedule_library_immediate(ev->post_fallback.im, ev,
+					   post_fallback_handler, ev,
+					   "tevent_req_trigger", __location__);
+}
+
 // Delivers the first request waiting on the context's fallback list; the
 // next one gets a later loop turn, as with immediates of their own.
-void post_fallback_handler(struct tevent_context *, struct tevent_immediate *im,
+void post_fallback_handler(struct tevent_context *, struct tevent_immediate *,
 			   void *private_data)
 {
 	auto *ev = static_cast<tevent_context *>(private_data);
@@ -54,10 +64,7 @@ void post_fallback_handler(struct tevent_context *, struct tevent_immediate *im,
 	}
 	req->leave_fallback();
 	if (ev->post_fallback.first != nullptr) {
-		tevent::schedule_library_immediate(im, ev,
-						   post_fallback_handler, ev,
-						   "tevent_req_trigger",
-						   __location__);
+		schedule_post_fallback(ev);
 	}
 	req->finish(req->state, req->finish_location);
 }
@@ -243,10 +250,7 @@ void tevent_req::post_by_fallback(struct tevent_context *ev)
 	*tail = this;
 	fallback_ev = ev;
 	if (fb.first == this) {
-		tevent::schedule_library_immediate(fb.im, ev,
-						   post_fallback_handler, ev,
-						   "tevent_req_trigger",
-						   __location__);
+		schedule_post_fallback(ev);
 	}
 }
 

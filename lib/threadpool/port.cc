@@ -82,10 +82,15 @@ void keepalive_handler(tevent_context *ev, tevent_timer *te, struct timeval now,
 void retry_handler(tevent_context *ev, tevent_immediate *im,
 		   void *private_data);
 
-struct timeval keepalive_due(bool refilled)
+// A new keepalive: in a day, or soon when a refill is to be retried.
+bool make_keepalive(Port *port, bool refilled)
 {
-	return refilled ? tevent_timeval_current_ofs(kKeepaliveSec, 0)
-			: tevent_timeval_current_ofs(0, kRefillRetryUsec);
+	port->keepalive = tevent_add_timer(
+		port->ev, port,
+		refilled ? tevent_timeval_current_ofs(kKeepaliveSec, 0)
+			 : tevent_timeval_current_ofs(0, kRefillRetryUsec),
+		keepalive_handler, port);
+	return port->keepalive != nullptr;
 }
 
 // Makes sure the loop comes back to this port while it has to: for a
@@ -102,18 +107,16 @@ void port_keep_trying(Port *port)
 	bool refilled = port_refill(port);
 	if (port->keepalive != nullptr) {
 		if (!refilled) {
-			tevent_update_timer(port->keepalive,
-					    keepalive_due(false));
+			tevent_update_timer(
+				port->keepalive,
+				tevent_timeval_current_ofs(0, kRefillRetryUsec));
 		}
 		return;
 	}
 	if (refilled && port->pending_ends == 0) {
 		return;
 	}
-	port->keepalive = tevent_add_timer(port->ev, port,
-					   keepalive_due(refilled),
-					   keepalive_handler, port);
-	if (port->keepalive == nullptr) {
+	if (!make_keepalive(port, refilled)) {
 		tevent_schedule_immediate(port->retry_im, port->ev,
 					  retry_handler, port);
 	}
@@ -468,12 +471,7 @@ bool port_refill(Port *port)
 // report back: threaded immediates do not count as events.
 bool port_hold_keepalive(Port *port)
 {
-	if (port->keepalive == nullptr) {
-		port->keepalive = tevent_add_timer(port->ev, port,
-						   keepalive_due(true),
-						   keepalive_handler, port);
-	}
-	return port->keepalive != nullptr;
+	return port->keepalive != nullptr || make_keepalive(port, true);
 }
 
 void port_release_keepalive(Port *port)
