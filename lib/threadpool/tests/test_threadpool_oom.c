@@ -296,6 +296,118 @@ static void test_pool_oom_wait_from_then_on(void **state)
 	tt_oom_sweep(wait_scenario, "standard", true, NULL);
 }
 
+/*
+ * The keepalive itself cannot be made again.  A's end callback waits in a
+ * nested loop while every allocation fails.  B's end arrives there and
+ * needs a new wake-up immediate (both of the port's own are busy), which
+ * cannot be made; the keepalive then fires to retry, cannot be re-made
+ * either, and the retry immediate takes over, once per turn.  C ends
+ * meanwhile and has no wake-up to send.  Once memory is back, the retry
+ * must deliver C's end.
+ */
+struct retry {
+	struct tevent_context *ev;
+	struct tevent_threadpool *pool;
+	int ends[3];              /* A, B, C */
+	int turns_without_memory;
+	bool c_nested;            /* C's end came inside A's callback */
+	bool watchdog;
+};
+
+static int retry_task(void *user, enum tevent_threadpool_task_state state)
+{
+	(void)state;
+	usleep((useconds_t)(uintptr_t)user);
+	return TEVENT_TP_RETURN_FINISHED;
+}
+
+static void retry_end(struct tevent_threadpool_task *task, void *user,
+		      enum tevent_threadpool_task_state state);
+
+static struct retry *the_retry;
+
+static struct tevent_threadpool_task *retry_enqueue(struct retry *r,
+						    int which,
+						    useconds_t usec)
+{
+	struct tevent_threadpool_task_args args = {
+		.ev = r->ev,
+		.owner = r->ev,
+		.user = (void *)(uintptr_t)usec,
+		.task = retry_task,
+		.sync = retry_end,
+	};
+	char name[2] = {(char)('a' + which), 0};
+
+	return tevent_threadpool_enqueue(r->pool, &args, "%s", name);
+}
+
+static void retry_end(struct tevent_threadpool_task *task, void *user,
+		      enum tevent_threadpool_task_state state)
+{
+	struct retry *r = the_retry;
+	int which = tevent_threadpool_task_name(task)[0] - 'a';
+
+	(void)user;
+	if (state != TEVENT_TP_STATE_FINISHED) {
+		return;
+	}
+	r->ends[which]++;
+	(void)tevent_threadpool_task_status(task);  /* reaps it */
+	if (which != 0) {
+		return;
+	}
+	assert_non_null(retry_enqueue(r, 1, 10000));
+	assert_non_null(retry_enqueue(r, 2, 50000));
+	tt_oom_fail_all(true);
+	/* B's end, the keepalive's retry and then the retry immediate each
+	 * take turns; C ends after 50 ms */
+	while (r->turns_without_memory < 200 && !r->watchdog) {
+		assert_int_equal(tevent_loop_once(r->ev), 0);
+		r->turns_without_memory++;
+		if (r->ends[1] == 1 && r->turns_without_memory > 100) {
+			usleep(1000);  /* let C end while we spin */
+		}
+	}
+	tt_oom_fail_all(false);
+	while (r->ends[2] == 0 && !r->watchdog) {
+		assert_int_equal(tevent_loop_once(r->ev), 0);
+	}
+	r->c_nested = r->ends[2] == 1;
+}
+
+static void test_pool_oom_keepalive_retry(void **state)
+{
+	struct retry r = {0};
+	TALLOC_CTX *tmp = talloc_new(NULL);
+
+	(void)state;
+#ifdef TT_OOM_TSAN
+	skip();
+#endif
+	the_retry = &r;
+	r.ev = tevent_context_init_byname(tmp, "standard");
+	assert_non_null(r.ev);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	tevent_loop_allow_nesting(r.ev);
+#pragma GCC diagnostic pop
+	r.pool = tevent_threadpool_create(tmp, 2, 8, "retry");
+	assert_non_null(r.pool);
+	assert_non_null(tevent_add_timer(r.ev, tmp,
+					 tevent_timeval_current_ofs(60, 0),
+					 watchdog, &r.watchdog));
+	assert_non_null(retry_enqueue(&r, 0, 0));
+	while (r.ends[0] == 0 && !r.watchdog) {
+		assert_int_equal(tevent_loop_once(r.ev), 0);
+	}
+	assert_false(r.watchdog);
+	assert_true(tt_oom_failed_any());
+	assert_int_equal(r.ends[1], 1);
+	assert_true(r.c_nested);
+	talloc_free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_pool_oom_from_then_on),
 		cmocka_unit_test(test_pool_oom_wait_single),
 		cmocka_unit_test(test_pool_oom_wait_from_then_on),
+		cmocka_unit_test(test_pool_oom_keepalive_retry),
 	};
 
 	tt_check_library();
