@@ -272,17 +272,39 @@ void dispatch(Port *port)
 	port_keep_trying(port);
 }
 
-void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
+// Frees a disowned wake-up's immediate (and its token) from inside its
+// own handler, which tevent defers until the handler has returned.
+void orphan_free_handler(tevent_context *ev, tevent_immediate *im,
+			 void *private_data)
 {
 	(void)ev;
+	(void)private_data;
+	talloc_free(im);
+}
+
+// A wake-up that arrives after its pool went away (port_teardown()).
+void orphan_wake(tevent_context *ev, Token *tok)
+{
+	// The threaded context that waited for it can go now; the running
+	// immediate, its child, must not go with it. port_teardown() may
+	// have taken tevent's destructor off it after it was taken into the
+	// loop, so a plain free would free it under this very handler.
+	// Scheduling it again gives the destructor back (every tevent does
+	// that on schedule) and frees it on the next turn, a deferred free.
+	tevent_immediate *im = tok->im;
+	talloc_steal(ev, im);
+	talloc_free(tok->orphan_tctx);
+	tok->orphan_tctx = nullptr;
+	tevent_schedule_immediate(im, ev, orphan_free_handler, nullptr);
+}
+
+void wake_handler(tevent_context *ev, tevent_immediate *im, void *private_data)
+{
 	(void)im;
 	auto *tok = static_cast<Token *>(private_data);
 	Port *port = tok->port;
 	if (port == nullptr) {
-		// Disowned when its pool went away: free it and the threaded
-		// context that waited for it (the running immediate itself is
-		// freed by tevent once we return).
-		talloc_free(tok->orphan_tctx);
+		orphan_wake(ev, tok);
 		return;
 	}
 	// Immediates whose handler ran at this level or deeper have returned

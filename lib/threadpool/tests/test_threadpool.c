@@ -1012,6 +1012,67 @@ static void test_free_pool_in_sync(void **state)
 	test_ev_free(ev);
 }
 
+/* An immediate scheduled before the pool's wake-up arrived: it runs first,
+ * in the turn that takes the wake-up in, and frees the pool. */
+struct free_first {
+	struct tevent_threadpool *pool;
+	bool ran;
+};
+
+static void free_pool_handler(struct tevent_context *ev,
+			      struct tevent_immediate *im, void *private_data)
+{
+	(void)ev;
+	(void)im;
+	struct free_first *f = private_data;
+	TALLOC_FREE(f->pool);
+	f->ran = true;
+}
+
+/* The pool goes while its wake-up is already queued on the loop but has
+ * not run: the wake-up's handler then runs for a pool that is gone, and
+ * the immediate it came in must outlive that run (ASan and valgrind saw
+ * it freed under the running handler). */
+static void test_free_pool_wake_queued(void **state)
+{
+	(void)state;
+	struct tevent_context *ev = test_ev();
+	struct free_first f = {
+		.pool = tevent_threadpool_create(NULL, 1, 1, "p"),
+	};
+	TALLOC_CTX *owner = talloc_new(NULL);
+	struct probe *p = probe_new();
+
+	for (int round = 0; round < 20; round++) {
+		if (f.pool == NULL) {
+			f.pool = tevent_threadpool_create(NULL, 1, 1, "p");
+		}
+		struct tevent_immediate *im = tevent_create_immediate(owner);
+		tevent_schedule_immediate(im, ev, free_pool_handler, &f);
+		p->cleanup_calls = 0;
+		probe_permit(p, 1);
+		assert_non_null(probe_enqueue(f.pool, ev, owner, p, "quick"));
+		/* The task ends at once; give its wake-up time to reach the
+		 * loop's queue, so that the next turn takes it in behind
+		 * the immediate above. */
+		while (tevent_threadpool_task_get_state(p->task) != ST_FINISHED) {
+			usleep(100);
+		}
+		usleep(20000);
+		f.ran = false;
+		LOOP_UNTIL(ev, f.ran);
+		assert_null(f.pool);
+		assert_int_equal(p->cleanup_calls, 1);
+		/* The orphaned wake-up runs and frees what it came with. */
+		spin_loop(ev);
+		talloc_free(im);
+	}
+	assert_int_equal(talloc_total_blocks(owner), 1);
+	talloc_free(owner);
+	probe_free(p);
+	test_ev_free(ev);
+}
+
 /* The tevent context goes away before the pool (while no wake-up is on its
  * way): its tasks are stopped and detached, reaped when the pool goes. */
 static void test_ev_freed_first(void **state)
@@ -1523,6 +1584,7 @@ int main(void)
 		cmocka_unit_test(test_finish_every_state),
 		cmocka_unit_test(test_free_every_state),
 		cmocka_unit_test(test_free_pool_in_sync),
+		cmocka_unit_test(test_free_pool_wake_queued),
 		cmocka_unit_test(test_ev_freed_first),
 		cmocka_unit_test(test_no_owner),
 		cmocka_unit_test(test_loop_wait),
