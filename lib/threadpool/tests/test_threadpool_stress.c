@@ -1,0 +1,1034 @@
+/*
+ * test_threadpool_stress.c - libtevent_threadpool under random use.
+ *
+ * Each seed drives a pool through a random sequence of what a program may
+ * do on its loop thread: enqueue tasks with random scripts on one of
+ * several contexts and owners, resume syncs now or later (from inside the
+ * sync function, from the driver, after a nested loop turn), stop tasks,
+ * reap them, free owners, contexts and whole pools (also from inside a
+ * sync function), finish pools, send jobs and cancel them.  Pool threads
+ * sleep for random short times so that the interleavings change.
+ *
+ * A model on the loop thread follows every task and job and checks what
+ * the header promises:
+ *  - a task function never runs at the same time as its sync function,
+ *    nor after its cleanup;
+ *  - sync and end notices come only for attached tasks, at most one end
+ *    notice, and a SYNCING notice only when the task is syncing;
+ *  - every accepted task gets exactly one cleanup, with its final state
+ *    (the end notice's, when there was one); a task that ended and was
+ *    not reaped is reaped after its owner was freed;
+ *  - a job's function never starts after its request was freed and is not
+ *    running once the free has returned; every request that was not freed
+ *    completes once, with 0 exactly when the function ran;
+ *  - EAGAIN only when the pool really is full;
+ *  - nothing is lost: once the driver stops, answering every sync brings
+ *    every task on a live context to its end, and after the pool is freed
+ *    no talloc memory is left.
+ *
+ * Built against Debian's tevent.h where available, like test_threadpool,
+ * so the same binary runs on both libraries.
+ *
+ * TP_STRESS_SEEDS=N (default 60; 10 under valgrind), TP_STRESS_START=S
+ * (first seed, default 1) and TP_STRESS_OPS=K (default 400) choose the
+ * runs; a failing run prints its seed.
+ */
+#define TEVENT_DEPRECATED 1  /* tevent_loop_allow_nesting() */
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tevent_threadpool.h"
+#include "tt.h"
+
+#define MAX_TASKS 2048
+#define MAX_JOBS 1024
+#define MAX_CTX 3
+#define MAX_OWNERS 4
+
+#define ST_SYNCING TEVENT_TP_STATE_SYNCING
+#define ST_RUNNING TEVENT_TP_STATE_RUNNING
+#define ST_STOPPING TEVENT_TP_STATE_STOPPING
+#define ST_FINISHED TEVENT_TP_STATE_FINISHED
+#define ST_STOPPED TEVENT_TP_STATE_STOPPED
+
+/* ------------------------------------------------------------------ */
+/* random numbers: one generator for the loop thread, one per task call */
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t loop_rng;
+
+/* 0 .. n-1 */
+static unsigned pick(unsigned n)
+{
+	return (unsigned)(splitmix(&loop_rng) % n);
+}
+
+/* true with probability pct/100 */
+static bool chance(unsigned pct)
+{
+	return pick(100) < pct;
+}
+
+/* ------------------------------------------------------------------ */
+/* the model */
+
+struct task_rec {
+	/* fixed at enqueue, read by pool threads */
+	int id;
+	int script[8];
+	int nscript;
+	uint64_t seed;
+	/* pool-thread side: only the task function writes these, and the
+	 * pool runs one call of a task at a time */
+	int step;
+	int stop_extra;  /* answers to STOPPING before STOPPED */
+	int calls;
+	/* shared */
+	atomic_int in_fn;
+	atomic_int in_sync;
+	atomic_int cleaned;
+	/* loop side */
+	int pool_gen;
+	int ctx;
+	int owner;  /* index into owners[], -1: none */
+	struct tevent_threadpool_task *task;
+	bool handle_valid;  /* task may be passed to the API */
+	bool attached;      /* sync and end notices may come */
+	bool pending;       /* SYNCING notice not answered yet */
+	int syncs;
+	int ends;
+	enum tevent_threadpool_task_state end_state;
+	enum tevent_threadpool_task_state cleanup_state;
+};
+
+struct job_rec {
+	int id;
+	int pool_gen;
+	int ctx;
+	struct tevent_req *req;
+	atomic_int freed;
+	atomic_int running;
+	atomic_int ran;
+	int completions;
+	int result;
+};
+
+struct owner_rec {
+	TALLOC_CTX *mem;  /* NULL: slot free */
+	int gen;
+};
+
+struct stress {
+	TALLOC_CTX *root;
+	struct tevent_context *ev[MAX_CTX];
+	struct tevent_timer *tick[MAX_CTX];
+	struct tevent_threadpool *pool;
+	int pool_gen;
+	unsigned max_threads;
+	unsigned max_depth;
+	bool finished;
+	struct owner_rec owners[MAX_OWNERS];
+	struct task_rec *tasks;
+	int ntasks;
+	struct job_rec *jobs;
+	int njobs;
+	int sync_depth;
+	bool draining;
+	atomic_int violations;
+	char first_violation[256];
+	uint64_t seed;
+	/* counts, for the summary line */
+	unsigned long enq_ok, enq_again, enq_shutdown, resumes, stops, reaps,
+		owner_frees, pool_frees, pool_finishes, ctx_frees, nested,
+		jobs_ok, jobs_failed, jobs_cancelled;
+};
+
+static struct stress *S;
+
+static void violation(const char *fmt, ...) PRINTF_ATTRIBUTE(1, 2);
+
+static void violation(const char *fmt, ...)
+{
+	if (atomic_fetch_add(&S->violations, 1) == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(S->first_violation, sizeof(S->first_violation), fmt,
+			  ap);
+		va_end(ap);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* pool-thread side */
+
+static void thread_jitter(uint64_t *rng)
+{
+	switch (splitmix(rng) % 8) {
+	case 0:
+		usleep((useconds_t)(splitmix(rng) % 200));
+		break;
+	case 1:
+	case 2:
+		sched_yield();
+		break;
+	default:
+		break;
+	}
+}
+
+static int stress_task(void *user, enum tevent_threadpool_task_state state)
+{
+	struct task_rec *t = user;
+	int ret;
+
+	if (atomic_exchange(&t->in_fn, 1) != 0) {
+		violation("task %d: two calls of its function at once", t->id);
+	}
+	if (atomic_load(&t->in_sync) != 0) {
+		violation("task %d: function runs during its sync", t->id);
+	}
+	if (atomic_load(&t->cleaned) != 0) {
+		violation("task %d: function runs after its cleanup", t->id);
+	}
+	uint64_t rng = t->seed + (uint64_t)t->calls * 7919;
+	t->calls++;
+	thread_jitter(&rng);
+
+	if (state == ST_STOPPING) {
+		if (t->stop_extra > 0) {
+			/* Neither may call the sync function now. */
+			t->stop_extra--;
+			ret = (splitmix(&rng) & 1) ? TEVENT_TP_RETURN_SYNC
+						   : TEVENT_TP_RETURN_CHECKING_IN;
+		} else {
+			ret = TEVENT_TP_RETURN_STOPPED;
+		}
+	} else if (state == ST_RUNNING) {
+		ret = t->script[t->step < t->nscript ? t->step
+						     : t->nscript - 1];
+		t->step++;
+	} else {
+		violation("task %d: function called with state %d", t->id,
+			  (int)state);
+		ret = TEVENT_TP_RETURN_STOPPED;
+	}
+	thread_jitter(&rng);
+	atomic_store(&t->in_fn, 0);
+	return ret;
+}
+
+static void stress_job(void *private_data)
+{
+	struct job_rec *j = private_data;
+	if (atomic_load(&j->freed) != 0) {
+		violation("job %d: started after its request was freed", j->id);
+	}
+	atomic_store(&j->running, 1);
+	uint64_t rng = (uint64_t)j->id * 104729;
+	thread_jitter(&rng);
+	atomic_fetch_add(&j->ran, 1);
+	atomic_store(&j->running, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* loop side: callbacks */
+
+static void free_pool(void);
+static void free_owner(int o);
+
+static bool owner_alive(const struct task_rec *t)
+{
+	return t->owner >= 0 && S->owners[t->owner].mem != NULL;
+}
+
+static void resume(struct task_rec *t, bool stop)
+{
+	int ret = tevent_threadpool_task_sync(t->task, stop);
+	if (ret != 0) {
+		violation("task %d: task_sync returned %d", t->id, ret);
+	}
+	t->pending = false;
+	S->resumes++;
+}
+
+static void stress_sync(struct tevent_threadpool_task *task, void *user,
+			enum tevent_threadpool_task_state state)
+{
+	struct task_rec *t = user;
+
+	if (task != t->task) {
+		violation("task %d: sync with another task pointer", t->id);
+	}
+	if (!t->attached || !owner_alive(t)) {
+		violation("task %d: notice %d for a detached task", t->id,
+			  (int)state);
+		return;
+	}
+	if (atomic_load(&t->cleaned) != 0) {
+		violation("task %d: notice after cleanup", t->id);
+		return;
+	}
+	if (atomic_load(&t->in_fn) != 0) {
+		violation("task %d: sync while its function runs", t->id);
+	}
+	atomic_store(&t->in_sync, 1);
+	S->sync_depth++;
+
+	if (state == ST_FINISHED || state == ST_STOPPED) {
+		t->ends++;
+		t->end_state = state;
+		t->pending = false;
+		if (t->ends > 1) {
+			violation("task %d: %d end notices", t->id, t->ends);
+		}
+		if (tevent_threadpool_task_get_state(task) != state) {
+			violation("task %d: ended %d, get_state %d", t->id,
+				  (int)state,
+				  (int)tevent_threadpool_task_get_state(task));
+		}
+		atomic_store(&t->in_sync, 0);
+		if (S->draining || chance(50)) {
+			enum tevent_threadpool_task_state st =
+				tevent_threadpool_task_status(task);
+			S->reaps++;
+			if (st != state) {
+				violation("task %d: status %d after end %d",
+					  t->id, (int)st, (int)state);
+			}
+			if (atomic_load(&t->cleaned) != 1) {
+				violation("task %d: status did not reap", t->id);
+			}
+			t->handle_valid = false;
+			t->attached = false;
+		}
+		S->sync_depth--;
+		return;
+	}
+
+	if (state != ST_SYNCING) {
+		violation("task %d: sync with state %d", t->id, (int)state);
+	} else if (t->pending) {
+		violation("task %d: second SYNCING before a resume", t->id);
+	} else if (tevent_threadpool_task_get_state(task) != ST_SYNCING) {
+		violation("task %d: SYNCING notice, get_state %d", t->id,
+			  (int)tevent_threadpool_task_get_state(task));
+	}
+	t->pending = true;
+	t->syncs++;
+
+	unsigned r = S->draining ? 0 : pick(100);
+	if (r < 40) {
+		resume(t, chance(10));
+	} else if (r < 45) {
+		resume(t, false);
+		int again = tevent_threadpool_task_sync(task, false);
+		if (again != EINVAL) {
+			violation("task %d: second task_sync gave %d", t->id,
+				  again);
+		}
+	} else if (r < 52 && S->sync_depth < 3) {
+		/* A nested turn of this loop, which may run other tasks'
+		 * notices (and free this task's owner). */
+		S->nested++;
+		atomic_store(&t->in_sync, 0);
+		int ret = tevent_loop_once(S->ev[t->ctx]);
+		if (ret != 0) {
+			violation("nested tevent_loop_once returned %d", ret);
+		}
+		atomic_store(&t->in_sync, 1);
+		if (t->attached && t->pending && chance(50)) {
+			resume(t, false);
+		}
+	} else if (r < 56 && t->owner >= 0) {
+		free_owner(t->owner);
+	} else if (r < 59) {
+		tevent_threadpool_task_stop(task);
+		t->pending = false;
+		S->stops++;
+	} else if (r < 60 && S->sync_depth == 1) {
+		atomic_store(&t->in_sync, 0);
+		free_pool();
+	}
+	/* otherwise: answered later by the driver */
+	atomic_store(&t->in_sync, 0);
+	S->sync_depth--;
+}
+
+static void stress_cleanup(void *user, enum tevent_threadpool_task_state state)
+{
+	struct task_rec *t = user;
+	if (atomic_fetch_add(&t->cleaned, 1) != 0) {
+		violation("task %d: second cleanup", t->id);
+	}
+	if (atomic_load(&t->in_fn) != 0) {
+		violation("task %d: cleanup while its function runs", t->id);
+	}
+	if (state != ST_FINISHED && state != ST_STOPPED) {
+		violation("task %d: cleanup with state %d", t->id, (int)state);
+	}
+	if (t->ends > 0 && state != t->end_state) {
+		violation("task %d: cleanup %d after end notice %d", t->id,
+			  (int)state, (int)t->end_state);
+	}
+	t->cleanup_state = state;
+	t->handle_valid = false;
+	t->attached = false;
+	t->pending = false;
+}
+
+static void job_done(struct tevent_req *req)
+{
+	struct job_rec *j = tevent_req_callback_data_void(req);
+	if (req != j->req) {
+		violation("job %d: callback for another request", j->id);
+	}
+	int ret = tevent_threadpool_job_recv(req);
+	j->completions++;
+	j->result = ret;
+	int ran = atomic_load(&j->ran);
+	if ((ret == 0) != (ran == 1) || ran > 1) {
+		violation("job %d: result %d, function ran %d times", j->id,
+			  ret, ran);
+	}
+	if (ret != 0 && ret != EAGAIN && ret != ESHUTDOWN &&
+	    ret != ECANCELED) {
+		violation("job %d: result %d", j->id, ret);
+	}
+	if (ret == 0) {
+		S->jobs_ok++;
+	} else {
+		S->jobs_failed++;
+	}
+	j->req = NULL;
+	talloc_free(req);
+}
+
+static void tick(struct tevent_context *ev, struct tevent_timer *te,
+		 struct timeval now, void *private_data)
+{
+	(void)te;
+	(void)now;
+	struct tevent_timer **slot = private_data;
+	/* Re-armed for ever, so that no loop turn blocks for long. */
+	*slot = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(0, 1000),
+				 tick, slot);
+	if (*slot == NULL) {
+		violation("tick: tevent_add_timer failed");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* loop side: operations */
+
+static void new_context(int c)
+{
+	struct tevent_context *ev = tevent_context_init(S->root);
+	assert_non_null(ev);
+	/* Sync functions run nested turns. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	tevent_loop_allow_nesting(ev);
+#pragma GCC diagnostic pop
+	S->ev[c] = ev;
+	S->tick[c] = tevent_add_timer(ev, ev,
+				      tevent_timeval_current_ofs(0, 1000),
+				      tick, &S->tick[c]);
+	assert_non_null(S->tick[c]);
+}
+
+static void new_pool(void)
+{
+	S->max_threads = 1 + pick(4);
+	static const unsigned depths[] = {0, 1, 2, 4, 16, 64};
+	S->max_depth = depths[pick(sizeof(depths) / sizeof(depths[0]))];
+	S->pool = tevent_threadpool_create(S->root, S->max_threads,
+					   S->max_depth, "stress %d",
+					   S->pool_gen + 1);
+	assert_non_null(S->pool);
+	S->pool_gen++;
+	S->finished = false;
+}
+
+/* Tasks the pool may still count against its limit: accepted, not known
+ * to have ended, not reaped; plus jobs not completed nor freed. */
+static unsigned outstanding(void)
+{
+	unsigned n = 0;
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->pool_gen == S->pool_gen && atomic_load(&t->cleaned) == 0
+		    && t->ends == 0) {
+			n++;
+		}
+	}
+	for (int i = 0; i < S->njobs; i++) {
+		struct job_rec *j = &S->jobs[i];
+		if (j->pool_gen == S->pool_gen && j->req != NULL) {
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Every task of the pool being freed must have had its cleanup. */
+static void check_pool_reaped(int gen)
+{
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->pool_gen == gen && atomic_load(&t->cleaned) != 1) {
+			violation("task %d: %d cleanups after its pool went",
+				  t->id, atomic_load(&t->cleaned));
+		}
+	}
+}
+
+static void free_pool(void)
+{
+	int gen = S->pool_gen;
+	struct tevent_threadpool *pool = S->pool;
+	S->pool = NULL;
+	talloc_free(pool);
+	S->pool_frees++;
+	check_pool_reaped(gen);
+}
+
+static void free_owner(int o)
+{
+	TALLOC_FREE(S->owners[o].mem);
+	S->owner_frees++;
+	/* Its tasks are detached; one that ended is reaped on a later turn
+	 * of its loop (drain() checks that it is). */
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->owner == o) {
+			t->handle_valid = false;
+			t->attached = false;
+			t->pending = false;
+			t->owner = -1;
+		}
+	}
+}
+
+static int owner_for_new_task(void)
+{
+	if (chance(15)) {
+		return -1;
+	}
+	int o = (int)pick(MAX_OWNERS);
+	if (S->owners[o].mem == NULL) {
+		S->owners[o].mem = talloc_named(S->root, 0, "owner %d",
+						S->owners[o].gen++);
+		assert_non_null(S->owners[o].mem);
+	}
+	return o;
+}
+
+static void make_script(struct task_rec *t)
+{
+	static const int steps[] = {
+		TEVENT_TP_RETURN_CHECKING_IN,
+		TEVENT_TP_RETURN_SYNC,
+		TEVENT_TP_RETURN_SYNC,
+		TEVENT_TP_RETURN_SYNC | TEVENT_TP_RETURN_FLAG_OUTLIVE,
+		TEVENT_TP_RETURN_CHECKING_IN | TEVENT_TP_RETURN_FLAG_OUTLIVE,
+	};
+	t->nscript = (int)pick(7);
+	for (int i = 0; i < t->nscript; i++) {
+		t->script[i] = steps[pick(sizeof(steps) / sizeof(steps[0]))];
+	}
+	t->script[t->nscript++] = chance(10) ? TEVENT_TP_RETURN_STOPPED
+					     : TEVENT_TP_RETURN_FINISHED;
+	t->stop_extra = chance(20) ? 1 + (int)pick(2) : 0;
+}
+
+static void op_enqueue(void)
+{
+	if (S->ntasks == MAX_TASKS) {
+		return;
+	}
+	struct task_rec *t = &S->tasks[S->ntasks];
+	memset(t, 0, sizeof(*t));
+	t->id = S->ntasks;
+	t->seed = splitmix(&loop_rng);
+	t->ctx = (int)pick(MAX_CTX);
+	t->owner = owner_for_new_task();
+	t->pool_gen = S->pool_gen;
+	make_script(t);
+
+	unsigned before = outstanding();
+	struct tevent_threadpool_task_args args = {
+		.ev = S->ev[t->ctx],
+		.owner = t->owner >= 0 ? S->owners[t->owner].mem : NULL,
+		.user = t,
+		.task = stress_task,
+		.sync = stress_sync,
+		.cleanup = stress_cleanup,
+	};
+	errno = 0;
+	t->task = tevent_threadpool_enqueue(S->pool, &args, "task %d", t->id);
+	if (t->task == NULL) {
+		int err = errno;
+		if (err == ESHUTDOWN && S->finished) {
+			S->enq_shutdown++;
+		} else if (err == EAGAIN && !S->finished &&
+			   before >= S->max_threads + S->max_depth) {
+			S->enq_again++;
+		} else {
+			violation("enqueue failed with errno %d (finished %d, "
+				  "%u outstanding, limit %u)", err,
+				  (int)S->finished, before,
+				  S->max_threads + S->max_depth);
+		}
+		return;
+	}
+	if (S->finished) {
+		violation("enqueue accepted after finish");
+	}
+	S->enq_ok++;
+	S->ntasks++;
+	/* Without an owner the task is detached at once and may be reaped
+	 * whenever it ends: its pointer is not ours to use. */
+	t->attached = t->owner >= 0;
+	t->handle_valid = t->attached;
+}
+
+/* A random task whose handle may be used, or NULL. */
+static struct task_rec *pick_task(bool (*want)(const struct task_rec *))
+{
+	if (S->ntasks == 0) {
+		return NULL;
+	}
+	int start = (int)pick((unsigned)S->ntasks);
+	for (int k = 0; k < S->ntasks; k++) {
+		struct task_rec *t = &S->tasks[(start + k) % S->ntasks];
+		if (t->handle_valid && t->pool_gen == S->pool_gen &&
+		    want(t)) {
+			return t;
+		}
+	}
+	return NULL;
+}
+
+static bool is_pending(const struct task_rec *t)
+{
+	return t->pending;
+}
+
+static bool any_task(const struct task_rec *t)
+{
+	(void)t;
+	return true;
+}
+
+static void op_resume(void)
+{
+	struct task_rec *t = pick_task(is_pending);
+	if (t != NULL) {
+		resume(t, chance(10));
+	}
+}
+
+static void op_stop(void)
+{
+	struct task_rec *t = pick_task(any_task);
+	if (t != NULL) {
+		tevent_threadpool_task_stop(t->task);
+		t->pending = false;
+		S->stops++;
+	}
+}
+
+static void op_reap_or_peek(void)
+{
+	struct task_rec *t = pick_task(any_task);
+	if (t == NULL) {
+		return;
+	}
+	if (t->ends == 0) {
+		enum tevent_threadpool_task_state st =
+			tevent_threadpool_task_get_state(t->task);
+		if (t->pending && st != ST_SYNCING) {
+			violation("task %d: pending sync, get_state %d", t->id,
+				  (int)st);
+		}
+		if (st == ST_FINISHED || st == ST_STOPPED) {
+			/* Ended, notice on its way: reaping now is fine. */
+			if (tevent_threadpool_task_status(t->task) != st) {
+				violation("task %d: status changed", t->id);
+			}
+			S->reaps++;
+			if (atomic_load(&t->cleaned) != 1) {
+				violation("task %d: status did not reap",
+					  t->id);
+			}
+			t->handle_valid = false;
+			t->attached = false;
+		}
+		return;
+	}
+	if (tevent_threadpool_task_status(t->task) != t->end_state) {
+		violation("task %d: status differs from end notice", t->id);
+	}
+	S->reaps++;
+	if (atomic_load(&t->cleaned) != 1) {
+		violation("task %d: status did not reap", t->id);
+	}
+	t->handle_valid = false;
+	t->attached = false;
+}
+
+static void op_free_owner(void)
+{
+	int o = (int)pick(MAX_OWNERS);
+	if (S->owners[o].mem != NULL) {
+		free_owner(o);
+	}
+}
+
+static void op_job_send(void)
+{
+	if (S->njobs == MAX_JOBS) {
+		return;
+	}
+	struct job_rec *j = &S->jobs[S->njobs];
+	memset(j, 0, sizeof(*j));
+	j->id = S->njobs;
+	j->ctx = (int)pick(MAX_CTX);
+	j->pool_gen = S->pool_gen;
+	j->req = tevent_threadpool_job_send(S->root, S->ev[j->ctx], S->pool,
+					    stress_job, j);
+	assert_non_null(j->req);
+	tevent_req_set_callback(j->req, job_done, j);
+	S->njobs++;
+}
+
+static void cancel_job(struct job_rec *j)
+{
+	struct tevent_req *req = j->req;
+	j->req = NULL;
+	talloc_free(req);
+	atomic_store(&j->freed, 1);
+	if (atomic_load(&j->running) != 0) {
+		violation("job %d: still running after its request went",
+			  j->id);
+	}
+	S->jobs_cancelled++;
+}
+
+static void op_job_cancel(void)
+{
+	if (S->njobs == 0) {
+		return;
+	}
+	struct job_rec *j = &S->jobs[pick((unsigned)S->njobs)];
+	if (j->req != NULL) {
+		cancel_job(j);
+	}
+}
+
+/* The dump reads every task's state while pool threads change it. */
+static void op_dump(void)
+{
+	char *d = tevent_threadpool_dump(S->root, S->pool);
+	if (d == NULL || strstr(d, "stress") == NULL) {
+		violation("dump: %s", d ? d : "NULL");
+	}
+	talloc_free(d);
+}
+
+static void op_loop(void)
+{
+	int ret = tevent_loop_once(S->ev[pick(MAX_CTX)]);
+	if (ret != 0) {
+		violation("tevent_loop_once returned %d", ret);
+	}
+}
+
+/* A context goes before the pool: its tasks lose their loop. */
+static void op_free_context(void)
+{
+	int c = (int)pick(MAX_CTX);
+	for (int i = 0; i < S->njobs; i++) {
+		if (S->jobs[i].ctx == c && S->jobs[i].req != NULL) {
+			cancel_job(&S->jobs[i]);
+		}
+	}
+	TALLOC_FREE(S->ev[c]);
+	S->ctx_frees++;
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->ctx == c) {
+			t->handle_valid = false;
+			t->attached = false;
+			t->pending = false;
+			t->ctx = -1;
+		}
+	}
+	new_context(c);
+}
+
+static void op_finish(void)
+{
+	if (S->finished) {
+		return;
+	}
+	tevent_threadpool_finish(S->pool);
+	S->finished = true;
+	S->pool_finishes++;
+	/* Syncing tasks were resumed with a stop. */
+	for (int i = 0; i < S->ntasks; i++) {
+		S->tasks[i].pending = false;
+	}
+}
+
+static void run_op(void)
+{
+	if (S->pool == NULL) {
+		new_pool();  /* freed from inside a sync function */
+	}
+	if (S->finished && chance(5)) {
+		free_pool();
+		new_pool();
+		return;
+	}
+	unsigned r = pick(1000);
+	if (r < 200) {
+		op_enqueue();
+	} else if (r < 400) {
+		op_resume();
+	} else if (r < 440) {
+		op_stop();
+	} else if (r < 520) {
+		op_reap_or_peek();
+	} else if (r < 545) {
+		op_free_owner();
+	} else if (r < 635) {
+		op_job_send();
+	} else if (r < 665) {
+		op_job_cancel();
+	} else if (r < 675) {
+		op_dump();
+	} else if (r < 990) {
+		op_loop();
+	} else if (r < 994) {
+		op_free_context();
+	} else if (r < 997) {
+		op_finish();
+	} else {
+		free_pool();
+		new_pool();
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* the end of a run: nothing may be lost */
+
+static bool all_delivered(void)
+{
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->pool_gen != S->pool_gen || t->ctx < 0) {
+			continue;  /* reaped with its pool / lost its loop */
+		}
+		/* Attached: its end notice is due; detached: its cleanup. */
+		if (atomic_load(&t->cleaned) == 0 &&
+		    (t->ends == 0 || !t->handle_valid)) {
+			return false;
+		}
+	}
+	for (int i = 0; i < S->njobs; i++) {
+		if (S->jobs[i].req != NULL) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static double now_s(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static void drain(void)
+{
+	S->draining = true;
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->handle_valid && t->pending) {
+			resume(t, false);
+		}
+	}
+	double deadline = now_s() + 60;
+	unsigned turn = 0;
+	while (!all_delivered()) {
+		if (now_s() > deadline) {
+			char *dump = tevent_threadpool_dump(S->root, S->pool);
+			fprintf(stderr, "%s\n", dump ? dump : "(no dump)");
+			for (int i = 0; i < S->ntasks; i++) {
+				struct task_rec *t = &S->tasks[i];
+				if (t->pool_gen == S->pool_gen && t->ctx >= 0
+				    && atomic_load(&t->cleaned) == 0) {
+					fprintf(stderr, "task %d: ctx %d owner "
+						"%d attached %d pending %d "
+						"syncs %d ends %d calls %d\n",
+						t->id, t->ctx, t->owner,
+						(int)t->attached,
+						(int)t->pending, t->syncs,
+						t->ends, t->calls);
+				}
+			}
+			violation("drain: not everything delivered in 60 s");
+			break;
+		}
+		int ret = tevent_loop_once(S->ev[turn++ % MAX_CTX]);
+		if (ret != 0) {
+			violation("drain: tevent_loop_once returned %d", ret);
+			break;
+		}
+	}
+	/* Reap what ended and is still ours. */
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->handle_valid && t->ends > 0) {
+			tevent_threadpool_task_status(t->task);
+		}
+	}
+}
+
+static void run_seed(uint64_t seed, int ops)
+{
+	loop_rng = seed * 0x2545f4914f6cdd1dULL + 1;
+	memset(S, 0, sizeof(*S));
+	S->seed = seed;
+	S->root = talloc_new(NULL);
+	S->tasks = calloc(MAX_TASKS, sizeof(*S->tasks));
+	S->jobs = calloc(MAX_JOBS, sizeof(*S->jobs));
+	assert_non_null(S->root);
+	assert_non_null(S->tasks);
+	assert_non_null(S->jobs);
+	for (int c = 0; c < MAX_CTX; c++) {
+		new_context(c);
+	}
+	new_pool();
+
+	for (int i = 0; i < ops && atomic_load(&S->violations) == 0; i++) {
+		run_op();
+	}
+	if (S->pool == NULL) {
+		new_pool();
+	}
+	if (atomic_load(&S->violations) == 0) {
+		drain();
+	}
+	free_pool();
+	for (int i = 0; i < S->ntasks; i++) {
+		if (atomic_load(&S->tasks[i].cleaned) != 1) {
+			violation("task %d: %d cleanups at the end", i,
+				  atomic_load(&S->tasks[i].cleaned));
+		}
+	}
+	for (int i = 0; i < S->njobs; i++) {
+		struct job_rec *j = &S->jobs[i];
+		if (j->req == NULL && !atomic_load(&j->freed) &&
+		    j->completions != 1) {
+			violation("job %d: %d completions", i, j->completions);
+		}
+	}
+	for (int o = 0; o < MAX_OWNERS; o++) {
+		TALLOC_FREE(S->owners[o].mem);
+	}
+	for (int c = 0; c < MAX_CTX; c++) {
+		TALLOC_FREE(S->ev[c]);
+	}
+	for (int i = 0; i < S->njobs; i++) {
+		if (S->jobs[i].req != NULL) {
+			violation("job %d: request left at the end", i);
+		}
+	}
+	size_t left = talloc_total_blocks(S->root);
+	if (left != 1) {
+		talloc_report_full(S->root, stderr);
+		violation("%zu talloc blocks left under the root", left - 1);
+	}
+	talloc_free(S->root);
+	free(S->tasks);
+	free(S->jobs);
+
+	if (atomic_load(&S->violations) != 0 || getenv("TP_STRESS_VERBOSE")) {
+		fprintf(stderr,
+			"seed %llu: %d violation(s)%s%s; tasks %d (enqueue ok "
+			"%lu, EAGAIN %lu, ESHUTDOWN %lu), resumes %lu, stops "
+			"%lu, reaps %lu, owner frees %lu, pool frees %lu, "
+			"finishes %lu, context frees %lu, nested turns %lu, "
+			"jobs %d (ok %lu, failed %lu, cancelled %lu)\n",
+			(unsigned long long)seed, atomic_load(&S->violations),
+			S->violations ? ", first: " : "", S->first_violation,
+			S->ntasks, S->enq_ok, S->enq_again, S->enq_shutdown,
+			S->resumes, S->stops, S->reaps, S->owner_frees,
+			S->pool_frees, S->pool_finishes, S->ctx_frees,
+			S->nested, S->njobs, S->jobs_ok, S->jobs_failed,
+			S->jobs_cancelled);
+	}
+}
+
+static int env_int(const char *name, int dflt)
+{
+	const char *v = getenv(name);
+	return v != NULL && *v != '\0' ? atoi(v) : dflt;
+}
+
+static void test_random_use(void **state)
+{
+	(void)state;
+	static struct stress s;
+	S = &s;
+	int seeds = env_int("TP_STRESS_SEEDS", TT_ON_VALGRIND() ? 10 : 60);
+	int start = env_int("TP_STRESS_START", 1);
+	int ops = env_int("TP_STRESS_OPS", 400);
+	int failed = 0;
+
+	for (int i = 0; i < seeds; i++) {
+		alarm(600);
+		run_seed((uint64_t)(start + i), ops);
+		if (atomic_load(&S->violations) != 0) {
+			failed++;
+		}
+	}
+	alarm(0);
+	assert_int_equal(failed, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_use),
+	};
+	tt_check_library();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
