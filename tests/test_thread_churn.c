@@ -1,0 +1,608 @@
+/*
+ * test_thread_churn.c - cross-thread messages while everything around them
+ * comes and goes.
+ *
+ * The other thread suites each look at one situation at a time.  Here a
+ * random driver on the loop thread mixes them, so that they meet:
+ *
+ *  - producer threads start, send a random number of messages through
+ *    thread proxies (tevent_thread_proxy_schedule()) and threaded contexts
+ *    (tevent_threaded_schedule_immediate()) to three loops, and exit while
+ *    their spent messages are still on the way back to them;
+ *  - the driver turns the loops, frees and recreates proxies, threaded
+ *    contexts and whole loops with messages queued, sends from the loop
+ *    thread too, and its handlers free, keep, steal or reschedule what
+ *    they receive, or free their own proxy.
+ *
+ * The rules are the thread chapter's: a producer only sends through a
+ * proxy or threaded context that exists (each loop's slot has a mutex
+ * that the driver holds while it replaces them), and allocates only on
+ * NULL.
+ *
+ * Checked, per message: its handler runs at most once, on the loop it was
+ * sent to, and only while the proxy (for a threaded immediate: the loop)
+ * it was sent through still exists; a message whose proxy or loop lived
+ * until the end is delivered; every parameter block is freed exactly once.
+ * ASan, TSan and valgrind (make test-asan, test-tsan, test-valgrind) look
+ * for the rest: leaks, races, use after free.
+ *
+ * TT_CHURN_SEEDS=N (default 8, 2 under TSan or valgrind), TT_CHURN_START=S
+ * and TT_CHURN_OPS=K (default 3000) choose the runs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tt_threads.h"
+
+#define NSLOT 3
+#define MAX_PRODUCERS 6
+#define MAX_MSGS 400000
+#define IDLE_MAX 32
+
+enum msg_kind { KIND_NONE, KIND_PROXY, KIND_THREADED };
+
+struct msg_rec {
+	atomic_int sent;       /* handed to the library */
+	atomic_int delivered;  /* handler runs */
+	atomic_int freed;      /* parameter block destructor runs */
+	int kind;
+	int slot;
+	unsigned gen;  /* the slot's proxy (or loop) generation at sending */
+};
+
+struct slot {
+	pthread_mutex_t m;  /* producers hold it while they send */
+	struct tevent_context *ev;
+	struct tevent_timer *tick;
+	struct tevent_thread_proxy *tp;
+	struct tevent_threaded_context *tctx;
+	TALLOC_CTX *ims_mem;  /* the threaded immediates live here */
+	struct tevent_immediate *idle[IDLE_MAX];  /* for producers */
+	int nidle;
+	struct tevent_immediate *returned[IDLE_MAX];  /* handlers done */
+	int nreturned;
+	unsigned tp_gen;  /* new proxy (or loop) */
+	unsigned ev_gen;  /* new loop */
+};
+
+struct producer {
+	pthread_t thread;
+	bool running;
+	atomic_int done;
+	uint64_t seed;
+	int msgs;
+};
+
+struct payload {
+	unsigned id;
+};
+
+static struct msg_rec *msgs;
+static atomic_uint next_msg;
+static atomic_uint payloads_made;
+static struct slot slots[NSLOT];
+static struct producer producers[MAX_PRODUCERS];
+static TALLOC_CTX *keep_mem;  /* what handlers kept; loop thread only */
+static atomic_int violations;
+static char first_violation[256];
+static unsigned long n_delivered, n_kept, n_rescheduled, n_proxy_frees,
+	n_tctx_frees, n_ev_frees, n_spawned, n_own_sends;
+
+static void violation(const char *fmt, ...) PRINTF_ATTRIBUTE(1, 2);
+
+static void violation(const char *fmt, ...)
+{
+	if (atomic_fetch_add(&violations, 1) == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(first_violation, sizeof(first_violation), fmt, ap);
+		va_end(ap);
+	}
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t loop_rng;
+
+static unsigned pick(unsigned n)
+{
+	return (unsigned)(splitmix(&loop_rng) % n);
+}
+
+static bool chance(unsigned pct)
+{
+	return pick(100) < pct;
+}
+
+/* ------------------------------------------------------------------ */
+/* messages */
+
+static int payload_destructor(struct payload *p)
+{
+	if (atomic_fetch_add(&msgs[p->id].freed, 1) != 0) {
+		violation("message %u: parameter block freed twice", p->id);
+	}
+	return 0;
+}
+
+/* A message arrives: on the right loop, once, from a live sender. */
+static struct msg_rec *arrive(struct tevent_context *ev, unsigned id,
+			      int kind)
+{
+	struct msg_rec *r = &msgs[id];
+	struct slot *s = &slots[r->slot];
+	if (r->kind != kind || !atomic_load(&r->sent)) {
+		violation("message %u: kind %d, sent %d, arrived as %d", id,
+			  r->kind, atomic_load(&r->sent), kind);
+	}
+	if (atomic_fetch_add(&r->delivered, 1) != 0) {
+		violation("message %u: delivered twice", id);
+	}
+	if (ev != s->ev) {
+		violation("message %u: delivered on another loop", id);
+	}
+	unsigned gen = kind == KIND_PROXY ? s->tp_gen : s->ev_gen;
+	if (r->gen != gen) {
+		violation("message %u: delivered after its %s was freed", id,
+			  kind == KIND_PROXY ? "proxy" : "loop");
+	}
+	n_delivered++;
+	return r;
+}
+
+static void replace_proxy(struct slot *s);
+
+static void local_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	(void)ev;
+	(void)private_data;
+	talloc_free(im);  /* and the parameter block below it */
+}
+
+static void proxy_handler(struct tevent_context *ev,
+			  struct tevent_immediate *im, void *private_data)
+{
+	struct payload *p = private_data;
+	struct msg_rec *r = arrive(ev, p->id, KIND_PROXY);
+	struct slot *s = &slots[r->slot];
+
+	switch (pick(10)) {
+	case 0:
+		talloc_free(p);
+		break;
+	case 1:
+		talloc_steal(keep_mem, p);  /* the block outlives the message */
+		n_kept++;
+		break;
+	case 2:
+		talloc_steal(keep_mem, im);  /* the message, block and all */
+		n_kept++;
+		break;
+	case 3:
+		tevent_schedule_immediate(im, ev, local_handler, p);
+		n_rescheduled++;
+		break;
+	case 4:
+		if (chance(20)) {
+			/* Its own proxy goes while the handler runs. */
+			pthread_mutex_lock(&s->m);
+			replace_proxy(s);
+			pthread_mutex_unlock(&s->m);
+		}
+		break;
+	default:
+		break;  /* the library frees message and block */
+	}
+}
+
+static void threaded_handler(struct tevent_context *ev,
+			     struct tevent_immediate *im, void *private_data)
+{
+	unsigned id = (unsigned)((struct msg_rec *)private_data - msgs);
+	struct msg_rec *r = arrive(ev, id, KIND_THREADED);
+	struct slot *s = &slots[r->slot];
+	/* Freed here (the loop defers that until we return), or used again
+	 * once this handler has returned: not before, the thread chapter's
+	 * rule (refill() hands it out). */
+	if (s->nreturned < IDLE_MAX && chance(70)) {
+		s->returned[s->nreturned++] = im;
+	} else {
+		talloc_free(im);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* sending, from producers and from the loop thread */
+
+static unsigned new_msg(int slot, int kind)
+{
+	unsigned id = atomic_fetch_add(&next_msg, 1);
+	if (id >= MAX_MSGS) {
+		return UINT32_MAX;
+	}
+	msgs[id].slot = slot;
+	msgs[id].kind = kind;
+	return id;
+}
+
+/* Slot mutex held. */
+static void send_proxy_locked(struct slot *s, unsigned id,
+			      struct tevent_immediate **im, struct payload **p)
+{
+	msgs[id].gen = s->tp_gen;
+	atomic_store(&msgs[id].sent, 1);
+	tevent_thread_proxy_schedule(s->tp, im, proxy_handler, p);
+	CHECK(*im == NULL && *p == NULL);
+}
+
+static void send_proxy(int slot)
+{
+	unsigned id = new_msg(slot, KIND_PROXY);
+	if (id == UINT32_MAX) {
+		return;
+	}
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+	struct payload *p = talloc(NULL, struct payload);
+	CHECK(im != NULL && p != NULL);
+	p->id = id;
+	talloc_set_destructor(p, payload_destructor);
+	atomic_fetch_add(&payloads_made, 1);
+
+	struct slot *s = &slots[slot];
+	pthread_mutex_lock(&s->m);
+	if (s->tp != NULL) {
+		send_proxy_locked(s, id, &im, &p);
+	}
+	pthread_mutex_unlock(&s->m);
+	/* No proxy right now: never sent. */
+	talloc_free(im);
+	talloc_free(p);
+}
+
+static void send_threaded(int slot)
+{
+	struct slot *s = &slots[slot];
+	pthread_mutex_lock(&s->m);
+	if (s->tctx != NULL && s->nidle > 0) {
+		unsigned id = new_msg(slot, KIND_THREADED);
+		if (id != UINT32_MAX) {
+			struct tevent_immediate *im = s->idle[--s->nidle];
+			msgs[id].gen = s->ev_gen;
+			atomic_store(&msgs[id].sent, 1);
+			tevent_threaded_schedule_immediate(s->tctx, im,
+							   threaded_handler,
+							   &msgs[id]);
+		}
+	}
+	pthread_mutex_unlock(&s->m);
+}
+
+static void *producer_main(void *arg)
+{
+	struct producer *pr = arg;
+	uint64_t rng = pr->seed;
+	for (int i = 0; i < pr->msgs; i++) {
+		int slot = (int)(splitmix(&rng) % NSLOT);
+		if (splitmix(&rng) % 10 < 7) {
+			send_proxy(slot);
+		} else {
+			send_threaded(slot);
+		}
+		switch (splitmix(&rng) % 16) {
+		case 0:
+			usleep((useconds_t)(splitmix(&rng) % 300));
+			break;
+		case 1:
+		case 2:
+			sched_yield();
+			break;
+		default:
+			break;
+		}
+	}
+	atomic_store(&pr->done, 1);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* the loop side */
+
+static void tick(struct tevent_context *ev, struct tevent_timer *te,
+		 struct timeval now, void *private_data)
+{
+	(void)te;
+	(void)now;
+	struct tevent_timer **slot = private_data;
+	/* Re-armed for ever: no turn blocks for long. */
+	*slot = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(0, 1000),
+				 tick, slot);
+	CHECK(*slot != NULL);
+}
+
+/* Slot mutex held (or no producer running). */
+static void replace_proxy(struct slot *s)
+{
+	TALLOC_FREE(s->tp);
+	s->tp_gen++;
+	s->tp = tevent_thread_proxy_create(s->ev);
+	CHECK(s->tp != NULL);
+	n_proxy_frees++;
+}
+
+static void replace_tctx(struct slot *s)
+{
+	TALLOC_FREE(s->tctx);
+	s->tctx = tevent_threaded_context_create(s->ims_mem, s->ev);
+	CHECK(s->tctx != NULL);
+	n_tctx_frees++;
+}
+
+static void slot_open(struct slot *s)
+{
+	s->ev = tevent_context_init(NULL);
+	CHECK(s->ev != NULL);
+	s->tick = tevent_add_timer(s->ev, s->ev,
+				   tevent_timeval_current_ofs(0, 1000), tick,
+				   &s->tick);
+	CHECK(s->tick != NULL);
+	s->ims_mem = talloc_new(NULL);
+	CHECK(s->ims_mem != NULL);
+	s->tp = tevent_thread_proxy_create(s->ev);
+	s->tctx = tevent_threaded_context_create(s->ims_mem, s->ev);
+	CHECK(s->tp != NULL && s->tctx != NULL);
+	s->nidle = 0;
+}
+
+/* The loop goes with messages queued: they are dropped, and the threaded
+ * immediates on their way become idle, so they can be freed. */
+static void slot_close(struct slot *s)
+{
+	TALLOC_FREE(s->ev);  /* and its proxy */
+	s->tp = NULL;
+	TALLOC_FREE(s->ims_mem);  /* the threaded context, the immediates */
+	s->tctx = NULL;
+	s->nidle = 0;
+	s->nreturned = 0;
+	s->tp_gen++;
+	s->ev_gen++;
+}
+
+static void refill(struct slot *s)
+{
+	pthread_mutex_lock(&s->m);
+	while (s->nreturned > 0 && s->nidle < IDLE_MAX) {
+		s->idle[s->nidle++] = s->returned[--s->nreturned];
+	}
+	while (s->nidle < IDLE_MAX / 2) {
+		struct tevent_immediate *im = tevent_create_immediate(s->ims_mem);
+		CHECK(im != NULL);
+		s->idle[s->nidle++] = im;
+	}
+	pthread_mutex_unlock(&s->m);
+}
+
+static void spawn(void)
+{
+	for (int i = 0; i < MAX_PRODUCERS; i++) {
+		struct producer *pr = &producers[i];
+		if (pr->running) {
+			continue;
+		}
+		pr->seed = splitmix(&loop_rng);
+		pr->msgs = 1 + (int)pick(400);
+		atomic_store(&pr->done, 0);
+		CHECK(pthread_create(&pr->thread, NULL, producer_main, pr) == 0);
+		pr->running = true;
+		n_spawned++;
+		return;
+	}
+}
+
+static void reap_producers(bool all)
+{
+	for (int i = 0; i < MAX_PRODUCERS; i++) {
+		struct producer *pr = &producers[i];
+		if (pr->running && (all || atomic_load(&pr->done))) {
+			CHECK(pthread_join(pr->thread, NULL) == 0);
+			pr->running = false;
+		}
+	}
+}
+
+static void run_op(void)
+{
+	struct slot *s = &slots[pick(NSLOT)];
+	unsigned r = pick(1000);
+	if (r < 600) {
+		CHECK(tevent_loop_once(s->ev) == 0);
+	} else if (r < 680) {
+		spawn();
+	} else if (r < 740) {
+		reap_producers(false);
+	} else if (r < 800) {
+		refill(s);
+	} else if (r < 890) {
+		/* From the loop thread itself. */
+		n_own_sends++;
+		if (chance(50)) {
+			send_proxy((int)(s - slots));
+		} else {
+			send_threaded((int)(s - slots));
+		}
+	} else if (r < 900) {
+		pthread_mutex_lock(&s->m);
+		replace_proxy(s);
+		pthread_mutex_unlock(&s->m);
+	} else if (r < 915) {
+		pthread_mutex_lock(&s->m);
+		replace_tctx(s);
+		pthread_mutex_unlock(&s->m);
+	} else if (r < 925) {
+		pthread_mutex_lock(&s->m);
+		slot_close(s);
+		slot_open(s);
+		n_ev_frees++;
+		pthread_mutex_unlock(&s->m);
+	} else if (r < 935) {
+		TALLOC_FREE(keep_mem);
+		keep_mem = talloc_new(NULL);
+		CHECK(keep_mem != NULL);
+	} else {
+		CHECK(tevent_loop_once(s->ev) == 0);
+	}
+}
+
+/* Messages whose proxy (or loop) lived until now must all arrive. */
+static bool all_arrived(void)
+{
+	unsigned n = atomic_load(&next_msg);
+	if (n > MAX_MSGS) {
+		n = MAX_MSGS;
+	}
+	for (unsigned id = 0; id < n; id++) {
+		struct msg_rec *r = &msgs[id];
+		if (!atomic_load(&r->sent) || atomic_load(&r->delivered)) {
+			continue;
+		}
+		struct slot *s = &slots[r->slot];
+		unsigned gen = r->kind == KIND_PROXY ? s->tp_gen : s->ev_gen;
+		if (r->gen == gen) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static double now_s(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static void run_seed(uint64_t seed, int ops)
+{
+	loop_rng = seed * 0x2545f4914f6cdd1dULL + 7;
+	atomic_store(&next_msg, 0);
+	atomic_store(&payloads_made, 0);
+	atomic_store(&violations, 0);
+	first_violation[0] = '\0';
+	n_delivered = n_kept = n_rescheduled = n_proxy_frees = n_tctx_frees =
+		n_ev_frees = n_spawned = n_own_sends = 0;
+	msgs = calloc(MAX_MSGS, sizeof(*msgs));
+	assert_non_null(msgs);
+	keep_mem = talloc_new(NULL);
+	assert_non_null(keep_mem);
+	for (int i = 0; i < NSLOT; i++) {
+		memset(&slots[i], 0, sizeof(slots[i]));
+		pthread_mutex_init(&slots[i].m, NULL);
+		slot_open(&slots[i]);
+		refill(&slots[i]);
+	}
+
+	for (int i = 0; i < ops && atomic_load(&violations) == 0; i++) {
+		run_op();
+	}
+	reap_producers(true);
+
+	double deadline = now_s() + 60;
+	unsigned turn = 0;
+	while (!all_arrived() && atomic_load(&violations) == 0) {
+		if (now_s() > deadline) {
+			violation("messages not delivered after 60 s");
+			break;
+		}
+		CHECK(tevent_loop_once(slots[turn++ % NSLOT].ev) == 0);
+	}
+
+	TALLOC_FREE(keep_mem);
+	for (int i = 0; i < NSLOT; i++) {
+		slot_close(&slots[i]);
+		pthread_mutex_destroy(&slots[i].m);
+	}
+	unsigned made = atomic_load(&payloads_made);
+	unsigned n = atomic_load(&next_msg);
+	n = n > MAX_MSGS ? MAX_MSGS : n;
+	unsigned freed = 0;
+	for (unsigned id = 0; id < n; id++) {
+		freed += (unsigned)atomic_load(&msgs[id].freed);
+	}
+	if (freed != made) {
+		violation("%u parameter blocks made, %u freed", made, freed);
+	}
+	if (atomic_load(&violations) != 0 || getenv("TT_CHURN_VERBOSE")) {
+		fprintf(stderr,
+			"seed %llu: %d violation(s)%s%s; messages %u, "
+			"delivered %lu, kept %lu, rescheduled %lu, proxy "
+			"frees %lu, threaded context frees %lu, loop frees "
+			"%lu, producers %lu, sends from the loop %lu\n",
+			(unsigned long long)seed, atomic_load(&violations),
+			first_violation[0] ? ", first: " : "", first_violation,
+			n, n_delivered, n_kept, n_rescheduled, n_proxy_frees,
+			n_tctx_frees, n_ev_frees, n_spawned, n_own_sends);
+	}
+	free(msgs);
+	msgs = NULL;
+}
+
+static int env_int(const char *name, int dflt)
+{
+	const char *v = getenv(name);
+	return v != NULL && *v != '\0' ? atoi(v) : dflt;
+}
+
+static void test_churn(void **state)
+{
+	(void)state;
+#ifdef TT_TSAN
+	bool slow = true;
+#else
+	bool slow = TT_ON_VALGRIND();
+#endif
+	int seeds = env_int("TT_CHURN_SEEDS", slow ? 2 : 8);
+	int start = env_int("TT_CHURN_START", 1);
+	int ops = env_int("TT_CHURN_OPS", 3000);
+	int failed = 0;
+
+	for (int i = 0; i < seeds; i++) {
+		alarm(TT_WATCHDOG_SECS);
+		run_seed((uint64_t)(start + i), ops);
+		failed += atomic_load(&violations) != 0;
+	}
+	alarm(0);
+	assert_int_equal(failed, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_churn),
+	};
+	/* Before any other talloc call: producers allocate on NULL. */
+	talloc_disable_null_tracking();
+	tt_check_library();
+	return cmocka_run_group_tests_name("thread_churn", tests, NULL, NULL);
+}
