@@ -61,6 +61,7 @@
 #define MAX_JOBS 1024
 #define MAX_CTX 3
 #define MAX_OWNERS 4
+#define WRAP_SLOT 2
 
 #define ST_SYNCING TEVENT_TP_STATE_SYNCING
 #define ST_RUNNING TEVENT_TP_STATE_RUNNING
@@ -146,6 +147,9 @@ struct stress {
 	TALLOC_CTX *root;
 	struct tevent_context *ev[MAX_CTX];
 	struct tevent_timer *tick[MAX_CTX];
+	/* Context WRAP_SLOT is a wrapper of context 0 in half the seeds. */
+	bool wrapped;
+	int hook_depth;  /* inside the wrapper's handler hooks */
 	struct tevent_threadpool *pool;
 	int pool_gen;
 	unsigned max_threads;
@@ -257,6 +261,18 @@ static void stress_job(void *private_data)
 /* ------------------------------------------------------------------ */
 /* loop side: callbacks */
 
+/* tevent refuses wrappers on a context that allows nesting. */
+static bool nesting_allowed(int c)
+{
+	return !S->wrapped || (c != 0 && c != WRAP_SLOT);
+}
+
+/* The context whose loop runs slot c's events (a wrapper's main one). */
+static struct tevent_context *loop_ev(int c)
+{
+	return S->wrapped && c == WRAP_SLOT ? S->ev[0] : S->ev[c];
+}
+
 static void free_pool(void);
 static void free_owner(int o);
 
@@ -294,6 +310,10 @@ static void stress_sync(struct tevent_threadpool_task *task, void *user,
 	}
 	if (atomic_load(&t->in_fn) != 0) {
 		violation("task %d: sync while its function runs", t->id);
+	}
+	if (S->wrapped && t->ctx == WRAP_SLOT && S->hook_depth == 0) {
+		violation("task %d: notice on a wrapper outside its hooks",
+			  t->id);
 	}
 	atomic_store(&t->in_sync, 1);
 	S->sync_depth++;
@@ -350,12 +370,12 @@ static void stress_sync(struct tevent_threadpool_task *task, void *user,
 			violation("task %d: second task_sync gave %d", t->id,
 				  again);
 		}
-	} else if (r < 52 && S->sync_depth < 3) {
+	} else if (r < 52 && S->sync_depth < 3 && nesting_allowed(t->ctx)) {
 		/* A nested turn of this loop, which may run other tasks'
 		 * notices (and free this task's owner). */
 		S->nested++;
 		atomic_store(&t->in_sync, 0);
-		int ret = tevent_loop_once(S->ev[t->ctx]);
+		int ret = tevent_loop_once(loop_ev(t->ctx));
 		if (ret != 0) {
 			violation("nested tevent_loop_once returned %d", ret);
 		}
@@ -444,15 +464,123 @@ static void tick(struct tevent_context *ev, struct tevent_timer *te,
 /* ------------------------------------------------------------------ */
 /* loop side: operations */
 
+static void hook_in(struct tevent_context *wrap_ev, void *private_state,
+		    struct tevent_context *main_ev, struct tevent_immediate *im,
+		    const char *handler_name, const char *location)
+{
+	(void)private_state;
+	(void)im;
+	(void)handler_name;
+	(void)location;
+	if (wrap_ev != S->ev[WRAP_SLOT] || main_ev != S->ev[0]) {
+		violation("wrapper hook for another context");
+	}
+	S->hook_depth++;
+}
+
+static void hook_out(struct tevent_context *wrap_ev, void *private_state,
+		     struct tevent_context *main_ev, struct tevent_immediate *im,
+		     const char *handler_name, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)im;
+	(void)handler_name;
+	(void)location;
+	S->hook_depth--;
+}
+
+static void timer_hook_in(struct tevent_context *wrap_ev, void *private_state,
+			  struct tevent_context *main_ev,
+			  struct tevent_timer *te, struct timeval requested,
+			  struct timeval trigger, const char *handler_name,
+			  const char *location)
+{
+	(void)private_state;
+	(void)main_ev;
+	(void)te;
+	(void)requested;
+	(void)trigger;
+	(void)handler_name;
+	(void)location;
+	(void)wrap_ev;
+	S->hook_depth++;
+}
+
+static void timer_hook_out(struct tevent_context *wrap_ev,
+			   void *private_state, struct tevent_context *main_ev,
+			   struct tevent_timer *te, struct timeval requested,
+			   struct timeval trigger, const char *handler_name,
+			   const char *location)
+{
+	(void)private_state;
+	(void)main_ev;
+	(void)te;
+	(void)requested;
+	(void)trigger;
+	(void)handler_name;
+	(void)location;
+	(void)wrap_ev;
+	S->hook_depth--;
+}
+
+static bool use_in(struct tevent_context *wrap_ev, void *private_state,
+		   struct tevent_context *main_ev, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)location;
+	return true;
+}
+
+static void use_out(struct tevent_context *wrap_ev, void *private_state,
+		    struct tevent_context *main_ev, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)location;
+}
+
+/* Only immediates and timers reach the pool's contexts. */
+static const struct tevent_wrapper_ops hook_ops = {
+	.name = "stress",
+	.before_use = use_in,
+	.after_use = use_out,
+	.before_immediate_handler = hook_in,
+	.after_immediate_handler = hook_out,
+	.before_timer_handler = timer_hook_in,
+	.after_timer_handler = timer_hook_out,
+};
+
+struct hook_state {
+	int unused;
+};
+
 static void new_context(int c)
 {
-	struct tevent_context *ev = tevent_context_init(S->root);
-	assert_non_null(ev);
-	/* Sync functions run nested turns. */
+	if (S->wrapped && c == WRAP_SLOT) {
+		struct hook_state *hs;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-	tevent_loop_allow_nesting(ev);
+		S->ev[c] = tevent_context_wrapper_create(S->ev[0], S->root,
+							 &hook_ops, &hs,
+							 struct hook_state);
 #pragma GCC diagnostic pop
+		assert_non_null(S->ev[c]);
+		return;
+	}
+	struct tevent_context *ev = tevent_context_init(S->root);
+	assert_non_null(ev);
+	if (nesting_allowed(c)) {
+		/* Sync functions run nested turns. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+		tevent_loop_allow_nesting(ev);
+#pragma GCC diagnostic pop
+	}
 	S->ev[c] = ev;
 	S->tick[c] = tevent_add_timer(ev, ev,
 				      tevent_timeval_current_ofs(0, 1000),
@@ -762,16 +890,15 @@ static void op_dump(void)
 
 static void op_loop(void)
 {
-	int ret = tevent_loop_once(S->ev[pick(MAX_CTX)]);
+	int ret = tevent_loop_once(loop_ev((int)pick(MAX_CTX)));
 	if (ret != 0) {
 		violation("tevent_loop_once returned %d", ret);
 	}
 }
 
 /* A context goes before the pool: its tasks lose their loop. */
-static void op_free_context(void)
+static void free_context(int c)
 {
-	int c = (int)pick(MAX_CTX);
 	for (int i = 0; i < S->njobs; i++) {
 		if (S->jobs[i].ctx == c && S->jobs[i].req != NULL) {
 			cancel_job(&S->jobs[i]);
@@ -788,6 +915,33 @@ static void op_free_context(void)
 			t->ctx = -1;
 		}
 	}
+}
+
+/* Debian's libtevent keeps a threaded immediate sent to a wrapper that
+ * goes and runs it on the main context later, after the pool has let go
+ * of it (doc/threadpool.md, Limits): wrappers are only freed early on
+ * ours, which drops it with the wrapper. */
+static bool on_system_library(void)
+{
+	const char *path = tt_library_path();
+	return strncmp(path, "/usr/lib/", 9) == 0 ||
+	       strncmp(path, "/lib/", 5) == 0;
+}
+
+static void op_free_context(void)
+{
+	int c = (int)pick(MAX_CTX);
+	if (S->wrapped && (c == 0 || c == WRAP_SLOT) && on_system_library()) {
+		return;
+	}
+	if (S->wrapped && c == 0) {
+		free_context(WRAP_SLOT);  /* the wrapper before its main */
+		free_context(0);
+		new_context(0);
+		new_context(WRAP_SLOT);
+		return;
+	}
+	free_context(c);
 	new_context(c);
 }
 
@@ -906,7 +1060,7 @@ static void drain(void)
 			violation("drain: not everything delivered in 60 s");
 			break;
 		}
-		int ret = tevent_loop_once(S->ev[turn++ % MAX_CTX]);
+		int ret = tevent_loop_once(loop_ev((int)(turn++ % MAX_CTX)));
 		if (ret != 0) {
 			violation("drain: tevent_loop_once returned %d", ret);
 			break;
@@ -932,6 +1086,7 @@ static void run_seed(uint64_t seed, int ops)
 	assert_non_null(S->root);
 	assert_non_null(S->tasks);
 	assert_non_null(S->jobs);
+	S->wrapped = (seed & 1) != 0;
 	for (int c = 0; c < MAX_CTX; c++) {
 		new_context(c);
 	}
@@ -963,8 +1118,8 @@ static void run_seed(uint64_t seed, int ops)
 	for (int o = 0; o < MAX_OWNERS; o++) {
 		TALLOC_FREE(S->owners[o].mem);
 	}
-	for (int c = 0; c < MAX_CTX; c++) {
-		TALLOC_FREE(S->ev[c]);
+	for (int c = MAX_CTX - 1; c >= 0; c--) {
+		TALLOC_FREE(S->ev[c]);  /* a wrapper before its main */
 	}
 	for (int i = 0; i < S->njobs; i++) {
 		if (S->jobs[i].req != NULL) {
