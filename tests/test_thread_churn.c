@@ -7,21 +7,23 @@
  *
  *  - producer threads start, send a random number of messages through
  *    thread proxies (tevent_thread_proxy_schedule()) and threaded contexts
- *    (tevent_threaded_schedule_immediate()) to three loops, and exit while
- *    their spent messages are still on the way back to them;
+ *    (tevent_threaded_schedule_immediate()) of three loops and of a
+ *    wrapper on each, and exit while their spent messages are still on
+ *    the way back to them;
  *  - the driver turns the loops, frees and recreates proxies, threaded
- *    contexts and whole loops with messages queued, sends from the loop
- *    thread too, and its handlers free, keep, steal or reschedule what
- *    they receive, or free their own proxy.
+ *    contexts, wrappers and whole loops with messages queued, sends from
+ *    the loop thread too, and its handlers free, keep, steal or
+ *    reschedule what they receive, or free their own proxy.
  *
  * The rules are the thread chapter's: a producer only sends through a
  * proxy or threaded context that exists (each loop's slot has a mutex
  * that the driver holds while it replaces them), and allocates only on
  * NULL.
  *
- * Checked, per message: its handler runs at most once, on the loop it was
- * sent to, and only while the proxy (for a threaded immediate: the loop)
- * it was sent through still exists; a message whose proxy or loop lived
+ * Checked, per message: its handler runs at most once, on the context it
+ * was sent to (inside the wrapper's hooks for a wrapper, outside any for
+ * the others), and only while the proxy, wrapper or loop it was sent
+ * through still exists; a message whose proxy, wrapper or loop lived
  * until the end is delivered; every parameter block is freed exactly once.
  * ASan, TSan and valgrind (make test-asan, test-tsan, test-valgrind) look
  * for the rest: leaks, races, use after free.
@@ -29,6 +31,8 @@
  * TT_CHURN_SEEDS=N (default 8, 2 under TSan or valgrind), TT_CHURN_START=S
  * and TT_CHURN_OPS=K (default 3000) choose the runs.
  */
+#define TEVENT_DEPRECATED 1 /* wrapper contexts */
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -55,7 +59,7 @@
 #define MAX_MSGS 400000
 #define IDLE_MAX 32
 
-enum msg_kind { KIND_NONE, KIND_PROXY, KIND_THREADED };
+enum msg_kind { KIND_NONE, KIND_PROXY, KIND_THREADED, KIND_WRAPPED };
 
 struct msg_rec {
 	atomic_int sent;       /* handed to the library */
@@ -72,6 +76,8 @@ struct slot {
 	struct tevent_timer *tick;
 	struct tevent_thread_proxy *tp;
 	struct tevent_threaded_context *tctx;
+	struct tevent_context *wev;  /* a wrapper of ev */
+	struct tevent_threaded_context *wtctx;  /* a handle on the wrapper */
 	TALLOC_CTX *ims_mem;  /* the threaded immediates live here */
 	struct tevent_immediate *idle[IDLE_MAX];  /* for producers */
 	int nidle;
@@ -79,6 +85,7 @@ struct slot {
 	int nreturned;
 	unsigned tp_gen;  /* new proxy (or loop) */
 	unsigned ev_gen;  /* new loop */
+	unsigned w_gen;   /* new wrapper (or loop) */
 };
 
 struct producer {
@@ -102,7 +109,9 @@ static TALLOC_CTX *keep_mem;  /* what handlers kept; loop thread only */
 static atomic_int violations;
 static char first_violation[256];
 static unsigned long n_delivered, n_kept, n_rescheduled, n_proxy_frees,
-	n_tctx_frees, n_ev_frees, n_spawned, n_own_sends;
+	n_tctx_frees, n_ev_frees, n_spawned, n_own_sends, n_wrapper_frees,
+	n_wrapped;
+static int hook_depth;  /* inside a wrapper's immediate hooks */
 
 static void violation(const char *fmt, ...) PRINTF_ATTRIBUTE(1, 2);
 
@@ -147,6 +156,13 @@ static int payload_destructor(struct payload *p)
 	return 0;
 }
 
+/* What must still exist for a message of this kind to arrive. */
+static unsigned gen_of(const struct slot *s, int kind)
+{
+	return kind == KIND_PROXY ? s->tp_gen :
+	       kind == KIND_WRAPPED ? s->w_gen : s->ev_gen;
+}
+
 /* A message arrives: on the right loop, once, from a live sender. */
 static struct msg_rec *arrive(struct tevent_context *ev, unsigned id,
 			      int kind)
@@ -160,13 +176,17 @@ static struct msg_rec *arrive(struct tevent_context *ev, unsigned id,
 	if (atomic_fetch_add(&r->delivered, 1) != 0) {
 		violation("message %u: delivered twice", id);
 	}
-	if (ev != s->ev) {
-		violation("message %u: delivered on another loop", id);
+	if (ev != (kind == KIND_WRAPPED ? s->wev : s->ev)) {
+		violation("message %u: delivered on another context", id);
 	}
-	unsigned gen = kind == KIND_PROXY ? s->tp_gen : s->ev_gen;
-	if (r->gen != gen) {
+	if ((kind == KIND_WRAPPED) != (hook_depth > 0)) {
+		violation("message %u: wrapper hooks %d around kind %d", id,
+			  hook_depth, kind);
+	}
+	if (r->gen != gen_of(s, kind)) {
 		violation("message %u: delivered after its %s was freed", id,
-			  kind == KIND_PROXY ? "proxy" : "loop");
+			  kind == KIND_PROXY ? "proxy" :
+			  kind == KIND_WRAPPED ? "wrapper" : "loop");
 	}
 	n_delivered++;
 	return r;
@@ -222,7 +242,8 @@ static void threaded_handler(struct tevent_context *ev,
 			     struct tevent_immediate *im, void *private_data)
 {
 	unsigned id = (unsigned)((struct msg_rec *)private_data - msgs);
-	struct msg_rec *r = arrive(ev, id, KIND_THREADED);
+	struct msg_rec *r = arrive(ev, id, msgs[id].kind == KIND_WRAPPED ?
+				   KIND_WRAPPED : KIND_THREADED);
 	struct slot *s = &slots[r->slot];
 	/* Freed here (the loop defers that until we return), or used again
 	 * once this handler has returned: not before, the thread chapter's
@@ -282,17 +303,20 @@ static void send_proxy(int slot)
 	talloc_free(p);
 }
 
-static void send_threaded(int slot)
+/* Through the loop's own handle or, with wrapped, its wrapper's. */
+static void send_threaded(int slot, bool wrapped)
 {
 	struct slot *s = &slots[slot];
 	pthread_mutex_lock(&s->m);
-	if (s->tctx != NULL && s->nidle > 0) {
-		unsigned id = new_msg(slot, KIND_THREADED);
+	struct tevent_threaded_context *tctx = wrapped ? s->wtctx : s->tctx;
+	if (tctx != NULL && s->nidle > 0) {
+		int kind = wrapped ? KIND_WRAPPED : KIND_THREADED;
+		unsigned id = new_msg(slot, kind);
 		if (id != UINT32_MAX) {
 			struct tevent_immediate *im = s->idle[--s->nidle];
-			msgs[id].gen = s->ev_gen;
+			msgs[id].gen = gen_of(s, kind);
 			atomic_store(&msgs[id].sent, 1);
-			tevent_threaded_schedule_immediate(s->tctx, im,
+			tevent_threaded_schedule_immediate(tctx, im,
 							   threaded_handler,
 							   &msgs[id]);
 		}
@@ -306,10 +330,11 @@ static void *producer_main(void *arg)
 	uint64_t rng = pr->seed;
 	for (int i = 0; i < pr->msgs; i++) {
 		int slot = (int)(splitmix(&rng) % NSLOT);
-		if (splitmix(&rng) % 10 < 7) {
+		unsigned k = (unsigned)(splitmix(&rng) % 10);
+		if (k < 6) {
 			send_proxy(slot);
 		} else {
-			send_threaded(slot);
+			send_threaded(slot, k >= 8);
 		}
 		switch (splitmix(&rng) % 16) {
 		case 0:
@@ -360,6 +385,88 @@ static void replace_tctx(struct slot *s)
 	n_tctx_frees++;
 }
 
+static void hook_in(struct tevent_context *wrap_ev, void *private_state,
+		    struct tevent_context *main_ev, struct tevent_immediate *im,
+		    const char *handler_name, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)im;
+	(void)handler_name;
+	(void)location;
+	hook_depth++;
+	n_wrapped++;
+}
+
+static void hook_out(struct tevent_context *wrap_ev, void *private_state,
+		     struct tevent_context *main_ev, struct tevent_immediate *im,
+		     const char *handler_name, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)im;
+	(void)handler_name;
+	(void)location;
+	hook_depth--;
+}
+
+static bool use_in(struct tevent_context *wrap_ev, void *private_state,
+		   struct tevent_context *main_ev, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)location;
+	return true;
+}
+
+static void use_out(struct tevent_context *wrap_ev, void *private_state,
+		    struct tevent_context *main_ev, const char *location)
+{
+	(void)wrap_ev;
+	(void)private_state;
+	(void)main_ev;
+	(void)location;
+}
+
+/* Only threaded immediates reach the wrappers. */
+static const struct tevent_wrapper_ops hook_ops = {
+	.name = "churn",
+	.before_use = use_in,
+	.after_use = use_out,
+	.before_immediate_handler = hook_in,
+	.after_immediate_handler = hook_out,
+};
+
+struct hook_state {
+	int unused;
+};
+
+/* Slot mutex held (or no producer running). */
+static void wrapper_open(struct slot *s)
+{
+	struct hook_state *hs;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	s->wev = tevent_context_wrapper_create(s->ev, NULL, &hook_ops, &hs,
+					       struct hook_state);
+#pragma GCC diagnostic pop
+	CHECK(s->wev != NULL);
+	s->wtctx = tevent_threaded_context_create(s->ims_mem, s->wev);
+	CHECK(s->wtctx != NULL);
+}
+
+/* What was sent through the wrapper's handle and not run is dropped;
+ * the handle stays valid (schedules are ignored) until freed. */
+static void wrapper_close(struct slot *s)
+{
+	TALLOC_FREE(s->wev);
+	TALLOC_FREE(s->wtctx);
+	s->w_gen++;
+}
+
 static void slot_open(struct slot *s)
 {
 	s->ev = tevent_context_init(NULL);
@@ -374,12 +481,14 @@ static void slot_open(struct slot *s)
 	s->tctx = tevent_threaded_context_create(s->ims_mem, s->ev);
 	CHECK(s->tp != NULL && s->tctx != NULL);
 	s->nidle = 0;
+	wrapper_open(s);
 }
 
 /* The loop goes with messages queued: they are dropped, and the threaded
  * immediates on their way become idle, so they can be freed. */
 static void slot_close(struct slot *s)
 {
+	wrapper_close(s);
 	TALLOC_FREE(s->ev);  /* and its proxy */
 	s->tp = NULL;
 	TALLOC_FREE(s->ims_mem);  /* the threaded context, the immediates */
@@ -450,7 +559,7 @@ static void run_op(void)
 		if (chance(50)) {
 			send_proxy((int)(s - slots));
 		} else {
-			send_threaded((int)(s - slots));
+			send_threaded((int)(s - slots), chance(30));
 		}
 	} else if (r < 900) {
 		pthread_mutex_lock(&s->m);
@@ -465,6 +574,12 @@ static void run_op(void)
 		slot_close(s);
 		slot_open(s);
 		n_ev_frees++;
+		pthread_mutex_unlock(&s->m);
+	} else if (r < 930) {
+		pthread_mutex_lock(&s->m);
+		wrapper_close(s);
+		wrapper_open(s);
+		n_wrapper_frees++;
 		pthread_mutex_unlock(&s->m);
 	} else if (r < 935) {
 		TALLOC_FREE(keep_mem);
@@ -487,9 +602,7 @@ static bool all_arrived(void)
 		if (!atomic_load(&r->sent) || atomic_load(&r->delivered)) {
 			continue;
 		}
-		struct slot *s = &slots[r->slot];
-		unsigned gen = r->kind == KIND_PROXY ? s->tp_gen : s->ev_gen;
-		if (r->gen == gen) {
+		if (r->gen == gen_of(&slots[r->slot], r->kind)) {
 			return false;
 		}
 	}
@@ -511,7 +624,8 @@ static void run_seed(uint64_t seed, int ops)
 	atomic_store(&violations, 0);
 	first_violation[0] = '\0';
 	n_delivered = n_kept = n_rescheduled = n_proxy_frees = n_tctx_frees =
-		n_ev_frees = n_spawned = n_own_sends = 0;
+		n_ev_frees = n_spawned = n_own_sends = n_wrapper_frees =
+		n_wrapped = 0;
 	msgs = calloc(MAX_MSGS, sizeof(*msgs));
 	assert_non_null(msgs);
 	keep_mem = talloc_new(NULL);
@@ -558,11 +672,13 @@ static void run_seed(uint64_t seed, int ops)
 			"seed %llu: %d violation(s)%s%s; messages %u, "
 			"delivered %lu, kept %lu, rescheduled %lu, proxy "
 			"frees %lu, threaded context frees %lu, loop frees "
-			"%lu, producers %lu, sends from the loop %lu\n",
+			"%lu, producers %lu, sends from the loop %lu, "
+			"wrapped deliveries %lu, wrapper frees %lu\n",
 			(unsigned long long)seed, atomic_load(&violations),
 			first_violation[0] ? ", first: " : "", first_violation,
 			n, n_delivered, n_kept, n_rescheduled, n_proxy_frees,
-			n_tctx_frees, n_ev_frees, n_spawned, n_own_sends);
+			n_tctx_frees, n_ev_frees, n_spawned, n_own_sends,
+			n_wrapped, n_wrapper_frees);
 	}
 	free(msgs);
 	msgs = NULL;
