@@ -693,7 +693,8 @@ static void make_script(struct task_rec *t)
 	t->stop_extra = chance(20) ? 1 + (int)pick(2) : 0;
 }
 
-static void op_enqueue(void)
+/* A task on context ctx (-1: any). */
+static void enqueue_on(int ctx)
 {
 	if (S->ntasks == MAX_TASKS) {
 		return;
@@ -702,7 +703,7 @@ static void op_enqueue(void)
 	memset(t, 0, sizeof(*t));
 	t->id = S->ntasks;
 	t->seed = splitmix(&loop_rng);
-	t->ctx = (int)pick(MAX_CTX);
+	t->ctx = ctx >= 0 ? ctx : (int)pick(MAX_CTX);
 	t->owner = owner_for_new_task();
 	t->pool_gen = S->pool_gen;
 	make_script(t);
@@ -837,7 +838,13 @@ static void op_free_owner(void)
 	}
 }
 
-static void op_job_send(void)
+static void op_enqueue(void)
+{
+	enqueue_on(-1);
+}
+
+/* A job on context ctx (-1: any). */
+static void job_send_on(int ctx)
 {
 	if (S->njobs == MAX_JOBS) {
 		return;
@@ -845,13 +852,18 @@ static void op_job_send(void)
 	struct job_rec *j = &S->jobs[S->njobs];
 	memset(j, 0, sizeof(*j));
 	j->id = S->njobs;
-	j->ctx = (int)pick(MAX_CTX);
+	j->ctx = ctx >= 0 ? ctx : (int)pick(MAX_CTX);
 	j->pool_gen = S->pool_gen;
 	j->req = tevent_threadpool_job_send(S->root, S->ev[j->ctx], S->pool,
 					    stress_job, j);
 	assert_non_null(j->req);
 	tevent_req_set_callback(j->req, job_done, j);
 	S->njobs++;
+}
+
+static void op_job_send(void)
+{
+	job_send_on(-1);
 }
 
 static void cancel_job(struct job_rec *j)
@@ -1029,6 +1041,61 @@ static double now_s(void)
 	return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
+/* Whether everything of the current pool bound to context c (or to a
+ * wrapper of it) has been delivered: end notices of attached tasks,
+ * cleanups of detached ones, job completions. */
+static bool delivered_on(int c)
+{
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->pool_gen != S->pool_gen || t->ctx < 0 ||
+		    loop_ev(t->ctx) != S->ev[c]) {
+			continue;
+		}
+		if (atomic_load(&t->cleaned) == 0 &&
+		    (t->ends == 0 || !t->handle_valid)) {
+			return false;
+		}
+	}
+	for (int i = 0; i < S->njobs; i++) {
+		struct job_rec *j = &S->jobs[i];
+		if (j->req != NULL && loop_ev(j->ctx) == S->ev[c]) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* tevent_loop_wait() returns once a loop has no events left: the pool's
+ * idle timer must keep it running until all its tasks have reported.
+ * With nothing else outstanding (other loops' tasks could hold every
+ * thread), each loop in turn gets a few tasks and jobs and waits. */
+static void loop_wait_all(void)
+{
+	for (int c = 0; c < MAX_CTX; c++) {
+		if (S->wrapped && c == WRAP_SLOT) {
+			continue;  /* served by context 0's loop */
+		}
+		for (int k = 0; k < 4; k++) {
+			enqueue_on(S->wrapped && c == 0 && k % 2 ? WRAP_SLOT : c);
+			job_send_on(c);
+		}
+		TALLOC_FREE(S->tick[c]);
+		int ret = tevent_loop_wait(S->ev[c]);
+		if (ret != 0) {
+			violation("tevent_loop_wait returned %d", ret);
+		}
+		if (!delivered_on(c)) {
+			violation("context %d: tevent_loop_wait returned with "
+				  "reports outstanding", c);
+		}
+		S->tick[c] = tevent_add_timer(
+			S->ev[c], S->ev[c], tevent_timeval_current_ofs(0, 1000),
+			tick, &S->tick[c]);
+		assert_non_null(S->tick[c]);
+	}
+}
+
 static void drain(void)
 {
 	S->draining = true;
@@ -1065,6 +1132,9 @@ static void drain(void)
 			violation("drain: tevent_loop_once returned %d", ret);
 			break;
 		}
+	}
+	if (atomic_load(&S->violations) == 0) {
+		loop_wait_all();
 	}
 	/* Reap what ended and is still ours. */
 	for (int i = 0; i < S->ntasks; i++) {
