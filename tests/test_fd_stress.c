@@ -41,6 +41,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_random.h"
 
 #define NPAIR 12
 #define MAX_FDE 40
@@ -62,34 +63,20 @@ struct pair_rec {
 
 static struct {
 	struct tevent_context *ev;
-	struct tevent_timer *tick;
+	struct tt_tick tick;  /* keeps every turn short */
 	struct fde_rec fdes[MAX_FDE];
 	struct pair_rec pairs[NPAIR];
 	uint64_t rng;
 	bool draining;
-	int violations;
-	char first[200];
+	struct tt_findings found;
 	unsigned long calls, spurious, frees_in_handler;
 } F;
 
-static void violation(const char *fmt, ...) PRINTF_ATTRIBUTE(1, 2);
-
-static void violation(const char *fmt, ...)
-{
-	if (F.violations++ == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(F.first, sizeof(F.first), fmt, ap);
-		va_end(ap);
-	}
-}
+#define violation(...) tt_found(&F.found, __VA_ARGS__)
 
 static unsigned pick(unsigned n)
 {
-	uint64_t z = (F.rng += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return (unsigned)((z ^ (z >> 31)) % n);
+	return tt_below(&F.rng, n);
 }
 
 static bool chance(unsigned pct)
@@ -239,18 +226,6 @@ static void fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	default:
 		break;
 	}
-}
-
-static void tick(struct tevent_context *ev, struct tevent_timer *te,
-		 struct timeval now, void *private_data)
-{
-	(void)te;
-	(void)now;
-	(void)private_data;
-	/* Keeps every turn short when nothing is ready. */
-	F.tick = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(0, 500),
-				  tick, NULL);
-	assert_non_null(F.tick);
 }
 
 /* ------------------------------------------------------------------ */
@@ -410,50 +385,42 @@ static void run_seed(const char *backend, uint64_t seed, int ops)
 	F.rng = seed * 0x2545f4914f6cdd1dULL + 3;
 	F.ev = tevent_context_init_byname(NULL, backend);
 	assert_non_null(F.ev);
-	F.tick = tevent_add_timer(F.ev, F.ev, tevent_timeval_current_ofs(0, 500),
-				  tick, NULL);
-	assert_non_null(F.tick);
+	assert_true(tt_tick_start(F.ev, &F.tick, 500));
 	for (int i = 0; i < NPAIR; i++) {
 		open_pair(i);
 		add_fde(i, TEVENT_FD_READ);
 	}
-	for (int i = 0; i < ops && F.violations == 0; i++) {
+	for (int i = 0; i < ops && atomic_load(&F.found.count) == 0; i++) {
 		run_op();
 	}
-	if (F.violations == 0) {
+	if (atomic_load(&F.found.count) == 0) {
 		drain();
 	}
 	for (int i = 0; i < NPAIR; i++) {
 		close_pair(i);
 	}
 	TALLOC_FREE(F.ev);
-	if (F.violations != 0 || getenv("TT_FD_STRESS_VERBOSE")) {
+	if (atomic_load(&F.found.count) != 0 || getenv("TT_FD_STRESS_VERBOSE")) {
 		fprintf(stderr, "%s seed %llu: %d violation(s)%s%s; %lu calls, "
 			"%lu spurious reads, %lu frees in handlers\n", backend,
-			(unsigned long long)seed, F.violations,
-			F.violations ? ", first: " : "", F.first, F.calls,
+			(unsigned long long)seed, atomic_load(&F.found.count),
+			F.found.first[0] ? ", first: " : "", F.found.first, F.calls,
 			F.spurious, F.frees_in_handler);
 	}
-}
-
-static int env_int(const char *name, int dflt)
-{
-	const char *v = getenv(name);
-	return v != NULL && *v != '\0' ? atoi(v) : dflt;
 }
 
 static void test_random_fd_use(void **state)
 {
 	const char *backend = *state;
-	int seeds = env_int("TT_FD_STRESS_SEEDS", TT_ON_VALGRIND() ? 4 : 12);
-	int ops = env_int("TT_FD_STRESS_OPS", 1500);
-	int start = env_int("TT_FD_STRESS_START", 1);
+	int seeds = tt_env_int("TT_FD_STRESS_SEEDS", TT_ON_VALGRIND() ? 4 : 12);
+	int ops = tt_env_int("TT_FD_STRESS_OPS", 1500);
+	int start = tt_env_int("TT_FD_STRESS_START", 1);
 	int failed = 0;
 
 	alarm(600);
 	for (int i = 0; i < seeds; i++) {
 		run_seed(backend, (uint64_t)(start + i), ops);
-		failed += F.violations != 0;
+		failed += atomic_load(&F.found.count) != 0;
 	}
 	alarm(0);
 	assert_int_equal(failed, 0);

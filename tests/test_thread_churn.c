@@ -52,6 +52,7 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "tt_random.h"
 #include "tt_threads.h"
 
 #define NSLOT 3
@@ -73,10 +74,11 @@ struct msg_rec {
 struct slot {
 	pthread_mutex_t m;  /* producers hold it while they send */
 	struct tevent_context *ev;
-	struct tevent_timer *tick;
+	struct tt_tick tick;  /* keeps every turn short */
 	struct tevent_thread_proxy *tp;
 	struct tevent_threaded_context *tctx;
 	struct tevent_context *wev;  /* a wrapper of ev */
+	struct tt_hook_depth *hooks;  /* its private state */
 	struct tevent_threaded_context *wtctx;  /* a handle on the wrapper */
 	TALLOC_CTX *ims_mem;  /* the threaded immediates live here */
 	struct tevent_immediate *idle[IDLE_MAX];  /* for producers */
@@ -106,38 +108,18 @@ static atomic_uint payloads_made;
 static struct slot slots[NSLOT];
 static struct producer producers[MAX_PRODUCERS];
 static TALLOC_CTX *keep_mem;  /* what handlers kept; loop thread only */
-static atomic_int violations;
-static char first_violation[256];
+static struct tt_findings found;
 static unsigned long n_delivered, n_kept, n_rescheduled, n_proxy_frees,
 	n_tctx_frees, n_ev_frees, n_spawned, n_own_sends, n_wrapper_frees,
 	n_wrapped;
-static int hook_depth;  /* inside a wrapper's immediate hooks */
 
-static void violation(const char *fmt, ...) PRINTF_ATTRIBUTE(1, 2);
-
-static void violation(const char *fmt, ...)
-{
-	if (atomic_fetch_add(&violations, 1) == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(first_violation, sizeof(first_violation), fmt, ap);
-		va_end(ap);
-	}
-}
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
+#define violation(...) tt_found(&found, __VA_ARGS__)
 
 static uint64_t loop_rng;
 
 static unsigned pick(unsigned n)
 {
-	return (unsigned)(splitmix(&loop_rng) % n);
+	return tt_below(&loop_rng, n);
 }
 
 static bool chance(unsigned pct)
@@ -179,10 +161,11 @@ static struct msg_rec *arrive(struct tevent_context *ev, unsigned id,
 	if (ev != (kind == KIND_WRAPPED ? s->wev : s->ev)) {
 		violation("message %u: delivered on another context", id);
 	}
-	if ((kind == KIND_WRAPPED) != (hook_depth > 0)) {
+	if ((kind == KIND_WRAPPED) != (s->hooks->depth > 0)) {
 		violation("message %u: wrapper hooks %d around kind %d", id,
-			  hook_depth, kind);
+			  s->hooks->depth, kind);
 	}
+	n_wrapped += kind == KIND_WRAPPED;
 	if (r->gen != gen_of(s, kind)) {
 		violation("message %u: delivered after its %s was freed", id,
 			  kind == KIND_PROXY ? "proxy" :
@@ -329,24 +312,14 @@ static void *producer_main(void *arg)
 	struct producer *pr = arg;
 	uint64_t rng = pr->seed;
 	for (int i = 0; i < pr->msgs; i++) {
-		int slot = (int)(splitmix(&rng) % NSLOT);
-		unsigned k = (unsigned)(splitmix(&rng) % 10);
+		int slot = (int)(tt_splitmix64(&rng) % NSLOT);
+		unsigned k = (unsigned)(tt_splitmix64(&rng) % 10);
 		if (k < 6) {
 			send_proxy(slot);
 		} else {
 			send_threaded(slot, k >= 8);
 		}
-		switch (splitmix(&rng) % 16) {
-		case 0:
-			usleep((useconds_t)(splitmix(&rng) % 300));
-			break;
-		case 1:
-		case 2:
-			sched_yield();
-			break;
-		default:
-			break;
-		}
+		tt_jitter(&rng, 16, 300);
 	}
 	atomic_store(&pr->done, 1);
 	return NULL;
@@ -354,18 +327,6 @@ static void *producer_main(void *arg)
 
 /* ------------------------------------------------------------------ */
 /* the loop side */
-
-static void tick(struct tevent_context *ev, struct tevent_timer *te,
-		 struct timeval now, void *private_data)
-{
-	(void)te;
-	(void)now;
-	struct tevent_timer **slot = private_data;
-	/* Re-armed for ever: no turn blocks for long. */
-	*slot = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(0, 1000),
-				 tick, slot);
-	CHECK(*slot != NULL);
-}
 
 /* Slot mutex held (or no producer running). */
 static void replace_proxy(struct slot *s)
@@ -385,73 +346,16 @@ static void replace_tctx(struct slot *s)
 	n_tctx_frees++;
 }
 
-static void hook_in(struct tevent_context *wrap_ev, void *private_state,
-		    struct tevent_context *main_ev, struct tevent_immediate *im,
-		    const char *handler_name, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)im;
-	(void)handler_name;
-	(void)location;
-	hook_depth++;
-	n_wrapped++;
-}
-
-static void hook_out(struct tevent_context *wrap_ev, void *private_state,
-		     struct tevent_context *main_ev, struct tevent_immediate *im,
-		     const char *handler_name, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)im;
-	(void)handler_name;
-	(void)location;
-	hook_depth--;
-}
-
-static bool use_in(struct tevent_context *wrap_ev, void *private_state,
-		   struct tevent_context *main_ev, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)location;
-	return true;
-}
-
-static void use_out(struct tevent_context *wrap_ev, void *private_state,
-		    struct tevent_context *main_ev, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)location;
-}
-
 /* Only threaded immediates reach the wrappers. */
-static const struct tevent_wrapper_ops hook_ops = {
-	.name = "churn",
-	.before_use = use_in,
-	.after_use = use_out,
-	.before_immediate_handler = hook_in,
-	.after_immediate_handler = hook_out,
-};
-
-struct hook_state {
-	int unused;
-};
+static const struct tevent_wrapper_ops hook_ops = TT_DEPTH_WRAPPER_OPS("churn");
 
 /* Slot mutex held (or no producer running). */
 static void wrapper_open(struct slot *s)
 {
-	struct hook_state *hs;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-	s->wev = tevent_context_wrapper_create(s->ev, NULL, &hook_ops, &hs,
-					       struct hook_state);
+	s->wev = tevent_context_wrapper_create(s->ev, NULL, &hook_ops,
+					       &s->hooks, struct tt_hook_depth);
 #pragma GCC diagnostic pop
 	CHECK(s->wev != NULL);
 	s->wtctx = tevent_threaded_context_create(s->ims_mem, s->wev);
@@ -471,10 +375,7 @@ static void slot_open(struct slot *s)
 {
 	s->ev = tevent_context_init(NULL);
 	CHECK(s->ev != NULL);
-	s->tick = tevent_add_timer(s->ev, s->ev,
-				   tevent_timeval_current_ofs(0, 1000), tick,
-				   &s->tick);
-	CHECK(s->tick != NULL);
+	CHECK(tt_tick_start(s->ev, &s->tick, 1000));
 	s->ims_mem = talloc_new(NULL);
 	CHECK(s->ims_mem != NULL);
 	s->tp = tevent_thread_proxy_create(s->ev);
@@ -520,7 +421,7 @@ static void spawn(void)
 		if (pr->running) {
 			continue;
 		}
-		pr->seed = splitmix(&loop_rng);
+		pr->seed = tt_splitmix64(&loop_rng);
 		pr->msgs = 1 + (int)pick(400);
 		atomic_store(&pr->done, 0);
 		CHECK(pthread_create(&pr->thread, NULL, producer_main, pr) == 0);
@@ -609,20 +510,12 @@ static bool all_arrived(void)
 	return true;
 }
 
-static double now_s(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
-
 static void run_seed(uint64_t seed, int ops)
 {
 	loop_rng = seed * 0x2545f4914f6cdd1dULL + 7;
 	atomic_store(&next_msg, 0);
 	atomic_store(&payloads_made, 0);
-	atomic_store(&violations, 0);
-	first_violation[0] = '\0';
+	tt_findings_reset(&found);
 	n_delivered = n_kept = n_rescheduled = n_proxy_frees = n_tctx_frees =
 		n_ev_frees = n_spawned = n_own_sends = n_wrapper_frees =
 		n_wrapped = 0;
@@ -637,15 +530,15 @@ static void run_seed(uint64_t seed, int ops)
 		refill(&slots[i]);
 	}
 
-	for (int i = 0; i < ops && atomic_load(&violations) == 0; i++) {
+	for (int i = 0; i < ops && atomic_load(&found.count) == 0; i++) {
 		run_op();
 	}
 	reap_producers(true);
 
-	double deadline = now_s() + 60;
+	double deadline = tt_now_s() + 60;
 	unsigned turn = 0;
-	while (!all_arrived() && atomic_load(&violations) == 0) {
-		if (now_s() > deadline) {
+	while (!all_arrived() && atomic_load(&found.count) == 0) {
+		if (tt_now_s() > deadline) {
 			violation("messages not delivered after 60 s");
 			break;
 		}
@@ -667,27 +560,21 @@ static void run_seed(uint64_t seed, int ops)
 	if (freed != made) {
 		violation("%u parameter blocks made, %u freed", made, freed);
 	}
-	if (atomic_load(&violations) != 0 || getenv("TT_CHURN_VERBOSE")) {
+	if (atomic_load(&found.count) != 0 || getenv("TT_CHURN_VERBOSE")) {
 		fprintf(stderr,
 			"seed %llu: %d violation(s)%s%s; messages %u, "
 			"delivered %lu, kept %lu, rescheduled %lu, proxy "
 			"frees %lu, threaded context frees %lu, loop frees "
 			"%lu, producers %lu, sends from the loop %lu, "
 			"wrapped deliveries %lu, wrapper frees %lu\n",
-			(unsigned long long)seed, atomic_load(&violations),
-			first_violation[0] ? ", first: " : "", first_violation,
+			(unsigned long long)seed, atomic_load(&found.count),
+			found.first[0] ? ", first: " : "", found.first,
 			n, n_delivered, n_kept, n_rescheduled, n_proxy_frees,
 			n_tctx_frees, n_ev_frees, n_spawned, n_own_sends,
 			n_wrapped, n_wrapper_frees);
 	}
 	free(msgs);
 	msgs = NULL;
-}
-
-static int env_int(const char *name, int dflt)
-{
-	const char *v = getenv(name);
-	return v != NULL && *v != '\0' ? atoi(v) : dflt;
 }
 
 static void test_churn(void **state)
@@ -698,15 +585,15 @@ static void test_churn(void **state)
 #else
 	bool slow = TT_ON_VALGRIND();
 #endif
-	int seeds = env_int("TT_CHURN_SEEDS", slow ? 2 : 8);
-	int start = env_int("TT_CHURN_START", 1);
-	int ops = env_int("TT_CHURN_OPS", 3000);
+	int seeds = tt_env_int("TT_CHURN_SEEDS", slow ? 2 : 8);
+	int start = tt_env_int("TT_CHURN_START", 1);
+	int ops = tt_env_int("TT_CHURN_OPS", 3000);
 	int failed = 0;
 
 	for (int i = 0; i < seeds; i++) {
 		alarm(TT_WATCHDOG_SECS);
 		run_seed((uint64_t)(start + i), ops);
-		failed += atomic_load(&violations) != 0;
+		failed += atomic_load(&found.count) != 0;
 	}
 	alarm(0);
 	assert_int_equal(failed, 0);

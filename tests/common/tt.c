@@ -38,6 +38,17 @@ const char *tt_library_path(void)
 	return loaded;
 }
 
+static bool system_path(const char *path)
+{
+	return under(path, "/usr/lib") || under(path, "/lib") ||
+	       under(path, "/usr/lib64") || under(path, "/lib64");
+}
+
+bool tt_is_system_library(void)
+{
+	return system_path(tt_library_path());
+}
+
 void tt_check_library(void)
 {
 	Dl_info info;
@@ -70,8 +81,7 @@ void tt_check_library(void)
 		}
 		return;
 	}
-	if (under(loaded, "/usr/lib") || under(loaded, "/lib") ||
-	    under(loaded, "/usr/lib64") || under(loaded, "/lib64")) {
+	if (system_path(loaded)) {
 		fprintf(stderr, "tt_check_library: %s is the system copy; set "
 			"TEVENT_TEST_LIBRARY to test it on purpose\n", loaded);
 		exit(2);
@@ -243,4 +253,24 @@ void tt_finish(struct tevent_context *ev)
 {
 	talloc_free(ev);
 	alarm(0);
+}
+
+static void tick_fired(struct tevent_context *ev, struct tevent_timer *te,
+		       struct timeval now, void *private_data)
+{
+	(void)te;
+	(void)now;
+	struct tt_tick *t = private_data;
+	if (!tt_tick_start(ev, t, t->usec)) {
+		fprintf(stderr, "tt_tick: tevent_add_timer failed\n");
+		abort();
+	}
+}
+
+bool tt_tick_start(struct tevent_context *ev, struct tt_tick *t, int usec)
+{
+	t->usec = usec;
+	t->te = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(0, usec),
+				 tick_fired, t);
+	return t->te != NULL;
 }

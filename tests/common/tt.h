@@ -29,6 +29,9 @@ void tt_check_library(void);
 /* Real path of that library (runs tt_check_library() if not done yet). */
 const char *tt_library_path(void);
 
+/* Whether that library is the system's copy (a run against upstream). */
+bool tt_is_system_library(void);
+
 /*
  * Environment for a program the test starts with a chosen libtevent: the
  * caller's environment without LD_LIBRARY_PATH, LD_PRELOAD and
@@ -75,6 +78,20 @@ int tt_run_cases(const char *group, const struct tt_case *cases,
 #endif
 
 struct tevent_context;
+struct tevent_timer;
+
+/*
+ * A timer that fires every `usec` microseconds and arms itself again, so
+ * that no turn of the loop blocks for longer (random-use tests turn loops
+ * that may have nothing to do). Freeing t->te, or the context, stops it.
+ * Returns false when the first timer could not be added; a later failure
+ * aborts the program.
+ */
+struct tt_tick {
+	struct tevent_timer *te;
+	int usec;
+};
+bool tt_tick_start(struct tevent_context *ev, struct tt_tick *t, int usec);
 
 /*
  * A context on the backend named by a per-backend case's state.  Arms a

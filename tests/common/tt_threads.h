@@ -233,21 +233,79 @@ static inline void tt_w_sig(struct tevent_context *w, void *s,
 		(void)info, (void)h, (void)l;
 }
 
-/* A wrapper ops table of the hooks above, named `ops_name`. */
-#define TT_QUIET_WRAPPER_OPS(ops_name)                                      \
+/* A wrapper ops table named `ops_name` with the given timer and immediate
+ * hooks and do-nothing ones for the rest. */
+#define TT_WRAPPER_OPS_WITH(ops_name, timer_in, timer_out, im_in, im_out)    \
 	{                                                                   \
 		.name = ops_name,                                           \
 		.before_use = tt_w_before_use,                              \
 		.after_use = tt_w_after_use,                                \
 		.before_fd_handler = tt_w_fd,                               \
 		.after_fd_handler = tt_w_fd,                                \
-		.before_timer_handler = tt_w_timer,                         \
-		.after_timer_handler = tt_w_timer,                          \
-		.before_immediate_handler = tt_w_im,                        \
-		.after_immediate_handler = tt_w_im,                         \
+		.before_timer_handler = timer_in,                           \
+		.after_timer_handler = timer_out,                           \
+		.before_immediate_handler = im_in,                          \
+		.after_immediate_handler = im_out,                          \
 		.before_signal_handler = tt_w_sig,                          \
 		.after_signal_handler = tt_w_sig,                           \
 	}
+
+/* A wrapper ops table of the hooks above, named `ops_name`. */
+#define TT_QUIET_WRAPPER_OPS(ops_name)                                      \
+	TT_WRAPPER_OPS_WITH(ops_name, tt_w_timer, tt_w_timer, tt_w_im, tt_w_im)
+
+/*
+ * Hooks that count: the wrapper's private state is a struct tt_hook_depth
+ * (make the wrapper with type struct tt_hook_depth), whose depth is above
+ * zero while an immediate or timer handler runs inside the wrapper's
+ * hooks. The other hooks do nothing.
+ */
+struct tt_hook_depth {
+	int depth;
+	unsigned long runs;  /* handlers run inside the hooks */
+};
+
+static inline void tt_w_im_in(struct tevent_context *w, void *s,
+			      struct tevent_context *m,
+			      struct tevent_immediate *im, const char *h,
+			      const char *l)
+{
+	(void)w, (void)m, (void)im, (void)h, (void)l;
+	struct tt_hook_depth *d = s;
+	d->depth++;
+	d->runs++;
+}
+static inline void tt_w_im_out(struct tevent_context *w, void *s,
+			       struct tevent_context *m,
+			       struct tevent_immediate *im, const char *h,
+			       const char *l)
+{
+	(void)w, (void)m, (void)im, (void)h, (void)l;
+	((struct tt_hook_depth *)s)->depth--;
+}
+static inline void tt_w_timer_in(struct tevent_context *w, void *s,
+				 struct tevent_context *m,
+				 struct tevent_timer *te, struct timeval a,
+				 struct timeval b, const char *h,
+				 const char *l)
+{
+	tt_w_im_in(w, s, m, NULL, h, l);
+	(void)te, (void)a, (void)b;
+}
+static inline void tt_w_timer_out(struct tevent_context *w, void *s,
+				  struct tevent_context *m,
+				  struct tevent_timer *te, struct timeval a,
+				  struct timeval b, const char *h,
+				  const char *l)
+{
+	tt_w_im_out(w, s, m, NULL, h, l);
+	(void)te, (void)a, (void)b;
+}
+
+/* A wrapper ops table of the counting hooks, named `ops_name`. */
+#define TT_DEPTH_WRAPPER_OPS(ops_name)                                      \
+	TT_WRAPPER_OPS_WITH(ops_name, tt_w_timer_in, tt_w_timer_out,          \
+			    tt_w_im_in, tt_w_im_out)
 
 /* ------------------------------------------------------------------------
  * Child processes that report one byte

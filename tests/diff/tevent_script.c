@@ -98,6 +98,8 @@
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
+#include "../common/tt_random.h"
+
 /* ------------------------------------------------------------------ */
 /* PRNG: splitmix64, so a seed means the same program everywhere. */
 
@@ -105,11 +107,7 @@ static uint64_t g_rng;
 
 static uint64_t rnd64(void)
 {
-	uint64_t z = (g_rng += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return tt_splitmix64(&g_rng);
 }
 
 static unsigned rnd(unsigned n)

@@ -56,6 +56,8 @@
 
 #include "tevent_threadpool.h"
 #include "tt.h"
+#include "tt_random.h"
+#include "tt_threads.h"
 
 #define MAX_TASKS 2048
 #define MAX_JOBS 1024
@@ -72,20 +74,12 @@
 /* ------------------------------------------------------------------ */
 /* random numbers: one generator for the loop thread, one per task call */
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static uint64_t loop_rng;
 
 /* 0 .. n-1 */
 static unsigned pick(unsigned n)
 {
-	return (unsigned)(splitmix(&loop_rng) % n);
+	return tt_below(&loop_rng, n);
 }
 
 /* true with probability pct/100 */
@@ -146,10 +140,10 @@ struct owner_rec {
 struct stress {
 	TALLOC_CTX *root;
 	struct tevent_context *ev[MAX_CTX];
-	struct tevent_timer *tick[MAX_CTX];
+	struct tt_tick tick[MAX_CTX];  /* keeps every turn short */
 	/* Context WRAP_SLOT is a wrapper of context 0 in half the seeds. */
 	bool wrapped;
-	int hook_depth;  /* inside the wrapper's handler hooks */
+	struct tt_hook_depth *hooks;  /* the wrapper's private state */
 	struct tevent_threadpool *pool;
 	int pool_gen;
 	unsigned max_threads;
@@ -162,8 +156,7 @@ struct stress {
 	int njobs;
 	int sync_depth;
 	bool draining;
-	atomic_int violations;
-	char first_violation[256];
+	struct tt_findings found;
 	uint64_t seed;
 	/* counts, for the summary line */
 	unsigned long enq_ok, enq_again, enq_shutdown, resumes, stops, reaps,
@@ -173,35 +166,14 @@ struct stress {
 
 static struct stress *S;
 
-static void violation(const char *fmt, ...) PRINTF_ATTRIBUTE(1, 2);
-
-static void violation(const char *fmt, ...)
-{
-	if (atomic_fetch_add(&S->violations, 1) == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(S->first_violation, sizeof(S->first_violation), fmt,
-			  ap);
-		va_end(ap);
-	}
-}
+#define violation(...) tt_found(&S->found, __VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
 /* pool-thread side */
 
 static void thread_jitter(uint64_t *rng)
 {
-	switch (splitmix(rng) % 8) {
-	case 0:
-		usleep((useconds_t)(splitmix(rng) % 200));
-		break;
-	case 1:
-	case 2:
-		sched_yield();
-		break;
-	default:
-		break;
-	}
+	tt_jitter(rng, 8, 200);
 }
 
 static int stress_task(void *user, enum tevent_threadpool_task_state state)
@@ -226,7 +198,7 @@ static int stress_task(void *user, enum tevent_threadpool_task_state state)
 		if (t->stop_extra > 0) {
 			/* Neither may call the sync function now. */
 			t->stop_extra--;
-			ret = (splitmix(&rng) & 1) ? TEVENT_TP_RETURN_SYNC
+			ret = (tt_splitmix64(&rng) & 1) ? TEVENT_TP_RETURN_SYNC
 						   : TEVENT_TP_RETURN_CHECKING_IN;
 		} else {
 			ret = TEVENT_TP_RETURN_STOPPED;
@@ -276,6 +248,31 @@ static struct tevent_context *loop_ev(int c)
 static void free_pool(void);
 static void free_owner(int o);
 
+/* The task's pointer is no longer ours to use, and no notice may come. */
+static void forget_task(struct task_rec *t)
+{
+	t->handle_valid = false;
+	t->attached = false;
+	t->pending = false;
+}
+
+/* tevent_threadpool_task_status() on an ended task: it must say how the
+ * task ended and reap it, its cleanup running now. */
+static void reap(struct task_rec *t, enum tevent_threadpool_task_state how)
+{
+	enum tevent_threadpool_task_state st =
+		tevent_threadpool_task_status(t->task);
+	S->reaps++;
+	if (st != how) {
+		violation("task %d: status %d, ended %d", t->id, (int)st,
+			  (int)how);
+	}
+	if (atomic_load(&t->cleaned) != 1) {
+		violation("task %d: status did not reap", t->id);
+	}
+	forget_task(t);
+}
+
 static bool owner_alive(const struct task_rec *t)
 {
 	return t->owner >= 0 && S->owners[t->owner].mem != NULL;
@@ -311,7 +308,7 @@ static void stress_sync(struct tevent_threadpool_task *task, void *user,
 	if (atomic_load(&t->in_fn) != 0) {
 		violation("task %d: sync while its function runs", t->id);
 	}
-	if (S->wrapped && t->ctx == WRAP_SLOT && S->hook_depth == 0) {
+	if (S->wrapped && t->ctx == WRAP_SLOT && S->hooks->depth == 0) {
 		violation("task %d: notice on a wrapper outside its hooks",
 			  t->id);
 	}
@@ -332,18 +329,7 @@ static void stress_sync(struct tevent_threadpool_task *task, void *user,
 		}
 		atomic_store(&t->in_sync, 0);
 		if (S->draining || chance(50)) {
-			enum tevent_threadpool_task_state st =
-				tevent_threadpool_task_status(task);
-			S->reaps++;
-			if (st != state) {
-				violation("task %d: status %d after end %d",
-					  t->id, (int)st, (int)state);
-			}
-			if (atomic_load(&t->cleaned) != 1) {
-				violation("task %d: status did not reap", t->id);
-			}
-			t->handle_valid = false;
-			t->attached = false;
+			reap(t, state);
 		}
 		S->sync_depth--;
 		return;
@@ -415,9 +401,7 @@ static void stress_cleanup(void *user, enum tevent_threadpool_task_state state)
 			  (int)state, (int)t->end_state);
 	}
 	t->cleanup_state = state;
-	t->handle_valid = false;
-	t->attached = false;
-	t->pending = false;
+	forget_task(t);
 }
 
 static void job_done(struct tevent_req *req)
@@ -447,127 +431,20 @@ static void job_done(struct tevent_req *req)
 	talloc_free(req);
 }
 
-static void tick(struct tevent_context *ev, struct tevent_timer *te,
-		 struct timeval now, void *private_data)
-{
-	(void)te;
-	(void)now;
-	struct tevent_timer **slot = private_data;
-	/* Re-armed for ever, so that no loop turn blocks for long. */
-	*slot = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(0, 1000),
-				 tick, slot);
-	if (*slot == NULL) {
-		violation("tick: tevent_add_timer failed");
-	}
-}
-
 /* ------------------------------------------------------------------ */
 /* loop side: operations */
 
-static void hook_in(struct tevent_context *wrap_ev, void *private_state,
-		    struct tevent_context *main_ev, struct tevent_immediate *im,
-		    const char *handler_name, const char *location)
-{
-	(void)private_state;
-	(void)im;
-	(void)handler_name;
-	(void)location;
-	if (wrap_ev != S->ev[WRAP_SLOT] || main_ev != S->ev[0]) {
-		violation("wrapper hook for another context");
-	}
-	S->hook_depth++;
-}
-
-static void hook_out(struct tevent_context *wrap_ev, void *private_state,
-		     struct tevent_context *main_ev, struct tevent_immediate *im,
-		     const char *handler_name, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)im;
-	(void)handler_name;
-	(void)location;
-	S->hook_depth--;
-}
-
-static void timer_hook_in(struct tevent_context *wrap_ev, void *private_state,
-			  struct tevent_context *main_ev,
-			  struct tevent_timer *te, struct timeval requested,
-			  struct timeval trigger, const char *handler_name,
-			  const char *location)
-{
-	(void)private_state;
-	(void)main_ev;
-	(void)te;
-	(void)requested;
-	(void)trigger;
-	(void)handler_name;
-	(void)location;
-	(void)wrap_ev;
-	S->hook_depth++;
-}
-
-static void timer_hook_out(struct tevent_context *wrap_ev,
-			   void *private_state, struct tevent_context *main_ev,
-			   struct tevent_timer *te, struct timeval requested,
-			   struct timeval trigger, const char *handler_name,
-			   const char *location)
-{
-	(void)private_state;
-	(void)main_ev;
-	(void)te;
-	(void)requested;
-	(void)trigger;
-	(void)handler_name;
-	(void)location;
-	(void)wrap_ev;
-	S->hook_depth--;
-}
-
-static bool use_in(struct tevent_context *wrap_ev, void *private_state,
-		   struct tevent_context *main_ev, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)location;
-	return true;
-}
-
-static void use_out(struct tevent_context *wrap_ev, void *private_state,
-		    struct tevent_context *main_ev, const char *location)
-{
-	(void)wrap_ev;
-	(void)private_state;
-	(void)main_ev;
-	(void)location;
-}
-
 /* Only immediates and timers reach the pool's contexts. */
-static const struct tevent_wrapper_ops hook_ops = {
-	.name = "stress",
-	.before_use = use_in,
-	.after_use = use_out,
-	.before_immediate_handler = hook_in,
-	.after_immediate_handler = hook_out,
-	.before_timer_handler = timer_hook_in,
-	.after_timer_handler = timer_hook_out,
-};
-
-struct hook_state {
-	int unused;
-};
+static const struct tevent_wrapper_ops hook_ops = TT_DEPTH_WRAPPER_OPS("stress");
 
 static void new_context(int c)
 {
 	if (S->wrapped && c == WRAP_SLOT) {
-		struct hook_state *hs;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 		S->ev[c] = tevent_context_wrapper_create(S->ev[0], S->root,
-							 &hook_ops, &hs,
-							 struct hook_state);
+							 &hook_ops, &S->hooks,
+							 struct tt_hook_depth);
 #pragma GCC diagnostic pop
 		assert_non_null(S->ev[c]);
 		return;
@@ -582,10 +459,7 @@ static void new_context(int c)
 #pragma GCC diagnostic pop
 	}
 	S->ev[c] = ev;
-	S->tick[c] = tevent_add_timer(ev, ev,
-				      tevent_timeval_current_ofs(0, 1000),
-				      tick, &S->tick[c]);
-	assert_non_null(S->tick[c]);
+	assert_true(tt_tick_start(ev, &S->tick[c], 1000));
 }
 
 static void new_pool(void)
@@ -653,9 +527,7 @@ static void free_owner(int o)
 	for (int i = 0; i < S->ntasks; i++) {
 		struct task_rec *t = &S->tasks[i];
 		if (t->owner == o) {
-			t->handle_valid = false;
-			t->attached = false;
-			t->pending = false;
+			forget_task(t);
 			t->owner = -1;
 		}
 	}
@@ -702,7 +574,7 @@ static void enqueue_on(int ctx)
 	struct task_rec *t = &S->tasks[S->ntasks];
 	memset(t, 0, sizeof(*t));
 	t->id = S->ntasks;
-	t->seed = splitmix(&loop_rng);
+	t->seed = tt_splitmix64(&loop_rng);
 	t->ctx = ctx >= 0 ? ctx : (int)pick(MAX_CTX);
 	t->owner = owner_for_new_task();
 	t->pool_gen = S->pool_gen;
@@ -805,29 +677,11 @@ static void op_reap_or_peek(void)
 				  (int)st);
 		}
 		if (st == ST_FINISHED || st == ST_STOPPED) {
-			/* Ended, notice on its way: reaping now is fine. */
-			if (tevent_threadpool_task_status(t->task) != st) {
-				violation("task %d: status changed", t->id);
-			}
-			S->reaps++;
-			if (atomic_load(&t->cleaned) != 1) {
-				violation("task %d: status did not reap",
-					  t->id);
-			}
-			t->handle_valid = false;
-			t->attached = false;
+			reap(t, st);  /* ended, notice on its way: fine */
 		}
 		return;
 	}
-	if (tevent_threadpool_task_status(t->task) != t->end_state) {
-		violation("task %d: status differs from end notice", t->id);
-	}
-	S->reaps++;
-	if (atomic_load(&t->cleaned) != 1) {
-		violation("task %d: status did not reap", t->id);
-	}
-	t->handle_valid = false;
-	t->attached = false;
+	reap(t, t->end_state);
 }
 
 static void op_free_owner(void)
@@ -921,29 +775,21 @@ static void free_context(int c)
 	for (int i = 0; i < S->ntasks; i++) {
 		struct task_rec *t = &S->tasks[i];
 		if (t->ctx == c) {
-			t->handle_valid = false;
-			t->attached = false;
-			t->pending = false;
+			forget_task(t);
 			t->ctx = -1;
 		}
 	}
 }
 
-/* Debian's libtevent keeps a threaded immediate sent to a wrapper that
- * goes and runs it on the main context later, after the pool has let go
- * of it (doc/threadpool.md, Limits): wrappers are only freed early on
- * ours, which drops it with the wrapper. */
-static bool on_system_library(void)
-{
-	const char *path = tt_library_path();
-	return strncmp(path, "/usr/lib/", 9) == 0 ||
-	       strncmp(path, "/lib/", 5) == 0;
-}
-
 static void op_free_context(void)
 {
 	int c = (int)pick(MAX_CTX);
-	if (S->wrapped && (c == 0 || c == WRAP_SLOT) && on_system_library()) {
+	/* Debian's libtevent keeps a threaded immediate sent to a wrapper
+	 * that goes and takes it in later, after the pool has let go of it
+	 * (doc/threadpool.md, Limits): wrappers go early only on ours,
+	 * which drops it with the wrapper. */
+	if (S->wrapped && (c == 0 || c == WRAP_SLOT) &&
+	    tt_is_system_library()) {
 		return;
 	}
 	if (S->wrapped && c == 0) {
@@ -1034,13 +880,6 @@ static bool all_delivered(void)
 	return true;
 }
 
-static double now_s(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
-
 /* Whether everything of the current pool bound to context c (or to a
  * wrapper of it) has been delivered: end notices of attached tasks,
  * cleanups of detached ones, job completions. */
@@ -1080,7 +919,7 @@ static void loop_wait_all(void)
 			enqueue_on(S->wrapped && c == 0 && k % 2 ? WRAP_SLOT : c);
 			job_send_on(c);
 		}
-		TALLOC_FREE(S->tick[c]);
+		TALLOC_FREE(S->tick[c].te);
 		int ret = tevent_loop_wait(S->ev[c]);
 		if (ret != 0) {
 			violation("tevent_loop_wait returned %d", ret);
@@ -1089,10 +928,7 @@ static void loop_wait_all(void)
 			violation("context %d: tevent_loop_wait returned with "
 				  "reports outstanding", c);
 		}
-		S->tick[c] = tevent_add_timer(
-			S->ev[c], S->ev[c], tevent_timeval_current_ofs(0, 1000),
-			tick, &S->tick[c]);
-		assert_non_null(S->tick[c]);
+		assert_true(tt_tick_start(S->ev[c], &S->tick[c], 1000));
 	}
 }
 
@@ -1105,10 +941,10 @@ static void drain(void)
 			resume(t, false);
 		}
 	}
-	double deadline = now_s() + 60;
+	double deadline = tt_now_s() + 60;
 	unsigned turn = 0;
 	while (!all_delivered()) {
-		if (now_s() > deadline) {
+		if (tt_now_s() > deadline) {
 			char *dump = tevent_threadpool_dump(S->root, S->pool);
 			fprintf(stderr, "%s\n", dump ? dump : "(no dump)");
 			for (int i = 0; i < S->ntasks; i++) {
@@ -1133,14 +969,14 @@ static void drain(void)
 			break;
 		}
 	}
-	if (atomic_load(&S->violations) == 0) {
+	if (atomic_load(&S->found.count) == 0) {
 		loop_wait_all();
 	}
 	/* Reap what ended and is still ours. */
 	for (int i = 0; i < S->ntasks; i++) {
 		struct task_rec *t = &S->tasks[i];
 		if (t->handle_valid && t->ends > 0) {
-			tevent_threadpool_task_status(t->task);
+			reap(t, t->end_state);
 		}
 	}
 }
@@ -1162,13 +998,13 @@ static void run_seed(uint64_t seed, int ops)
 	}
 	new_pool();
 
-	for (int i = 0; i < ops && atomic_load(&S->violations) == 0; i++) {
+	for (int i = 0; i < ops && atomic_load(&S->found.count) == 0; i++) {
 		run_op();
 	}
 	if (S->pool == NULL) {
 		new_pool();
 	}
-	if (atomic_load(&S->violations) == 0) {
+	if (atomic_load(&S->found.count) == 0) {
 		drain();
 	}
 	free_pool();
@@ -1205,15 +1041,15 @@ static void run_seed(uint64_t seed, int ops)
 	free(S->tasks);
 	free(S->jobs);
 
-	if (atomic_load(&S->violations) != 0 || getenv("TP_STRESS_VERBOSE")) {
+	if (atomic_load(&S->found.count) != 0 || getenv("TP_STRESS_VERBOSE")) {
 		fprintf(stderr,
 			"seed %llu: %d violation(s)%s%s; tasks %d (enqueue ok "
 			"%lu, EAGAIN %lu, ESHUTDOWN %lu), resumes %lu, stops "
 			"%lu, reaps %lu, owner frees %lu, pool frees %lu, "
 			"finishes %lu, context frees %lu, nested turns %lu, "
 			"jobs %d (ok %lu, failed %lu, cancelled %lu)\n",
-			(unsigned long long)seed, atomic_load(&S->violations),
-			S->violations ? ", first: " : "", S->first_violation,
+			(unsigned long long)seed, atomic_load(&S->found.count),
+			S->found.first[0] ? ", first: " : "", S->found.first,
 			S->ntasks, S->enq_ok, S->enq_again, S->enq_shutdown,
 			S->resumes, S->stops, S->reaps, S->owner_frees,
 			S->pool_frees, S->pool_finishes, S->ctx_frees,
@@ -1222,26 +1058,20 @@ static void run_seed(uint64_t seed, int ops)
 	}
 }
 
-static int env_int(const char *name, int dflt)
-{
-	const char *v = getenv(name);
-	return v != NULL && *v != '\0' ? atoi(v) : dflt;
-}
-
 static void test_random_use(void **state)
 {
 	(void)state;
 	static struct stress s;
 	S = &s;
-	int seeds = env_int("TP_STRESS_SEEDS", TT_ON_VALGRIND() ? 10 : 60);
-	int start = env_int("TP_STRESS_START", 1);
-	int ops = env_int("TP_STRESS_OPS", 400);
+	int seeds = tt_env_int("TP_STRESS_SEEDS", TT_ON_VALGRIND() ? 10 : 60);
+	int start = tt_env_int("TP_STRESS_START", 1);
+	int ops = tt_env_int("TP_STRESS_OPS", 400);
 	int failed = 0;
 
 	for (int i = 0; i < seeds; i++) {
 		alarm(600);
 		run_seed((uint64_t)(start + i), ops);
-		if (atomic_load(&S->violations) != 0) {
+		if (atomic_load(&S->found.count) != 0) {
 			failed++;
 		}
 	}
