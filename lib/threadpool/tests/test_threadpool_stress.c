@@ -1,9 +1,9 @@
 /*
  * test_threadpool_stress.c - libtevent_threadpool under random use.
  *
- * Each seed drives a pool through a random sequence of what a program may
- * do on its loop thread: enqueue tasks with random scripts on one of
- * several contexts and owners, resume syncs now or later (from inside the
+ * Each seed drives two pools through a random sequence of what a program
+ * may do on its loop thread: enqueue tasks with random scripts on one of
+ * several contexts (both pools serve the same ones) and owners, resume syncs now or later (from inside the
  * sync function, from the driver, after a nested loop turn), stop tasks,
  * reap them, free owners, contexts and whole pools (also from inside a
  * sync function), finish pools, send jobs and cancel them.  Pool threads
@@ -64,6 +64,7 @@
 #define MAX_CTX 3
 #define MAX_OWNERS 4
 #define WRAP_SLOT 2
+#define NPOOL 2
 
 #define ST_SYNCING TEVENT_TP_STATE_SYNCING
 #define ST_RUNNING TEVENT_TP_STATE_RUNNING
@@ -107,7 +108,8 @@ struct task_rec {
 	atomic_int in_sync;
 	atomic_int cleaned;
 	/* loop side */
-	int pool_gen;
+	int pool;      /* index into pools[] */
+	int pool_gen;  /* that pool's generation when enqueued */
 	int ctx;
 	int owner;  /* index into owners[], -1: none */
 	struct tevent_threadpool_task *task;
@@ -122,6 +124,7 @@ struct task_rec {
 
 struct job_rec {
 	int id;
+	int pool;
 	int pool_gen;
 	int ctx;
 	struct tevent_req *req;
@@ -130,6 +133,16 @@ struct job_rec {
 	atomic_int ran;
 	int completions;
 	int result;
+};
+
+/* Two pools serve the same loops: their ports meet in nested turns. */
+struct pool_rec {
+	struct tevent_threadpool *pool;  /* NULL: made anew before the next
+					    operation */
+	int gen;  /* unique within a run */
+	unsigned max_threads;
+	unsigned max_depth;
+	bool finished;
 };
 
 struct owner_rec {
@@ -144,11 +157,8 @@ struct stress {
 	/* Context WRAP_SLOT is a wrapper of context 0 in half the seeds. */
 	bool wrapped;
 	struct tt_hook_depth *hooks;  /* the wrapper's private state */
-	struct tevent_threadpool *pool;
-	int pool_gen;
-	unsigned max_threads;
-	unsigned max_depth;
-	bool finished;
+	struct pool_rec pools[NPOOL];
+	int gens;
 	struct owner_rec owners[MAX_OWNERS];
 	struct task_rec *tasks;
 	int ntasks;
@@ -245,7 +255,7 @@ static struct tevent_context *loop_ev(int c)
 	return S->wrapped && c == WRAP_SLOT ? S->ev[0] : S->ev[c];
 }
 
-static void free_pool(void);
+static void free_pool(int p);
 static void free_owner(int o);
 
 /* The task's pointer is no longer ours to use, and no notice may come. */
@@ -377,7 +387,7 @@ static void stress_sync(struct tevent_threadpool_task *task, void *user,
 		S->stops++;
 	} else if (r < 60 && S->sync_depth == 1) {
 		atomic_store(&t->in_sync, 0);
-		free_pool();
+		free_pool((int)pick(NPOOL));
 	}
 	/* otherwise: answered later by the driver */
 	atomic_store(&t->in_sync, 0);
@@ -462,34 +472,41 @@ static void new_context(int c)
 	assert_true(tt_tick_start(ev, &S->tick[c], 1000));
 }
 
-static void new_pool(void)
+static void new_pool(int p)
 {
-	S->max_threads = 1 + pick(4);
+	struct pool_rec *pr = &S->pools[p];
 	static const unsigned depths[] = {0, 1, 2, 4, 16, 64};
-	S->max_depth = depths[pick(sizeof(depths) / sizeof(depths[0]))];
-	S->pool = tevent_threadpool_create(S->root, S->max_threads,
-					   S->max_depth, "stress %d",
-					   S->pool_gen + 1);
-	assert_non_null(S->pool);
-	S->pool_gen++;
-	S->finished = false;
+	pr->max_threads = 1 + pick(4);
+	pr->max_depth = depths[pick(sizeof(depths) / sizeof(depths[0]))];
+	pr->gen = ++S->gens;
+	pr->pool = tevent_threadpool_create(S->root, pr->max_threads,
+					    pr->max_depth, "stress %d", pr->gen);
+	assert_non_null(pr->pool);
+	pr->finished = false;
 }
 
-/* Tasks the pool may still count against its limit: accepted, not known
+/* Whether the pool a task (or job) went to is still the one in its slot. */
+static bool pool_current(int p, int gen)
+{
+	return S->pools[p].gen == gen;
+}
+
+/* Tasks pool p may still count against its limit: accepted, not known
  * to have ended, not reaped; plus jobs not completed nor freed. */
-static unsigned outstanding(void)
+static unsigned outstanding(int p)
 {
 	unsigned n = 0;
 	for (int i = 0; i < S->ntasks; i++) {
 		struct task_rec *t = &S->tasks[i];
-		if (t->pool_gen == S->pool_gen && atomic_load(&t->cleaned) == 0
-		    && t->ends == 0) {
+		if (t->pool == p && pool_current(p, t->pool_gen) &&
+		    atomic_load(&t->cleaned) == 0 && t->ends == 0) {
 			n++;
 		}
 	}
 	for (int i = 0; i < S->njobs; i++) {
 		struct job_rec *j = &S->jobs[i];
-		if (j->pool_gen == S->pool_gen && j->req != NULL) {
+		if (j->pool == p && pool_current(p, j->pool_gen) &&
+		    j->req != NULL) {
 			n++;
 		}
 	}
@@ -508,11 +525,11 @@ static void check_pool_reaped(int gen)
 	}
 }
 
-static void free_pool(void)
+static void free_pool(int p)
 {
-	int gen = S->pool_gen;
-	struct tevent_threadpool *pool = S->pool;
-	S->pool = NULL;
+	int gen = S->pools[p].gen;
+	struct tevent_threadpool *pool = S->pools[p].pool;
+	S->pools[p].pool = NULL;
 	talloc_free(pool);
 	S->pool_frees++;
 	check_pool_reaped(gen);
@@ -577,10 +594,12 @@ static void enqueue_on(int ctx)
 	t->seed = tt_splitmix64(&loop_rng);
 	t->ctx = ctx >= 0 ? ctx : (int)pick(MAX_CTX);
 	t->owner = owner_for_new_task();
-	t->pool_gen = S->pool_gen;
+	t->pool = (int)pick(NPOOL);
+	struct pool_rec *pr = &S->pools[t->pool];
+	t->pool_gen = pr->gen;
 	make_script(t);
 
-	unsigned before = outstanding();
+	unsigned before = outstanding(t->pool);
 	struct tevent_threadpool_task_args args = {
 		.ev = S->ev[t->ctx],
 		.owner = t->owner >= 0 ? S->owners[t->owner].mem : NULL,
@@ -590,23 +609,23 @@ static void enqueue_on(int ctx)
 		.cleanup = stress_cleanup,
 	};
 	errno = 0;
-	t->task = tevent_threadpool_enqueue(S->pool, &args, "task %d", t->id);
+	t->task = tevent_threadpool_enqueue(pr->pool, &args, "task %d", t->id);
 	if (t->task == NULL) {
 		int err = errno;
-		if (err == ESHUTDOWN && S->finished) {
+		if (err == ESHUTDOWN && pr->finished) {
 			S->enq_shutdown++;
-		} else if (err == EAGAIN && !S->finished &&
-			   before >= S->max_threads + S->max_depth) {
+		} else if (err == EAGAIN && !pr->finished &&
+			   before >= pr->max_threads + pr->max_depth) {
 			S->enq_again++;
 		} else {
 			violation("enqueue failed with errno %d (finished %d, "
 				  "%u outstanding, limit %u)", err,
-				  (int)S->finished, before,
-				  S->max_threads + S->max_depth);
+				  (int)pr->finished, before,
+				  pr->max_threads + pr->max_depth);
 		}
 		return;
 	}
-	if (S->finished) {
+	if (pr->finished) {
 		violation("enqueue accepted after finish");
 	}
 	S->enq_ok++;
@@ -626,7 +645,7 @@ static struct task_rec *pick_task(bool (*want)(const struct task_rec *))
 	int start = (int)pick((unsigned)S->ntasks);
 	for (int k = 0; k < S->ntasks; k++) {
 		struct task_rec *t = &S->tasks[(start + k) % S->ntasks];
-		if (t->handle_valid && t->pool_gen == S->pool_gen &&
+		if (t->handle_valid && pool_current(t->pool, t->pool_gen) &&
 		    want(t)) {
 			return t;
 		}
@@ -707,8 +726,10 @@ static void job_send_on(int ctx)
 	memset(j, 0, sizeof(*j));
 	j->id = S->njobs;
 	j->ctx = ctx >= 0 ? ctx : (int)pick(MAX_CTX);
-	j->pool_gen = S->pool_gen;
-	j->req = tevent_threadpool_job_send(S->root, S->ev[j->ctx], S->pool,
+	j->pool = (int)pick(NPOOL);
+	j->pool_gen = S->pools[j->pool].gen;
+	j->req = tevent_threadpool_job_send(S->root, S->ev[j->ctx],
+					    S->pools[j->pool].pool,
 					    stress_job, j);
 	assert_non_null(j->req);
 	tevent_req_set_callback(j->req, job_done, j);
@@ -747,7 +768,8 @@ static void op_job_cancel(void)
 /* The dump reads every task's state while pool threads change it. */
 static void op_dump(void)
 {
-	char *d = tevent_threadpool_dump(S->root, S->pool);
+	char *d = tevent_threadpool_dump(S->root,
+					 S->pools[pick(NPOOL)].pool);
 	if (d == NULL || strstr(d, "stress") == NULL) {
 		violation("dump: %s", d ? d : "NULL");
 	}
@@ -805,27 +827,32 @@ static void op_free_context(void)
 
 static void op_finish(void)
 {
-	if (S->finished) {
+	int p = (int)pick(NPOOL);
+	struct pool_rec *pr = &S->pools[p];
+	if (pr->finished) {
 		return;
 	}
-	tevent_threadpool_finish(S->pool);
-	S->finished = true;
+	tevent_threadpool_finish(pr->pool);
+	pr->finished = true;
 	S->pool_finishes++;
-	/* Syncing tasks were resumed with a stop. */
+	/* Its syncing tasks were resumed with a stop. */
 	for (int i = 0; i < S->ntasks; i++) {
-		S->tasks[i].pending = false;
+		if (S->tasks[i].pool == p) {
+			S->tasks[i].pending = false;
+		}
 	}
 }
 
 static void run_op(void)
 {
-	if (S->pool == NULL) {
-		new_pool();  /* freed from inside a sync function */
-	}
-	if (S->finished && chance(5)) {
-		free_pool();
-		new_pool();
-		return;
+	for (int p = 0; p < NPOOL; p++) {
+		if (S->pools[p].pool == NULL) {
+			new_pool(p);  /* freed from inside a sync function */
+		} else if (S->pools[p].finished && chance(5)) {
+			free_pool(p);
+			new_pool(p);
+			return;
+		}
 	}
 	unsigned r = pick(1000);
 	if (r < 200) {
@@ -851,8 +878,9 @@ static void run_op(void)
 	} else if (r < 997) {
 		op_finish();
 	} else {
-		free_pool();
-		new_pool();
+		int p = (int)pick(NPOOL);
+		free_pool(p);
+		new_pool(p);
 	}
 }
 
@@ -863,7 +891,7 @@ static bool all_delivered(void)
 {
 	for (int i = 0; i < S->ntasks; i++) {
 		struct task_rec *t = &S->tasks[i];
-		if (t->pool_gen != S->pool_gen || t->ctx < 0) {
+		if (!pool_current(t->pool, t->pool_gen) || t->ctx < 0) {
 			continue;  /* reaped with its pool / lost its loop */
 		}
 		/* Attached: its end notice is due; detached: its cleanup. */
@@ -887,7 +915,7 @@ static bool delivered_on(int c)
 {
 	for (int i = 0; i < S->ntasks; i++) {
 		struct task_rec *t = &S->tasks[i];
-		if (t->pool_gen != S->pool_gen || t->ctx < 0 ||
+		if (!pool_current(t->pool, t->pool_gen) || t->ctx < 0 ||
 		    loop_ev(t->ctx) != S->ev[c]) {
 			continue;
 		}
@@ -945,11 +973,16 @@ static void drain(void)
 	unsigned turn = 0;
 	while (!all_delivered()) {
 		if (tt_now_s() > deadline) {
-			char *dump = tevent_threadpool_dump(S->root, S->pool);
-			fprintf(stderr, "%s\n", dump ? dump : "(no dump)");
+			for (int p = 0; p < NPOOL; p++) {
+				char *dump = tevent_threadpool_dump(
+					S->root, S->pools[p].pool);
+				fprintf(stderr, "%s\n",
+					dump ? dump : "(no dump)");
+			}
 			for (int i = 0; i < S->ntasks; i++) {
 				struct task_rec *t = &S->tasks[i];
-				if (t->pool_gen == S->pool_gen && t->ctx >= 0
+				if (pool_current(t->pool, t->pool_gen) &&
+				    t->ctx >= 0
 				    && atomic_load(&t->cleaned) == 0) {
 					fprintf(stderr, "task %d: ctx %d owner "
 						"%d attached %d pending %d "
@@ -996,18 +1029,24 @@ static void run_seed(uint64_t seed, int ops)
 	for (int c = 0; c < MAX_CTX; c++) {
 		new_context(c);
 	}
-	new_pool();
+	for (int p = 0; p < NPOOL; p++) {
+		new_pool(p);
+	}
 
 	for (int i = 0; i < ops && atomic_load(&S->found.count) == 0; i++) {
 		run_op();
 	}
-	if (S->pool == NULL) {
-		new_pool();
+	for (int p = 0; p < NPOOL; p++) {
+		if (S->pools[p].pool == NULL) {
+			new_pool(p);
+		}
 	}
 	if (atomic_load(&S->found.count) == 0) {
 		drain();
 	}
-	free_pool();
+	for (int p = 0; p < NPOOL; p++) {
+		free_pool(p);
+	}
 	for (int i = 0; i < S->ntasks; i++) {
 		if (atomic_load(&S->tasks[i].cleaned) != 1) {
 			violation("task %d: %d cleanups at the end", i,
