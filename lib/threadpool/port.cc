@@ -191,7 +191,9 @@ void suspend_dispatches_locked(Port *port)
 
 // The probe runs only in a loop turn taken while something is held back:
 // a nested one. What arrives from now on must wake the loop, and what
-// waits already gets a wake-up now.
+// waits already gets a wake-up now: in the inbox, or in the batch that a
+// suspended dispatch took from it and has not handled yet (a nested
+// dispatch carries on with that batch).
 void nested_turn_handler(tevent_context *ev, tevent_immediate *im,
 			 void *private_data)
 {
@@ -205,7 +207,7 @@ void nested_turn_handler(tevent_context *ev, tevent_immediate *im,
 		return;  // only thread wake-ups were held back
 	}
 	port->armed = false;
-	if (!port->inbox.empty()) {
+	if (!port->inbox.empty() || !port->batch.empty()) {
 		schedule_locked(port);
 	}
 }

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1286,6 +1287,121 @@ static void test_nested_loop_in_sync(void **state)
 	test_ev_free(ev);
 }
 
+/* Two tasks sync at once, so that one dispatch takes both notices in one
+ * batch. The first callback waits in a nested loop for a job of the same
+ * pool while both threads are held by the two syncing tasks: the job can
+ * only start once the second notice is delivered and answered. That must
+ * happen in the nested loop, although the suspended dispatch had already
+ * taken the notice from the inbox. */
+struct batch_wait {
+	struct tevent_context *ev;
+	struct tevent_threadpool *pool;
+	int ends;
+	bool waiting;          /* a callback waits in the nested loop */
+	bool answered_nested;  /* the other notice came during the wait */
+	bool job_done;
+	bool watchdog;
+};
+
+struct batch_item {
+	struct batch_wait *bw;
+	atomic_int calls;
+};
+
+static int batch_task(void *user, enum tevent_threadpool_task_state st)
+{
+	struct batch_item *it = user;
+	(void)st;
+	return atomic_fetch_add(&it->calls, 1) == 0 ? RET_SYNC : RET_FINISHED;
+}
+
+static void batch_job(void *private_data)
+{
+	(void)private_data;
+}
+
+static void batch_job_done(struct tevent_req *req)
+{
+	struct batch_wait *bw = tevent_req_callback_data_void(req);
+	assert_int_equal(tevent_threadpool_job_recv(req), 0);
+	bw->job_done = true;
+	talloc_free(req);
+}
+
+static void batch_sync(struct tevent_threadpool_task *task, void *user,
+		       enum tevent_threadpool_task_state st)
+{
+	struct batch_item *it = user;
+	struct batch_wait *bw = it->bw;
+
+	if (st != ST_SYNCING) {
+		bw->ends++;
+		(void)tevent_threadpool_task_status(task);  /* reaps it */
+		return;
+	}
+	assert_int_equal(tevent_threadpool_task_sync(task, false), 0);
+	if (bw->waiting) {
+		bw->answered_nested = true;
+		return;
+	}
+	bw->waiting = true;
+	TALLOC_CTX *tmp = talloc_new(NULL);
+	struct tevent_req *job = tevent_threadpool_job_send(bw->ev, bw->ev,
+							    bw->pool,
+							    batch_job, NULL);
+	assert_non_null(job);
+	tevent_req_set_callback(job, batch_job_done, bw);
+	/* only ends a wait that would never end */
+	assert_non_null(tevent_add_timer(bw->ev, tmp,
+					 tevent_timeval_current_ofs(30, 0),
+					 fired, &bw->watchdog));
+	while (!bw->job_done && !bw->watchdog) {
+		assert_int_equal(tevent_loop_once(bw->ev), 0);
+	}
+	talloc_free(tmp);
+}
+
+static void test_nested_wait_batch(void **state)
+{
+	(void)state;
+	struct tevent_context *ev = test_ev();
+	struct batch_wait bw = {
+		.ev = ev,
+		.pool = tevent_threadpool_create(NULL, 2, 4, "batch"),
+	};
+	struct batch_item items[2] = {{.bw = &bw}, {.bw = &bw}};
+	struct tevent_threadpool_task *tasks[2];
+
+	assert_non_null(bw.pool);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	tevent_loop_allow_nesting(ev);
+#pragma GCC diagnostic pop
+	for (int i = 0; i < 2; i++) {
+		struct tevent_threadpool_task_args args = {
+			.ev = ev,
+			.owner = ev,
+			.user = &items[i],
+			.task = batch_task,
+			.sync = batch_sync,
+		};
+		tasks[i] = tevent_threadpool_enqueue(bw.pool, &args, "t%d", i);
+		assert_non_null(tasks[i]);
+	}
+	/* Both notices wait before the loop takes the first wake-up. */
+	while (tevent_threadpool_task_get_state(tasks[0]) != ST_SYNCING ||
+	       tevent_threadpool_task_get_state(tasks[1]) != ST_SYNCING) {
+		usleep(100);
+	}
+	LOOP_UNTIL(ev, bw.ends == 2 || bw.watchdog);
+	assert_false(bw.watchdog);
+	assert_true(bw.answered_nested);
+	assert_true(bw.job_done);
+
+	talloc_free(bw.pool);
+	test_ev_free(ev);
+}
+
 /* Two loops of the same thread share a pool. */
 static void test_two_loops(void **state)
 {
@@ -1590,6 +1706,7 @@ int main(void)
 		cmocka_unit_test(test_loop_wait),
 		cmocka_unit_test(test_two_loops),
 		cmocka_unit_test(test_nested_loop_in_sync),
+		cmocka_unit_test(test_nested_wait_batch),
 		cmocka_unit_test(test_jobs_100k),
 		cmocka_unit_test(test_job_cancel),
 		cmocka_unit_test(test_job_pool_freed),
