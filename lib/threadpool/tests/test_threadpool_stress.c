@@ -171,6 +171,7 @@ struct stress {
 	/* counts, for the summary line */
 	unsigned long enq_ok, enq_again, enq_shutdown, resumes, stops, reaps,
 		owner_frees, pool_frees, pool_finishes, ctx_frees, nested,
+		nested_waits,
 		jobs_ok, jobs_failed, jobs_cancelled;
 };
 
@@ -256,6 +257,7 @@ static struct tevent_context *loop_ev(int c)
 }
 
 static void free_pool(int p);
+static void wait_for_job(int ctx, int pool);
 static void free_owner(int o);
 
 /* The task's pointer is no longer ours to use, and no notice may come. */
@@ -388,6 +390,11 @@ static void stress_sync(struct tevent_threadpool_task *task, void *user,
 	} else if (r < 60 && S->sync_depth == 1) {
 		atomic_store(&t->in_sync, 0);
 		free_pool((int)pick(NPOOL));
+	} else if (r < 63 && S->sync_depth == 1 && nesting_allowed(t->ctx)) {
+		atomic_store(&t->in_sync, 0);
+		/* Its own pool only if another thread can run the job. */
+		bool own = S->pools[t->pool].max_threads > 1 && chance(50);
+		wait_for_job(t->ctx, own ? t->pool : 1 - t->pool);
 	}
 	/* otherwise: answered later by the driver */
 	atomic_store(&t->in_sync, 0);
@@ -716,8 +723,8 @@ static void op_enqueue(void)
 	enqueue_on(-1);
 }
 
-/* A job on context ctx (-1: any). */
-static void job_send_on(int ctx)
+/* A job on context ctx (-1: any) for pool `pool` (-1: either). */
+static void job_send_on(int ctx, int pool)
 {
 	if (S->njobs == MAX_JOBS) {
 		return;
@@ -726,7 +733,10 @@ static void job_send_on(int ctx)
 	memset(j, 0, sizeof(*j));
 	j->id = S->njobs;
 	j->ctx = ctx >= 0 ? ctx : (int)pick(MAX_CTX);
-	j->pool = (int)pick(NPOOL);
+	j->pool = pool >= 0 ? pool : (int)pick(NPOOL);
+	if (S->pools[j->pool].pool == NULL) {
+		return;  /* freed by a sync function earlier in this turn */
+	}
 	j->pool_gen = S->pools[j->pool].gen;
 	j->req = tevent_threadpool_job_send(S->root, S->ev[j->ctx],
 					    S->pools[j->pool].pool,
@@ -736,9 +746,54 @@ static void job_send_on(int ctx)
 	S->njobs++;
 }
 
+/*
+ * A sync function that waits for a job in a nested loop, the shape of a
+ * synchronous wrapper around an asynchronous call. So that the wait can
+ * end, every sync is answered at once meanwhile (as in the drain), and
+ * the job goes to a pool with a thread to spare: the task whose sync
+ * function waits keeps its own thread until that function returns.
+ */
+static void wait_for_job(int ctx, int pool)
+{
+	bool draining = S->draining;
+	S->draining = true;
+	S->nested_waits++;
+	for (int i = 0; i < S->ntasks; i++) {
+		struct task_rec *t = &S->tasks[i];
+		if (t->handle_valid && t->pending) {
+			resume(t, false);
+		}
+	}
+	int before = S->njobs;
+	job_send_on(ctx, pool);
+	if (S->njobs == before) {
+		S->draining = draining;
+		return;  /* no room, or the pool went in this very turn */
+	}
+	struct job_rec *j = &S->jobs[S->njobs - 1];
+	/* The other loops turn too: their tasks, blocked until a loop
+	 * answers them, could hold every thread the job needs. */
+	double deadline = tt_now_s() + 60;
+	unsigned turn = 0;
+	while (j->req != NULL && tt_now_s() < deadline) {
+		int c = (int)(turn++ % MAX_CTX);
+		int ret = tevent_loop_once(loop_ev(c));
+		if (ret != 0) {
+			violation("nested wait: tevent_loop_once returned %d",
+				  ret);
+			break;
+		}
+	}
+	if (j->req != NULL) {
+		violation("job %d: not completed in a nested wait of 60 s",
+			  j->id);
+	}
+	S->draining = draining;
+}
+
 static void op_job_send(void)
 {
-	job_send_on(-1);
+	job_send_on(-1, -1);
 }
 
 static void cancel_job(struct job_rec *j)
@@ -945,7 +1000,7 @@ static void loop_wait_all(void)
 		}
 		for (int k = 0; k < 4; k++) {
 			enqueue_on(S->wrapped && c == 0 && k % 2 ? WRAP_SLOT : c);
-			job_send_on(c);
+			job_send_on(c, -1);
 		}
 		TALLOC_FREE(S->tick[c].te);
 		int ret = tevent_loop_wait(S->ev[c]);
@@ -1086,13 +1141,15 @@ static void run_seed(uint64_t seed, int ops)
 			"%lu, EAGAIN %lu, ESHUTDOWN %lu), resumes %lu, stops "
 			"%lu, reaps %lu, owner frees %lu, pool frees %lu, "
 			"finishes %lu, context frees %lu, nested turns %lu, "
+			"nested waits %lu, "
 			"jobs %d (ok %lu, failed %lu, cancelled %lu)\n",
 			(unsigned long long)seed, atomic_load(&S->found.count),
 			S->found.first[0] ? ", first: " : "", S->found.first,
 			S->ntasks, S->enq_ok, S->enq_again, S->enq_shutdown,
 			S->resumes, S->stops, S->reaps, S->owner_frees,
 			S->pool_frees, S->pool_finishes, S->ctx_frees,
-			S->nested, S->njobs, S->jobs_ok, S->jobs_failed,
+			S->nested, S->nested_waits, S->njobs, S->jobs_ok,
+			S->jobs_failed,
 			S->jobs_cancelled);
 	}
 }
