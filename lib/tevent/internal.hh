@@ -667,6 +667,26 @@ void debugf(tevent_context *ev, enum tevent_debug_level level,
 	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void check_double_free(TALLOC_CTX *ptr, const char *reason);
 
+// The talloc destructor of an event that leaves its context at once when
+// freed (timer, signal): the first free detaches it, a second one is
+// reported, and while a run of its handler is on the stack the memory
+// stays (the run frees it on the way out).
+template <class Event>
+int free_detaching_event(Event *e, const char *double_free_reason)
+{
+	if (e->destroyed) {
+		check_double_free(e, double_free_reason);
+	} else {
+		e->destroyed = true;
+		e->detach();
+	}
+	if (e->busy) {
+		return -1;
+	}
+	e->wrapper = nullptr;
+	return 0;
+}
+
 // Cheap level test before formatting a debug message.
 inline bool debug_enabled(tevent_context *ev, enum tevent_debug_level level)
 {

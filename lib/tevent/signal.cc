@@ -264,17 +264,7 @@ void tevent_signal::detach()
 
 int tevent_signal::on_talloc_free()
 {
-	if (destroyed) {
-		check_double_free(this, "tevent_signal double free");
-	} else {
-		destroyed = true;
-		detach();
-	}
-	if (busy) {
-		return -1;
-	}
-	wrapper = nullptr;
-	return 0;
+	return free_detaching_event(this, "tevent_signal double free");
 }
 
 TEVENT_EXPORT size_t tevent_num_signals(void)

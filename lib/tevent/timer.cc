@@ -247,17 +247,7 @@ void tevent_timer::detach()
 
 int tevent_timer::on_talloc_free()
 {
-	if (destroyed) {
-		check_double_free(this, "tevent_timer double free");
-	} else {
-		destroyed = true;
-		detach();
-	}
-	if (busy) {
-		return -1;
-	}
-	wrapper = nullptr;
-	return 0;
+	return free_detaching_event(this, "tevent_timer double free");
 }
 
 TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer(
