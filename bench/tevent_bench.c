@@ -661,7 +661,27 @@ static void pp_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	pp_ring_hop(pp->ring, pp->idx);
 }
 
+static void run_pp_ring(tevent_fd_handler_t handler);
+
 __attribute__((noinline)) static void measured_fd_pingpong(void)
+{
+	run_pp_ring(pp_handler);
+}
+
+/* fd_rearm: the same ring, but each handler disarms its fd and arms it
+ * again around the hop, as a tstream reader does between two reads (the
+ * finished read's destructor clears TEVENT_FD_READ, the next read sets it
+ * once more). */
+
+static void pp_rearm_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			     uint16_t flags, void *private_data)
+{
+	tevent_fd_set_flags(fde, 0);
+	pp_handler(ev, fde, flags, private_data);
+	tevent_fd_set_flags(fde, TEVENT_FD_READ);
+}
+
+static void run_pp_ring(tevent_fd_handler_t handler)
 {
 	const uint64_t n = scaled(200000);
 	struct tevent_context *ev = new_ev("epoll");
@@ -671,7 +691,7 @@ __attribute__((noinline)) static void measured_fd_pingpong(void)
 	for (int i = 0; i < PP_PAIRS; i++) {
 		pair[i] = (struct pp_pair){&ring, i};
 		if (tevent_add_fd(ev, ev, ring.fds[i][1], TEVENT_FD_READ,
-				  pp_handler, &pair[i]) == NULL) {
+				  handler, &pair[i]) == NULL) {
 			fail("tevent_add_fd failed");
 		}
 	}
@@ -687,6 +707,11 @@ __attribute__((noinline)) static void measured_fd_pingpong(void)
 	talloc_free(ev);
 	pp_ring_check_close(&ring);
 	emit("events", "ops_per_s", n / (t1 - t0), n);
+}
+
+__attribute__((noinline)) static void measured_fd_rearm(void)
+{
+	run_pp_ring(pp_rearm_handler);
 }
 
 /* ------------------------------------------------------------------ */
@@ -928,6 +953,8 @@ static const struct bench_case cases[] = {
 	 "64 immediates re-scheduling themselves"},
 	{"fd_pingpong", measured_fd_pingpong,
 	 "16 bytes travelling around 64 socketpairs, epoll backend"},
+	{"fd_rearm", measured_fd_rearm,
+	 "fd_pingpong with each handler disarming and re-arming its fd"},
 	{"req_cycle", measured_req_cycle,
 	 "tevent_req create, set callback, done, free"},
 	{"memory", measured_memory,

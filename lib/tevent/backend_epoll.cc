@@ -11,6 +11,14 @@
 // another file) or when the descriptor is in blocking mode, where a read
 // handler run on a report that another handler made stale could block.
 //
+// A flag change (tevent_fd_set_flags()) is only noted; the kernel hears
+// of it just before the next epoll_wait(), and not at all when the flags
+// are back where they were by then. A reader that disarms its fd when a
+// read finishes and arms it for the next one in the same turn, as every
+// tstream read does, so costs no system call instead of two (bench/:
+// fd_rearm). Adding and freeing fdes still reach the kernel at once: a
+// descriptor is often closed right after its fde is freed.
+//
 // A registration outlives its descriptor when the descriptor is closed
 // while another one (a dup, a forked child's copy) keeps the file open:
 // the kernel keys registrations by file and number, so DEL cannot reach
@@ -150,6 +158,7 @@ public:
 	bool attach(tevent_fd *fde);
 	void detach(tevent_fd *fde);
 	void update(int fd);
+	void flags_changed(int fd);
 	int wait_once(const struct timeval *delay);
 
 private:
@@ -169,6 +178,8 @@ private:
 	bool refresh(struct epoll_event &r);
 	int dispatch(int fd, uint32_t events);
 	void changed();
+	bool is_pending(int fd) const;
+	void apply_pending();
 	static uint32_t map_flags(uint16_t flags);
 
 	tevent_context *ev_;
@@ -178,6 +189,11 @@ private:
 	uint32_t *gens_;  // per number: the tag of its current registration
 	size_t nslots_;
 	uint64_t changes_;  // fdes joined or left a slot (any slot)
+	// Numbers with a flag change the kernel has not heard of: a bit per
+	// number (nslots_ bits), and the numbers themselves.
+	uint64_t *pending_bits_;
+	int *pending_;
+	size_t npending_, pending_cap_;
 	// The reports of the last epoll_wait(), served one per loop turn.
 	struct epoll_event batch_[kBatch];
 	uint64_t batch_changes_;  // changes_ when batch_ was harvested
@@ -207,7 +223,7 @@ EpollBackend *backend_of(tevent_context *ev)
 
 void hook_flags_changed(tevent_fd *fde)
 {
-	backend_of(fde->event_ctx)->update(fde->fd);
+	backend_of(fde->event_ctx)->flags_changed(fde->fd);
 }
 
 void hook_detach(tevent_fd *fde)
@@ -269,9 +285,13 @@ int EpollBackend::on_talloc_free()
 	}
 	free(slots_);
 	free(gens_);
+	free(pending_bits_);
+	free(pending_);
 	slots_ = nullptr;
 	gens_ = nullptr;
-	nslots_ = 0;
+	pending_bits_ = nullptr;
+	pending_ = nullptr;
+	nslots_ = npending_ = pending_cap_ = 0;
 	return 0;
 }
 
@@ -282,7 +302,16 @@ bool EpollBackend::grow(int fd)
 	while (want <= (size_t)fd) {
 		want += want / 2;
 	}
-	// gens_ first: if slots_ then fails, a longer gens_ does no harm.
+	// gens_ and pending_bits_ first: if slots_ then fails, longer ones
+	// do no harm.
+	size_t old_words = (nslots_ + 63) / 64, words = (want + 63) / 64;
+	auto *p = static_cast<uint64_t *>(
+		realloc(pending_bits_, words * sizeof(uint64_t)));
+	if (p == nullptr) {
+		return false;
+	}
+	memset(p + old_words, 0, (words - old_words) * sizeof(uint64_t));
+	pending_bits_ = p;
 	auto *g = static_cast<uint32_t *>(realloc(gens_, want * sizeof(uint32_t)));
 	if (g == nullptr) {
 		return false;
@@ -403,6 +432,42 @@ void EpollBackend::detach(tevent_fd *fde)
 void EpollBackend::changed()
 {
 	changes_++;
+}
+
+bool EpollBackend::is_pending(int fd) const
+{
+	return (pending_bits_[fd / 64] >> (fd % 64)) & 1;
+}
+
+// Notes a flag change on fd for the next wait (see the top of this file).
+void EpollBackend::flags_changed(int fd)
+{
+	if (slot(fd) == nullptr || is_pending(fd)) {
+		return;
+	}
+	if (npending_ == pending_cap_) {
+		size_t cap = pending_cap_ ? pending_cap_ * 2 : 16;
+		auto *p = static_cast<int *>(realloc(pending_, cap * sizeof(int)));
+		if (p == nullptr) {
+			update(fd);  // no room to note it: tell the kernel now
+			return;
+		}
+		pending_ = p;
+		pending_cap_ = cap;
+	}
+	pending_bits_[fd / 64] |= uint64_t{1} << (fd % 64);
+	pending_[npending_++] = fd;
+}
+
+// Tells the kernel about the flag changes noted since the last wait.
+void EpollBackend::apply_pending()
+{
+	// update() may retire the backend, which empties the list.
+	while (npending_ > 0) {
+		int fd = pending_[--npending_];
+		pending_bits_[fd / 64] &= ~(uint64_t{1} << (fd % 64));
+		update(fd);
+	}
 }
 
 // Decides whether a held report may still be served and brings it up to
@@ -641,10 +706,22 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 	// the held reports, so tracers see the same sequence as upstream.
 	if (fresh) {
 		int wait_errno;
+		apply_pending();
+		if (retired()) {
+			return kWaitFellBack;
+		}
 		int n = traced_wait(ev_, [&] {
+			// Flags changed by the trace callback of this wait.
+			apply_pending();
+			if (retired()) {
+				return 0;
+			}
 			return epoll_wait(epfd_, batch_, kBatch,
 					  timeout_msec(delay));
 		}, &wait_errno);
+		if (retired()) {
+			return kWaitFellBack;
+		}
 		if (n == -1 && wait_errno == EINTR) {
 			return wait_interrupted(ev_);
 		}
