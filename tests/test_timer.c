@@ -29,6 +29,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_random.h"
 #include "common/tt_never.h"
 
 /* ------------------------------------------------------------------ */
@@ -436,6 +437,124 @@ static void test_timer_random_20000(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * Random churn: 3000 timers, all already due, with deadlines on 300 slots
+ * (many ties); a random third is freed and another third moved to a new
+ * deadline with tevent_update_timer(), in a random order, before the loop
+ * runs.  The survivors must fire exactly once each, in (deadline, time of
+ * their last add or update) order.  Frees and updates hit timers anywhere
+ * in the library's structure, not just the earliest.
+ */
+struct churn_timer {
+	struct tevent_timer *te;
+	struct timeval deadline;
+	uint64_t stamp;  /* when it was last added or updated */
+	bool freed;
+	int fired;
+};
+
+struct churn_state {
+	struct churn_timer *t;
+	int *order;
+	int n_fired;
+};
+
+struct churn_ref {
+	struct churn_state *s;
+	int idx;
+};
+
+static void churn_handler(struct tevent_context *ev, struct tevent_timer *te,
+			  struct timeval now, void *private_data)
+{
+	struct churn_ref *ref = private_data;
+	struct churn_state *s = ref->s;
+
+	s->t[ref->idx].fired++;
+	s->order[s->n_fired++] = ref->idx;
+}
+
+static int churn_cmp(const void *pa, const void *pb, void *arg)
+{
+	const struct churn_timer *t = arg;
+	const struct churn_timer *a = &t[*(const int *)pa];
+	const struct churn_timer *b = &t[*(const int *)pb];
+	int cmp = tevent_timeval_compare(&a->deadline, &b->deadline);
+
+	if (cmp != 0) {
+		return cmp;
+	}
+	return a->stamp < b->stamp ? -1 : a->stamp > b->stamp;
+}
+
+static void test_timer_random_churn(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	enum { N = 3000, SLOTS = 300 };
+	struct churn_state *s = talloc_zero(ev, struct churn_state);
+	struct churn_ref *refs;
+	struct timeval past = past_base();
+	uint64_t stamp = 0, rnd = 0x5eed;
+	int *want;
+	int i, k, alive = 0;
+
+	assert_non_null(s);
+	s->t = talloc_zero_array(s, struct churn_timer, N);
+	s->order = talloc_array(s, int, N);
+	refs = talloc_array(s, struct churn_ref, N);
+	want = talloc_array(s, int, N);
+	assert_non_null(s->t);
+	assert_non_null(s->order);
+	assert_non_null(refs);
+	assert_non_null(want);
+
+	for (i = 0; i < N; i++) {
+		struct churn_timer *t = &s->t[i];
+
+		refs[i] = (struct churn_ref){s, i};
+		t->deadline = add_usec(past, tt_below(&rnd, SLOTS) * 1000);
+		t->stamp = stamp++;
+		t->te = tevent_add_timer(ev, s, t->deadline, churn_handler,
+					 &refs[i]);
+		assert_non_null(t->te);
+	}
+	for (k = 0; k < 2 * N; k++) {
+		struct churn_timer *t = &s->t[tt_below(&rnd, N)];
+
+		if (t->freed) {
+			continue;
+		}
+		if (tt_below(&rnd, 2) == 0) {
+			TALLOC_FREE(t->te);
+			t->freed = true;
+		} else {
+			t->deadline = add_usec(past,
+					       tt_below(&rnd, SLOTS) * 1000);
+			t->stamp = stamp++;
+			tevent_update_timer(t->te, t->deadline);
+		}
+	}
+	for (i = 0; i < N; i++) {
+		if (!s->t[i].freed) {
+			want[alive++] = i;
+		}
+	}
+	qsort_r(want, alive, sizeof(int), churn_cmp, s->t);
+
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(s->n_fired, alive);
+	for (i = 0; i < alive; i++) {
+		if (s->order[i] != want[i]) {
+			fail_msg("position %d: timer %d fired, %d expected", i,
+				 s->order[i], want[i]);
+		}
+	}
+	for (i = 0; i < N; i++) {
+		assert_int_equal(s->t[i].fired, s->t[i].freed ? 0 : 1);
+	}
+	tt_finish(ev);
+}
+
 /* A timer in the near future is waited for and not run early. */
 struct future_state {
 	struct timeval deadline;
@@ -819,6 +938,7 @@ int main(void)
 		TT_BACKEND_CASE(test_timer_unnormalised),
 		TT_BACKEND_CASE(test_timer_one_per_turn),
 		TT_BACKEND_CASE(test_timer_random_20000),
+		TT_BACKEND_CASE(test_timer_random_churn),
 		TT_BACKEND_CASE(test_timer_future),
 		TT_BACKEND_CASE(test_timer_update),
 		TT_BACKEND_CASE(test_timer_update_postpone),

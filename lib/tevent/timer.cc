@@ -117,8 +117,29 @@ void TimerHeap::remove(tevent_timer *te)
 	if (i == size_) {
 		return;
 	}
-	place(i, items_[size_]);
-	restore_at(i);
+	tevent_timer *last = items_[size_];
+	if (i > 0 && before(last, items_[(i - 1) / 2])) {
+		place(i, last);
+		sift_up(i);
+		return;
+	}
+	// The last timer is usually among the latest (timers tend to be
+	// added in deadline order), so it would sink all the way: move the
+	// hole down along the earlier children first, one comparison per
+	// level, then let the last timer rise from there.
+	for (;;) {
+		size_t child = 2 * i + 1;
+		if (child >= size_) {
+			break;
+		}
+		if (child + 1 < size_ && before(items_[child + 1], items_[child])) {
+			child++;
+		}
+		place(i, items_[child]);
+		i = child;
+	}
+	place(i, last);
+	sift_up(i);
 }
 
 // items_[i] changed its key: move it up or down to where it belongs.
