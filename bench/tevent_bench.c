@@ -586,6 +586,50 @@ __attribute__((noinline)) static void measured_timers_200k(void)
 	run_timers(scaled(200000), 300000);
 }
 
+/* timeouts_1k: the common shape of request timeouts.  1,000 timers are
+ * outstanding, all with the same timeout from "now", so each new one has
+ * the latest deadline; a request that finishes frees its timer, the
+ * oldest one here.  An operation is one free and one add; no timer fires. */
+
+static void never_fires(struct tevent_context *ev, struct tevent_timer *te,
+			struct timeval t, void *p)
+{
+	(void)ev; (void)te; (void)t; (void)p;
+	fail("a timeout fired");
+}
+
+__attribute__((noinline)) static void measured_timeouts_1k(void)
+{
+	enum { OUTSTANDING = 1000 };
+	const uint64_t n = scaled(1000000);
+	struct tevent_context *ev = new_ev(NULL);
+	struct tevent_timer *ring[OUTSTANDING];
+	for (int i = 0; i < OUTSTANDING; i++) {
+		ring[i] = tevent_add_timer(ev, ev,
+					   tevent_timeval_current_ofs(3600, 0),
+					   never_fires, NULL);
+		if (ring[i] == NULL) {
+			fail("tevent_add_timer failed");
+		}
+	}
+
+	double t0 = now_s();
+	for (uint64_t k = 0; k < n; k++) {
+		int i = (int)(k % OUTSTANDING);
+		talloc_free(ring[i]);
+		ring[i] = tevent_add_timer(ev, ev,
+					   tevent_timeval_current_ofs(3600, 0),
+					   never_fires, NULL);
+		if (ring[i] == NULL) {
+			fail("tevent_add_timer failed");
+		}
+	}
+	double t1 = now_s();
+
+	emit("timeouts", "ops_per_s", n / (t1 - t0), n);
+	talloc_free(ev);
+}
+
 /* ------------------------------------------------------------------ */
 /* immediates: each handler re-schedules its immediate until n ran */
 
@@ -949,6 +993,8 @@ static const struct bench_case cases[] = {
 	 "20,000 timers at random deadlines within 50 ms"},
 	{"timers_200k", measured_timers_200k,
 	 "200,000 timers at random deadlines within 0.3 s"},
+	{"timeouts_1k", measured_timeouts_1k,
+	 "1,000 outstanding timeouts: free the oldest, add a new one"},
 	{"immediates", measured_immediates,
 	 "64 immediates re-scheduling themselves"},
 	{"fd_pingpong", measured_fd_pingpong,
