@@ -698,54 +698,56 @@ static void test_standard_falls_back_on_free(void **state)
 }
 
 /*
- * A flag change only reaches the kernel at the next wait.  Changed on a
- * broken set, it fails there: the standard backend moves to poll and
- * serves the descriptor with its new flags.
+ * Makes the flag changes on a watched descriptor after its epoll set was
+ * broken: nothing may fail yet, since the kernel only hears of them at
+ * the next wait.  There `failing_call` fails, the standard backend moves
+ * to poll, and the handler runs with the last flags set.
  */
-static void test_standard_falls_back_on_flag_change(void **state)
+static void flag_changes_on_broken_set(void **state, bool byte_waiting,
+				       const uint16_t *changes, size_t n,
+				       const char *failing_call)
 {
 	struct fixture f;
 	struct watched w;
+	size_t i;
 
 	setup(&f, state);
 	watch(&f, &w);
+	if (byte_waiting) {
+		send_byte(w.sv[1]);
+	}
 	break_epoll_set(&f);
 
-	tevent_fd_set_flags(w.fde, TEVENT_FD_WRITE);
+	for (i = 0; i < n; i++) {
+		tevent_fd_set_flags(w.fde, changes[i]);
+	}
 	assert_int_equal(f.log.errors, 0);
 	run_until(&f, &w.runs, 1);
-	expect_one_error(&f, "EPOLL_CTL_MOD");
-	assert_int_equal(w.flags, TEVENT_FD_WRITE);
+	expect_one_error(&f, failing_call);
+	assert_int_equal(w.flags, changes[n - 1]);
 
 	unwatch(&w);
 	tt_finish(f.ev);
 }
 
+/* A real change fails at the next wait, with the MOD that tells it. */
+static void test_standard_falls_back_on_flag_change(void **state)
+{
+	static const uint16_t changes[] = {TEVENT_FD_WRITE};
+
+	flag_changes_on_broken_set(state, false, changes, 1, "EPOLL_CTL_MOD");
+}
+
 /*
- * Flag changes that cancel out before the next wait (a reader disarming
- * and arming its fd between two reads) never reach the kernel: on a broken
- * set the first epoll call of the turn is the wait itself.
+ * Changes that cancel out before the next wait (a reader disarming and
+ * arming its fd between two reads) never reach the kernel: the first
+ * epoll call of the turn is the wait itself.
  */
 static void test_standard_cancelled_flag_changes_stay_home(void **state)
 {
-	struct fixture f;
-	struct watched w;
+	static const uint16_t changes[] = {0, TEVENT_FD_WRITE, TEVENT_FD_READ};
 
-	setup(&f, state);
-	watch(&f, &w);
-	send_byte(w.sv[1]);
-	break_epoll_set(&f);
-
-	tevent_fd_set_flags(w.fde, 0);
-	tevent_fd_set_flags(w.fde, TEVENT_FD_WRITE);
-	tevent_fd_set_flags(w.fde, TEVENT_FD_READ);
-	assert_int_equal(f.log.errors, 0);
-	run_until(&f, &w.runs, 1);
-	expect_one_error(&f, "epoll_wait");
-	assert_int_equal(w.flags, TEVENT_FD_READ);
-
-	unwatch(&w);
-	tt_finish(f.ev);
+	flag_changes_on_broken_set(state, true, changes, 3, "epoll_wait");
 }
 
 /*

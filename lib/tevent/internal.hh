@@ -225,6 +225,7 @@ private:
 	void place(size_t i, tevent_timer *te);
 	void sift_up(size_t i);
 	void sift_down(size_t i);
+	size_t earlier_child(size_t i) const;
 	bool grow();
 
 	tevent_timer **items_;

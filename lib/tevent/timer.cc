@@ -57,16 +57,23 @@ void TimerHeap::sift_up(size_t i)
 	place(i, te);
 }
 
+// The earlier of slot i's children, or size_ if it has none.
+size_t TimerHeap::earlier_child(size_t i) const
+{
+	size_t child = 2 * i + 1;
+	if (child + 1 < size_ && before(items_[child + 1], items_[child])) {
+		child++;
+	}
+	return child < size_ ? child : size_;
+}
+
 void TimerHeap::sift_down(size_t i)
 {
 	tevent_timer *te = items_[i];
 	for (;;) {
-		size_t child = 2 * i + 1;
-		if (child >= size_) {
+		size_t child = earlier_child(i);
+		if (child == size_) {
 			break;
-		}
-		if (child + 1 < size_ && before(items_[child + 1], items_[child])) {
-			child++;
 		}
 		if (!before(items_[child], te)) {
 			break;
@@ -127,16 +134,8 @@ void TimerHeap::remove(tevent_timer *te)
 	// added in deadline order), so it would sink all the way: move the
 	// hole down along the earlier children first, one comparison per
 	// level, then let the last timer rise from there.
-	for (;;) {
-		size_t child = 2 * i + 1;
-		if (child >= size_) {
-			break;
-		}
-		if (child + 1 < size_ && before(items_[child + 1], items_[child])) {
-			child++;
-		}
+	for (size_t child; (child = earlier_child(i)) != size_; i = child) {
 		place(i, items_[child]);
-		i = child;
 	}
 	place(i, last);
 	sift_up(i);
