@@ -25,7 +25,6 @@ namespace tevent {
 
 struct WrapperGlue;
 struct Home;
-class TimerHeap;
 
 // Per-event state a backend may keep (epoll: which fd slot the event hangs
 // in). Opaque to the common code.
@@ -81,9 +80,10 @@ struct tevent_timer {
 	tevent::WrapperGlue *wrapper;
 	uint16_t busy;  // runs of the handler on the stack
 	bool destroyed;
-	// Position in the context's heap; UINT32_MAX if none. 32 bits keep
-	// a timer (with its heap slot) no bigger than upstream's, see bench/.
-	uint32_t heap_index;
+	// Where the context's TimerQueue holds it (timer_queue.hh), or
+	// kNoSlot. 32 bits keep a timer (with its slot) no bigger than
+	// upstream's, see bench/.
+	uint32_t slot;
 	struct timeval next_event;
 	uint64_t seq;          // insertion order: FIFO among equal deadlines
 	tevent_timer_handler_t handler;
@@ -95,6 +95,8 @@ struct tevent_timer {
 	void detach();
 	int on_talloc_free();
 };
+
+#include "timer_queue.hh"
 
 struct tevent_thread_proxy;
 
@@ -164,76 +166,6 @@ struct tevent_signal {
 };
 
 namespace tevent {
-
-// Binary min-heap of timers keyed by (deadline, insertion sequence).
-// Storage is a malloc'd array; each timer remembers its index so removal
-// is O(log n).
-class TimerHeap {
-public:
-	void init()
-	{
-		items_ = nullptr;
-		size_ = cap_ = reserved_ = 0;
-		next_seq_ = 0;
-	}
-	void release();
-	bool empty() const { return size_ == 0; }
-	size_t size() const { return size_; }
-	tevent_timer *top() const { return size_ ? items_[0] : nullptr; }
-	bool insert(tevent_timer *te);
-	void remove(tevent_timer *te);
-	bool contains(const tevent_timer *te) const;
-	// te's deadline changed: a new sequence number and its new place,
-	// without leaving the heap (so without memory).
-	void reposition(tevent_timer *te);
-	// A timer whose handler is about to run leaves the heap but keeps a
-	// slot: tevent_update_timer() from inside the handler puts it back,
-	// which upstream's list does without memory, so must we.
-	void remove_for_run(tevent_timer *te)
-	{
-		remove(te);
-		reserved_++;
-	}
-	void run_done() { reserved_--; }
-	// Takes out the earliest timer (context teardown), or null.
-	tevent_timer *pop_first();
-	// Takes out every timer take(te) says yes to, in one O(n) pass (a
-	// dying wrapper's timers); take() must not touch the heap.
-	template <class Take> void remove_if(Take take)
-	{
-		size_t kept = 0;
-		for (size_t i = 0; i < size_; i++) {
-			tevent_timer *te = items_[i];
-			if (take(te)) {
-				te->heap_index = kNotInHeap;
-			} else {
-				items_[kept++] = te;
-			}
-		}
-		if (kept != size_) {
-			size_ = kept;
-			rebuild();
-		}
-	}
-
-	static constexpr uint32_t kNotInHeap = UINT32_MAX;
-
-private:
-	void rebuild();
-	void restore_at(size_t i);
-	static bool before(const tevent_timer *a, const tevent_timer *b);
-	void place(size_t i, tevent_timer *te);
-	void sift_up(size_t i);
-	void sift_down(size_t i);
-	size_t earlier_child(size_t i) const;
-	bool grow();
-
-	tevent_timer **items_;
-	size_t size_;
-	size_t cap_;
-	size_t reserved_;  // slots kept for running timers
-	uint64_t next_seq_;
-};
 
 // Multi-producer single-consumer stack of immediates handed over by other
 // threads. Producers push with one CAS; the owner takes everything at once
@@ -389,8 +321,8 @@ struct ContextLifeline {
 };
 
 // One timer or immediate handler in progress on a context, kept in the
-// invoking frame. While it runs the event is off the context's queue or
-// heap, where the teardown would look for it, yet still refers to the
+// invoking frame. While it runs the event is off the context's timer queue
+// or immediate list, where the teardown would look for it, yet still refers to the
 // context (a timer is freed with a DETACH trace once its handler returns;
 // an immediate owes its DETACH trace). If the handler frees or
 // re-initialises the context (a forked child dropping its parent's loop
@@ -480,7 +412,7 @@ struct tevent_context {
 	void *additional_data;  // the backend's private state
 
 	tevent::IntrusiveList<tevent_fd, &tevent_fd::ctx_link> fds;
-	tevent::TimerHeap timers;
+	tevent::TimerQueue timers;
 	tevent::RunningEvent<tevent_timer> *running_timer;
 	tevent::IntrusiveList<tevent_immediate, &tevent_immediate::link> immediates;
 	tevent::RunningEvent<tevent_immediate> *running_immediate;

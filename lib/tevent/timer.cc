@@ -1,176 +1,10 @@
-// Timers: a binary min-heap ordered by (deadline, insertion sequence), so
-// insert and remove are O(log n) and equal deadlines fire in the order the
-// timers were added (or last updated), as upstream's sorted list does.
+// Timer events. A context keeps them in a TimerQueue (timer_queue.hh),
+// ordered by (deadline, insertion sequence): equal deadlines fire in the
+// order the timers were added or last updated, as upstream's sorted list
+// has them.
 #include "internal.hh"
 
-#include <stdlib.h>
-
 namespace tevent {
-
-bool TimerHeap::before(const tevent_timer *a, const tevent_timer *b)
-{
-	if (a->next_event.tv_sec != b->next_event.tv_sec) {
-		return a->next_event.tv_sec < b->next_event.tv_sec;
-	}
-	if (a->next_event.tv_usec != b->next_event.tv_usec) {
-		return a->next_event.tv_usec < b->next_event.tv_usec;
-	}
-	return a->seq < b->seq;
-}
-
-void TimerHeap::release()
-{
-	free(items_);
-	init();
-}
-
-bool TimerHeap::grow()
-{
-	size_t ncap = cap_ ? cap_ * 2 : 16;
-	auto **n = static_cast<tevent_timer **>(
-		realloc(items_, ncap * sizeof(tevent_timer *)));
-	if (n == nullptr) {
-		return false;
-	}
-	items_ = n;
-	cap_ = ncap;
-	return true;
-}
-
-void TimerHeap::place(size_t i, tevent_timer *te)
-{
-	items_[i] = te;
-	te->heap_index = static_cast<uint32_t>(i);
-}
-
-void TimerHeap::sift_up(size_t i)
-{
-	tevent_timer *te = items_[i];
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (!before(te, items_[parent])) {
-			break;
-		}
-		place(i, items_[parent]);
-		i = parent;
-	}
-	place(i, te);
-}
-
-// The earlier of slot i's children, or size_ if it has none.
-size_t TimerHeap::earlier_child(size_t i) const
-{
-	size_t child = 2 * i + 1;
-	if (child + 1 < size_ && before(items_[child + 1], items_[child])) {
-		child++;
-	}
-	return child < size_ ? child : size_;
-}
-
-void TimerHeap::sift_down(size_t i)
-{
-	tevent_timer *te = items_[i];
-	for (;;) {
-		size_t child = earlier_child(i);
-		if (child == size_) {
-			break;
-		}
-		if (!before(items_[child], te)) {
-			break;
-		}
-		place(i, items_[child]);
-		i = child;
-	}
-	place(i, te);
-}
-
-bool TimerHeap::insert(tevent_timer *te)
-{
-	if (size_ >= kNotInHeap - 1) {
-		return false;  // four billion timers: refuse rather than wrap
-	}
-	// A running timer put back takes its reserved slot (size_ < cap_
-	// then); any other leaves room for the reserved ones.
-	size_t needed = te->busy != 0 ? size_ : size_ + reserved_;
-	if (needed >= cap_ && !grow()) {
-		return false;
-	}
-	te->seq = next_seq_++;
-	place(size_, te);
-	size_++;
-	sift_up(size_ - 1);
-	return true;
-}
-
-// Restores the heap over items_[0, size_) in O(n) (Floyd).
-void TimerHeap::rebuild()
-{
-	for (size_t i = 0; i < size_; i++) {
-		place(i, items_[i]);
-	}
-	for (size_t i = size_ / 2; i-- > 0;) {
-		sift_down(i);
-	}
-}
-
-void TimerHeap::remove(tevent_timer *te)
-{
-	if (!contains(te)) {
-		return;
-	}
-	size_t i = te->heap_index;
-	te->heap_index = kNotInHeap;
-	size_--;
-	if (i == size_) {
-		return;
-	}
-	tevent_timer *last = items_[size_];
-	if (i > 0 && before(last, items_[(i - 1) / 2])) {
-		place(i, last);
-		sift_up(i);
-		return;
-	}
-	// The last timer is usually among the latest (timers tend to be
-	// added in deadline order), so it would sink all the way: move the
-	// hole down along the earlier children first, one comparison per
-	// level, then let the last timer rise from there.
-	for (size_t child; (child = earlier_child(i)) != size_; i = child) {
-		place(i, items_[child]);
-	}
-	place(i, last);
-	sift_up(i);
-}
-
-// items_[i] changed its key: move it up or down to where it belongs.
-void TimerHeap::restore_at(size_t i)
-{
-	if (i > 0 && before(items_[i], items_[(i - 1) / 2])) {
-		sift_up(i);
-	} else {
-		sift_down(i);
-	}
-}
-
-bool TimerHeap::contains(const tevent_timer *te) const
-{
-	size_t i = te->heap_index;
-	return i != kNotInHeap && i < size_ && items_[i] == te;
-}
-
-void TimerHeap::reposition(tevent_timer *te)
-{
-	te->seq = next_seq_++;
-	restore_at(te->heap_index);
-}
-
-tevent_timer *TimerHeap::pop_first()
-{
-	tevent_timer *te = top();
-	if (te != nullptr) {
-		remove(te);
-	}
-	return te;
-}
 
 // Timers whose handlers are running when the context goes: freed once
 // their handlers are back, they must find themselves detached already.
@@ -232,7 +66,7 @@ static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
 	}
 	te->event_ctx = ev;
 	te->next_event = next_event;
-	te->heap_index = TimerHeap::kNotInHeap;
+	te->slot = kNoSlot;
 	te->handler = handler;
 	te->private_data = private_data;
 	te->handler_name = handler_name;
@@ -279,8 +113,9 @@ TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer(
 			 handler_name, location);
 }
 
-// Upstream's v2 only adds a list optimisation for zero deadlines; with a
-// heap both entry points behave the same.
+// Upstream's v2 only adds a list optimisation for zero deadlines; our
+// queue takes those at the front of its run anyway, so both entry points
+// behave the same.
 TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer_v2(
 	struct tevent_context *ev, TALLOC_CTX *mem_ctx,
 	struct timeval next_event, tevent_timer_handler_t handler,
@@ -304,7 +139,7 @@ TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,
 	te->next_event = next_event;
 	if (ev->timers.contains(te)) {
 		ev->timers.reposition(te);
-	} else if (!ev->timers.insert(te)) {
+	} else if (!ev->timers.put_back_running(te)) {
 		// A running timer put back uses the slot kept for it
 		// (remove_for_run()), so this cannot happen.
 		tevent_abort(ev, "tevent_update_timer: out of memory");
@@ -329,7 +164,7 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	if (!enter_handler_run(te->busy, ev)) {
 		return 0;
 	}
-	// Off the heap before the handler runs, so that a nested loop inside
+	// Out of the queue before the handler runs, so that a nested loop inside
 	// the handler cannot pick this timer again.
 	ev->timers.remove_for_run(te);
 

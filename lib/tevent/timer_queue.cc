@@ -1,0 +1,375 @@
+// The containers behind a context's timers: see timer_queue.hh.
+#include "internal.hh"
+
+#include <stdlib.h>
+#include <string.h>
+
+namespace tevent {
+
+bool timer_before(const tevent_timer *a, const tevent_timer *b)
+{
+	if (a->next_event.tv_sec != b->next_event.tv_sec) {
+		return a->next_event.tv_sec < b->next_event.tv_sec;
+	}
+	if (a->next_event.tv_usec != b->next_event.tv_usec) {
+		return a->next_event.tv_usec < b->next_event.tv_usec;
+	}
+	return a->seq < b->seq;
+}
+
+// ---- TimerHeap ----
+
+void TimerHeap::release()
+{
+	free(items_);
+	init();
+}
+
+bool TimerHeap::grow()
+{
+	size_t ncap = cap_ ? cap_ * 2 : 16;
+	if (ncap > kInRun) {
+		return false;  // indices must stay clear of kInRun
+	}
+	auto **n = static_cast<tevent_timer **>(
+		realloc(items_, ncap * sizeof(tevent_timer *)));
+	if (n == nullptr) {
+		return false;
+	}
+	items_ = n;
+	cap_ = ncap;
+	return true;
+}
+
+void TimerHeap::place(size_t i, tevent_timer *te)
+{
+	items_[i] = te;
+	te->slot = static_cast<uint32_t>(i);
+}
+
+bool TimerHeap::holds(const tevent_timer *te) const
+{
+	size_t i = te->slot;
+	return i < size_ && items_[i] == te;
+}
+
+void TimerHeap::sift_up(size_t i)
+{
+	tevent_timer *te = items_[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!timer_before(te, items_[parent])) {
+			break;
+		}
+		place(i, items_[parent]);
+		i = parent;
+	}
+	place(i, te);
+}
+
+// The earlier of slot i's children, or size_ if it has none.
+size_t TimerHeap::earlier_child(size_t i) const
+{
+	size_t child = 2 * i + 1;
+	if (child + 1 < size_ && timer_before(items_[child + 1], items_[child])) {
+		child++;
+	}
+	return child < size_ ? child : size_;
+}
+
+void TimerHeap::sift_down(size_t i)
+{
+	tevent_timer *te = items_[i];
+	for (;;) {
+		size_t child = earlier_child(i);
+		if (child == size_) {
+			break;
+		}
+		if (!timer_before(items_[child], te)) {
+			break;
+		}
+		place(i, items_[child]);
+		i = child;
+	}
+	place(i, te);
+}
+
+void TimerHeap::push(tevent_timer *te)
+{
+	place(size_, te);
+	size_++;
+	sift_up(size_ - 1);
+}
+
+// Restores the heap over items_[0, size_) in O(n) (Floyd).
+void TimerHeap::rebuild()
+{
+	for (size_t i = 0; i < size_; i++) {
+		place(i, items_[i]);
+	}
+	for (size_t i = size_ / 2; i-- > 0;) {
+		sift_down(i);
+	}
+}
+
+void TimerHeap::remove(tevent_timer *te)
+{
+	size_t i = te->slot;
+	te->slot = kNoSlot;
+	size_--;
+	if (i == size_) {
+		return;
+	}
+	tevent_timer *last = items_[size_];
+	if (i > 0 && timer_before(last, items_[(i - 1) / 2])) {
+		place(i, last);
+		sift_up(i);
+		return;
+	}
+	// The last timer tends to be among the latest, so it would sink all
+	// the way: move the hole down along the earlier children first, one
+	// comparison per level, then let the last timer rise from there.
+	for (size_t child; (child = earlier_child(i)) != size_; i = child) {
+		place(i, items_[child]);
+	}
+	place(i, last);
+	sift_up(i);
+}
+
+void TimerHeap::restore(tevent_timer *te)
+{
+	size_t i = te->slot;
+	if (i > 0 && timer_before(items_[i], items_[(i - 1) / 2])) {
+		sift_up(i);
+	} else {
+		sift_down(i);
+	}
+}
+
+// ---- TimerRun ----
+
+void TimerRun::release()
+{
+	free(slots_);
+	init();
+}
+
+void TimerRun::place(size_t pos, tevent_timer *te)
+{
+	slots_[pos] = te;
+	te->slot = kInRun | static_cast<uint32_t>(pos);
+}
+
+bool TimerRun::holds(const tevent_timer *te) const
+{
+	size_t pos = te->slot & ~kInRun;
+	return pos < cap_ && slots_[pos] == te;
+}
+
+// Doubles the array, which also unwraps the run and drops its holes.
+bool TimerRun::grow()
+{
+	size_t ncap = cap_ ? size_t(cap_) * 2 : 16;
+	if (ncap > kInRun / 2) {
+		return false;  // kInRun | position must never be kNoSlot
+	}
+	auto **n = static_cast<tevent_timer **>(
+		malloc(ncap * sizeof(tevent_timer *)));
+	if (n == nullptr) {
+		return false;
+	}
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < len_; i++) {
+		tevent_timer *te = slots_[at(i)];
+		if (te != nullptr) {
+			n[kept] = te;
+			te->slot = kInRun | kept;
+			kept++;
+		}
+	}
+	memset(n + kept, 0, (ncap - kept) * sizeof(tevent_timer *));
+	free(slots_);
+	slots_ = n;
+	cap_ = static_cast<uint32_t>(ncap);
+	head_ = 0;
+	len_ = live_ = kept;
+	return true;
+}
+
+void TimerRun::compact()
+{
+	remove_if([](tevent_timer *) { return false; });
+}
+
+// The array is full from end to end but has holes (a free slot is the
+// caller's promise). Compacting costs O(n), so it is only worth it when it
+// frees a good share; otherwise the array grows, and compacts when it
+// cannot.
+void TimerRun::make_end_room()
+{
+	if ((len_ - live_) * 4 >= cap_ || !grow()) {
+		compact();
+	}
+}
+
+void TimerRun::push_back(tevent_timer *te)
+{
+	if (len_ == cap_) {
+		make_end_room();
+	}
+	place(at(len_), te);
+	len_++;
+	live_++;
+}
+
+void TimerRun::push_front(tevent_timer *te)
+{
+	if (len_ == cap_) {
+		make_end_room();
+	}
+	head_ = (head_ - 1) & (cap_ - 1);
+	place(head_, te);
+	len_++;
+	live_++;
+}
+
+void TimerRun::insert_sorted(tevent_timer *te)
+{
+	compact();
+	uint32_t lo = 0;
+	uint32_t hi = len_;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (timer_before(te, slots_[at(mid)])) {
+			hi = mid;
+		} else {
+			lo = mid + 1;
+		}
+	}
+	for (uint32_t i = len_; i > lo; i--) {
+		place(at(i), slots_[at(i - 1)]);
+	}
+	place(at(lo), te);
+	len_++;
+	live_++;
+}
+
+void TimerRun::skip_front_holes()
+{
+	while (len_ != 0 && slots_[head_] == nullptr) {
+		head_ = (head_ + 1) & (cap_ - 1);
+		len_--;
+	}
+}
+
+void TimerRun::skip_back_holes()
+{
+	while (len_ != 0 && slots_[at(len_ - 1)] == nullptr) {
+		len_--;
+	}
+}
+
+void TimerRun::remove(tevent_timer *te)
+{
+	size_t pos = te->slot & ~kInRun;
+	te->slot = kNoSlot;
+	slots_[pos] = nullptr;
+	live_--;
+	size_t logical = (pos - head_) & (cap_ - 1);
+	if (logical == 0) {
+		skip_front_holes();
+	} else if (logical == len_ - 1) {
+		skip_back_holes();
+	}
+}
+
+// ---- TimerQueue ----
+
+// Grows `store` until it has a free slot that is not kept for a running
+// timer (or any free slot, for a running timer put back).
+template <class Store>
+bool TimerQueue::make_room(Store &store, bool may_take_reserved)
+{
+	while (store.free_slots() == 0 ||
+	       (!may_take_reserved &&
+		heap_.free_slots() + run_.free_slots() <= running_)) {
+		if (!store.grow()) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool TimerQueue::insert_keyed(tevent_timer *te, bool may_take_reserved)
+{
+	te->seq = next_seq_++;
+	tevent_timer *back = run_.back();
+	bool at_back = back == nullptr || !timer_before(te, back);
+	bool at_front = !at_back && timer_before(te, run_.front());
+	if ((at_back || at_front) && make_room(run_, may_take_reserved)) {
+		if (at_back) {
+			run_.push_back(te);
+		} else {
+			run_.push_front(te);
+		}
+		return true;
+	}
+	if (make_room(heap_, may_take_reserved)) {
+		heap_.push(te);
+		return true;
+	}
+	if (!may_take_reserved) {
+		return false;
+	}
+	// Nothing could be allocated for a running timer put back: the slot
+	// kept for it is free in one of the two, whatever its new deadline.
+	if (run_.free_slots() == 0) {
+		return false;  // cannot happen (see running_)
+	}
+	run_.insert_sorted(te);
+	return true;
+}
+
+bool TimerQueue::contains(const tevent_timer *te) const
+{
+	if (te->slot == kNoSlot) {
+		return false;
+	}
+	return (te->slot & kInRun) != 0 ? run_.holds(te) : heap_.holds(te);
+}
+
+void TimerQueue::remove(tevent_timer *te)
+{
+	if (!contains(te)) {
+		return;
+	}
+	if ((te->slot & kInRun) != 0) {
+		run_.remove(te);
+	} else {
+		heap_.remove(te);
+	}
+}
+
+void TimerQueue::reposition(tevent_timer *te)
+{
+	if ((te->slot & kInRun) == 0) {
+		te->seq = next_seq_++;
+		heap_.restore(te);
+		return;
+	}
+	// The run only takes keys beyond its ends: take te out and place it
+	// anew. The slot it leaves is the one it may take back.
+	run_.remove(te);
+	insert_keyed(te, true);
+}
+
+tevent_timer *TimerQueue::pop_first()
+{
+	tevent_timer *te = top();
+	if (te != nullptr) {
+		remove(te);
+	}
+	return te;
+}
+
+} // namespace tevent
