@@ -589,7 +589,9 @@ __attribute__((noinline)) static void measured_timers_200k(void)
 /* timeouts_1k: the common shape of request timeouts.  1,000 timers are
  * outstanding, all with the same timeout from "now", so each new one has
  * the latest deadline; a request that finishes frees its timer, the
- * oldest one here.  An operation is one free and one add; no timer fires. */
+ * oldest one here.  An operation is one free and one add; no timer fires.
+ * timeouts_any: the same, but requests finish in random order, so the
+ * freed timer is any of the 1,000. */
 
 static void never_fires(struct tevent_context *ev, struct tevent_timer *te,
 			struct timeval t, void *p)
@@ -598,7 +600,7 @@ static void never_fires(struct tevent_context *ev, struct tevent_timer *te,
 	fail("a timeout fired");
 }
 
-__attribute__((noinline)) static void measured_timeouts_1k(void)
+static void run_timeouts(bool oldest_first)
 {
 	enum { OUTSTANDING = 1000 };
 	const uint64_t n = scaled(1000000);
@@ -615,7 +617,8 @@ __attribute__((noinline)) static void measured_timeouts_1k(void)
 
 	double t0 = now_s();
 	for (uint64_t k = 0; k < n; k++) {
-		int i = (int)(k % OUTSTANDING);
+		int i = oldest_first ? (int)(k % OUTSTANDING)
+				     : (int)(rng_next() % OUTSTANDING);
 		talloc_free(ring[i]);
 		ring[i] = tevent_add_timer(ev, ev,
 					   tevent_timeval_current_ofs(3600, 0),
@@ -628,6 +631,16 @@ __attribute__((noinline)) static void measured_timeouts_1k(void)
 
 	emit("timeouts", "ops_per_s", n / (t1 - t0), n);
 	talloc_free(ev);
+}
+
+__attribute__((noinline)) static void measured_timeouts_1k(void)
+{
+	run_timeouts(true);
+}
+
+__attribute__((noinline)) static void measured_timeouts_any(void)
+{
+	run_timeouts(false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -995,6 +1008,8 @@ static const struct bench_case cases[] = {
 	 "200,000 timers at random deadlines within 0.3 s"},
 	{"timeouts_1k", measured_timeouts_1k,
 	 "1,000 outstanding timeouts: free the oldest, add a new one"},
+	{"timeouts_any", measured_timeouts_any,
+	 "1,000 outstanding timeouts: free a random one, add a new one"},
 	{"immediates", measured_immediates,
 	 "64 immediates re-scheduling themselves"},
 	{"fd_pingpong", measured_fd_pingpong,

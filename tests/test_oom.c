@@ -776,6 +776,142 @@ static void test_update_running_timer_oom(void **state)
 	tt_finish(ev);
 }
 
+/* The same, from every kind of place: the running timer is re-armed,
+ * while nothing can be allocated, to before all others, between them, to
+ * a tie with one of them or after all of them, while up to 40 timers wait
+ * in deadline order and up to 20 more wait out of order.  The handler
+ * then adds one more timer just after its new deadline, which only lands
+ * in the right place if the re-armed timer did.  The re-armed timer is
+ * freed after its run; the others must fire in (deadline, order of
+ * adding) order. */
+struct placed {
+	struct timeval target;
+	struct placed_ref *late;  /* added by the handler */
+	int *log;
+	int n_log;
+};
+
+struct placed_ref {
+	struct placed *p;
+	int id;
+};
+
+static void placed_log_handler(struct tevent_context *ev,
+			       struct tevent_timer *te, struct timeval now,
+			       void *private_data)
+{
+	struct placed_ref *ref = private_data;
+
+	ref->p->log[ref->p->n_log++] = ref->id;
+}
+
+static struct timeval usec_after_one(long usec)
+{
+	return (struct timeval){ .tv_sec = 1, .tv_usec = usec };
+}
+
+static void placed_rearm_handler(struct tevent_context *ev,
+				 struct tevent_timer *te, struct timeval now,
+				 void *private_data)
+{
+	struct placed_ref *ref = private_data;
+	struct placed *p = ref->p;
+
+	p->log[p->n_log++] = ref->id;
+	tt_oom_fail_all(true);
+	tevent_update_timer(te, p->target);
+	tt_oom_fail_all(false);
+	assert_non_null(tevent_add_timer(
+		ev, ev, usec_after_one(p->target.tv_usec + 10),
+		placed_log_handler, p->late));
+}
+
+static void placed_round(int in_order, int out_of_order, int where)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	int waiting = in_order + out_of_order;
+	int n = waiting + 2;  /* and the re-armed one, and the late one */
+	struct placed p = { .log = talloc_array(ev, int, n) };
+	struct placed_ref *refs = talloc_array(ev, struct placed_ref, n);
+	long deadline[64];
+	int want[64];
+	int i, j;
+
+	assert_non_null(ev);
+	assert_non_null(p.log);
+	assert_non_null(refs);
+	for (i = 0; i < n; i++) {
+		refs[i] = (struct placed_ref){ .p = &p, .id = i };
+	}
+	/* in order: 100, 200, ...; then out of order: 150, 250, ..., and
+	 * every third one a tie with an earlier one */
+	for (i = 0; i < waiting; i++) {
+		int k = i < in_order ? i : i - in_order;
+
+		deadline[i] = i < in_order ? 100L * (k + 1) : 100L * k + 150;
+		if (i >= in_order && k % 3 == 2) {
+			deadline[i] = 100L * (k + 1);
+		}
+		assert_non_null(tevent_add_timer(ev, ev,
+						 usec_after_one(deadline[i]),
+						 placed_log_handler, &refs[i]));
+	}
+	switch (where) {
+	case 0: p.target = usec_after_one(50); break;
+	case 1: p.target = usec_after_one(100L * (in_order / 2) + 75); break;
+	case 2: p.target = usec_after_one(100L * (in_order / 2 + 1)); break;
+	default: p.target = usec_after_one(100L * (in_order + 40)); break;
+	}
+	p.late = &refs[waiting + 1];
+	deadline[waiting + 1] = p.target.tv_usec + 10;
+	/* the one that fires first and re-arms itself */
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 placed_rearm_handler,
+					 &refs[waiting]));
+
+	/* what must fire after it: by deadline, ties in order of adding */
+	for (i = 0; i < waiting; i++) {
+		want[i] = i;
+	}
+	want[waiting] = waiting + 1;
+	for (i = 1; i <= waiting; i++) {
+		int v = want[i];
+
+		for (j = i; j > 0 && deadline[want[j - 1]] > deadline[v]; j--) {
+			want[j] = want[j - 1];
+		}
+		want[j] = v;
+	}
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	assert_int_equal(p.n_log, n);
+	assert_int_equal(p.log[0], waiting);
+	for (i = 0; i <= waiting; i++) {
+		if (p.log[i + 1] != want[i]) {
+			fail_msg("%d in order, %d out of order, place %d: "
+				 "position %d fired timer %d, want %d",
+				 in_order, out_of_order, where, i,
+				 p.log[i + 1], want[i]);
+		}
+	}
+	talloc_free(ev);
+}
+
+static void test_update_running_timer_oom_placed(void **state)
+{
+	int in_order, out_of_order, where;
+
+	for (in_order = 0; in_order <= 40; in_order++) {
+		for (out_of_order = 0; out_of_order <= 20; out_of_order += 4) {
+			for (where = 0; where < 4; where++) {
+				placed_round(in_order, out_of_order, where);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -788,6 +924,7 @@ int main(void)
 		TT_BACKEND_CASE(test_post_oom_context_gone),
 		TT_BACKEND_CASE(test_post_oom_main_gone_first),
 		TT_BACKEND_CASE(test_update_running_timer_oom),
+		TT_CASE(test_update_running_timer_oom_placed),
 	};
 
 	tt_check_library();
