@@ -91,8 +91,8 @@ test-tsan: bin-tsan/c4che
 test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
 
-# The ports of upstream's own suites (tests/upstream/) and the Samba and
-# CTDB tests against the system library; `make test` runs the same
+# The ports of upstream's own suites (tests/upstream/), the Samba and
+# CTDB tests and the timer queue's model test against the system library; `make test` runs the same
 # binaries against ours. (Samba's binaries were built for that library:
 # what fails there is the test's fault, not ours.) Not the threadpool's
 # out-of-memory sweep: 0.14.1's tevent_req_create() dereferences a failed
@@ -100,7 +100,7 @@ test-valgrind: build
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
 		--only test_threadpool --only test_samba --only test_samba_ad \
-		--only test_ctdb \
+		--only test_ctdb --only test_timer_queue \
 		--only test_backend_api --skip test_threadpool_oom bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),

@@ -85,7 +85,7 @@ struct tevent_timer {
 	// upstream's, see bench/.
 	uint32_t slot;
 	struct timeval next_event;
-	uint64_t seq;          // insertion order: FIFO among equal deadlines
+	uint64_t seq;          // rank and insertion order (TimerQueue::Rank)
 	tevent_timer_handler_t handler;
 	void *private_data;
 	const char *handler_name;

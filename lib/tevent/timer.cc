@@ -57,7 +57,7 @@ static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
 			       struct timeval next_event,
 			       tevent_timer_handler_t handler,
 			       void *private_data, const char *handler_name,
-			       const char *location)
+			       const char *location, TimerQueue::Rank rank)
 {
 	auto *te = new_talloc_object<tevent_timer>(
 		mem_ctx ? mem_ctx : ev, "struct tevent_timer");
@@ -71,7 +71,7 @@ static tevent_timer *add_timer(tevent_context *ev, TALLOC_CTX *mem_ctx,
 	te->private_data = private_data;
 	te->handler_name = handler_name;
 	te->location = location;
-	if (!ev->timers.insert(te)) {
+	if (!ev->timers.insert(te, rank)) {
 		te->event_ctx = nullptr;
 		talloc_free(te);
 		return nullptr;
@@ -110,19 +110,23 @@ TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer(
 	void *private_data, const char *handler_name, const char *location)
 {
 	return add_timer(ev, mem_ctx, next_event, handler, private_data,
-			 handler_name, location);
+			 handler_name, location, TimerQueue::kByDeadline);
 }
 
-// Upstream's v2 only adds a list optimisation for zero deadlines; our
-// queue takes those at the front of its run anyway, so both entry points
-// behave the same.
+// The entry point of the built-in backends. Upstream files a timer added
+// here with a zero deadline right behind the last one added so, ahead of
+// timers that got a zero deadline any other way (tevent_update_timer(),
+// the entry point above); see TimerQueue::Rank.
 TEVENT_EXPORT struct tevent_timer *tevent_common_add_timer_v2(
 	struct tevent_context *ev, TALLOC_CTX *mem_ctx,
 	struct timeval next_event, tevent_timer_handler_t handler,
 	void *private_data, const char *handler_name, const char *location)
 {
 	return add_timer(ev, mem_ctx, next_event, handler, private_data,
-			 handler_name, location);
+			 handler_name, location,
+			 tevent_timeval_is_zero(&next_event)
+				 ? TimerQueue::kZeroFirst
+				 : TimerQueue::kByDeadline);
 }
 
 TEVENT_EXPORT void tevent_update_timer(struct tevent_timer *te,

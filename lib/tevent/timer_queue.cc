@@ -300,9 +300,10 @@ bool TimerQueue::make_room(Store &store, bool may_take_reserved)
 	return true;
 }
 
-bool TimerQueue::insert_keyed(tevent_timer *te, bool may_take_reserved)
+bool TimerQueue::insert_keyed(tevent_timer *te, Rank rank,
+			      bool may_take_reserved)
 {
-	te->seq = next_seq_++;
+	te->seq = rank | next_seq_++;
 	tevent_timer *back = run_.back();
 	bool at_back = back == nullptr || !timer_before(te, back);
 	bool at_front = !at_back && timer_before(te, run_.front());
@@ -353,14 +354,14 @@ void TimerQueue::remove(tevent_timer *te)
 void TimerQueue::reposition(tevent_timer *te)
 {
 	if ((te->slot & kInRun) == 0) {
-		te->seq = next_seq_++;
+		te->seq = kByDeadline | next_seq_++;
 		heap_.restore(te);
 		return;
 	}
 	// The run only takes keys beyond its ends: take te out and place it
 	// anew. The slot it leaves is the one it may take back.
 	run_.remove(te);
-	insert_keyed(te, true);
+	insert_keyed(te, kByDeadline, true);
 }
 
 tevent_timer *TimerQueue::pop_first()

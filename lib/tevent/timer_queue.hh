@@ -126,8 +126,19 @@ public:
 		}
 		return timer_before(h, r) ? h : r;
 	}
+	// Among timers with a zero deadline, upstream's list fires those
+	// added by tevent_common_add_timer_v2() (in the order they were
+	// added) before all others (in the order they got that deadline).
+	// The rank is the top bit of the sequence number.
+	enum Rank : uint64_t {
+		kZeroFirst = 0,
+		kByDeadline = UINT64_C(1) << 63,
+	};
 	// Adds te with a new sequence number; false without memory.
-	bool insert(tevent_timer *te) { return insert_keyed(te, false); }
+	bool insert(tevent_timer *te, Rank rank)
+	{
+		return insert_keyed(te, rank, false);
+	}
 	void remove(tevent_timer *te);
 	bool contains(const tevent_timer *te) const;
 	// te's deadline changed: a new sequence number and its new place,
@@ -144,7 +155,10 @@ public:
 	}
 	void run_done() { running_--; }
 	// Cannot fail between remove_for_run() and run_done().
-	bool put_back_running(tevent_timer *te) { return insert_keyed(te, true); }
+	bool put_back_running(tevent_timer *te)
+	{
+		return insert_keyed(te, kByDeadline, true);
+	}
 	// Takes out the earliest timer (context teardown), or null.
 	tevent_timer *pop_first();
 	// Takes out every timer take(te) says yes to, in one O(n) pass (a
@@ -156,7 +170,7 @@ public:
 	}
 
 private:
-	bool insert_keyed(tevent_timer *te, bool may_take_reserved);
+	bool insert_keyed(tevent_timer *te, Rank rank, bool may_take_reserved);
 	template <class Store>
 	bool make_room(Store &store, bool may_take_reserved);
 
@@ -166,7 +180,7 @@ private:
 	// keeps a free slot (in the heap or the run) that only a running
 	// timer put back may take.
 	size_t running_;
-	uint64_t next_seq_;
+	uint64_t next_seq_;  // below kByDeadline: 2^63 timers are plenty
 };
 
 } // namespace tevent
