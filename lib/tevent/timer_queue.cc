@@ -304,8 +304,23 @@ bool TimerQueue::insert_keyed(tevent_timer *te, Rank rank,
 			      bool may_take_reserved)
 {
 	te->seq = rank | next_seq_++;
+	// The common case, a timeout later than everything queued, in a few
+	// instructions; the rest out of line.
 	tevent_timer *back = run_.back();
 	bool at_back = back == nullptr || !timer_before(te, back);
+	if (at_back && run_.room_at_back() &&
+	    (may_take_reserved ||
+	     heap_.free_slots() + run_.free_slots() > running_)) {
+		run_.push_back(te);
+		return true;
+	}
+	return insert_elsewhere(te, at_back, may_take_reserved);
+}
+
+__attribute__((noinline)) bool
+TimerQueue::insert_elsewhere(tevent_timer *te, bool at_back,
+			     bool may_take_reserved)
+{
 	bool at_front = !at_back && timer_before(te, run_.front());
 	if ((at_back || at_front) && make_room(run_, may_take_reserved)) {
 		if (at_back) {
@@ -341,12 +356,12 @@ bool TimerQueue::contains(const tevent_timer *te) const
 
 void TimerQueue::remove(tevent_timer *te)
 {
-	if (!contains(te)) {
-		return;
-	}
+	// kNoSlot has kInRun set and a position no run reaches.
 	if ((te->slot & kInRun) != 0) {
-		run_.remove(te);
-	} else {
+		if (run_.holds(te)) {
+			run_.remove(te);
+		}
+	} else if (heap_.holds(te)) {
 		heap_.remove(te);
 	}
 }

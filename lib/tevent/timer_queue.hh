@@ -78,6 +78,8 @@ public:
 	}
 	bool holds(const tevent_timer *te) const;
 	bool grow();
+	// A slot right behind the back, without compacting or growing.
+	bool room_at_back() const { return len_ < cap_; }
 	// Both need a free slot and te beyond that end of the run.
 	void push_back(tevent_timer *te);
 	void push_front(tevent_timer *te);
@@ -171,6 +173,8 @@ public:
 
 private:
 	bool insert_keyed(tevent_timer *te, Rank rank, bool may_take_reserved);
+	bool insert_elsewhere(tevent_timer *te, bool at_back,
+			      bool may_take_reserved);
 	template <class Store>
 	bool make_room(Store &store, bool may_take_reserved);
 
