@@ -236,6 +236,21 @@ inline void set_immediate_handler(tevent_immediate *im,
 	im->schedule_location = location;
 }
 
+// An idle immediate (its last run over, or never scheduled) armed again on
+// a context that neither traces immediates nor debugs: the DETACH its run
+// may still owe and the new ATTACH would reach nobody, so arming is just
+// the fields and a place at the back. A queue's immediate takes this path
+// once per request, re-armed from inside its own handler.
+inline bool arms_silently(const tevent_immediate *im, tevent_context *ev,
+			  tevent_immediate_handler_t handler)
+{
+	return im->event_ctx == nullptr && !im->destroyed &&
+	       handler != nullptr &&
+	       (im->detach_ev_ctx == nullptr || im->detach_ev_ctx == ev) &&
+	       ev->trace.im == nullptr &&
+	       !debug_enabled(ev, TEVENT_DEBUG_TRACE);
+}
+
 } // namespace
 
 TEVENT_EXPORT TEVENT_HOT void tevent_common_schedule_immediate(
@@ -284,6 +299,16 @@ tevent::schedule_library_immediate(tevent_immediate *im,
 	    !debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
 		set_immediate_handler(im, handler, private_data, handler_name,
 				      location);
+		return;
+	}
+	if (arms_silently(im, ev, handler)) {
+		// Library immediates need no destructor re-armed (see
+		// schedule_immediate_slow).
+		im->detach_ev_ctx = nullptr;
+		im->event_ctx = ev;
+		set_immediate_handler(im, handler, private_data, handler_name,
+				      location);
+		ev->immediates.push_back(im);
 		return;
 	}
 	// What ev->ops would call, without the indirect call.
