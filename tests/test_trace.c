@@ -827,6 +827,50 @@ static void test_trace_immediate_reschedule_in_handler(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * Rescheduled from its own handler onto another context that nobody
+ * traces: the first context still hears the DETACH of the finished run,
+ * inside the handler, and nothing of the run on the other context.
+ */
+struct move_state {
+	struct tevent_context *to;
+	int runs;
+};
+
+static void move_handler(struct tevent_context *ev,
+			 struct tevent_immediate *im, void *private_data)
+{
+	struct move_state *m = private_data;
+
+	log_entry(K_HANDLER, im, 'H');
+	m->runs++;
+	if (ev != m->to) {
+		tevent_schedule_immediate(im, m->to, move_handler, m);
+	}
+	log_entry(K_HANDLER, im, 'h');
+}
+
+static void test_trace_immediate_moved_in_handler(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *other = tevent_context_init(ev);
+	struct move_state m = { .to = other };
+	struct tevent_immediate *im = tevent_create_immediate(ev);
+
+	assert_non_null(other);
+	assert_non_null(im);
+	trace_all(ev);
+	tevent_schedule_immediate(im, ev, move_handler, &m);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_string_equal(history(im), "ABHDh");
+	assert_int_equal(tevent_loop_once(other), 0);
+	assert_int_equal(m.runs, 2);
+	assert_string_equal(history(im), "ABHDhHh");
+	talloc_free(im);
+	talloc_free(other);
+	tt_finish(ev);
+}
+
 static void test_trace_immediate_free_and_reinit(void **state)
 {
 	struct tevent_context *ev = backend_ev(state);
@@ -1048,6 +1092,7 @@ int main(void)
 		TT_BACKEND_CASE(test_trace_timer_free),
 		TT_BACKEND_CASE(test_trace_immediate),
 		TT_BACKEND_CASE(test_trace_immediate_reschedule_in_handler),
+		TT_BACKEND_CASE(test_trace_immediate_moved_in_handler),
 		TT_BACKEND_CASE(test_trace_immediate_free_and_reinit),
 		TT_BACKEND_CASE(test_trace_signal),
 		TT_BACKEND_CASE(test_trace_context_free),

@@ -170,9 +170,20 @@ __attribute__((noinline)) void debug_scheduled(tevent_context *ev,
 		      im->handler_name, im);
 }
 
-// Everything but the re-schedule of the last immediate in line; kept out
-// of line so that the fast path in tevent_common_schedule_immediate()
-// needs no stack frame.
+// Armed on every scheduling, as upstream: code that cleared the destructor
+// on an idle immediate (or on one handed to another thread) gets it back.
+// The library's own immediates are never handed out and keep theirs.
+inline void rearm_destructor(tevent_immediate *im)
+{
+	if (!im->library_owned) {
+		talloc_set_destructor(im,
+				      talloc_object_destructor<tevent_immediate>);
+	}
+}
+
+// Every case the two short paths below leave (a queued immediate moved,
+// a cancel, traces or debug lines owed); kept out of line so that the
+// short paths in tevent_common_schedule_immediate() need no stack frame.
 TEVENT_HOT __attribute__((noinline)) void schedule_immediate_slow(
 	tevent_immediate *im, tevent_context *ev,
 	tevent_immediate_handler_t handler, void *private_data,
@@ -201,12 +212,7 @@ TEVENT_HOT __attribute__((noinline)) void schedule_immediate_slow(
 
 	trace_immediate(ev, im, TEVENT_EVENT_TRACE_ATTACH);
 	ev->immediates.push_back(im);
-	// Armed on every scheduling, as upstream: code that cleared it on an
-	// idle immediate (or on one handed to another thread) gets it back.
-	if (!im->library_owned) {
-		talloc_set_destructor(im,
-				      talloc_object_destructor<tevent_immediate>);
-	}
+	rearm_destructor(im);
 
 	if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
 		debug_scheduled(ev, im);
@@ -236,19 +242,28 @@ inline void set_immediate_handler(tevent_immediate *im,
 	im->schedule_location = location;
 }
 
-// An idle immediate (its last run over, or never scheduled) armed again on
-// a context that neither traces immediates nor debugs: the DETACH its run
+// Arms an idle immediate (its last run over, or never scheduled) on a
+// context that neither traces immediates nor debugs: the DETACH its run
 // may still owe and the new ATTACH would reach nobody, so arming is just
-// the fields and a place at the back. A queue's immediate takes this path
-// once per request, re-armed from inside its own handler.
-inline bool arms_silently(const tevent_immediate *im, tevent_context *ev,
-			  tevent_immediate_handler_t handler)
+// the fields and a place at the back. An immediate re-armed from inside
+// its own handler (a queue's, once per request) takes this path. Returns
+// false, having done nothing, when the slow path is needed.
+inline bool arm_silently(tevent_immediate *im, tevent_context *ev,
+			 tevent_immediate_handler_t handler,
+			 void *private_data, const char *handler_name,
+			 const char *location)
 {
-	return im->event_ctx == nullptr && !im->destroyed &&
-	       handler != nullptr &&
-	       (im->detach_ev_ctx == nullptr || im->detach_ev_ctx == ev) &&
-	       ev->trace.im == nullptr &&
-	       !debug_enabled(ev, TEVENT_DEBUG_TRACE);
+	if (im->event_ctx != nullptr || im->destroyed || handler == nullptr ||
+	    (im->detach_ev_ctx != nullptr && im->detach_ev_ctx != ev) ||
+	    ev->trace.im != nullptr || debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
+		return false;
+	}
+	im->detach_ev_ctx = nullptr;
+	im->event_ctx = ev;
+	set_immediate_handler(im, handler, private_data, handler_name,
+			      location);
+	ev->immediates.push_back(im);
+	return true;
 }
 
 } // namespace
@@ -258,16 +273,21 @@ TEVENT_EXPORT TEVENT_HOT void tevent_common_schedule_immediate(
 	tevent_immediate_handler_t handler, void *private_data,
 	const char *handler_name, const char *location)
 {
-	if (!reschedule_keeps_place(im, ev, handler)) {
-		schedule_immediate_slow(im, ev, handler, private_data,
-					handler_name, location);
+	if (reschedule_keeps_place(im, ev, handler)) {
+		set_immediate_handler(im, handler, private_data, handler_name,
+				      location);
+		if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
+			debug_scheduled(ev, im);
+		}
 		return;
 	}
-	set_immediate_handler(im, handler, private_data, handler_name,
-			      location);
-	if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
-		debug_scheduled(ev, im);
+	if (arm_silently(im, ev, handler, private_data, handler_name,
+			 location)) {
+		rearm_destructor(im);
+		return;
 	}
+	schedule_immediate_slow(im, ev, handler, private_data, handler_name,
+				location);
 }
 
 tevent_immediate *tevent::create_library_immediate(TALLOC_CTX *mem_ctx,
@@ -301,15 +321,9 @@ tevent::schedule_library_immediate(tevent_immediate *im,
 				      location);
 		return;
 	}
-	if (arms_silently(im, ev, handler)) {
-		// Library immediates need no destructor re-armed (see
-		// schedule_immediate_slow).
-		im->detach_ev_ctx = nullptr;
-		im->event_ctx = ev;
-		set_immediate_handler(im, handler, private_data, handler_name,
-				      location);
-		ev->immediates.push_back(im);
-		return;
+	if (arm_silently(im, ev, handler, private_data, handler_name,
+			 location)) {
+		return;  // a library immediate keeps its destructor
 	}
 	// What ev->ops would call, without the indirect call.
 	schedule_immediate_slow(im, ev, handler, private_data, handler_name,
