@@ -331,6 +331,52 @@ static void test_queue_free_waiting_request(void **state)
 	assert_int_equal(tevent_queue_length(q), 0);
 }
 
+/*
+ * Samba sets its own talloc destructor on requests it keeps track of, and
+ * clears it again (tldap, smbXcli). The queue must not depend on the
+ * request's destructor: a freed request leaves its queue either way.
+ */
+static int g_caller_destructor_runs;
+
+static int caller_destructor(struct tevent_req *req)
+{
+	g_caller_destructor_runs++;
+	return 0;
+}
+
+static void test_queue_request_with_caller_destructor(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_queue *q = tevent_queue_create(f->mem, "q");
+	struct tevent_req *r1 = job_create(f->mem, "r1");
+	struct tevent_req *r2 = job_create(f->mem, "r2");
+	struct tevent_req *r3 = job_create(f->mem, "r3");
+
+	assert_non_null(q);
+	assert_true(tevent_queue_add(q, f->ev, r1, job_trigger, NULL));
+	assert_true(tevent_queue_add(q, f->ev, r2, job_trigger, NULL));
+	assert_true(tevent_queue_add(q, f->ev, r3, job_trigger, NULL));
+	talloc_set_destructor(r1, caller_destructor);
+	talloc_set_destructor(r2, NULL);
+	log_reset();
+	drain(f->ev);
+	assert_string_equal(g_log, "trigger(r1)");
+
+	/* waiting, no destructor at all: it still leaves the line */
+	talloc_free(r2);
+	assert_int_equal(tevent_queue_length(q), 2);
+
+	/* the head, with the caller's destructor: the queue moves on */
+	g_caller_destructor_runs = 0;
+	talloc_free(r1);
+	assert_int_equal(g_caller_destructor_runs, 1);
+	assert_int_equal(tevent_queue_length(q), 1);
+	drain(f->ev);
+	assert_string_equal(g_log, "trigger(r1) trigger(r3)");
+	talloc_free(r3);
+	assert_int_equal(tevent_queue_length(q), 0);
+}
+
 static void test_queue_free_head_before_trigger(void **state)
 {
 	struct fixture *f = *state;
@@ -1103,6 +1149,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_optimize_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_next_on_free_not_on_completion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_free_waiting_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_request_with_caller_destructor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_free_head_before_trigger, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_free_queue_keeps_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_stop_start, setup, teardown),

@@ -636,6 +636,51 @@ static void test_post_then_free_no_callback(void **state)
 	assert_int_equal(o.callbacks, 0);
 }
 
+/*
+ * Samba replaces a request's talloc destructor with its own while the
+ * request is pending, and clears it again afterwards (tldap, smbXcli).
+ * Whatever the request had scheduled must still go with it: a freed
+ * request never times out and never calls back.
+ */
+static int g_caller_destructor_runs;
+
+static int caller_destructor(struct tevent_req *req)
+{
+	g_caller_destructor_runs++;
+	return 0;
+}
+
+static void test_free_with_caller_destructor(void **state)
+{
+	struct fixture *f = *state;
+	struct probe_state *ps;
+	struct observed o = { 0 };
+	struct tevent_req *posted, *timed;
+
+	/* finished and posted, then the caller's destructor, then freed */
+	posted = tevent_req_create(f->mem, &ps, struct probe_state);
+	assert_non_null(posted);
+	tevent_req_done(posted);
+	tevent_req_post(posted, f->ev);
+	tevent_req_set_callback(posted, observe_cb, &o);
+	talloc_set_destructor(posted, caller_destructor);
+
+	/* running with a timeout, destructor cleared as smbXcli does */
+	timed = tevent_req_create(f->mem, &ps, struct probe_state);
+	assert_non_null(timed);
+	tevent_req_set_callback(timed, observe_cb, &o);
+	assert_true(tevent_req_set_endtime(timed, f->ev,
+					   tevent_timeval_zero()));
+	talloc_set_destructor(timed, NULL);
+
+	g_caller_destructor_runs = 0;
+	talloc_free(posted);
+	talloc_free(timed);
+	assert_int_equal(g_caller_destructor_runs, 1);
+	drain(f->ev);
+	assert_int_equal(o.callbacks, 0);
+}
+
 static void test_defer_callback(void **state)
 {
 	struct fixture *f = *state;
@@ -1524,6 +1569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_calls_back_from_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_keeps_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_then_free_no_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_with_caller_destructor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_callback_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poll, setup, teardown),
