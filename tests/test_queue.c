@@ -336,14 +336,6 @@ static void test_queue_free_waiting_request(void **state)
  * clears it again (tldap, smbXcli). The queue must not depend on the
  * request's destructor: a freed request leaves its queue either way.
  */
-static int g_caller_destructor_runs;
-
-static int caller_destructor(struct tevent_req *req)
-{
-	g_caller_destructor_runs++;
-	return 0;
-}
-
 static void test_queue_request_with_caller_destructor(void **state)
 {
 	struct fixture *f = *state;
@@ -356,7 +348,7 @@ static void test_queue_request_with_caller_destructor(void **state)
 	assert_true(tevent_queue_add(q, f->ev, r1, job_trigger, NULL));
 	assert_true(tevent_queue_add(q, f->ev, r2, job_trigger, NULL));
 	assert_true(tevent_queue_add(q, f->ev, r3, job_trigger, NULL));
-	talloc_set_destructor(r1, caller_destructor);
+	talloc_set_destructor(r1, tt_caller_destructor);
 	talloc_set_destructor(r2, NULL);
 	log_reset();
 	drain(f->ev);
@@ -367,9 +359,9 @@ static void test_queue_request_with_caller_destructor(void **state)
 	assert_int_equal(tevent_queue_length(q), 2);
 
 	/* the head, with the caller's destructor: the queue moves on */
-	g_caller_destructor_runs = 0;
+	tt_caller_destructor_runs = 0;
 	talloc_free(r1);
-	assert_int_equal(g_caller_destructor_runs, 1);
+	assert_int_equal(tt_caller_destructor_runs, 1);
 	assert_int_equal(tevent_queue_length(q), 1);
 	drain(f->ev);
 	assert_string_equal(g_log, "trigger(r1) trigger(r3)");

@@ -642,14 +642,6 @@ static void test_post_then_free_no_callback(void **state)
  * Whatever the request had scheduled must still go with it: a freed
  * request never times out and never calls back.
  */
-static int g_caller_destructor_runs;
-
-static int caller_destructor(struct tevent_req *req)
-{
-	g_caller_destructor_runs++;
-	return 0;
-}
-
 static void test_free_with_caller_destructor(void **state)
 {
 	struct fixture *f = *state;
@@ -663,7 +655,7 @@ static void test_free_with_caller_destructor(void **state)
 	tevent_req_done(posted);
 	tevent_req_post(posted, f->ev);
 	tevent_req_set_callback(posted, observe_cb, &o);
-	talloc_set_destructor(posted, caller_destructor);
+	talloc_set_destructor(posted, tt_caller_destructor);
 
 	/* running with a timeout, destructor cleared as smbXcli does */
 	timed = tevent_req_create(f->mem, &ps, struct probe_state);
@@ -673,10 +665,10 @@ static void test_free_with_caller_destructor(void **state)
 					   tevent_timeval_zero()));
 	talloc_set_destructor(timed, NULL);
 
-	g_caller_destructor_runs = 0;
+	tt_caller_destructor_runs = 0;
 	talloc_free(posted);
 	talloc_free(timed);
-	assert_int_equal(g_caller_destructor_runs, 1);
+	assert_int_equal(tt_caller_destructor_runs, 1);
 	drain(f->ev);
 	assert_int_equal(o.callbacks, 0);
 }

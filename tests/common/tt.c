@@ -274,3 +274,12 @@ bool tt_tick_start(struct tevent_context *ev, struct tt_tick *t, int usec)
 				 tick_fired, t);
 	return t->te != NULL;
 }
+
+int tt_caller_destructor_runs;
+
+int tt_caller_destructor(struct tevent_req *req)
+{
+	(void)req;
+	tt_caller_destructor_runs++;
+	return 0;
+}

@@ -101,4 +101,13 @@ bool tt_tick_start(struct tevent_context *ev, struct tt_tick *t, int usec);
 struct tevent_context *tt_backend_ev(void **state);
 void tt_finish(struct tevent_context *ev);
 
+/*
+ * A talloc destructor to put on a tevent_req in place of the library's,
+ * as Samba does for requests it tracks (tldap, smbXcli); it only counts
+ * its runs in tt_caller_destructor_runs.
+ */
+struct tevent_req;
+extern int tt_caller_destructor_runs;
+int tt_caller_destructor(struct tevent_req *req);
+
 #endif /* TT_H */
