@@ -26,6 +26,9 @@
 
 #include "common/tt.h"
 
+/* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 /* The backends every Linux build of upstream tevent registers. */
 static const char *const builtin_backends[] = {
 	"epoll", "poll", "poll_mt", "standard",

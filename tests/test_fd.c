@@ -37,6 +37,9 @@
 #include "common/tt.h"
 #include "common/tt_never.h"
 
+/* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 /*
  * Headers of tevent 0.16 and later define TEVENT_FD_ERROR; the features
  * tested under TT_NEW_API are missing from older releases (e.g. the 0.14

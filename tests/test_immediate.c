@@ -28,6 +28,9 @@
 #include "common/tt.h"
 #include "common/tt_never.h"
 
+/* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 #ifdef TEVENT_FD_ERROR
 #define TT_NEW_API 1
 #endif

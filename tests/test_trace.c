@@ -36,6 +36,9 @@
 
 #include "common/tt.h"
 
+/* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
 /* tevent_loop_allow_nesting() is deprecated API, tested on purpose */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
