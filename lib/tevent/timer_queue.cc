@@ -196,9 +196,25 @@ bool TimerRun::grow()
 	return true;
 }
 
+// Three passes without a data-dependent branch: holes lie anywhere when
+// requests finish in random order, and a branch per slot mispredicted so
+// often that compaction took a tenth of timeouts_any's time.
 void TimerRun::compact()
 {
-	remove_if([](tevent_timer *) { return false; });
+	uint32_t kept = 0;
+	for (uint32_t i = 0; i < len_; i++) {
+		tevent_timer *te = slots_[at(i)];
+		slots_[at(kept)] = te;
+		kept += te != nullptr;
+	}
+	for (uint32_t i = kept; i < len_; i++) {
+		slots_[at(i)] = nullptr;
+	}
+	for (uint32_t i = 0; i < kept; i++) {
+		size_t pos = at(i);
+		slots_[pos]->slot = kInRun | static_cast<uint32_t>(pos);
+	}
+	len_ = live_ = kept;
 }
 
 // The array is full from end to end but has holes (a free slot is the
