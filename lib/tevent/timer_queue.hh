@@ -210,8 +210,8 @@ template <class Take> void TimerHeap::remove_if(Take take)
 	}
 }
 
-// Keeps the survivors in order and packs them from the front, so it also
-// serves as compaction.
+// Keeps the survivors in order and packs them from the front (compact()
+// does the same without a predicate, and without a branch per slot).
 template <class Take> void TimerRun::remove_if(Take take)
 {
 	uint32_t kept = 0;
