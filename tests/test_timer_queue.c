@@ -34,7 +34,19 @@
  *                    from a handler) with timers in both containers, and
  *                    their timers must never fire;
  *   update_tie_order fixed sequences: equal deadlines and updates to the
- *                    same, an earlier or a later deadline.
+ *                    same, an earlier or a later deadline;
+ *   big_churn,       model_churn and handler_actions with thousands of
+ *   big_actions      timers, most of them at random deadlines: the heap
+ *                    holds hundreds, then more than the run, which is
+ *                    when the library sorts both into one run as the
+ *                    heap's earliest timer is about to fire (also with
+ *                    handlers of the same context on the stack);
+ *   big_shapes       fixed shapes around that sort: a run of R timers
+ *                    and a heap of H timers at random deadlines between
+ *                    the run's, all added first and then fired: the order
+ *                    must be that of (deadline, order added).  Shapes
+ *                    where R + H fits the heap's array and where it does
+ *                    not, and one just below the size that sorts.
  *
  * One refinement of that order is upstream's: among timers with a zero
  * deadline, those added at zero (tevent_add_timer()) fire first, in the
@@ -128,6 +140,19 @@ struct rec {
 	int fires;
 };
 
+/*
+ * With tens of thousands of timers, scanning the model for its earliest
+ * on every turn is too slow, so big cases find it in a plain binary heap
+ * of snapshots taken at every model_put(). A snapshot whose record has
+ * been dropped or put again since is stale and discarded when it surfaces.
+ */
+struct snap {
+	int64_t key;
+	uint64_t stamp;
+	bool zero_first;
+	struct rec *r;
+};
+
 struct wstate {
 	struct tq *q;
 	int owner;
@@ -145,6 +170,10 @@ struct tq {
 	bool nesting;             /* handlers may turn the loop */
 	bool wrappers;            /* wrapper contexts take part */
 	bool draining;            /* no more adds from handlers */
+	bool big;                 /* tens of thousands of timers */
+	struct snap *order;       /* big: a min-heap of (rec, key) snapshots */
+	int norder;
+	int ordercap;
 
 	struct tevent_context *ev;
 	struct tevent_context *wrap[MAX_OWNERS];  /* [0] unused */
@@ -241,6 +270,81 @@ static bool rec_before(const struct rec *a, const struct rec *b)
 	return a->stamp < b->stamp;
 }
 
+static bool snap_before(const struct snap *a, const struct snap *b)
+{
+	if (a->key != b->key) {
+		return a->key < b->key;
+	}
+	if (a->zero_first != b->zero_first) {
+		return a->zero_first;
+	}
+	return a->stamp < b->stamp;
+}
+
+static void snap_swap(struct tq *q, int i, int j)
+{
+	struct snap t = q->order[i];
+
+	q->order[i] = q->order[j];
+	q->order[j] = t;
+}
+
+static void order_push(struct tq *q, const struct rec *r)
+{
+	int i;
+
+	if (q->norder == q->ordercap) {
+		q->ordercap = q->ordercap ? 2 * q->ordercap : 1024;
+		q->order = talloc_realloc(q->recs, q->order, struct snap,
+					  q->ordercap);
+		assert_non_null(q->order);
+	}
+	i = q->norder++;
+	q->order[i] = (struct snap){r->key, r->stamp, r->zero_first,
+				    (struct rec *)r};
+	while (i > 0 && snap_before(&q->order[i], &q->order[(i - 1) / 2])) {
+		snap_swap(q, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void order_pop(struct tq *q)
+{
+	int i = 0;
+
+	q->order[0] = q->order[--q->norder];
+	for (;;) {
+		int c = 2 * i + 1;
+
+		if (c >= q->norder) {
+			break;
+		}
+		if (c + 1 < q->norder &&
+		    snap_before(&q->order[c + 1], &q->order[c])) {
+			c++;
+		}
+		if (!snap_before(&q->order[c], &q->order[i])) {
+			break;
+		}
+		snap_swap(q, i, c);
+		i = c;
+	}
+}
+
+/* The earliest queued record, from the snapshots (big cases). */
+static struct rec *order_min(struct tq *q)
+{
+	while (q->norder > 0) {
+		const struct snap *t = &q->order[0];
+
+		if (t->r->slot >= 0 && t->r->stamp == t->stamp) {
+			return t->r;
+		}
+		order_pop(q);
+	}
+	return NULL;
+}
+
 static void model_put(struct tq *q, struct rec *r, int64_t key,
 		      bool by_update)
 {
@@ -260,6 +364,9 @@ static void model_put(struct tq *q, struct rec *r, int64_t key,
 	r->key = key;
 	r->stamp = q->next_stamp++;
 	r->zero_first = !by_update && key == 0;
+	if (q->big) {
+		order_push(q, r);
+	}
 }
 
 static void model_drop(struct tq *q, struct rec *r)
@@ -281,6 +388,9 @@ static struct rec *model_min(struct tq *q)
 	struct rec *m = NULL;
 	int i;
 
+	if (q->big) {
+		return order_min(q);
+	}
 	for (i = 0; i < q->nlive; i++) {
 		if (m == NULL || rec_before(q->live[i], m)) {
 			m = q->live[i];
@@ -336,6 +446,11 @@ static enum where pick_where(struct tq *q, bool update)
 	if (q->timeouts && q->depth == 0 && c < 95) {
 		return AT_LATEST;
 	}
+	if (q->big && !update) {
+		/* most go to the heap */
+		return c < 20 ? AT_LATEST : c < 30 ? AT_EARLIEST
+			: c < 80 ? AT_RANDOM : c < 95 ? AT_TIE : AT_ZERO;
+	}
 	if (update) {
 		return c < 30 ? AT_LATEST : c < 50 ? AT_EARLIEST
 			: c < 75 ? AT_RANDOM : c < 93 ? AT_TIE : AT_ZERO;
@@ -372,7 +487,8 @@ static int64_t pick_key(struct tq *q, enum where w)
 			break;
 		}
 		lo = r->key < 1 ? 1 : r->key;
-		hi = model_max(q)->key;
+		/* (no key exceeds the cursor; big cases skip the scan) */
+		hi = q->big ? q->cursor : model_max(q)->key;
 		if (hi < lo) {
 			return lo;
 		}
@@ -401,9 +517,12 @@ static struct rec *pick_victim(struct tq *q, bool for_free)
 	if (q->nlive == 0) {
 		return NULL;
 	}
-	if (q->timeouts && q->depth == 0 && c < 85) {
-		/* requests finish in any order */
+	if ((q->timeouts && q->depth == 0 && c < 85) || (q->big && c >= 20)) {
+		/* requests finish in any order; big cases scan no more */
 		return q->live[below(q, (unsigned)q->nlive)];
+	}
+	if (q->big) {
+		return model_min(q);
 	}
 	if (for_free) {
 		/* timeouts that did not expire: mostly the older ones */
@@ -939,6 +1058,13 @@ static void new_target(struct tq *q)
 {
 	unsigned c = below(q, 100);
 
+	if (q->big) {
+		/* long phases, so that the count gets there */
+		q->target = c < 10 ? 0 : 42000 + (int)below(q, 16000);
+		q->phase_left = 40000 + below(q, 40000);
+		q->timeouts = below(q, 5) == 0;
+		return;
+	}
 	if (c < 15) {
 		q->target = 0;
 	} else if (c < 35) {
@@ -1115,7 +1241,7 @@ static void no_waiting(struct tevent_context *ev)
 
 static bool run_seed(const char *name, const char *backend, uint64_t seed,
 		     int ops, bool actions, bool nesting, bool wrappers,
-		     char *msg, size_t msgsize)
+		     bool big, char *msg, size_t msgsize)
 {
 	struct tq *q = calloc(1, sizeof(*q));
 	bool ok;
@@ -1131,6 +1257,7 @@ static bool run_seed(const char *name, const char *backend, uint64_t seed,
 	q->actions = actions;
 	q->nesting = nesting;
 	q->wrappers = wrappers;
+	q->big = big;
 	q->cursor = KEY_START;
 	q->mem = talloc_new(NULL);
 	q->recs = talloc_new(NULL);
@@ -1162,19 +1289,21 @@ static bool run_seed(const char *name, const char *backend, uint64_t seed,
 }
 
 static void run_seeds(void **state, const char *name, bool actions,
-		      bool nesting, bool wrappers)
+		      bool nesting, bool wrappers, bool big)
 {
 	const char *backend = *state;
-	int seeds = tt_env_int("TT_TQ_SEEDS", TT_ON_VALGRIND() ? 3 : 40);
+	/* a big seed: a hundred times the timers, fifty times the steps */
+	int seeds = tt_env_int("TT_TQ_SEEDS", TT_ON_VALGRIND() ? 1
+							       : (big ? 6 : 40));
 	int start = tt_env_int("TT_TQ_START", 1);
-	int ops = tt_env_int("TT_TQ_OPS", 3000);
+	int ops = tt_env_int("TT_TQ_OPS", big ? 150000 : 3000);
 	char msg[768];
 	int i;
 
 	alarm(600);
 	for (i = 0; i < seeds; i++) {
 		if (!run_seed(name, backend, (uint64_t)(start + i), ops,
-			      actions, nesting, wrappers, msg,
+			      actions, nesting, wrappers, big, msg,
 			      sizeof(msg))) {
 			alarm(0);
 			fail_msg("%s [%s]; repeat with TT_TQ_START=%d "
@@ -1187,17 +1316,27 @@ static void run_seeds(void **state, const char *name, bool actions,
 
 static void model_churn(void **state)
 {
-	run_seeds(state, "model_churn", false, false, false);
+	run_seeds(state, "model_churn", false, false, false, false);
 }
 
 static void handler_actions(void **state)
 {
-	run_seeds(state, "handler_actions", true, true, false);
+	run_seeds(state, "handler_actions", true, true, false, false);
 }
 
 static void wrapper_dies(void **state)
 {
-	run_seeds(state, "wrapper_dies", true, false, true);
+	run_seeds(state, "wrapper_dies", true, false, true, false);
+}
+
+static void big_churn(void **state)
+{
+	run_seeds(state, "big_churn", false, false, false, true);
+}
+
+static void big_actions(void **state)
+{
+	run_seeds(state, "big_actions", true, true, false, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1390,12 +1529,102 @@ static void update_tie_order(void **state)
 	tt_finish(ev);
 }
 
+/* big_shapes */
+
+struct shape_log {
+	uint32_t *fired;   /* index of each timer, in firing order */
+	uint32_t n;
+};
+
+struct shape_timer {
+	int64_t key;
+	uint32_t idx;
+};
+
+static void shape_fired(struct tevent_context *ev, struct tevent_timer *te,
+			struct timeval now, void *private_data)
+{
+	struct shape_log *log = talloc_get_type_abort(private_data,
+						      struct shape_log);
+
+	(void)ev;
+	(void)now;
+	log->fired[log->n++] = tevent_timer_get_tag(te);
+}
+
+static int shape_cmp(const void *a, const void *b)
+{
+	const struct shape_timer *x = a;
+	const struct shape_timer *y = b;
+
+	if (x->key != y->key) {
+		return x->key < y->key ? -1 : 1;
+	}
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * R timers at increasing keys (the run), then H at random keys between
+ * the run's first and last (the heap), ties included; fire them all.
+ */
+static void run_shape(void **state, uint32_t r, uint32_t h, uint64_t seed)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	uint32_t n = r + h;
+	struct shape_timer *t = calloc(n, sizeof(*t));
+	struct shape_log *log = talloc_zero(ev, struct shape_log);
+	uint64_t rng = seed;
+	uint32_t i;
+
+	assert_non_null(t);
+	assert_non_null(log);
+	log->fired = talloc_array(log, uint32_t, n);
+	assert_non_null(log->fired);
+	no_waiting(ev);
+	for (i = 0; i < n; i++) {
+		struct tevent_timer *te;
+
+		t[i].idx = i;
+		t[i].key = i < r ? KEY_START + 2 * (int64_t)i
+				 : KEY_START + (int64_t)(tt_splitmix64(&rng) %
+							 (2 * (uint64_t)r));
+		te = tevent_add_timer(ev, ev, tv_of(t[i].key), shape_fired,
+				      log);
+		assert_non_null(te);
+		tevent_timer_set_tag(te, i);
+	}
+	qsort(t, n, sizeof(*t), shape_cmp);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_int_equal(log->n, i + 1);
+		if (log->fired[i] != t[i].idx) {
+			fail_msg("R %u H %u: turn %u fired timer %u, expected "
+				 "%u", r, h, i, log->fired[i], t[i].idx);
+		}
+	}
+	free(t);
+	tt_finish(ev);
+}
+
+static void big_shapes(void **state)
+{
+	/* the heap's array (65,536) holds all: the run takes it over */
+	run_shape(state, 8000, 40000, 1);
+	/* it does not: the run gets a new one */
+	run_shape(state, 33000, 34000, 2);
+	/* the heap is one short of sorting: drained as a heap */
+	run_shape(state, 2000, 32767, 3);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
 		TT_CASE_ON(model_churn, "epoll poll"),
 		TT_CASE_ON(handler_actions, "epoll poll"),
 		TT_CASE_ON(wrapper_dies, "epoll poll"),
+		TT_CASE_ON(big_churn, "epoll poll"),
+		TT_CASE_ON(big_actions, "epoll poll"),
+		TT_BACKEND_CASE(big_shapes),
 		TT_BACKEND_CASE(update_tie_order),
 	};
 

@@ -3,6 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
 
 namespace tevent {
 
@@ -146,6 +150,14 @@ void TimerHeap::restore(tevent_timer *te)
 	}
 }
 
+tevent_timer **TimerHeap::swap_array(tevent_timer **items, size_t cap)
+{
+	tevent_timer **old = items_;
+	items_ = items;
+	cap_ = cap;
+	return old;
+}
+
 // ---- TimerRun ----
 
 void TimerRun::release()
@@ -270,6 +282,19 @@ void TimerRun::insert_sorted(tevent_timer *te)
 	live_++;
 }
 
+tevent_timer **TimerRun::swap_in(tevent_timer **slots, size_t cap, size_t n)
+{
+	tevent_timer **old = slots_;
+	slots_ = slots;
+	cap_ = static_cast<uint32_t>(cap);
+	head_ = 0;
+	len_ = live_ = static_cast<uint32_t>(n);
+	for (size_t i = 0; i < n; i++) {
+		slots_[i]->slot = kInRun | static_cast<uint32_t>(i);
+	}
+	return old;
+}
+
 void TimerRun::skip_front_holes()
 {
 	while (len_ != 0 && slots_[head_] == nullptr) {
@@ -294,6 +319,11 @@ void TimerRun::remove(tevent_timer *te)
 	size_t logical = (pos - head_) & (cap_ - 1);
 	if (logical == 0) {
 		skip_front_holes();
+		// Timers usually leave from the front to run, and the loop
+		// looks at the next one's deadline right after this handler.
+		if (len_ != 0) {
+			__builtin_prefetch(&slots_[head_]->next_event);
+		}
 	} else if (logical == len_ - 1) {
 		skip_back_holes();
 	}
@@ -393,6 +423,114 @@ void TimerQueue::reposition(tevent_timer *te)
 	// anew. The slot it leaves is the one it may take back.
 	run_.remove(te);
 	insert_keyed(te, kByDeadline, true);
+}
+
+namespace {
+
+// A timer's key copied out, so that sorting compares within one array.
+struct SortKey {
+	time_t sec;
+	suseconds_t usec;
+	uint64_t seq;
+	tevent_timer *te;
+
+	bool operator<(const SortKey &o) const
+	{
+		if (sec != o.sec) {
+			return sec < o.sec;
+		}
+		if (usec != o.usec) {
+			return usec < o.usec;
+		}
+		return seq < o.seq;
+	}
+};
+
+// Memory for the keys, used once and given back. A big one is mapped
+// with its pages populated in one call: touching them one by one costs a
+// page fault each, which on some machines took as long as the sort.
+class ScratchKeys {
+public:
+	explicit ScratchKeys(size_t n) : bytes_(n * sizeof(SortKey))
+	{
+		if (bytes_ < kMapAt) {
+			keys_ = static_cast<SortKey *>(malloc(bytes_));
+			return;
+		}
+		void *p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		mapped_ = p != MAP_FAILED;
+		keys_ = mapped_ ? static_cast<SortKey *>(p) : nullptr;
+	}
+	~ScratchKeys()
+	{
+		if (mapped_) {
+			munmap(keys_, bytes_);
+		} else {
+			free(keys_);
+		}
+	}
+	ScratchKeys(const ScratchKeys &) = delete;
+	ScratchKeys &operator=(const ScratchKeys &) = delete;
+	SortKey *get() const { return keys_; }
+
+private:
+	static constexpr size_t kMapAt = size_t(64) << 10;
+	size_t bytes_;
+	SortKey *keys_ = nullptr;
+	bool mapped_ = false;
+};
+
+} // namespace
+
+void TimerQueue::sort_into_run()
+{
+	size_t n = heap_.size() + run_.size();
+	size_t run_cap = run_.capacity();
+	// The heap's array becomes the run's when it is big enough (its
+	// capacity is a power of two, as the run needs): fresh memory costs a
+	// page fault per 512 timers. The run's old array goes to the heap, so
+	// the free slots kept for running timers (see make_room()) are as
+	// many as before; a fresh array is at least as big as the run's old.
+	bool reuse = heap_.capacity() >= n;
+	size_t cap = reuse ? heap_.capacity() : std::bit_ceil(std::max(n, run_cap));
+	if (cap > kInRun / 2) {
+		return;  // (see TimerRun::grow)
+	}
+	ScratchKeys scratch(n);
+	SortKey *keys = scratch.get();
+	tevent_timer **fresh = nullptr;
+	if (!reuse) {
+		fresh = static_cast<tevent_timer **>(
+			malloc(cap * sizeof(tevent_timer *)));
+	}
+	if (keys == nullptr || (!reuse && fresh == nullptr)) {
+		free(fresh);
+		return;  // the heap keeps working, only slower
+	}
+	size_t k = 0;
+	auto collect = [&](tevent_timer *te) {
+		keys[k++] = {te->next_event.tv_sec, te->next_event.tv_usec,
+			     te->seq, te};
+	};
+	for (size_t i = 0; i < heap_.size(); i++) {
+		collect(heap_.at(i));
+	}
+	run_.for_each(collect);
+	std::sort(keys, keys + n);
+
+	heap_.clear();
+	tevent_timer **slots = reuse ? heap_.swap_array(nullptr, 0) : fresh;
+	for (size_t i = 0; i < n; i++) {
+		slots[i] = keys[i].te;
+	}
+	memset(slots + n, 0, (cap - n) * sizeof(*slots));
+	tevent_timer **old_run = run_.swap_in(slots, cap, n);
+	if (reuse) {
+		heap_.swap_array(old_run, run_cap);
+	} else {
+		free(old_run);
+	}
 }
 
 tevent_timer *TimerQueue::pop_first()

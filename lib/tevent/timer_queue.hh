@@ -8,6 +8,17 @@
 // between the run's ends go to a binary min-heap: O(log n) either way.
 // The earliest timer is the earlier of the run's front and the heap's top.
 //
+// A big heap is costly to drain: each removal of its top walks all its
+// levels, a cache miss per level once the timers outgrow the caches. So
+// when the heap's top is about to run and the heap holds tens of
+// thousands of timers, and at least as many as the run, both are sorted
+// into one run instead, from which the rest leave in O(1). Sorting keys
+// copied into one array is far cheaper than as many heap removals. Every
+// timer in the heap came by an insertion since the last sort (which
+// empties it), and the heap holds at least half of what gets sorted, so
+// the sort costs O(log n) per insertion. The price is one long loop turn:
+// 28 ms for 200,000 timers on the benchmark machine.
+//
 // Each timer records where it is in `slot`: a heap index, or kInRun plus
 // its position in the run's array.
 #pragma once
@@ -36,6 +47,12 @@ public:
 	size_t size() const { return size_; }
 	size_t free_slots() const { return cap_ - size_; }
 	tevent_timer *top() const { return size_ ? items_[0] : nullptr; }
+	tevent_timer *at(size_t i) const { return items_[i]; }
+	size_t capacity() const { return cap_; }
+	// Forgets every timer (their slots are the caller's business).
+	void clear() { size_ = 0; }
+	// Needs an empty heap: takes `items` (cap of them), returns the old.
+	tevent_timer **swap_array(tevent_timer **items, size_t cap);
 	bool holds(const tevent_timer *te) const;
 	bool grow();
 	// Needs a free slot.
@@ -87,6 +104,12 @@ public:
 	void insert_sorted(tevent_timer *te);
 	void remove(tevent_timer *te);
 	template <class Take> void remove_if(Take take);
+	// Calls f(te) for each timer, front to back.
+	template <class F> void for_each(F f) const;
+	// Takes `slots` (cap of them, a power of two), holding n timers in
+	// order from slot 0 and nulls after them; returns the old array.
+	tevent_timer **swap_in(tevent_timer **slots, size_t cap, size_t n);
+	size_t capacity() const { return cap_; }
 
 private:
 	size_t at(size_t logical) const { return (head_ + logical) & (cap_ - 1); }
@@ -150,11 +173,7 @@ public:
 	// stays reserved until run_done(): tevent_update_timer() from inside
 	// the handler puts it back (put_back_running()), which upstream's list
 	// does without memory, so must we.
-	void remove_for_run(tevent_timer *te)
-	{
-		remove(te);
-		running_++;
-	}
+	void remove_for_run(tevent_timer *te);
 	void run_done() { running_--; }
 	// Cannot fail between remove_for_run() and run_done().
 	bool put_back_running(tevent_timer *te)
@@ -172,7 +191,14 @@ public:
 	}
 
 private:
+	// Below this the timers tend to fit the caches, and draining the
+	// heap was faster than sorting (bench/: 0.5x at 1,000 timers, even
+	// at 20,000, 1.15x at 30,000, 1.3x at 200,000).
+	static constexpr size_t kSortHeapAt = 32768;
+
 	bool insert_keyed(tevent_timer *te, Rank rank, bool may_take_reserved);
+	// Leaves every timer in the run; without memory, changes nothing.
+	void sort_into_run();
 	bool insert_elsewhere(tevent_timer *te, bool at_back,
 			      bool may_take_reserved);
 	template <class Store>
@@ -229,6 +255,27 @@ template <class Take> void TimerRun::remove_if(Take take)
 		}
 	}
 	len_ = live_ = kept;
+}
+
+inline void TimerQueue::remove_for_run(tevent_timer *te)
+{
+	// Slot 0 of the heap: the heap's earliest timer is about to run.
+	if (te->slot == 0 && heap_.size() >= kSortHeapAt &&
+	    heap_.size() >= run_.size()) {
+		sort_into_run();  // see the top of this file
+	}
+	remove(te);
+	running_++;
+}
+
+template <class F> void TimerRun::for_each(F f) const
+{
+	for (uint32_t i = 0; i < len_; i++) {
+		tevent_timer *te = slots_[at(i)];
+		if (te != nullptr) {
+			f(te);
+		}
+	}
 }
 
 } // namespace tevent
