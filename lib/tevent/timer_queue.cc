@@ -71,14 +71,16 @@ void TimerHeap::sift_up(size_t i)
 	place(i, te);
 }
 
-// The earlier of slot i's children, or size_ if it has none.
+// The earlier of slot i's children in the ordered part, or settled_ if it
+// has none there.
 size_t TimerHeap::earlier_child(size_t i) const
 {
 	size_t child = 2 * i + 1;
-	if (child + 1 < size_ && timer_before(items_[child + 1], items_[child])) {
+	if (child + 1 < settled_ &&
+	    timer_before(items_[child + 1], items_[child])) {
 		child++;
 	}
-	return child < size_ ? child : size_;
+	return child < settled_ ? child : settled_;
 }
 
 void TimerHeap::sift_down(size_t i)
@@ -86,7 +88,7 @@ void TimerHeap::sift_down(size_t i)
 	tevent_timer *te = items_[i];
 	for (;;) {
 		size_t child = earlier_child(i);
-		if (child == size_) {
+		if (child == settled_) {
 			break;
 		}
 		if (!timer_before(items_[child], te)) {
@@ -102,7 +104,14 @@ void TimerHeap::push(tevent_timer *te)
 {
 	place(size_, te);
 	size_++;
-	sift_up(size_ - 1);
+}
+
+void TimerHeap::settle_tail()
+{
+	for (size_t i = settled_; i < size_; i++) {
+		settled_ = i + 1;
+		sift_up(i);
+	}
 }
 
 // Restores the heap over items_[0, size_) in O(n) (Floyd).
@@ -111,6 +120,7 @@ void TimerHeap::rebuild()
 	for (size_t i = 0; i < size_; i++) {
 		place(i, items_[i]);
 	}
+	settled_ = size_;
 	for (size_t i = size_ / 2; i-- > 0;) {
 		sift_down(i);
 	}
@@ -120,11 +130,23 @@ void TimerHeap::remove(tevent_timer *te)
 {
 	size_t i = te->slot;
 	te->slot = kNoSlot;
-	size_--;
-	if (i == size_) {
+	size_t last_pos = --size_;
+	if (i >= settled_) {
+		// From the unordered tail: its last timer takes the place.
+		if (i != last_pos) {
+			place(i, items_[last_pos]);
+		}
 		return;
 	}
-	tevent_timer *last = items_[size_];
+	// From the ordered part: the array's last timer fills the hole,
+	// whichever part it came from.
+	tevent_timer *last = items_[last_pos];
+	if (last_pos < settled_) {
+		settled_ = last_pos;
+	}
+	if (i == last_pos) {
+		return;
+	}
 	if (i > 0 && timer_before(last, items_[(i - 1) / 2])) {
 		place(i, last);
 		sift_up(i);
@@ -133,7 +155,7 @@ void TimerHeap::remove(tevent_timer *te)
 	// The last timer tends to be among the latest, so it would sink all
 	// the way: move the hole down along the earlier children first, one
 	// comparison per level, then let the last timer rise from there.
-	for (size_t child; (child = earlier_child(i)) != size_; i = child) {
+	for (size_t child; (child = earlier_child(i)) != settled_; i = child) {
 		place(i, items_[child]);
 	}
 	place(i, last);
@@ -143,6 +165,9 @@ void TimerHeap::remove(tevent_timer *te)
 void TimerHeap::restore(tevent_timer *te)
 {
 	size_t i = te->slot;
+	if (i >= settled_) {
+		return;  // the tail has no order to keep
+	}
 	if (i > 0 && timer_before(items_[i], items_[(i - 1) / 2])) {
 		sift_up(i);
 	} else {
@@ -531,6 +556,18 @@ void TimerQueue::sort_into_run()
 	} else {
 		free(old_run);
 	}
+}
+
+void TimerQueue::settle()
+{
+	size_t tail = heap_.unsettled();
+	// A batch that makes up most of a big heap (many timers added
+	// without a loop turn between) is cheaper to sort than to sift in.
+	if (tail * 2 >= heap_.size() && heap_.size() >= kSortHeapAt &&
+	    heap_.size() >= run_.size()) {
+		sort_into_run();
+	}
+	heap_.settle();
 }
 
 tevent_timer *TimerQueue::pop_first()
