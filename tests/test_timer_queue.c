@@ -259,26 +259,28 @@ static const char *show(const struct rec *r)
  * to zero (tevent_common_add_timer_v2() files them behind the last one
  * added so, and the update files its timer behind every zero timer).
  */
+static bool key_before(int64_t key_a, bool zero_first_a, uint64_t stamp_a,
+		       int64_t key_b, bool zero_first_b, uint64_t stamp_b)
+{
+	if (key_a != key_b) {
+		return key_a < key_b;
+	}
+	if (zero_first_a != zero_first_b) {
+		return zero_first_a;
+	}
+	return stamp_a < stamp_b;
+}
+
 static bool rec_before(const struct rec *a, const struct rec *b)
 {
-	if (a->key != b->key) {
-		return a->key < b->key;
-	}
-	if (a->zero_first != b->zero_first) {
-		return a->zero_first;
-	}
-	return a->stamp < b->stamp;
+	return key_before(a->key, a->zero_first, a->stamp,
+			  b->key, b->zero_first, b->stamp);
 }
 
 static bool snap_before(const struct snap *a, const struct snap *b)
 {
-	if (a->key != b->key) {
-		return a->key < b->key;
-	}
-	if (a->zero_first != b->zero_first) {
-		return a->zero_first;
-	}
-	return a->stamp < b->stamp;
+	return key_before(a->key, a->zero_first, a->stamp,
+			  b->key, b->zero_first, b->stamp);
 }
 
 static void snap_swap(struct tq *q, int i, int j)
