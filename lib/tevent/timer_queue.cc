@@ -10,15 +10,26 @@
 
 namespace tevent {
 
+namespace {
+
+// The one order of timers: deadline, then sequence.
+inline bool key_before(const timeval &da, uint64_t seq_a, const timeval &db,
+		       uint64_t seq_b)
+{
+	if (da.tv_sec != db.tv_sec) {
+		return da.tv_sec < db.tv_sec;
+	}
+	if (da.tv_usec != db.tv_usec) {
+		return da.tv_usec < db.tv_usec;
+	}
+	return seq_a < seq_b;
+}
+
+} // namespace
+
 bool timer_before(const tevent_timer *a, const tevent_timer *b)
 {
-	if (a->next_event.tv_sec != b->next_event.tv_sec) {
-		return a->next_event.tv_sec < b->next_event.tv_sec;
-	}
-	if (a->next_event.tv_usec != b->next_event.tv_usec) {
-		return a->next_event.tv_usec < b->next_event.tv_usec;
-	}
-	return a->seq < b->seq;
+	return key_before(a->next_event, a->seq, b->next_event, b->seq);
 }
 
 // ---- TimerHeap ----
@@ -454,20 +465,13 @@ namespace {
 
 // A timer's key copied out, so that sorting compares within one array.
 struct SortKey {
-	time_t sec;
-	suseconds_t usec;
+	timeval deadline;
 	uint64_t seq;
 	tevent_timer *te;
 
 	bool operator<(const SortKey &o) const
 	{
-		if (sec != o.sec) {
-			return sec < o.sec;
-		}
-		if (usec != o.usec) {
-			return usec < o.usec;
-		}
-		return seq < o.seq;
+		return key_before(deadline, seq, o.deadline, o.seq);
 	}
 };
 
@@ -535,8 +539,7 @@ void TimerQueue::sort_into_run()
 	}
 	size_t k = 0;
 	auto collect = [&](tevent_timer *te) {
-		keys[k++] = {te->next_event.tv_sec, te->next_event.tv_usec,
-			     te->seq, te};
+		keys[k++] = {te->next_event, te->seq, te};
 	};
 	for (size_t i = 0; i < heap_.size(); i++) {
 		collect(heap_.at(i));
