@@ -53,6 +53,7 @@
 #include "common/tt.h"
 #include "common/tt_threads.h"
 #include "common/tt_oom.h"
+#include "common/tt_random.h"
 #include "common/tt_never.h"
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -912,6 +913,108 @@ static void test_update_running_timer_oom_placed(void **state)
 	}
 }
 
+/*
+ * The timer queue sorts a big heap into its sorted run when the heap's
+ * earliest timer is due (lib/tevent/timer_queue.cc).  The sort needs
+ * memory: scratch memory for the keys (mapped) and, when the heap's array
+ * is too small to take over, a new array for the run (malloc).  Without
+ * either the queue must go on as a heap, losing and repeating nothing.
+ * R timers at increasing deadlines and H at random ones between them are
+ * added, then the k-th allocation the library makes fails (k = 1: the
+ * mapping, k = 2: the new array, where there is one) and every timer is
+ * fired: the order must be (deadline, order added).
+ */
+struct sort_log {
+	uint32_t *fired;
+	uint32_t n;
+};
+
+struct sort_timer {
+	uint64_t key;
+	uint32_t idx;
+};
+
+static void sort_fired(struct tevent_context *ev, struct tevent_timer *te,
+		       struct timeval now, void *private_data)
+{
+	struct sort_log *log = private_data;
+
+	log->fired[log->n++] = (uint32_t)tevent_timer_get_tag(te);
+}
+
+static int sort_timer_cmp(const void *a, const void *b)
+{
+	const struct sort_timer *x = a;
+	const struct sort_timer *y = b;
+
+	if (x->key != y->key) {
+		return x->key < y->key ? -1 : 1;
+	}
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Keys are microseconds after the epoch's first second: all long due. */
+static struct timeval sort_tv(uint64_t key)
+{
+	return tevent_timeval_set((uint32_t)(1 + key / 1000000),
+				  (uint32_t)(key % 1000000));
+}
+
+static void sort_round(uint32_t r, uint32_t h, long k, bool expect_failure)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	uint32_t n = r + h;
+	struct sort_timer *t = talloc_array(ev, struct sort_timer, n);
+	struct sort_log log = { .fired = talloc_array(ev, uint32_t, n) };
+	uint64_t rng = 0x5eed0000u + (uint64_t)k;
+	uint32_t i;
+
+	assert_non_null(ev);
+	assert_non_null(t);
+	assert_non_null(log.fired);
+	for (i = 0; i < n; i++) {
+		struct tevent_timer *te;
+
+		t[i].idx = i;
+		t[i].key = i < r ? 2 * (uint64_t)i
+				 : tt_splitmix64(&rng) % (2 * (uint64_t)r);
+		te = tevent_add_timer(ev, ev, sort_tv(t[i].key), sort_fired,
+				      &log);
+		assert_non_null(te);
+		tevent_timer_set_tag(te, i);
+	}
+	qsort(t, n, sizeof(*t), sort_timer_cmp);
+
+	tt_oom_fail_nth(k);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+		assert_int_equal(log.n, i + 1);
+		if (log.fired[i] != t[i].idx) {
+			tt_oom_fail_all(false);
+			fail_msg("R %u H %u, allocation %ld failing: turn %u "
+				 "fired timer %u, expected %u",
+				 r, h, k, i, log.fired[i], t[i].idx);
+		}
+	}
+	tt_oom_fail_all(false);
+	if (expect_failure && !tt_oom_failed_any()) {
+		fail_msg("R %u H %u: allocation %ld of the sort never failed",
+			 r, h, k);
+	}
+	talloc_free(ev);
+}
+
+static void test_timer_sort_oom(void **state)
+{
+	/* the heap's array takes the run over: only the keys' mapping */
+	sort_round(8000, 40000, 1, true);
+	/* a new array for the run as well */
+	sort_round(33000, 34000, 1, true);
+	if (tt_oom_counts_malloc()) {
+		sort_round(33000, 34000, 2, true);
+	}
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -925,6 +1028,7 @@ int main(void)
 		TT_BACKEND_CASE(test_post_oom_main_gone_first),
 		TT_BACKEND_CASE(test_update_running_timer_oom),
 		TT_CASE(test_update_running_timer_oom_placed),
+		TT_CASE(test_timer_sort_oom),
 	};
 
 	tt_check_library();

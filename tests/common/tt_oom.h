@@ -3,15 +3,16 @@
  * library makes, one at a time, and check that a scenario survives.
  *
  * The program that includes this header defines the allocation functions
- * the libraries call (talloc's constructors and vasprintf family, and
- * realloc/calloc/aligned_alloc from libc).  The dynamic linker binds the
+ * the libraries call (talloc's constructors and vasprintf family,
+ * realloc/calloc/aligned_alloc and mmap from libc, and malloc where the
+ * allocator is glibc's, not a sanitizer's).  The dynamic linker binds the
  * libraries' calls to these definitions, which pass everything on to the
  * real functions, except that the k-th call made from inside a watched
  * library (tt_oom_watch(); the return address tells) fails.  Calls from
  * the program itself, from talloc's insides and from other libraries are
  * never failed and never counted.  Under valgrind only the talloc
- * functions count: valgrind's own realloc/calloc/aligned_alloc take the
- * place of these.
+ * functions and mmap count: valgrind's own malloc/realloc/calloc/
+ * aligned_alloc take the place of these.
  *
  * tt_oom_sweep() runs a scenario in a child process per k (see there).
  * The scenario reports what it finds wrong with tt_oom_check().
@@ -48,8 +49,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tt.h"
 
 /* ------------------------------------------------------------------ */
 /* fault injection                                                     */
@@ -263,6 +267,44 @@ void *aligned_alloc(size_t alignment, size_t size)
 }
 
 /*
+ * malloc only where the allocator is glibc's: ASan and TSan bring their
+ * own, which a block from __libc_malloc() would confuse.  (Under valgrind
+ * its own malloc takes the place of this one, as for realloc.)
+ */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(TT_OOM_TSAN)
+#define TT_OOM_MALLOC 1
+extern void *__libc_malloc(size_t size);
+
+void *malloc(size_t size)
+{
+	if (inject(__builtin_return_address(0))) {
+		return NULL;
+	}
+	return __libc_malloc(size);
+}
+#endif
+
+/* Whether malloc() calls of the library are counted (and can fail). */
+static inline bool tt_oom_counts_malloc(void)
+{
+#ifdef TT_OOM_MALLOC
+	return !TT_ON_VALGRIND();
+#else
+	return false;
+#endif
+}
+
+/* The timer queue maps the scratch memory of a big sort. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	REAL(mmap);
+	if (inject(__builtin_return_address(0))) {
+		return MAP_FAILED;
+	}
+	return real_mmap(addr, len, prot, flags, fd, off);
+}
+
+/*
  * calloc may be asked for while dlsym() looks calloc up: that request
  * gets NULL, which dlsym only needs on its error path.
  */
@@ -347,6 +389,18 @@ static inline void tt_oom_fail_all(bool on)
 	fail_after = on;
 	fail_at = on ? atomic_load(&lib_calls) + 1 : 0;
 	atomic_store(&armed, on);
+}
+
+/* In the test process itself: of the allocations a watched library makes
+ * from now on, the k-th (1-based) fails, and only that one.  Counting
+ * goes on until tt_oom_fail_all(false); tt_oom_failed_any() tells whether
+ * the k-th came. */
+static inline void tt_oom_fail_nth(long k)
+{
+	atomic_store(&failed, 0);
+	fail_after = false;
+	fail_at = atomic_load(&lib_calls) + k;
+	atomic_store(&armed, true);
 }
 
 /* Whether an allocation was failed on purpose so far. */
