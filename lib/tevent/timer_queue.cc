@@ -475,28 +475,22 @@ struct SortKey {
 	}
 };
 
-// Memory for the keys, used once and given back. A big one is mapped
-// with its pages populated in one call: touching them one by one costs a
-// page fault each, which on some machines took as long as the sort.
+// Memory for the keys, used once and given back. It is mapped with its
+// pages populated in one call (a sort takes at least kSortHeapAt keys, a
+// megabyte): touching them one by one costs a page fault each, which on
+// some machines took as long as the sort.
 class ScratchKeys {
 public:
 	explicit ScratchKeys(size_t n) : bytes_(n * sizeof(SortKey))
 	{
-		if (bytes_ < kMapAt) {
-			keys_ = static_cast<SortKey *>(malloc(bytes_));
-			return;
-		}
 		void *p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-		mapped_ = p != MAP_FAILED;
-		keys_ = mapped_ ? static_cast<SortKey *>(p) : nullptr;
+		keys_ = p != MAP_FAILED ? static_cast<SortKey *>(p) : nullptr;
 	}
 	~ScratchKeys()
 	{
-		if (mapped_) {
+		if (keys_ != nullptr) {
 			munmap(keys_, bytes_);
-		} else {
-			free(keys_);
 		}
 	}
 	ScratchKeys(const ScratchKeys &) = delete;
@@ -504,10 +498,8 @@ public:
 	SortKey *get() const { return keys_; }
 
 private:
-	static constexpr size_t kMapAt = size_t(64) << 10;
 	size_t bytes_;
-	SortKey *keys_ = nullptr;
-	bool mapped_ = false;
+	SortKey *keys_;
 };
 
 } // namespace
