@@ -2269,15 +2269,14 @@ static void test_fork_parent_still_woken(void **state)
  * tevent_thread_proxy_schedule() when fork() happened.  (The poll
  * backend keeps this case clear of the epoll problem above.)
  */
-#define FORKS 300
-
 static void test_fork_while_producers_send(void **state)
 {
 	struct tevent_context *ev;
 	struct tevent_thread_proxy *tp;
 	struct producer p[2];
 	unsigned long n = tt_clamp_ul(tt_thread_msgs() / 10, 20000, 100000);
-	unsigned long next_fork = n / FORKS;
+	const int max_forks = tt_busy_forks();
+	unsigned long next_fork = n / max_forks;
 	int forks = 0, failed = 0;
 	char first_bad = 0;
 	struct tt_watchdog wd;
@@ -2308,11 +2307,11 @@ static void test_fork_while_producers_send(void **state)
 			ok = false;
 			break;
 		}
-		if (con.delivered >= next_fork && forks < FORKS &&
+		if (con.delivered >= next_fork && forks < max_forks &&
 		    failed == 0) {
 			char c = tt_fork_and_reinitialise(ev);
 
-			next_fork += n / FORKS;
+			next_fork += n / max_forks;
 			forks++;
 			if (c != 'K') {
 				failed++;

@@ -1202,11 +1202,10 @@ static void test_fork_parent_still_woken(void **state)
  * at that moment.  (The poll backend keeps this case clear of the epoll
  * problem above.)
  */
-#define FORKS 300
-
 static void test_fork_while_helpers_schedule(void **state)
 {
 	unsigned long count = tt_clamp_ul(tt_thread_msgs() / 10, 20000, 100000);
+	const int max_forks = tt_busy_forks();
 	TALLOC_CTX *mem;
 	struct tevent_context *ev;
 	struct tevent_threaded_context *tctx;
@@ -1237,7 +1236,7 @@ static void test_fork_while_helpers_schedule(void **state)
 	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one_cpu);
 	pinned = sched_setaffinity(0, sizeof(one_cpu), &one_cpu) == 0;
 	stress_start(ps, 2, tctx, mem, count, 1, true);
-	ok = stress_run(ev, 2 * count, 2 * count / FORKS, FORKS, &forks,
+	ok = stress_run(ev, 2 * count, 2 * count / max_forks, max_forks, &forks,
 			&failed, &bad);
 	stress_finish_join(ps, 2);
 	if (pinned) {

@@ -65,6 +65,18 @@ static inline unsigned long tt_thread_msgs(void)
 #endif
 }
 
+/*
+ * How many times a test forks while threads are busy.  Under valgrind a
+ * fork copies the tool's whole state and the child runs under it too:
+ * about a second each on a loaded machine, so 300 of them ran into the
+ * watchdog.  There the threads take turns anyway, so fewer forks lose
+ * little of what the test can catch.
+ */
+static inline int tt_busy_forks(void)
+{
+	return TT_ON_VALGRIND() ? 30 : 300;
+}
+
 static inline unsigned long tt_clamp_ul(unsigned long v, unsigned long lo,
 					unsigned long hi)
 {
@@ -375,7 +387,8 @@ static inline char tt_child_reinitialise(void *ev)
 /* A child that re-initialises ev and reports 'K'; '?' if it hung. */
 static inline char tt_fork_and_reinitialise(struct tevent_context *ev)
 {
-	return tt_fork_report(tt_child_reinitialise, ev, 5);
+	return tt_fork_report(tt_child_reinitialise, ev,
+			      TT_ON_VALGRIND() ? 60 : 5);
 }
 
 #endif /* TT_THREADS_H */
