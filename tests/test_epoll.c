@@ -526,6 +526,40 @@ static void test_epoll_stale_registration_no_spin(void **state)
 	tt_finish(f.ev);
 }
 
+/*
+ * The leftover's report and a live fde's report come in one batch, the
+ * leftover's first (the kernel lists fds in the order they got ready):
+ * dropping the one must keep the other, so the live handler runs in that
+ * very turn rather than after the next wait.
+ */
+static void test_epoll_stale_registration_live_in_same_batch(void **state)
+{
+	struct fixture f;
+	struct watched live;
+	struct stale st;
+
+	setup(&f, state);
+	make_stale(&f, &st);
+	watch(&f, &live);
+
+	send_byte(st.w.sv[1]);
+	send_byte(live.sv[1]);
+	assert_int_equal(tevent_loop_once(f.ev), 0);
+	assert_int_equal(live.runs, 1);
+	assert_int_equal(live.flags, TEVENT_FD_READ);
+	assert_int_equal(st.w.runs, 1);
+
+	/* no spinning on the leftover afterwards, and live still served */
+	assert_true(turns_until_idle(&f, 10) <= 2);
+	assert_int_equal(live.runs, 1);
+	serve_one(&f, &live);
+	assert_int_equal(f.log.errors, 0);
+
+	close_stale(&st);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
 static void test_epoll_stale_registration_number_reused(void **state)
 {
 	struct fixture f;
@@ -938,6 +972,8 @@ int main(void)
 		TT_CASE_ON(test_epoll_flags_changed_after_close, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_fd_number_reused, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_stale_registration_no_spin,
+			   EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_stale_registration_live_in_same_batch,
 			   EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_stale_registration_number_reused,
 			   EPOLL_BACKENDS),
