@@ -929,11 +929,6 @@ struct sort_log {
 	uint32_t n;
 };
 
-struct sort_timer {
-	uint64_t key;
-	uint32_t idx;
-};
-
 static void sort_fired(struct tevent_context *ev, struct tevent_timer *te,
 		       struct timeval now, void *private_data)
 {
@@ -942,19 +937,8 @@ static void sort_fired(struct tevent_context *ev, struct tevent_timer *te,
 	log->fired[log->n++] = (uint32_t)tevent_timer_get_tag(te);
 }
 
-static int sort_timer_cmp(const void *a, const void *b)
-{
-	const struct sort_timer *x = a;
-	const struct sort_timer *y = b;
-
-	if (x->key != y->key) {
-		return x->key < y->key ? -1 : 1;
-	}
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /* Keys are microseconds after the epoch's first second: all long due. */
-static struct timeval sort_tv(uint64_t key)
+static struct timeval sort_tv(int64_t key)
 {
 	return tevent_timeval_set((uint32_t)(1 + key / 1000000),
 				  (uint32_t)(key % 1000000));
@@ -964,7 +948,7 @@ static void sort_round(uint32_t r, uint32_t h, long k, bool expect_failure)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
 	uint32_t n = r + h;
-	struct sort_timer *t = talloc_array(ev, struct sort_timer, n);
+	struct tt_keyed *t = talloc_array(ev, struct tt_keyed, n);
 	struct sort_log log = { .fired = talloc_array(ev, uint32_t, n) };
 	uint64_t rng = 0x5eed0000u + (uint64_t)k;
 	uint32_t i;
@@ -976,14 +960,15 @@ static void sort_round(uint32_t r, uint32_t h, long k, bool expect_failure)
 		struct tevent_timer *te;
 
 		t[i].idx = i;
-		t[i].key = i < r ? 2 * (uint64_t)i
-				 : tt_splitmix64(&rng) % (2 * (uint64_t)r);
+		t[i].key = i < r ? 2 * (int64_t)i
+				 : (int64_t)(tt_splitmix64(&rng) %
+					     (2 * (uint64_t)r));
 		te = tevent_add_timer(ev, ev, sort_tv(t[i].key), sort_fired,
 				      &log);
 		assert_non_null(te);
 		tevent_timer_set_tag(te, i);
 	}
-	qsort(t, n, sizeof(*t), sort_timer_cmp);
+	qsort(t, n, sizeof(*t), tt_keyed_cmp);
 
 	tt_oom_fail_nth(k);
 	for (i = 0; i < n; i++) {

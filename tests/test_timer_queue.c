@@ -1538,11 +1538,6 @@ struct shape_log {
 	uint32_t n;
 };
 
-struct shape_timer {
-	int64_t key;
-	uint32_t idx;
-};
-
 static void shape_fired(struct tevent_context *ev, struct tevent_timer *te,
 			struct timeval now, void *private_data)
 {
@@ -1554,17 +1549,6 @@ static void shape_fired(struct tevent_context *ev, struct tevent_timer *te,
 	log->fired[log->n++] = tevent_timer_get_tag(te);
 }
 
-static int shape_cmp(const void *a, const void *b)
-{
-	const struct shape_timer *x = a;
-	const struct shape_timer *y = b;
-
-	if (x->key != y->key) {
-		return x->key < y->key ? -1 : 1;
-	}
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /*
  * R timers at increasing keys (the run), then H at random keys between
  * the run's first and last (the heap), ties included; fire them all.
@@ -1573,7 +1557,7 @@ static void run_shape(void **state, uint32_t r, uint32_t h, uint64_t seed)
 {
 	struct tevent_context *ev = tt_backend_ev(state);
 	uint32_t n = r + h;
-	struct shape_timer *t = calloc(n, sizeof(*t));
+	struct tt_keyed *t = calloc(n, sizeof(*t));
 	struct shape_log *log = talloc_zero(ev, struct shape_log);
 	uint64_t rng = seed;
 	uint32_t i;
@@ -1595,7 +1579,7 @@ static void run_shape(void **state, uint32_t r, uint32_t h, uint64_t seed)
 		assert_non_null(te);
 		tevent_timer_set_tag(te, i);
 	}
-	qsort(t, n, sizeof(*t), shape_cmp);
+	qsort(t, n, sizeof(*t), tt_keyed_cmp);
 	for (i = 0; i < n; i++) {
 		assert_int_equal(tevent_loop_once(ev), 0);
 		assert_int_equal(log->n, i + 1);

@@ -20,6 +20,27 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+/*
+ * A timer of a test with random deadlines: its key (ordered like its
+ * deadline) and the order it was added in.  Sorted with tt_keyed_cmp(),
+ * an array of them is the order the timers must fire in.
+ */
+struct tt_keyed {
+	int64_t key;
+	uint32_t idx;
+};
+
+static inline int tt_keyed_cmp(const void *a, const void *b)
+{
+	const struct tt_keyed *x = a;
+	const struct tt_keyed *y = b;
+
+	if (x->key != y->key) {
+		return x->key < y->key ? -1 : 1;
+	}
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
 static inline uint64_t tt_splitmix64(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
