@@ -11,10 +11,13 @@
  * events (from outside and from inside one of its own handlers); freeing
  * the main context first; the refusals (no stacking, no nesting) and the
  * aborts (allow_nesting with a wrapper, loops/debug/trace setters on a
- * wrapper, a pop_use that does not match a push_use); requests and
- * queues driven through a wrapper; threaded contexts on a wrapper; trace
- * callbacks of the main context seeing wrapper events.  Expected behaviour is upstream tevent's; every case
- * also passes against Debian's libtevent 0.14.
+ * wrapper, a pop_use that does not match a push_use and the reason it
+ * gives, a push_use past the 32 frames of the use stack, adding events or
+ * scheduling an immediate through a wrapper whose free is waiting for
+ * its own handler to return); requests and queues driven through a
+ * wrapper; threaded contexts on a wrapper; trace callbacks of the main
+ * context seeing wrapper events.  Expected behaviour is upstream
+ * tevent's; every case also passes against Debian's libtevent 0.14.
  *
  * Nothing here measures time.  Loops are bounded by turn counts and by a
  * watchdog timer far in the future that only fires if something is broken
@@ -1387,6 +1390,108 @@ static void test_pop_use_mismatch_aborts(void **state)
 	fixture_teardown(f);
 }
 
+/*
+ * The same mismatches caught in this process, to see the reason given.
+ * A failed pop still uses up the top frame, and clears the in-use mark of
+ * the wrapper it was asked to pop: popping main over the wrapper's frame
+ * leaves the wrapper marked, and a second mismatch the other way round
+ * (the wrapper popped over a frame of main) clears the mark again, so
+ * the case ends with an empty stack and an idle wrapper.  Which hooks
+ * run on the way differs between implementations and is not checked.
+ */
+static void test_pop_use_mismatch_reason(void **state)
+{
+	static const char mismatch[] = "tevent_wrapper_pop_use mismatch ev!";
+	struct fixture *f;
+	bool aborted;
+
+	f = fixture_setup(state);
+	abort_count = 0;
+
+	assert_true(tevent_context_push_use(f->main));
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->wrap));
+	assert_true(aborted);
+	assert_string_equal(abort_reason, mismatch);
+
+	assert_true(tevent_context_push_use(f->wrap));
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->main));
+	assert_true(aborted);
+	assert_string_equal(abort_reason, mismatch);
+
+	assert_true(tevent_context_push_use(f->main));
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->wrap));
+	assert_true(aborted);
+	assert_string_equal(abort_reason, mismatch);
+	assert_int_equal(abort_count, 3);
+
+	/* nothing left on the stack ... */
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->main));
+	assert_true(aborted);
+	assert_string_equal(abort_reason,
+			    "tevent_wrapper stack already empty");
+	assert_int_equal(abort_count, 4);
+
+	/* ... and the wrapper usable as before */
+	f->rec.n = 0;
+	assert_true(tevent_context_push_use(f->wrap));
+	tevent_context_pop_use(f->wrap);
+	assert_non_null(tevent_add_timer(f->wrap, f->mem,
+					 tevent_timeval_set(1, 0),
+					 rec_timer_handler, f));
+	run_until(f, &f->timer_runs, 1);
+	EXPECT_CALLS(&f->rec, W_BEFORE_USE, W_AFTER_USE, W_BEFORE_TIMER,
+		     W_TIMER, W_AFTER_TIMER);
+	assert_int_equal(abort_count, 4);
+
+	fixture_teardown(f);
+}
+
+/* Room for 32 frames on the use stack (upstream's size): the 33rd push
+ * aborts without touching the 32 below it. */
+#define USE_STACK_FRAMES 32
+
+static void test_push_use_overflow_aborts(void **state)
+{
+	struct fixture *f;
+	volatile bool ok = false;
+	bool aborted, overflowed;
+	char reason[sizeof(abort_reason)];
+	int i;
+
+	f = fixture_setup(state);
+	abort_count = 0;
+
+	for (i = 0; i < USE_STACK_FRAMES; i++) {
+		CATCH_ABORT(aborted, ok = tevent_context_push_use(f->main));
+		if (aborted) {
+			fail_msg("push_use %d aborted: %s", i, abort_reason);
+		}
+		assert_true(ok);
+	}
+	CATCH_ABORT(overflowed, (void)tevent_context_push_use(f->main));
+	snprintf(reason, sizeof(reason), "%s", abort_reason);
+
+	/* exactly the 32 frames come off again (before anything is
+	 * asserted, so that no later case inherits them) */
+	for (i = 0; i < USE_STACK_FRAMES; i++) {
+		CATCH_ABORT(aborted, tevent_context_pop_use(f->main));
+		if (aborted) {
+			fail_msg("pop_use %d aborted: %s", i, abort_reason);
+		}
+	}
+	assert_true(overflowed);
+	assert_string_equal(reason, "TEVENT_WRAPPER_STACK_SIZE overflow");
+	assert_int_equal(abort_count, 1);
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->main));
+	assert_true(aborted);
+	assert_string_equal(abort_reason,
+			    "tevent_wrapper stack already empty");
+	assert_int_equal(abort_count, 2);
+	assert_int_equal(f->rec.n, 0);
+
+	fixture_teardown(f);
+}
+
 /* ------------------------------------------------------------------ */
 /* refusals and aborts                                                 */
 
@@ -2036,6 +2141,172 @@ static void test_free_in_handler_with_pending(void **state)
 	check_victims(f);
 	assert_int_equal(f->rec.n, 2);
 	fixture_teardown(f);
+}
+
+/* --- using a wrapper whose free is still pending --- */
+
+/*
+ * A wrapper freed from inside one of its own handlers stays allocated
+ * until the handler is done with it, but nothing may be done through it
+ * any more: each misuse below aborts, creates nothing, and the wrapper
+ * still goes once the handler returns.  (A push_use of it there aborts
+ * too, but 0.14 blames the handler's own use of the wrapper rather than
+ * the pending free, so it is not checked.)
+ */
+enum late_misuse { LATE_ADD_EVENTS, LATE_SCHEDULE };
+
+#define LATE_TRIES 3
+
+struct late_use {
+	struct fixture *f;
+	enum late_misuse misuse;
+	TALLOC_CTX *scratch;	/* talloc parent handed to the misuses */
+	struct tevent_immediate *im;
+	unsigned runs;
+	int free_ret;
+	unsigned tries;
+	bool aborted[LATE_TRIES];
+	char reason[LATE_TRIES][sizeof(abort_reason)];
+};
+
+static void never_sig(struct tevent_context *ev, struct tevent_signal *se,
+		      int signum, int count, void *siginfo,
+		      void *private_data)
+{
+	struct fixture *f = private_data;
+
+	f->never_runs++;
+}
+
+static void late_note(struct late_use *lu, bool aborted)
+{
+	if (lu->tries >= LATE_TRIES) {
+		lu->f->never_runs += 1000;
+		return;
+	}
+	lu->aborted[lu->tries] = aborted;
+	snprintf(lu->reason[lu->tries], sizeof(lu->reason[0]), "%s",
+		 aborted ? abort_reason : "");
+	lu->tries++;
+}
+
+static void timer_misuses_freed_wrapper(struct tevent_context *ev,
+					struct tevent_timer *te,
+					struct timeval now,
+					void *private_data)
+{
+	struct late_use *lu = private_data;
+	struct fixture *f = lu->f;
+	bool aborted;
+
+	lu->runs++;
+	if (ev != f->wrap) {
+		f->never_runs += 1000;
+		return;
+	}
+	lu->free_ret = talloc_free(ev);
+
+	switch (lu->misuse) {
+	case LATE_ADD_EVENTS:
+		CATCH_ABORT(aborted,
+			    (void)tevent_add_timer(ev, lu->scratch,
+						   tevent_timeval_set(1, 0),
+						   never_timer, f));
+		late_note(lu, aborted);
+		CATCH_ABORT(aborted,
+			    (void)tevent_add_fd(ev, lu->scratch, f->sv[0],
+						TEVENT_FD_READ, never_fd, f));
+		late_note(lu, aborted);
+		CATCH_ABORT(aborted,
+			    (void)tevent_add_signal(ev, lu->scratch, SIGUSR2,
+						    0, never_sig, f));
+		late_note(lu, aborted);
+		break;
+	case LATE_SCHEDULE:
+		CATCH_ABORT(aborted,
+			    tevent_schedule_immediate(lu->im, ev, never_imm,
+						      f));
+		late_note(lu, aborted);
+		break;
+	}
+}
+
+static void misuse_freed_wrapper(void **state, enum late_misuse misuse)
+{
+	struct fixture *f;
+	struct late_use lu;
+	struct tevent_timer *te;
+	size_t blocks;
+
+	f = fixture_setup(state);
+	memset(&lu, 0, sizeof(lu));
+	lu.f = f;
+	lu.misuse = misuse;
+	lu.scratch = talloc_new(f->mem);
+	assert_non_null(lu.scratch);
+	lu.im = tevent_create_immediate(lu.scratch);
+	assert_non_null(lu.im);
+	blocks = talloc_total_blocks(lu.scratch);
+	make_socketpair(f->sv);
+	add_marker(f->wrap, &f->marker_gone);
+
+	te = tevent_add_timer(f->wrap, f->mem, tevent_timeval_set(1, 0),
+			      timer_misuses_freed_wrapper, &lu);
+	assert_non_null(te);
+	abort_count = 0;
+	run_until(f, &lu.runs, 1);
+	f->wrap = NULL;
+
+	/* The free had to wait for the handler; the after hook still came,
+	 * and then the wrapper went. */
+	assert_int_equal(lu.free_ret, -1);
+	EXPECT_CALLS(&f->rec, W_BEFORE_TIMER, W_AFTER_TIMER);
+	assert_true(f->marker_gone);
+
+	/* Every misuse aborted and created nothing. */
+	assert_int_equal(abort_count, lu.tries);
+	assert_int_equal(talloc_total_blocks(lu.scratch), blocks);
+	switch (misuse) {
+	case LATE_ADD_EVENTS:
+		assert_int_equal(lu.tries, 3);
+		assert_true(lu.aborted[0]);
+		assert_string_equal(lu.reason[0],
+				    "add_timer wrapper use after free");
+		assert_true(lu.aborted[1]);
+		assert_string_equal(lu.reason[1],
+				    "add_fd wrapper use after free");
+		assert_true(lu.aborted[2]);
+		assert_string_equal(lu.reason[2],
+				    "add_signal wrapper use after free");
+		break;
+	case LATE_SCHEDULE:
+		assert_int_equal(lu.tries, 1);
+		assert_true(lu.aborted[0]);
+		/* 0.14 spells the call's name differently; the rest is
+		 * the same */
+		assert_non_null(strstr(lu.reason[0],
+				       "immediate wrapper use after free"));
+		break;
+	}
+
+	/* None of the attempts left anything to run (a signal event would
+	 * have been a child of lu.scratch, counted above). */
+	put_byte(f->sv[1]);
+	drain(f);
+	assert_int_equal(f->never_runs, 0);
+	assert_int_equal(f->rec.n, 2);
+
+	fixture_teardown(f);
+}
+
+static void test_add_through_freed_wrapper_aborts(void **state)
+{
+	misuse_freed_wrapper(state, LATE_ADD_EVENTS);
+}
+
+static void test_schedule_on_freed_wrapper_aborts(void **state)
+{
+	misuse_freed_wrapper(state, LATE_SCHEDULE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2722,6 +2993,8 @@ int main(void)
 		TT_BACKEND_CASE(test_push_use_twice_aborts),
 		TT_BACKEND_CASE(test_pop_use_unpushed_aborts),
 		TT_BACKEND_CASE(test_pop_use_mismatch_aborts),
+		TT_BACKEND_CASE(test_pop_use_mismatch_reason),
+		TT_BACKEND_CASE(test_push_use_overflow_aborts),
 		TT_BACKEND_CASE(test_no_stacking),
 		TT_BACKEND_CASE(test_refused_when_nesting_allowed),
 		TT_BACKEND_CASE(test_allow_nesting_aborts),
@@ -2743,6 +3016,8 @@ int main(void)
 		TT_BACKEND_CASE(test_free_owner_in_immediate_handler),
 		TT_BACKEND_CASE(test_free_owner_in_signal_handler),
 		TT_BACKEND_CASE(test_free_in_handler_with_pending),
+		TT_BACKEND_CASE(test_add_through_freed_wrapper_aborts),
+		TT_BACKEND_CASE(test_schedule_on_freed_wrapper_aborts),
 		TT_BACKEND_CASE(test_free_main_first),
 		TT_BACKEND_CASE(test_free_main_first_same_loop),
 		TT_BACKEND_CASE(test_free_main_first_push_use),
