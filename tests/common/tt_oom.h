@@ -294,7 +294,10 @@ static inline bool tt_oom_counts_malloc(void)
 #endif
 }
 
-/* The timer queue maps the scratch memory of a big sort. */
+/* The timer queue maps the scratch memory of a big sort.  Not under TSan:
+ * its runtime maps memory through this symbol before it can resolve the
+ * real one (and the sweeps skip themselves there anyway). */
+#ifndef TT_OOM_TSAN
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(mmap);
@@ -303,6 +306,7 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	}
 	return real_mmap(addr, len, prot, flags, fd, off);
 }
+#endif
 
 /*
  * calloc may be asked for while dlsym() looks calloc up: that request
