@@ -10,7 +10,9 @@
 #   make test-asan       ASan+UBSan build in bin-asan/, all tests
 #   make test-tsan       TSan build in bin-tsan/, every program that uses threads
 #   make test-valgrind   all tests of bin/ under memcheck
-#   make test-upstream   upstream's suites (tests/upstream), threadpool and Samba tests against the system libtevent
+#   make test-upstream   upstream's suites (tests/upstream), threadpool, Samba
+#                        and the portable suites' *_014 copies against the
+#                        system libtevent
 #   make bench           build, then ours vs the system libtevent (run-bench)
 #   make clean | distclean
 
@@ -92,8 +94,9 @@ test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
 
 # The ports of upstream's own suites (tests/upstream/), the Samba and
-# CTDB tests and the timer queue's model test against the system library; `make test` runs the same
-# binaries against ours. (Samba's binaries were built for that library:
+# CTDB tests, the timer queue's model test and the *_014 copies of our
+# portable suites (PORTABLE_TESTS in wscript) against the system library;
+# `make test` runs the same binaries against ours. (Samba's binaries were built for that library:
 # what fails there is the test's fault, not ours.) Not the threadpool's
 # out-of-memory sweep: 0.14.1's tevent_req_create() dereferences a failed
 # allocation of the state, so that sweep crashes in upstream itself.
@@ -101,7 +104,8 @@ test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
 		--only test_threadpool --only test_samba --only test_samba_ad \
 		--only test_ctdb --only test_timer_queue \
-		--only test_backend_api --skip test_threadpool_oom bin
+		--only test_backend_api --only '*_014' \
+		--skip test_threadpool_oom bin
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
 # plus reference figures (libuv, bare epoll) and callgrind instruction

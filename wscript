@@ -333,6 +333,40 @@ def test_programs(bld):
         tg = program(bld, [src], 'tests/' + src.name[:-2],
                      use=(['ttcommon'] if common else []) + ['CMOCKA'])
         tg.includes = ['include', 'tests/common']
+    portable_test_programs(bld, tests, common)
+
+
+# Suites whose every case also passes on Debian's libtevent 0.14.1.  Each is
+# built a second time, as tests/test_<name>_014, against Debian's tevent.h
+# and libtevent.so.0: `make test` runs that copy on our library too (a
+# binary built for 0.14.1, not rebuilt), and `make test-upstream` runs it on
+# 0.14.1 itself, which checks that the suite expects what upstream does.
+# (A copy built against our header cannot load 0.14.1: our header maps
+# tevent_req_create() and friends to entry points of 0.15.)  Not
+# call_depth: built against 0.14's header it checks the size_t that 0.14's
+# tevent_thread_call_depth_activate() kept up to date, which 0.15 and later
+# (and so we) no longer do.
+PORTABLE_TESTS = ('debug', 'fd', 'immediate', 'profile', 'req',
+                  'req_stress', 'signal', 'tags', 'trace', 'util', 'wakeup',
+                  'wrapper')
+
+
+def portable_test_programs(bld, tests, common):
+    if not bld.env.SYSTEM_TEVENT_LIB or not common:
+        return
+    # tests/common once more, against Debian's header (no include/ here).
+    bld(features='c cstlib', source=common, target='tests/ttcommon_sys',
+        name='ttcommon_sys', includes=['tests/common'],
+        use=['TESTPROG', 'TALLOC', 'CMOCKA'], install_path=None)
+    by_name = {src.name[len('test_'):-len('.c')]: src for src in tests}
+    for name in PORTABLE_TESTS:
+        src = by_name.get(name)
+        if src is None:
+            bld.fatal('PORTABLE_TESTS names tests/test_%s.c, which is missing'
+                      % name)
+        system_program(bld, [src], 'tests/test_%s_014' % name,
+                       use=['ttcommon_sys', 'CMOCKA'],
+                       includes=['tests/common'])
 
 
 def example_programs(bld):
