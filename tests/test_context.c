@@ -739,6 +739,8 @@ static void test_context_destructor_replaced(void **state)
 	size_t i;
 
 	(void)state;
+	TT_SKIP_ON_UPSTREAM("a signal event left behind runs with the freed "
+			    "context");
 	for (i = 0; i < 4; i++) {
 		TALLOC_CTX *owner = talloc_new(NULL);
 		struct tevent_context *before, *ev, *after;

@@ -598,6 +598,8 @@ static void drop_timer_handler(struct tevent_context *ev,
 
 static void run_drop_case(void **state, enum drop_kind kind, bool reinit)
 {
+	TT_SKIP_ON_UPSTREAM("the running event's DETACH trace comes when it is "
+			    "freed, through the freed context");
 	struct drop_state d = {
 		.ev = tt_backend_ev(state),
 		.backend = *state,

@@ -783,6 +783,8 @@ static void counting_signal(struct tevent_context *ev,
  */
 static void test_loop_signal_handler_left_by_longjmp(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("the escaped dispatch's signal is delivered again "
+			    "to the next context's handler");
 	struct tevent_context *volatile ev = tt_backend_ev(state);
 	void *volatile event;
 	int delivered = 0;

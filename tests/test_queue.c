@@ -958,6 +958,7 @@ static void test_queue_trace_detach_with_context(void **state)
  */
 static void test_queue_outlives_entry_context(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("traces entries through their freed context");
 	struct fixture *f = *state;
 	struct tevent_context *ev2 = tevent_context_init(f->mem);
 	struct tevent_queue *q = tevent_queue_create(f->mem, "q");

@@ -311,6 +311,8 @@ static void test_timer_sorted(void **state)
  */
 static void test_timer_unnormalised(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("waits forever for a deadline not yet due field "
+			    "by field");
 	struct tevent_context *ev = backend_ev(state);
 	struct order_log *log = order_log_new(ev, 16);
 	struct timeval base = past_base();
@@ -663,6 +665,8 @@ static void test_timer_update_postpone(void **state)
  */
 static void test_timer_update_after_context_freed(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("updating the timer dereferences the freed "
+			    "context");
 	struct tevent_context *ev = backend_ev(state);
 	TALLOC_CTX *owner = talloc_new(NULL);
 	struct tevent_timer *te;

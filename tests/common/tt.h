@@ -75,6 +75,21 @@ struct tt_case {
 
 int tt_run_cases(const char *group, const struct tt_case *cases,
 		 size_t ncases);
+
+/*
+ * First statement of a case that checks what upstream gets wrong (a crash,
+ * a hang, a use after free; `why` says which): against the system library
+ * the case is skipped, so that the rest of its suite can be checked there
+ * (PORTABLE_TESTS in wscript).
+ */
+#define TT_SKIP_ON_UPSTREAM(why)                                            \
+	do {                                                                \
+		if (tt_is_system_library()) {                               \
+			print_message("skipped on the system library: %s\n", \
+				      (why));                               \
+			skip();                                             \
+		}                                                           \
+	} while (0)
 #endif
 
 struct tevent_context;
