@@ -2149,11 +2149,11 @@ static void test_free_in_handler_with_pending(void **state)
  * A wrapper freed from inside one of its own handlers stays allocated
  * until the handler is done with it, but nothing may be done through it
  * any more: each misuse below aborts, creates nothing, and the wrapper
- * still goes once the handler returns.  (A push_use of it there aborts
- * too, but 0.14 blames the handler's own use of the wrapper rather than
- * the pending free, so it is not checked.)
+ * still goes once the handler returns.  A push_use of it finds it busy
+ * (its handler uses it), pushes nothing, and the handler's own use ends
+ * as usual.
  */
-enum late_misuse { LATE_ADD_EVENTS, LATE_SCHEDULE };
+enum late_misuse { LATE_ADD_EVENTS, LATE_SCHEDULE, LATE_PUSH_USE };
 
 #define LATE_TRIES 3
 
@@ -2228,6 +2228,10 @@ static void timer_misuses_freed_wrapper(struct tevent_context *ev,
 						      f));
 		late_note(lu, aborted);
 		break;
+	case LATE_PUSH_USE:
+		CATCH_ABORT(aborted, (void)tevent_context_push_use(ev));
+		late_note(lu, aborted);
+		break;
 	}
 }
 
@@ -2287,6 +2291,12 @@ static void misuse_freed_wrapper(void **state, enum late_misuse misuse)
 		assert_non_null(strstr(lu.reason[0],
 				       "immediate wrapper use after free"));
 		break;
+	case LATE_PUSH_USE:
+		assert_int_equal(lu.tries, 1);
+		assert_true(lu.aborted[0]);
+		/* and no before_use hook ran: the calls checked above */
+		assert_string_equal(lu.reason[0], "wrapper already busy!");
+		break;
 	}
 
 	/* None of the attempts left anything to run (a signal event would
@@ -2307,6 +2317,11 @@ static void test_add_through_freed_wrapper_aborts(void **state)
 static void test_schedule_on_freed_wrapper_aborts(void **state)
 {
 	misuse_freed_wrapper(state, LATE_SCHEDULE);
+}
+
+static void test_push_use_of_freed_wrapper_aborts(void **state)
+{
+	misuse_freed_wrapper(state, LATE_PUSH_USE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3018,6 +3033,7 @@ int main(void)
 		TT_BACKEND_CASE(test_free_in_handler_with_pending),
 		TT_BACKEND_CASE(test_add_through_freed_wrapper_aborts),
 		TT_BACKEND_CASE(test_schedule_on_freed_wrapper_aborts),
+		TT_BACKEND_CASE(test_push_use_of_freed_wrapper_aborts),
 		TT_BACKEND_CASE(test_free_main_first),
 		TT_BACKEND_CASE(test_free_main_first_same_loop),
 		TT_BACKEND_CASE(test_free_main_first_push_use),

@@ -430,7 +430,9 @@ TEVENT_EXPORT bool _tevent_context_push_use(struct tevent_context *ev,
 		return false;  // its main context is gone
 	}
 	if (glue->destroyed) {
-		tevent_abort(ev, "tevent_context_push_use() wrapper use after free");
+		// Its free waits for the handler that uses it, so upstream finds
+		// it busy and says so; unlike upstream, nothing runs after that.
+		tevent_abort(ev, "wrapper already busy!");
 		return false;
 	}
 	wrapper_push_use_internal(ev, glue);
