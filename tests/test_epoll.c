@@ -410,9 +410,10 @@ static void test_epoll_flags_changed_after_close(void **state)
 	/* its last reference is gone: the kernel dropped it from the set */
 	close(victim.sv[0]);
 	tevent_fd_set_flags(victim.fde, TEVENT_FD_READ | TEVENT_FD_WRITE);
-	/* the kernel hears of flag changes at the next wait (upstream: at
-	 * once), so that is where the closed descriptor shows */
-	assert_int_equal(f.log.errors, 0);
+	/* the kernel hears of flag changes at the next wait, so that is
+	 * where the closed descriptor shows; upstream tells the kernel at
+	 * once (README, "Intended differences") */
+	assert_int_equal(f.log.errors, tt_is_system_library() ? 1 : 0);
 	send_byte(live.sv[1]);
 	run_until(&f, &live.runs, 1);
 	expect_one_error(&f, "EBADF");
@@ -510,6 +511,8 @@ static void test_epoll_stale_registration_no_spin(void **state)
 	struct watched live;
 	struct stale st;
 
+	TT_SKIP_ON_UPSTREAM("the leftover registration's report goes to its "
+			    "freed fde (talloc aborts)");
 	setup(&f, state);
 	watch(&f, &live);
 	make_stale(&f, &st);
@@ -538,6 +541,9 @@ static void test_epoll_stale_registration_live_in_same_batch(void **state)
 	struct watched live;
 	struct stale st;
 
+	TT_SKIP_ON_UPSTREAM("the leftover registration's reports go to the "
+			    "new fde that took its freed fde's memory, "
+			    "without end");
 	setup(&f, state);
 	make_stale(&f, &st);
 	watch(&f, &live);
@@ -567,6 +573,9 @@ static void test_epoll_stale_registration_number_reused(void **state)
 	struct watched now;
 	int other[2];
 
+	TT_SKIP_ON_UPSTREAM("the leftover registration's reports go to the "
+			    "new fde that took its freed fde's memory, "
+			    "without end");
 	setup(&f, state);
 	new_pair(other);  /* first, or it would get the freed number */
 	make_stale(&f, &st);
@@ -599,6 +608,8 @@ static void test_epoll_stale_registration_forked_child(void **state)
 	pid_t pid;
 	char c;
 
+	TT_SKIP_ON_UPSTREAM("the leftover registration's report goes to its "
+			    "freed fde (talloc aborts)");
 	setup(&f, state);
 	watch(&f, &w);
 	send_byte(w.sv[1]);
@@ -638,6 +649,9 @@ static void test_epoll_stale_registration_file_returns(void **state)
 	struct stale st;
 	struct watched back;
 
+	TT_SKIP_ON_UPSTREAM("adding the file again fails (EEXIST) on the "
+			    "leftover registration: epoll aborts, standard "
+			    "drops to poll");
 	setup(&f, state);
 	make_stale(&f, &st);
 
@@ -735,11 +749,14 @@ static void test_standard_falls_back_on_free(void **state)
  * Makes the flag changes on a watched descriptor after its epoll set was
  * broken: nothing may fail yet, since the kernel only hears of them at
  * the next wait.  There `failing_call` fails, the standard backend moves
- * to poll, and the handler runs with the last flags set.
+ * to poll, and the handler runs with the last flags set.  Upstream tells
+ * the kernel of each change at once (README, "Intended differences"), so
+ * there `upstream_call`, made for the first change, fails right away.
  */
 static void flag_changes_on_broken_set(void **state, bool byte_waiting,
 				       const uint16_t *changes, size_t n,
-				       const char *failing_call)
+				       const char *failing_call,
+				       const char *upstream_call)
 {
 	struct fixture f;
 	struct watched w;
@@ -755,7 +772,12 @@ static void flag_changes_on_broken_set(void **state, bool byte_waiting,
 	for (i = 0; i < n; i++) {
 		tevent_fd_set_flags(w.fde, changes[i]);
 	}
-	assert_int_equal(f.log.errors, 0);
+	if (tt_is_system_library()) {
+		expect_one_error(&f, upstream_call);
+		failing_call = upstream_call;
+	} else {
+		assert_int_equal(f.log.errors, 0);
+	}
 	run_until(&f, &w.runs, 1);
 	expect_one_error(&f, failing_call);
 	assert_int_equal(w.flags, changes[n - 1]);
@@ -769,7 +791,8 @@ static void test_standard_falls_back_on_flag_change(void **state)
 {
 	static const uint16_t changes[] = {TEVENT_FD_WRITE};
 
-	flag_changes_on_broken_set(state, false, changes, 1, "EPOLL_CTL_MOD");
+	flag_changes_on_broken_set(state, false, changes, 1, "EPOLL_CTL_MOD",
+				   "EPOLL_CTL_MOD");
 }
 
 /*
@@ -781,7 +804,8 @@ static void test_standard_cancelled_flag_changes_stay_home(void **state)
 {
 	static const uint16_t changes[] = {0, TEVENT_FD_WRITE, TEVENT_FD_READ};
 
-	flag_changes_on_broken_set(state, true, changes, 3, "epoll_wait");
+	flag_changes_on_broken_set(state, true, changes, 3, "epoll_wait",
+				   "EPOLL_CTL_DEL");
 }
 
 /*
