@@ -37,11 +37,11 @@
  * TT_FILTER=<glob> runs
  * only the matching cases.
  *
- * Against upstream's library (make test-upstream) the ordering checks
- * fail (upstream may run a batch from one producer in reverse), and the
- * ping-pong and request/reply cases may abort: upstream still touches an
- * immediate after its handler sent it to another thread.  Both are
- * documented differences (README.md).
+ * Against upstream's library (make test-upstream) the consumer only
+ * checks that every message arrives once (upstream may run a batch from
+ * one producer in reverse), and the ping-pong and request/reply cases
+ * skip themselves: upstream still touches an immediate after its handler
+ * sent it to another thread.  Both are documented differences (README.md).
  */
 
 #define TEVENT_DEPRECATED 1 /* wrapper contexts */
@@ -420,21 +420,28 @@ static void run_sender(struct sender *s)
 	assert_int_equal(pthread_join(t, NULL), 0);
 }
 
-static void noop_handler(struct tevent_context *ev,
-			 struct tevent_immediate *im, void *private_data)
+static bool warmed_up;
+
+static void warm_up_handler(struct tevent_context *ev,
+			    struct tevent_immediate *im, void *private_data)
 {
+	warmed_up = true;
 }
 
 /*
  * Lets a backend make whatever it allocates lazily the first time a
  * message arrives, so that later block counts compare like with like.
+ * Waits for the message itself: upstream's proxy wakes the loop through
+ * a pipe, which a drain (a timer due now) may never get to poll.
  */
 static void warm_up(struct tevent_context *ev, struct tevent_thread_proxy *tp)
 {
 	struct tevent_immediate *im = tevent_create_immediate(NULL);
 
 	assert_non_null(im);
-	tevent_thread_proxy_schedule(tp, &im, noop_handler, NULL);
+	warmed_up = false;
+	tevent_thread_proxy_schedule(tp, &im, warm_up_handler, NULL);
+	LOOP_UNTIL(ev, warmed_up);
 	tt_drain(ev);
 	tt_drain(ev);
 }
@@ -563,6 +570,8 @@ static void test_schedule_from_owning_thread(void **state)
 
 static void test_schedule_scheduled_immediate(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("the immediate runs twice: its local scheduling "
+			    "stays, then the proxy schedules it again");
 	send_from_owning_thread(true, 7);
 }
 
@@ -689,7 +698,8 @@ struct producer {
 	bool counted;       /* blocks get the counting destructor */
 	struct credit credit;
 	pthread_t thread;
-	/* consumer side */
+	/* consumer side: the next sequence number due, or (any_order) how
+	 * many arrived */
 	unsigned long next_expected;
 	/* results */
 	bool clean;         /* nothing left on its own tree, pointers cleared */
@@ -712,6 +722,13 @@ struct consumer {
 };
 
 static struct consumer con;
+
+/*
+ * Upstream's proxy may run a batch from one producer in reverse (README,
+ * "Intended differences"): against it the consumer only counts what
+ * arrives, and the payload sum still catches a lost or doubled message.
+ */
+static bool any_order;
 
 static uint64_t payload_mix(uint32_t producer, uint64_t seq)
 {
@@ -736,11 +753,15 @@ static void payload_handler(struct tevent_context *ev,
 		return;
 	}
 	pr = &con.producers[pl->producer];
-	if (pl->seq != pr->next_expected) {
-		/* lost, duplicated or out of order */
-		con.bad = true;
+	if (any_order) {
+		pr->next_expected++;
+	} else {
+		if (pl->seq != pr->next_expected) {
+			/* lost, duplicated or out of order */
+			con.bad = true;
+		}
+		pr->next_expected = pl->seq + 1;
 	}
-	pr->next_expected = pl->seq + 1;
 	con.sum += payload_mix(pl->producer, pl->seq);
 	con.delivered++;
 	credit_return(&pr->credit);
@@ -1091,6 +1112,8 @@ static void *pp_side_b(void *arg)
 
 static void test_ping_pong(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("the loop touches the immediate after its handler "
+			    "sent it to the other thread (talloc aborts)");
 	struct pp_side a = { .name = "A" }, b = { .name = "B" };
 	unsigned long rounds = tt_clamp_ul(tt_thread_msgs() / 10, 1000, 100000);
 	struct tevent_immediate *im;
@@ -1237,6 +1260,8 @@ static void *reply_child(void *private_ptr)
 
 static void test_reply_pattern_8_threads(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("the loop touches the immediate after its handler "
+			    "sent it to the other thread (talloc aborts)");
 	unsigned long rounds = tt_clamp_ul(tt_thread_msgs() / 100, 20, 200);
 	struct tevent_context *master_ev;
 	struct tevent_thread_proxy *master_tp;
@@ -1639,19 +1664,23 @@ static int life_block_destructor(struct msg *m)
 	return 0;
 }
 
-static void inner_handler(struct tevent_context *ev,
-			  struct tevent_immediate *im, void *private_data)
-{
-	life.inner_calls++;
-	/* Frees the proxy while the outer message's handler still runs. */
-	TALLOC_FREE(*life.tp);
-}
-
-static void outer_handler(struct tevent_context *ev,
-			  struct tevent_immediate *im, void *private_data)
+/*
+ * The first of the two messages to run is the outer one: it runs the loop
+ * until the other (the inner one) ran, which frees the proxy.  Which is
+ * which is left to the library: upstream runs a batch from one producer
+ * in reverse (README, "Intended differences").
+ */
+static void nested_handler(struct tevent_context *ev,
+			   struct tevent_immediate *im, void *private_data)
 {
 	struct msg *m = talloc_get_type(private_data, struct msg);
 
+	if (life.in_handler) {
+		life.inner_calls++;
+		/* Frees the proxy while the outer message's handler runs. */
+		TALLOC_FREE(*life.tp);
+		return;
+	}
 	life.first_calls++;
 	if (m != NULL) {
 		talloc_set_destructor(m, life_block_destructor);
@@ -1678,6 +1707,7 @@ static void test_proxy_freed_by_nested_handler(void **state)
 	struct tevent_immediate *im;
 	struct msg *m;
 	size_t baseline;
+	int i;
 
 	assert_non_null(ev);
 	tevent_loop_allow_nesting(ev);
@@ -1692,13 +1722,12 @@ static void test_proxy_freed_by_nested_handler(void **state)
 	memset(&life, 0, sizeof(life));
 	life.tp = &tp;
 
-	im = tevent_create_immediate(NULL);
-	m = msg_new(NULL, 1);
-	assert_non_null(im);
-	tevent_thread_proxy_schedule(tp, &im, outer_handler, &m);
-	im = tevent_create_immediate(NULL);
-	assert_non_null(im);
-	tevent_thread_proxy_schedule(tp, &im, inner_handler, NULL);
+	for (i = 1; i <= 2; i++) {
+		im = tevent_create_immediate(NULL);
+		m = msg_new(NULL, i);
+		assert_non_null(im);
+		tevent_thread_proxy_schedule(tp, &im, nested_handler, &m);
+	}
 
 	LOOP_UNTIL(ev, life.first_calls == 1 && life.inner_calls == 1 &&
 			       !life.in_handler);
@@ -1745,6 +1774,11 @@ static void test_left_block_freed_on_loop_thread(void **state)
 		assert_true(s.im_cleared);
 		assert_true(s.block_cleared);
 		LOOP_UNTIL(ev, life.first_calls == 1);
+		if (tt_is_system_library()) {
+			/* upstream frees it from an immediate of its own,
+			 * queued behind the message */
+			LOOP_UNTIL(ev, life.block_freed);
+		}
 		assert_true(life.block_freed);
 		assert_true(life.block_freed_on_main);
 		assert_false(life.block_freed_during_handler);
@@ -2374,6 +2408,7 @@ int main(void)
 	talloc_disable_null_tracking();
 	main_thread = pthread_self();
 	tt_check_library();
+	any_order = tt_is_system_library();
 	if (getenv("TT_FILTER") != NULL) {
 		cmocka_set_test_filter(getenv("TT_FILTER"));
 	}
