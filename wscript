@@ -350,8 +350,8 @@ def test_programs(bld):
 # (TT_SKIP_ON_UPSTREAM in tests/common/tt.h).
 PORTABLE_TESTS = ('context', 'debug', 'fd', 'fork', 'immediate', 'loop',
                   'profile', 'queue', 'req', 'req_stress', 'signal', 'tags',
-                  'threaded_context', 'timer', 'trace', 'util', 'wakeup',
-                  'wrapper')
+                  'thread_proxy', 'threaded_context', 'timer', 'trace', 'util',
+                  'wakeup', 'wrapper')
 
 
 def portable_test_programs(bld, tests, common):

@@ -1628,6 +1628,9 @@ static void reschedule_handler(struct tevent_context *ev,
  */
 static void test_handler_reschedules_message(void **state)
 {
+	TT_SKIP_ON_UPSTREAM("the rescheduled immediate is freed with the "
+			    "message, so it never runs (README, \"Intended "
+			    "differences\")");
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_thread_proxy *tp;
 	struct tevent_immediate *im;
