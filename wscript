@@ -348,10 +348,10 @@ def test_programs(bld):
 # (and so we) no longer do.
 # Cases that check a fix of an upstream bug skip themselves there
 # (TT_SKIP_ON_UPSTREAM in tests/common/tt.h).
-PORTABLE_TESTS = ('context', 'debug', 'fd', 'fork', 'immediate', 'loop',
-                  'profile', 'queue', 'req', 'req_stress', 'signal', 'tags',
-                  'thread_proxy', 'threaded_context', 'timer', 'trace', 'util',
-                  'wakeup', 'wrapper')
+PORTABLE_TESTS = ('context', 'debug', 'epoll', 'fd', 'fork', 'immediate',
+                  'loop', 'profile', 'queue', 'req', 'req_stress', 'signal',
+                  'tags', 'thread_proxy', 'threaded_context', 'timer', 'trace',
+                  'util', 'wakeup', 'wrapper')
 
 
 def portable_test_programs(bld, tests, common):

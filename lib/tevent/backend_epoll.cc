@@ -577,11 +577,10 @@ void EpollBackend::update(int fd)
 		s->set_kernel_state(0, false);
 		return;
 	}
-	if (op == EPOLL_CTL_MOD && errno == ENOENT) {
-		s->set_kernel_state(0, false);
-		update(fd);
-		return;
-	}
+	// A MOD that finds no registration (ENOENT) means the descriptor was
+	// closed behind the library's back and its number now names another
+	// file: like upstream, that is a panic (poll for the standard
+	// backend, abort for plain epoll), not something to paper over.
 	if (op == EPOLL_CTL_ADD && errno == EEXIST) {
 		// A leftover registration of this very file and number (it
 		// came back with dup2()): a MOD makes it ours, new tag
