@@ -521,12 +521,6 @@ static void test_free_context_while_helpers_schedule(void **state)
 	race_against_free(false);
 }
 
-#define BUG_WRAPPER_QUEUED                                                  \
-	"freeing a wrapper while an immediate scheduled through a threaded " \
-	"context on it is still queued aborts (\"schedule_immediate wrapper " \
-	"use after free\"): threads_wrapper_gone() activates it through the " \
-	"dying wrapper (lib/tevent/threads.cc, wrapper.cc)"
-
 static void test_free_wrapper_while_helpers_schedule(void **state)
 {
 	race_against_free(true);
