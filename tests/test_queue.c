@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <malloc.h>
 #include <cmocka.h>
 
 #include <talloc.h>
@@ -1134,6 +1135,67 @@ static void test_queue_serialises_in_fifo_order(void **state)
 	}
 }
 
+/*
+ * A request is created with room for its queue entry, so queueing it takes
+ * nothing more from the heap: whatever the size of the state, the adds
+ * leave glibc's count of bytes in use where it was.
+ */
+static bool heap_counts_bytes(void)
+{
+	size_t before = mallinfo2().uordblks;
+	void *p = malloc(4000);
+	bool counted;
+
+	assert_non_null(p);
+	counted = mallinfo2().uordblks >= before + 4000;
+	free(p);
+	return counted;
+}
+
+static void noop_trigger(struct tevent_req *req, void *private_data)
+{
+}
+
+static void test_queue_entry_lives_in_request(void **state)
+{
+	struct fixture *f = *state;
+	const size_t state_sizes[] = {0, 1, 16, 100, 1000};
+	enum { N = 50 };
+	size_t s, i;
+
+	if (!heap_counts_bytes()) {
+		/* e.g. under a sanitizer's or valgrind's allocator */
+		print_message("skipped: mallinfo2() does not count bytes here\n");
+		skip();
+	}
+	for (s = 0; s < sizeof(state_sizes) / sizeof(state_sizes[0]); s++) {
+		struct tevent_queue *q = tevent_queue_create(f->mem, "pool");
+		struct tevent_req *reqs[N];
+		size_t before;
+
+		assert_non_null(q);
+		for (i = 0; i < N; i++) {
+			void *data;
+
+			reqs[i] = _tevent_req_create(f->mem, &data,
+						     state_sizes[s], "state",
+						     __location__);
+			assert_non_null(reqs[i]);
+		}
+		before = mallinfo2().uordblks;
+		for (i = 0; i < N; i++) {
+			assert_true(tevent_queue_add(q, f->ev, reqs[i],
+						     noop_trigger, NULL));
+		}
+		assert_int_equal(tevent_queue_length(q), N);
+		assert_int_equal(mallinfo2().uordblks, before);
+		talloc_free(q);
+		for (i = 0; i < N; i++) {
+			talloc_free(reqs[i]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1161,6 +1223,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_outlives_entry_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_triggers_on_entry_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_serialises_in_fifo_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_entry_lives_in_request, setup, teardown),
 	};
 
 	tt_check_library();
