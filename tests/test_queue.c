@@ -1196,6 +1196,49 @@ static void test_queue_entry_lives_in_request(void **state)
 	}
 }
 
+/*
+ * A queued request still has room in its pool for a small child of its
+ * state (a name, a short array), so that costs no malloc either. Ours keeps
+ * talloc's slack for this; upstream's pool is full once the entry is in it.
+ */
+static void test_queue_request_keeps_room_for_state_children(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_queue *q;
+	enum { N = 20 };
+	struct tevent_req *reqs[N];
+	size_t i, before;
+
+	TT_SKIP_ON_UPSTREAM("upstream's request pool has no room left once "
+			    "it is queued");
+	if (!heap_counts_bytes()) {
+		print_message("skipped: mallinfo2() does not count bytes here\n");
+		skip();
+	}
+	q = tevent_queue_create(f->mem, "room");
+	assert_non_null(q);
+	for (i = 0; i < N; i++) {
+		void *data;
+
+		reqs[i] = _tevent_req_create(f->mem, &data, 16, "state",
+					     __location__);
+		assert_non_null(reqs[i]);
+		assert_true(tevent_queue_add(q, f->ev, reqs[i], noop_trigger,
+					     NULL));
+	}
+	before = mallinfo2().uordblks;
+	for (i = 0; i < N; i++) {
+		void *state_data = _tevent_req_data(reqs[i]);
+
+		assert_non_null(talloc_size(state_data, 64));
+	}
+	assert_int_equal(mallinfo2().uordblks, before);
+	talloc_free(q);
+	for (i = 0; i < N; i++) {
+		talloc_free(reqs[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1224,6 +1267,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_triggers_on_entry_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_serialises_in_fifo_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_entry_lives_in_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_request_keeps_room_for_state_children, setup, teardown),
 	};
 
 	tt_check_library();
