@@ -231,6 +231,9 @@ def vshlib_outputs(self):
 @after_method('apply_link')
 def add_version_script(self):
     """Link with the version script named by the 'version_script' attribute."""
+    # Post the generator too: with `waf build --targets=<lib>` nothing else
+    # would, and the link would look for a script never made.
+    self.bld.get_tgen_by_name(self.target + '-vscript').post()
     node = self.path.find_or_declare(self.version_script)
     self.link_task.dep_nodes.append(node)
     self.env.append_value('LINKFLAGS', ['-Wl,--version-script=' + node.abspath()])
