@@ -11,6 +11,11 @@
  * Debian's), and run with only that tree on the library path: it must load
  * the staged copy, and a timer and a request must work in it.
  *
+ * Then what a packager runs: ./configure --prefix=... --libdir=... into a
+ * build directory of its own, the library alone (waf build --targets=tevent),
+ * then install from there: tevent.pc must name the chosen paths, and the
+ * same checks hold for that stage.
+ *
  * The build is found from the library under test (its directory is waf's
  * out dir, whose parent holds wscript); the waf lock file that names that
  * out dir selects the right configuration.  Sanitizer builds are not for
@@ -48,12 +53,18 @@
 
 #define GUARD_S 300
 
+/* The prefix the configure case builds for (staged, never installed). */
+#define PREFIX "/opt/tevent-cxx-test"
+
 static struct {
 	struct tt_foreign fx;
 	char repo[PATH_MAX];     /* the source tree (holds wscript) */
 	char out[PATH_MAX];      /* waf's out dir: where the library was built */
 	char waflock[96];        /* "WAFLOCK=<lock file naming out>" */
-	char stage[PATH_MAX + 32];
+	/* The configure case's own lock file (in the source tree, where waf
+	 * keeps them), removed again at the end. */
+	char own_lock[96];
+	bool own_lock_made;
 } g;
 
 /* snprintf() into a buffer that must be big enough: the test fails if
@@ -202,13 +213,19 @@ static int group_setup(void **state)
 			"%s\n", g.repo, g.out);
 		return -1;
 	}
-	put(g.stage, "%s/stage", g.fx.dir);
+	put(g.own_lock, "WAFLOCK=.lock-waf_test_install_%d", (int)getpid());
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
+	if (g.own_lock_made) {
+		char path[PATH_MAX + 128];
+
+		put(path, "%s/%s", g.repo, g.own_lock + strlen("WAFLOCK="));
+		unlink(path);
+	}
 	tt_foreign_done(&g.fx, "TT_KEEP_INSTALL");
 	return 0;
 }
@@ -255,28 +272,29 @@ static void assert_link_to(const char *dir, const char *name,
 }
 
 /* pkg-config for the staged tree: its .pc files, paths under the stage. */
-static char *pkg_config(const char *pcdir, const char *tag, const char *flag)
+static char *pkg_config(const char *stage, const char *pcdir, const char *tag,
+			const char *flag)
 {
 	char path_env[PATH_MAX + 32], sysroot_env[PATH_MAX + 48];
 	const char *add[] = {path_env, sysroot_env, NULL};
 	char *argv[] = {"/usr/bin/pkg-config", (char *)flag, "tevent", NULL};
 
 	put(path_env, "PKG_CONFIG_PATH=%s", pcdir);
-	put(sysroot_env, "PKG_CONFIG_SYSROOT_DIR=%s",
-		 g.stage);
+	put(sysroot_env, "PKG_CONFIG_SYSROOT_DIR=%s", stage);
 	return run_ok(g.fx.dir, tag, argv, add);
 }
 
-/* A variable of the build's own tevent.pc (paths without the stage). */
-static char *build_pc_variable(const char *tag, const char *name)
+/* A variable of the tevent.pc in pcdir, as the file spells it out (no
+ * stage in front). */
+static char *pc_variable(const char *pcdir, const char *name)
 {
 	char var[64], path_env[PATH_MAX + 32];
 	const char *add[] = {path_env, NULL};
 	char *argv[] = {"/usr/bin/pkg-config", var, "tevent", NULL};
 
 	put(var, "--variable=%s", name);
-	put(path_env, "PKG_CONFIG_PATH=%s", g.out);
-	return first_line(run_ok(g.fx.dir, tag, argv, add));
+	put(path_env, "PKG_CONFIG_PATH=%s", pcdir);
+	return first_line(run_ok(g.fx.dir, name, argv, add));
 }
 
 /* Splits a pkg-config output line into argv words (in place). */
@@ -344,7 +362,8 @@ static const char client_source[] =
  * and runs it with the staged library directory as the only library path.
  * Returns the path of the libtevent it loaded (malloc'd).
  */
-static char *build_and_run_client(const char *pcdir, const char *libdir)
+static char *build_and_run_client(const char *stage, const char *pcdir,
+				  const char *libdir)
 {
 	char src[PATH_MAX + 32], exe[PATH_MAX + 32], ld_env[PATH_MAX + 32];
 	char *cflags, *libs, *loaded;
@@ -356,12 +375,12 @@ static char *build_and_run_client(const char *pcdir, const char *libdir)
 	put(exe, "%s/client", g.fx.dir);
 	tt_write_file(src, client_source, strlen(client_source));
 
-	cflags = pkg_config(pcdir, "pkg-config-cflags", "--cflags");
-	libs = pkg_config(pcdir, "pkg-config-libs", "--libs");
+	cflags = pkg_config(stage, pcdir, "pkg-config-cflags", "--cflags");
+	libs = pkg_config(stage, pcdir, "pkg-config-libs", "--libs");
 	/* Our header, not Debian's, and the staged library, not ours in
 	 * the build tree: the flags must name the stage. */
-	assert_non_null(strstr(cflags, g.stage));
-	assert_non_null(strstr(libs, g.stage));
+	assert_non_null(strstr(cflags, stage));
+	assert_non_null(strstr(libs, stage));
 	assert_non_null(strstr(libs, "-ltalloc"));
 
 	argv[argc++] = "/usr/bin/cc";
@@ -384,60 +403,124 @@ static char *build_and_run_client(const char *pcdir, const char *libdir)
 
 /* ---- cases ---- */
 
-static void test_install_stages_the_build(void **state)
+/*
+ * The staged tree `stage` of the build in out_dir: the build's own files
+ * under the libdir and includedir its tevent.pc names, the library's two
+ * links, and a client built from the stage that runs on the staged copy.
+ */
+static void check_stage(const char *stage, const char *out_dir,
+			const char *pc_dir_of_build)
 {
 	char inc[PATH_MAX + 64], pcdir[PATH_MAX + 64], libdir[PATH_MAX + 64];
 	char built[PATH_MAX + 64], staged[PATH_MAX + 64], real[PATH_MAX];
-	char path[PATH_MAX + 64], destdir[PATH_MAX + 48];
-	char waf[PATH_MAX + 32];
+	char path[PATH_MAX + 64];
 	char *text, *dir, *loaded;
 
-	(void)state;
-	skip_sanitizer_build();
-	put(waf, "%s/buildtools/bin/waf", g.repo);
-	put(destdir, "--destdir=%s", g.stage);
-	char *argv[] = {waf, "install", destdir, NULL};
-	const char *add[] = {g.waflock, NULL};
-	free(run_ok(g.repo, "waf-install", argv, add));
-
-	/* Where the build put things: its tevent.pc says. */
-	put(path, "%s/tevent.pc", g.out);
+	put(path, "%s/tevent.pc", out_dir);
 	text = tt_slurp(path, NULL);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "\nVersion: 0.17.2\n"));
 	assert_non_null(strstr(text, "\nRequires: talloc\n"));
 	free(text);
-	dir = build_pc_variable("libdir", "libdir");
-	put(libdir, "%s%s", g.stage, dir);
+	dir = pc_variable(pc_dir_of_build, "libdir");
+	put(libdir, "%s%s", stage, dir);
 	put(pcdir, "%s/pkgconfig", libdir);
 	free(dir);
-	dir = build_pc_variable("includedir", "includedir");
-	put(inc, "%s%s/tevent.h", g.stage, dir);
+	dir = pc_variable(pc_dir_of_build, "includedir");
+	put(inc, "%s%s/tevent.h", stage, dir);
 	free(dir);
 
 	/* The files are the build's own. */
 	put(path, "%s/include/tevent.h", g.repo);
 	assert_same_file(inc, path);
-	put(built, "%s/libtevent.so.0.17.2", g.out);
+	put(built, "%s/libtevent.so.0.17.2", out_dir);
 	put(staged, "%s/libtevent.so.0.17.2", libdir);
 	assert_same_file(staged, built);
 	put(path, "%s/tevent.pc", pcdir);
-	put(built, "%s/tevent.pc", g.out);
+	put(built, "%s/tevent.pc", out_dir);
 	assert_same_file(path, built);
 	assert_link_to(libdir, "libtevent.so.0", "libtevent.so.0.17.2");
 	assert_link_to(libdir, "libtevent.so", "libtevent.so.0.17.2");
 
 	/* A client built from the staged tree runs on the staged library. */
-	loaded = build_and_run_client(pcdir, libdir);
+	loaded = build_and_run_client(stage, pcdir, libdir);
 	assert_non_null(realpath(loaded, real));
 	assert_string_equal(real, staged);
 	free(loaded);
+}
+
+/* `waf install --destdir=stage` with the configuration named by waflock. */
+static void waf_install(const char *waflock, const char *stage)
+{
+	char waf[PATH_MAX + 32], destdir[PATH_MAX + 48];
+	char *argv[] = {waf, "install", destdir, NULL};
+	const char *add[] = {waflock, NULL};
+
+	put(waf, "%s/buildtools/bin/waf", g.repo);
+	put(destdir, "--destdir=%s", stage);
+	free(run_ok(g.repo, "waf-install", argv, add));
+}
+
+/* make install DESTDIR=... of the build under test. */
+static void test_install_stages_the_build(void **state)
+{
+	char stage[PATH_MAX + 32];
+
+	(void)state;
+	skip_sanitizer_build();
+	put(stage, "%s/stage", g.fx.dir);
+	waf_install(g.waflock, stage);
+	check_stage(stage, g.out, g.out);
+}
+
+/*
+ * What a packager runs: ./configure --prefix=... --libdir=... in a build
+ * directory of its own, then install.  The paths in tevent.pc must follow
+ * (libdir spelled relative to ${prefix}).
+ */
+static void test_configure_prefix_and_libdir(void **state)
+{
+	char configure[PATH_MAX + 32], out_opt[PATH_MAX + 32];
+	char out[PATH_MAX + 32], stage[PATH_MAX + 32], path[PATH_MAX + 64];
+	char *argv[] = {configure, "--prefix=" PREFIX, "--libdir=" PREFIX "/lib64",
+			out_opt, NULL};
+	const char *add[] = {g.own_lock, NULL};
+	char *text;
+
+	(void)state;
+	skip_sanitizer_build();
+	put(configure, "%s/configure", g.repo);
+	put(out, "%s/build", g.fx.dir);
+	put(out_opt, "--out=%s", out);
+	put(stage, "%s/stage-configured", g.fx.dir);
+	g.own_lock_made = true;
+	free(run_ok(g.repo, "configure", argv, add));
+	{
+		/* The library alone first, as `waf build --targets=tevent`
+		 * (its version script must come along). */
+		char waf[PATH_MAX + 32];
+		char *build_argv[] = {waf, "build", "--targets=tevent", NULL};
+
+		put(waf, "%s/buildtools/bin/waf", g.repo);
+		free(run_ok(g.repo, "waf-build-library", build_argv, add));
+	}
+	waf_install(g.own_lock, stage);
+
+	put(path, "%s/tevent.pc", out);
+	text = tt_slurp(path, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "prefix=" PREFIX "\n"));
+	assert_non_null(strstr(text, "\nlibdir=${prefix}/lib64\n"));
+	assert_non_null(strstr(text, "\nincludedir=${prefix}/include\n"));
+	free(text);
+	check_stage(stage, out, out);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_install_stages_the_build),
+		cmocka_unit_test(test_configure_prefix_and_libdir),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
