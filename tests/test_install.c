@@ -449,16 +449,26 @@ static void check_stage(const char *stage, const char *out_dir,
 	free(loaded);
 }
 
-/* `waf install --destdir=stage` with the configuration named by waflock. */
-static void waf_install(const char *waflock, const char *stage)
+/* buildtools/bin/waf <command> <option> in the source tree, with the
+ * configuration the lock file in waflock ("WAFLOCK=...") names. */
+static void run_waf(const char *waflock, const char *tag, const char *command,
+		    const char *option)
 {
-	char waf[PATH_MAX + 32], destdir[PATH_MAX + 48];
-	char *argv[] = {waf, "install", destdir, NULL};
+	char waf[PATH_MAX + 32];
+	char *argv[] = {waf, (char *)command, (char *)option, NULL};
 	const char *add[] = {waflock, NULL};
 
 	put(waf, "%s/buildtools/bin/waf", g.repo);
+	free(run_ok(g.repo, tag, argv, add));
+}
+
+/* `waf install --destdir=stage` (make install DESTDIR=stage). */
+static void waf_install(const char *waflock, const char *stage)
+{
+	char destdir[PATH_MAX + 48];
+
 	put(destdir, "--destdir=%s", stage);
-	free(run_ok(g.repo, "waf-install", argv, add));
+	run_waf(waflock, "waf-install", "install", destdir);
 }
 
 /* make install DESTDIR=... of the build under test. */
@@ -495,15 +505,8 @@ static void test_configure_prefix_and_libdir(void **state)
 	put(stage, "%s/stage-configured", g.fx.dir);
 	g.own_lock_made = true;
 	free(run_ok(g.repo, "configure", argv, add));
-	{
-		/* The library alone first, as `waf build --targets=tevent`
-		 * (its version script must come along). */
-		char waf[PATH_MAX + 32];
-		char *build_argv[] = {waf, "build", "--targets=tevent", NULL};
-
-		put(waf, "%s/buildtools/bin/waf", g.repo);
-		free(run_ok(g.repo, "waf-build-library", build_argv, add));
-	}
+	/* The library alone first (its version script must come along). */
+	run_waf(g.own_lock, "waf-build-library", "build", "--targets=tevent");
 	waf_install(g.own_lock, stage);
 
 	put(path, "%s/tevent.pc", out);
