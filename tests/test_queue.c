@@ -1152,6 +1152,16 @@ static bool heap_counts_bytes(void)
 	return counted;
 }
 
+/* The heap cases need glibc's own allocator (not a sanitizer's or
+ * valgrind's): they skip, and say so, elsewhere. */
+static void skip_unless_heap_counts_bytes(void)
+{
+	if (!heap_counts_bytes()) {
+		print_message("skipped: mallinfo2() does not count bytes here\n");
+		skip();
+	}
+}
+
 static void noop_trigger(struct tevent_req *req, void *private_data)
 {
 }
@@ -1163,11 +1173,7 @@ static void test_queue_entry_lives_in_request(void **state)
 	enum { N = 50 };
 	size_t s, i;
 
-	if (!heap_counts_bytes()) {
-		/* e.g. under a sanitizer's or valgrind's allocator */
-		print_message("skipped: mallinfo2() does not count bytes here\n");
-		skip();
-	}
+	skip_unless_heap_counts_bytes();
 	for (s = 0; s < sizeof(state_sizes) / sizeof(state_sizes[0]); s++) {
 		struct tevent_queue *q = tevent_queue_create(f->mem, "pool");
 		struct tevent_req *reqs[N];
@@ -1211,10 +1217,7 @@ static void test_queue_request_keeps_room_for_state_children(void **state)
 
 	TT_SKIP_ON_UPSTREAM("upstream's request pool has no room left once "
 			    "it is queued");
-	if (!heap_counts_bytes()) {
-		print_message("skipped: mallinfo2() does not count bytes here\n");
-		skip();
-	}
+	skip_unless_heap_counts_bytes();
 	q = tevent_queue_create(f->mem, "room");
 	assert_non_null(q);
 	for (i = 0; i < N; i++) {
