@@ -14,6 +14,8 @@
 #                        and the portable suites' *_014 copies against the
 #                        system libtevent
 #   make bench           build, then ours vs the system libtevent (run-bench)
+#   make test-fresh      `make` and `make test` of HEAD in a new minimal Debian 12
+#                        chroot (buildtools/fresh-check; root, network)
 #   make clean | distclean
 
 SHELL := /bin/bash
@@ -32,7 +34,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 \
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 .PHONY: all deps build demo test test-long abi-check install test-asan test-tsan \
-	test-valgrind test-upstream bench clean distclean
+	test-valgrind test-upstream test-fresh bench clean distclean
 
 all: deps
 	$(MAKE) --no-print-directory build
@@ -64,6 +66,9 @@ test: build
 
 test-long: build
 	$(PYTHON) buildtools/run-diff --bin bin --count 10000 -j 2
+
+test-fresh:
+	buildtools/fresh-check
 
 install: build
 	$(WAF) install $(if $(DESTDIR),--destdir=$(DESTDIR))
