@@ -7,8 +7,11 @@
 #   make test-long       10,000 random programs against both libraries
 #   make abi-check       exported symbols, versions, signatures, NEEDED
 #   make install         waf install (honours ./configure --prefix, DESTDIR=)
-#   make test-asan       ASan+UBSan build in bin-asan/, all tests
-#   make test-tsan       TSan build in bin-tsan/, every program that uses threads
+#   make test-asan       ASan+UBSan build in bin-asan/, all tests, 300 random
+#                        programs
+#   make test-tsan       TSan build in bin-tsan/, every program that uses
+#                        threads, 300 random programs (their last phase is
+#                        cross-thread)
 #   make test-valgrind   all tests of bin/ under memcheck
 #   make test-upstream   upstream's suites (tests/upstream), threadpool, Samba
 #                        and the portable suites' *_014 copies against the
@@ -81,6 +84,7 @@ bin-asan/c4che: wscript
 test-asan: bin-asan/c4che
 	WAFLOCK=.lock-waf_asan $(WAF) build
 	$(ASAN_ENV) $(RUN_TESTS) bin-asan
+	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 300
 
 bin-tsan/c4che: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
@@ -94,6 +98,7 @@ TSAN_PROGRAMS := --only thread --only backend_api --only upstream --only example
 test-tsan: bin-tsan/c4che
 	WAFLOCK=.lock-waf_tsan $(WAF) build
 	$(TSAN_ENV) $(RUN_TESTS) $(TSAN_PROGRAMS) bin-tsan
+	$(TSAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-tsan --count 300
 
 test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
