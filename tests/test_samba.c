@@ -272,6 +272,9 @@ static int group_setup(void **state)
 	if (!g.have_samba) {
 		return 0;
 	}
+	if (!tt_hold_samba_ports(TT_SAMBA_PORTS_WAIT_S)) {
+		return -1;
+	}
 	if (tt_foreign_init(&g.fx, "/tmp/tevent-samba.XXXXXX") != 0) {
 		return -1;
 	}

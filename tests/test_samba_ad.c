@@ -261,6 +261,9 @@ static int group_setup(void **state)
 	if (!g.have_ad) {
 		return 0;
 	}
+	if (!tt_hold_samba_ports(TT_SAMBA_PORTS_WAIT_S)) {
+		return -1;
+	}
 	for (size_t i = 0; i < NELEM(ad_ports); i++) {
 		if (!port_free(ad_ports[i])) {
 			fprintf(stderr, "test_samba_ad: port %d on %s is taken; the "

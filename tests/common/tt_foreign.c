@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -536,6 +537,42 @@ bool tt_port_accepts(int port)
 		close(fd);
 	}
 	return ok;
+}
+
+bool tt_hold_samba_ports(int guard_s)
+{
+	/* An abstract socket name lives in the network namespace, as the
+	 * ports do (so a chroot or another /tmp shares it), and the kernel
+	 * drops it when its holder dies: no stale lock file. */
+	static const char name[] = "\0tevent-cxx-samba-ports";
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	socklen_t len = offsetof(struct sockaddr_un, sun_path) + sizeof(name) - 1;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	time_t deadline = time(NULL) + guard_s;
+	bool said = false;
+
+	if (fd < 0) {
+		perror("tt_hold_samba_ports: socket");
+		return false;
+	}
+	memcpy(a.sun_path, name, sizeof(name) - 1);
+	while (bind(fd, (struct sockaddr *)&a, len) != 0) {
+		if (errno != EADDRINUSE || time(NULL) >= deadline) {
+			fprintf(stderr, "tt_hold_samba_ports: %s\n",
+				errno == EADDRINUSE ?
+				"another Samba test still runs; gave up waiting" :
+				strerror(errno));
+			close(fd);
+			return false;
+		}
+		if (!said) {
+			fprintf(stderr, "waiting for another Samba test to "
+				"finish (its servers use the same ports)\n");
+			said = true;
+		}
+		usleep(200 * 1000);
+	}
+	return true;  /* fd stays open until the process ends */
 }
 
 bool tt_proc_stat(pid_t pid, pid_t *ppid, char *state, char *comm,

@@ -146,6 +146,19 @@ bool tt_wait_ended(pid_t pid, bool zombie_ok, int guard_s);
 /* Something accepts TCP connections on 127.0.0.1:port. */
 bool tt_port_accepts(int port);
 
+/*
+ * Samba's servers bind fixed ports (the endpoint mapper's 135, a domain
+ * controller's LDAP, Kerberos and DNS ports), so two tests that start them
+ * must not run at once, wherever they were started from: another checkout,
+ * another run-tests, a test run by hand. This takes a lock that every such
+ * test shares, kept until the process ends, waiting up to guard_s for it
+ * (and saying so). False, after saying why, if it never came free.
+ */
+bool tt_hold_samba_ports(int guard_s);
+/* Longer than either Samba test takes (about 100 s at most, seen under
+ * valgrind on a loaded machine). */
+#define TT_SAMBA_PORTS_WAIT_S 420
+
 /* The log has no panic, abort or talloc corruption report. */
 void tt_assert_log_clean(const char *log_path);
 
