@@ -12,7 +12,8 @@
 #   make test-tsan       TSan build in bin-tsan/, every program that uses
 #                        threads, 300 random programs (their last phase is
 #                        cross-thread)
-#   make test-valgrind   all tests of bin/ under memcheck
+#   make test-valgrind   all tests of bin/ and 300 random programs (our side)
+#                        under memcheck
 #   make test-upstream   upstream's suites (tests/upstream), threadpool, Samba
 #                        and the portable suites' *_014 copies against the
 #                        system libtevent
@@ -102,6 +103,8 @@ test-tsan: bin-tsan/c4che
 
 test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
+	$(PYTHON) buildtools/run-diff --bin bin --count 300 -j 2 \
+		--wrapper "$(VALGRIND) --quiet"
 
 # The ports of upstream's own suites (tests/upstream/), the Samba and
 # CTDB tests, the timer queue's model test and the *_014 copies of our
