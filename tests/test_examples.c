@@ -17,12 +17,8 @@
  */
 
 #include <dirent.h>
-#include <dlfcn.h>
-#include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +29,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,6 +36,7 @@
 #include <tevent.h>
 
 #include "common/tt.h"
+#include "common/tt_run.h"
 
 /* Hang guard per example program; none needs more than a few seconds. */
 #define EXAMPLE_TIMEOUT_SECS 300
@@ -126,145 +122,20 @@ static const struct example examples[] = {
 
 /* ------------------------------------------------------------------ */
 
-static void locate(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	const char *want = getenv("TEVENT_TEST_LIBRARY");
-	char *slash;
-
-	if (n <= 0) {
-		fprintf(stderr, "test_examples: readlink(/proc/self/exe) failed\n");
-		exit(2);
-	}
-	self[n] = '\0';
-	/* <build>/tests/test_examples -> <build>/examples */
-	slash = strrchr(self, '/');
-	*slash = '\0';
-	snprintf(examples_dir, sizeof(examples_dir), "%s/../examples", self);
-
-	if (want != NULL && want[0] != '\0') {
-		if (realpath(want, expected_lib) == NULL) {
-			fprintf(stderr, "test_examples: %s: %s\n", want,
-				strerror(errno));
-			exit(2);
-		}
-		snprintf(lib_dir, sizeof(lib_dir), "%s", want);
-	} else {
-		/* The copy tt_check_library() accepted for this program. */
-		Dl_info info;
-		void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-		if (fn == NULL || dladdr(fn, &info) == 0 ||
-		    realpath(info.dli_fname, expected_lib) == NULL) {
-			fprintf(stderr, "test_examples: cannot locate libtevent\n");
-			exit(2);
-		}
-		snprintf(lib_dir, sizeof(lib_dir), "%s", expected_lib);
-	}
-	slash = strrchr(lib_dir, '/');
-	if (slash == NULL) {
-		snprintf(lib_dir, sizeof(lib_dir), ".");
-	} else {
-		*slash = '\0';
-	}
-}
-
-/*
- * Runs examples_dir/name with args; returns its output (stdout and
- * stderr together, a talloc string under mem_ctx) and its wait status.
- */
-static char *run(TALLOC_CTX *mem_ctx, const char *name,
-		 const char *const *args, int *status)
-{
-	char path[PATH_MAX + 64];
-	const char *argv[8];
-	char *out = talloc_strdup(mem_ctx, "");
-	int pfd[2];
-	pid_t pid;
-	time_t deadline = time(NULL) + EXAMPLE_TIMEOUT_SECS;
-	size_t i;
-
-	snprintf(path, sizeof(path), "%s/%s", examples_dir, name);
-	argv[0] = path;
-	for (i = 0; args[i] != NULL && i < 6; i++) {
-		argv[i + 1] = args[i];
-	}
-	argv[i + 1] = NULL;
-
-	assert_non_null(out);
-	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		const char *old = getenv("LD_LIBRARY_PATH");
-		char *llp = NULL;
-
-		setpgid(0, 0);	/* so a hung example can be killed whole */
-		close(pfd[0]);
-		dup2(pfd[1], STDOUT_FILENO);
-		dup2(pfd[1], STDERR_FILENO);
-		close(pfd[1]);
-		if (asprintf(&llp, "%s%s%s", lib_dir, old ? ":" : "",
-			     old ? old : "") < 0) {
-			_exit(126);
-		}
-		setenv("LD_LIBRARY_PATH", llp, 1);
-		execv(path, (char *const *)argv);
-		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-
-	for (;;) {
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		char buf[4096];
-		ssize_t n;
-		int r = poll(&p, 1, 1000);
-
-		if (r == -1 && errno == EINTR) {
-			continue;
-		}
-		if (r == 0) {
-			if (time(NULL) > deadline) {
-				kill(-pid, SIGKILL);
-				kill(pid, SIGKILL);
-				out = talloc_asprintf_append(out,
-					"\n[test_examples: killed after %d s]\n",
-					EXAMPLE_TIMEOUT_SECS);
-				break;
-			}
-			continue;
-		}
-		n = read(pfd[0], buf, sizeof(buf));
-		if (n == -1 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			break;
-		}
-		out = talloc_strndup_append(out, buf, n);
-		assert_non_null(out);
-	}
-	close(pfd[0]);
-	while (waitpid(pid, status, 0) == -1) {
-		assert_int_equal(errno, EINTR);
-	}
-	return out;
-}
-
 /* The status, library and expected-lines checks shared by all cases. */
 static void check_example(const char *name, const char *const *args,
 			  const char *const *expect, bool lib_line_optional)
 {
 	TALLOC_CTX *mem = talloc_new(NULL);
+	char path[PATH_MAX + 64];
 	char *lib_line;
 	int status = 0;
 	char *out;
 	size_t i;
 
-	out = run(mem, name, args, &status);
+	snprintf(path, sizeof(path), "%s/%s", examples_dir, name);
+	out = tt_run_captured(mem, path, args, lib_dir, EXAMPLE_TIMEOUT_SECS,
+			      &status);
 	print_message("----- %s -----\n%s", name, out);
 
 	if (!WIFEXITED(status)) {
@@ -353,7 +224,8 @@ int main(void)
 	size_t i;
 
 	tt_check_library();
-	locate();
+	tt_lib_under_test(expected_lib, lib_dir);
+	tt_build_subdir(examples_dir, sizeof(examples_dir), "examples");
 	fprintf(stderr, "examples from %s, LD_LIBRARY_PATH=%s...\n",
 		examples_dir, lib_dir);
 

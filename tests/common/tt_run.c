@@ -1,0 +1,161 @@
+/* See tt_run.h. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <talloc.h>
+
+#include "tt_run.h"
+
+extern char *program_invocation_short_name;
+
+void tt_lib_under_test(char real[PATH_MAX], char dir[PATH_MAX])
+{
+	const char *want = getenv("TEVENT_TEST_LIBRARY");
+	char *slash;
+
+	if (want != NULL && want[0] != '\0') {
+		if (realpath(want, real) == NULL) {
+			fprintf(stderr, "%s: %s: %s\n",
+				program_invocation_short_name, want,
+				strerror(errno));
+			exit(2);
+		}
+		snprintf(dir, PATH_MAX, "%s", want);
+	} else {
+		/* The copy tt_check_library() accepted for this program. */
+		Dl_info info;
+		void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
+
+		if (fn == NULL || dladdr(fn, &info) == 0 ||
+		    realpath(info.dli_fname, real) == NULL) {
+			fprintf(stderr, "%s: cannot locate libtevent\n",
+				program_invocation_short_name);
+			exit(2);
+		}
+		snprintf(dir, PATH_MAX, "%s", real);
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL) {
+		snprintf(dir, PATH_MAX, ".");
+	} else {
+		*slash = '\0';
+	}
+}
+
+void tt_build_subdir(char *buf, size_t len, const char *sub)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		fprintf(stderr, "%s: readlink(/proc/self/exe) failed\n",
+			program_invocation_short_name);
+		exit(2);
+	}
+	self[n] = '\0';
+	/* <build>/tests/<name> -> <build>/tests/../<sub> */
+	slash = strrchr(self, '/');
+	*slash = '\0';
+	snprintf(buf, len, "%s/../%s", self, sub);
+}
+
+/* In the child: output into the pipe, our library first, then exec. */
+static void exec_child(const char *path, const char *const *argv,
+		       const char *lib_dir, int out_fd)
+{
+	const char *old = getenv("LD_LIBRARY_PATH");
+	char *llp = NULL;
+
+	setpgid(0, 0);	/* so a hung program can be killed whole */
+	dup2(out_fd, STDOUT_FILENO);
+	dup2(out_fd, STDERR_FILENO);
+	close(out_fd);
+	if (asprintf(&llp, "%s%s%s", lib_dir, old ? ":" : "",
+		     old ? old : "") < 0) {
+		_exit(126);
+	}
+	setenv("LD_LIBRARY_PATH", llp, 1);
+	execv(path, (char *const *)argv);
+	fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+char *tt_run_captured(void *mem_ctx, const char *path,
+		      const char *const *args, const char *lib_dir,
+		      int timeout_s, int *status)
+{
+	const char *argv[8];
+	char *out = talloc_strdup(mem_ctx, "");
+	int pfd[2];
+	pid_t pid;
+	time_t deadline = time(NULL) + timeout_s;
+	size_t i;
+
+	argv[0] = path;
+	for (i = 0; args[i] != NULL && i < 6; i++) {
+		argv[i + 1] = args[i];
+	}
+	argv[i + 1] = NULL;
+
+	assert_non_null(out);
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		exec_child(path, argv, lib_dir, pfd[1]);
+	}
+	close(pfd[1]);
+
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		char buf[4096];
+		ssize_t n;
+		int r = poll(&p, 1, 1000);
+
+		if (r == -1 && errno == EINTR) {
+			continue;
+		}
+		if (r == 0) {
+			if (time(NULL) > deadline) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+				out = talloc_asprintf_append(out,
+					"\n[%s: killed after %d s]\n",
+					program_invocation_short_name,
+					timeout_s);
+				break;
+			}
+			continue;
+		}
+		n = read(pfd[0], buf, sizeof(buf));
+		if (n == -1 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			break;
+		}
+		out = talloc_strndup_append(out, buf, n);
+		assert_non_null(out);
+	}
+	close(pfd[0]);
+	while (waitpid(pid, status, 0) == -1) {
+		assert_int_equal(errno, EINTR);
+	}
+	return out;
+}
