@@ -14,6 +14,7 @@
  * machine is.  A generous per-program limit only guards against hangs.
  */
 
+#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -213,10 +215,47 @@ static void test_bench_prog(void **state)
 	talloc_free(mem);
 }
 
+/* A program in <build>/bench that the table above does not know would
+ * never be run here: it must get an entry. */
+static void test_every_program_listed(void **state)
+{
+	DIR *dir = opendir(bench_dir);
+	struct dirent *de;
+	int seen = 0;
+
+	(void)state;
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		char path[PATH_MAX + 300];
+		struct stat st;
+		bool known = false;
+
+		/* waf leaves object files (name.c.1.o) next to programs */
+		if (de->d_name[0] == '.' || strchr(de->d_name, '.') != NULL) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", bench_dir, de->d_name);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    access(path, X_OK) != 0) {
+			continue;
+		}
+		for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+			known |= strcmp(progs[i].name, de->d_name) == 0;
+		}
+		if (!known) {
+			closedir(dir);
+			fail_msg("%s has no entry in test_bench.c's table", path);
+		}
+		seen++;
+	}
+	closedir(dir);
+	assert_true(seen > 0);
+}
+
 int main(void)
 {
 	enum { N = sizeof(progs) / sizeof(progs[0]) };
-	struct CMUnitTest tests[N];
+	struct CMUnitTest tests[N + 1];
 	size_t i;
 
 	tt_check_library();
@@ -232,5 +271,9 @@ int main(void)
 			.initial_state = (void *)&progs[i],
 		};
 	}
-	return _cmocka_run_group_tests("bench", tests, N, NULL, NULL);
+	tests[N] = (struct CMUnitTest) {
+		.name = "every_program_listed",
+		.test_func = test_every_program_listed,
+	};
+	return _cmocka_run_group_tests("bench", tests, N + 1, NULL, NULL);
 }
