@@ -1,4 +1,5 @@
 /* See tt_run.h. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,4 +160,36 @@ char *tt_run_captured(void *mem_ctx, const char *path,
 		assert_int_equal(errno, EINTR);
 	}
 	return out;
+}
+
+const char **tt_program_names(void *mem_ctx, const char *dir)
+{
+	DIR *d = opendir(dir);
+	const char **names = talloc_zero_array(mem_ctx, const char *, 1);
+	size_t n = 0;
+	struct dirent *de;
+
+	assert_non_null(d);
+	assert_non_null(names);
+	while ((de = readdir(d)) != NULL) {
+		char *path;
+		struct stat st;
+
+		if (strchr(de->d_name, '.') != NULL) {
+			continue;	/* ".", "..", hidden files, objects */
+		}
+		path = talloc_asprintf(names, "%s/%s", dir, de->d_name);
+		assert_non_null(path);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    access(path, X_OK) != 0) {
+			continue;
+		}
+		names = talloc_realloc(mem_ctx, names, const char *, n + 2);
+		assert_non_null(names);
+		names[n] = talloc_strdup(names, de->d_name);
+		assert_non_null(names[n]);
+		names[++n] = NULL;
+	}
+	closedir(d);
+	return names;
 }

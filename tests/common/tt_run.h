@@ -34,4 +34,12 @@ char *tt_run_captured(void *mem_ctx, const char *path,
 		      const char *const *args, const char *lib_dir,
 		      int timeout_s, int *status);
 
+/*
+ * The programs in dir: names of the regular, executable files in it whose
+ * name has no dot (waf leaves object files, name.c.1.o, next to the
+ * programs it links).  A NULL-terminated talloc array under mem_ctx, in
+ * the directory's order; fails the test if dir cannot be read.
+ */
+const char **tt_program_names(void *mem_ctx, const char *dir);
+
 #endif
