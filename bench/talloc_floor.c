@@ -3,9 +3,9 @@
  * no event library at all.  Every tevent (upstream's and ours) gives a
  * request the same object model: one talloc pool holding the request, its
  * zeroed state and, when queued, the queue entry, two destructors (request
- * and entry), a look at the creator's talloc parent (the call-depth and
- * profile links of tevent 0.16 and later), and one talloc_free that takes
- * it all down.  This program makes those calls, in the same pattern and
+ * and entry), a look at the creator's talloc parent (is it a request,
+ * for profiles and call depth?), and one talloc_free that takes it all
+ * down.  This program makes those calls, in the same pattern and
  * numbers as tevent_bench's queue and req_cycle cases, and nothing else.
  * Its figure is roughly as fast as any tevent keeping that object model
  * can go on this machine, which puts those cases' targets in proportion.
@@ -13,10 +13,10 @@
  * the figure by a few percent, and ours has come out slightly ahead of it
  * on req_cycle), but what a library spends above it is its own work.
  *
- * The sizes are tevent-cxx's (struct tevent_req 168 bytes, queue entry 80)
- * and the state is 16 bytes, as the bench's.  The destructors do nothing here;
- * what a real one does (unlinking, scheduling the next trigger) is the
- * library's own work, not part of the floor.
+ * The sizes are tevent-cxx's (struct tevent_req 168 bytes, queue entry
+ * 80) and the state is 16 bytes, as the bench's.  The destructors do
+ * nothing here: what a real one does (unlinking, scheduling the next
+ * trigger) is the library's own work, not part of the floor.
  *
  *   talloc_floor [--case queue|req_cycle]... [--scale F] [--list]
  *
