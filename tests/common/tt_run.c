@@ -1,6 +1,5 @@
 /* See tt_run.h. */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -19,36 +18,21 @@
 #include <cmocka.h>
 #include <talloc.h>
 
+#include "tt.h"
 #include "tt_run.h"
 
 extern char *program_invocation_short_name;
 
 void tt_lib_under_test(char real[PATH_MAX], char dir[PATH_MAX])
 {
-	const char *want = getenv("TEVENT_TEST_LIBRARY");
+	/* tt_check_library() has made sure the two name the same file; the
+	 * directory comes from the name given, where the soname link is. */
+	const char *given = getenv("TEVENT_TEST_LIBRARY");
 	char *slash;
 
-	if (want != NULL && want[0] != '\0') {
-		if (realpath(want, real) == NULL) {
-			fprintf(stderr, "%s: %s: %s\n",
-				program_invocation_short_name, want,
-				strerror(errno));
-			exit(2);
-		}
-		snprintf(dir, PATH_MAX, "%s", want);
-	} else {
-		/* The copy tt_check_library() accepted for this program. */
-		Dl_info info;
-		void *fn = dlsym(RTLD_DEFAULT, "tevent_context_init");
-
-		if (fn == NULL || dladdr(fn, &info) == 0 ||
-		    realpath(info.dli_fname, real) == NULL) {
-			fprintf(stderr, "%s: cannot locate libtevent\n",
-				program_invocation_short_name);
-			exit(2);
-		}
-		snprintf(dir, PATH_MAX, "%s", real);
-	}
+	snprintf(real, PATH_MAX, "%s", tt_library_path());
+	snprintf(dir, PATH_MAX, "%s",
+		 given != NULL && given[0] != '\0' ? given : real);
 	slash = strrchr(dir, '/');
 	if (slash == NULL) {
 		snprintf(dir, PATH_MAX, ".");

@@ -13,9 +13,8 @@
 /*
  * Where the library under test is: its real path (what a program's
  * "loaded this library" line must name) and its directory (what goes
- * first in LD_LIBRARY_PATH).  $TEVENT_TEST_LIBRARY when set, otherwise
- * the copy this test program itself loaded.  Exits with 2 when neither
- * can be found.
+ * first in LD_LIBRARY_PATH): the copy this test program loaded, which
+ * tt_check_library() has checked against $TEVENT_TEST_LIBRARY.
  */
 void tt_lib_under_test(char real[PATH_MAX], char dir[PATH_MAX]);
 
