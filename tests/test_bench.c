@@ -119,8 +119,8 @@ static void check_lib_line(const char *name, const char *out,
 	talloc_free(mem);
 }
 
-/* The value on the first "case=<c> metric=" line, which must exist. */
-static double figure_of(const char *name, const char *out, const char *c)
+/* The first "case=<c> metric=" line must exist and carry a finite value. */
+static void check_figure(const char *name, const char *out, const char *c)
 {
 	char *key = talloc_asprintf(NULL, "case=%s metric=", c);
 	const char *line = strstr(out, key);
@@ -145,7 +145,6 @@ static double figure_of(const char *name, const char *out, const char *c)
 	if (end == value + strlen(" value=") || !isfinite(v)) {
 		fail_msg("%s: case %s: value is not a finite number", name, c);
 	}
-	return v;
 }
 
 static void check_cases(const char *path, const char *name, const char *out,
@@ -161,7 +160,7 @@ static void check_cases(const char *path, const char *name, const char *out,
 		char *c = talloc_strndup(NULL, l, len);
 
 		assert_non_null(c);
-		(void)figure_of(name, out, c);
+		check_figure(name, out, c);
 		ncases++;
 		talloc_free(c);
 		l = strchr(l, '\n');
