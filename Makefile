@@ -106,8 +106,8 @@ test-valgrind: build
 	$(PYTHON) buildtools/run-diff --bin bin --count 300 -j 2 \
 		--wrapper "$(VALGRIND) --quiet"
 
-# The ports of upstream's own suites (tests/upstream/), the Samba and
-# CTDB tests, the timer queue's model test and the *_014 copies of our
+# The ports of upstream's own suites (tests/upstream/), the Samba, CTDB
+# and SSSD tests, the timer queue's model test and the *_014 copies of our
 # portable suites (PORTABLE_TESTS in wscript) against the system library;
 # `make test` runs the same binaries against ours. (Samba's binaries were built for that library:
 # what fails there is the test's fault, not ours.) Not the threadpool's
@@ -116,7 +116,7 @@ test-valgrind: build
 test-upstream: build
 	$(RUN_TESTS) --lib $(SYSTEM_TEVENT) --only test_upstream \
 		--only test_threadpool --only test_samba --only test_samba_ad \
-		--only test_ctdb --only test_timer_queue \
+		--only test_ctdb --only test_sssd --only test_timer_queue \
 		--only test_backend_api --only '*_014' \
 		--skip test_threadpool_oom bin
 

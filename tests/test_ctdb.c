@@ -22,7 +22,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -349,30 +348,6 @@ static void need_ctdb(void)
 	}
 }
 
-/* ---- processes ---- */
-
-/* The children of `parent` and their command names (comm). */
-static int children_of(pid_t parent, pid_t *pids, char (*comm)[32], int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL && n < max) {
-		pid_t pid = (pid_t)atoi(e->d_name), ppid;
-		char state;
-
-		if (pid > 0 && tt_proc_stat(pid, &ppid, &state, comm[n],
-					    sizeof(comm[n])) &&
-		    ppid == parent) {
-			pids[n++] = pid;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
 /* ---- cases ---- */
 
 /*
@@ -388,7 +363,7 @@ static void test_daemons_run_on_ours(void **state)
 		pid_t kids[16];
 		char comm[16][32];
 		bool eventd = false, recoverd = false;
-		int k = children_of(g.ctdbd[n], kids, comm, (int)NELEM(kids));
+		int k = tt_children_of(g.ctdbd[n], kids, comm, (int)NELEM(kids));
 
 		tt_check_maps_only_ours(&g.fx, g.ctdbd[n], "ctdbd", false);
 		for (int i = 0; i < k; i++) {
@@ -763,7 +738,7 @@ static void test_daemons_stop_cleanly(void **state)
 	(void)state;
 	need_ctdb();
 	for (int n = 0; n < NODES; n++) {
-		nkids[n] = children_of(g.ctdbd[n], kids[n], comm,
+		nkids[n] = tt_children_of(g.ctdbd[n], kids[n], comm,
 				       (int)NELEM(kids[n]));
 		assert_true(nkids[n] >= 2);
 	}

@@ -601,6 +601,27 @@ bool tt_proc_stat(pid_t pid, pid_t *ppid, char *state, char *comm,
 	return ok;
 }
 
+int tt_children_of(pid_t parent, pid_t *pids, char (*comm)[32], int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL && n < max) {
+		pid_t pid = (pid_t)atoi(e->d_name), ppid;
+		char state;
+
+		if (pid > 0 && tt_proc_stat(pid, &ppid, &state, comm[n],
+					    sizeof(comm[n])) &&
+		    ppid == parent && state != 'Z') {
+			pids[n++] = pid;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
 bool tt_wait_ended(pid_t pid, bool zombie_ok, int guard_s)
 {
 	for (int t = 0; t <= guard_s * 10; t++) {

@@ -138,6 +138,10 @@ int tt_processes_with_arg(const char *arg, pid_t *pids, int max);
 bool tt_proc_stat(pid_t pid, pid_t *ppid, char *state, char *comm,
 		  size_t comm_len);
 
+/* The live children of `parent` (up to max) and their command names;
+ * how many. */
+int tt_children_of(pid_t parent, pid_t *pids, char (*comm)[32], int max);
+
 /* Polls until pid is gone or, if `zombie_ok`, a zombie (an orphan's zombie
  * is for init to reap, and not every container's init does); false when
  * guard_s ran out. */
