@@ -686,6 +686,108 @@ static void test_loop_wait_timeout_short(void **state)
 	close(sp[0]);
 	close(sp[1]);
 }
+
+static void counting_timer(struct tevent_context *ev, struct tevent_timer *te,
+			   struct timeval now, void *private_data)
+{
+	int *calls = private_data;
+
+	(*calls)++;
+}
+
+/*
+ * With a wait timeout of 0 a timer that is not due yet does not make the
+ * turn wait for it either: tevent_common_loop_timer_delay() hands the
+ * backend the "do not wait" value instead of the timer's delay, so the
+ * turn fails at once with EAGAIN and the timer stays pending.
+ */
+static void test_loop_wait_timeout_zero_future_timer(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct tevent_timer *te;
+	struct timeval start, end, limit;
+	int calls = 0;
+	int ret;
+
+	te = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(3, 0),
+			      counting_timer, &calls);
+	assert_non_null(te);
+	tevent_context_set_wait_timeout(ev, 0);
+
+	start = tevent_timeval_current();
+	errno = 0;
+	ret = tevent_loop_once(ev);
+	end = tevent_timeval_current();
+	limit = tevent_timeval_add(&start, 1, 0);
+
+	assert_int_equal(calls, 0);
+	assert_true(tevent_timeval_compare(&end, &limit) < 0);
+	assert_int_equal(ret, -1);
+	assert_int_equal(errno, EAGAIN);
+	if (calls == 0) {
+		talloc_free(te);
+	}
+	tt_finish(ev);
+}
+
+/*
+ * A wrapper context keeps a wait timeout of its own, which the loop never
+ * reads: it starts out as 0 (the wrapper is not set up like a main
+ * context), setting it reports the wrapper's previous value and leaves the
+ * main context's timeout alone.
+ */
+static void test_loop_wait_timeout_on_wrapper(void **state)
+{
+	static const struct tevent_wrapper_ops ops = { .name = "tt_wait" };
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct tevent_context *wrap;
+	void *ws = NULL;
+
+	wrap = _tevent_context_wrapper_create(ev, ev, &ops, &ws, 8,
+					      "tt_wait_state", __location__);
+	assert_non_null(wrap);
+
+	assert_int_equal(tevent_context_set_wait_timeout(wrap, 5), 0);
+	assert_int_equal(tevent_context_set_wait_timeout(wrap, 7), 5);
+	/* the main context still has its default */
+	assert_int_equal(tevent_context_set_wait_timeout(ev, 30), 30);
+
+	talloc_free(wrap);
+	tt_finish(ev);
+}
+
+/*
+ * poll_mt wakes its own poll() whenever the set of fds changes (here:
+ * tevent_add_fd()). The wakeup is an ordinary fd event of the context,
+ * so the turn that consumes it counts as a served event: with a wait
+ * timeout of 0 that turn succeeds, and only the next one finds nothing
+ * to do.
+ */
+static void test_loop_poll_mt_wakeup_turn(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct tevent_fd *fde;
+	int sp[2];
+	int ret;
+
+	make_pair(sp);
+	tevent_context_set_wait_timeout(ev, 0);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, never_fd, NULL);
+	assert_non_null(fde);
+
+	/* the pending self-wakeup is what this turn serves */
+	assert_int_equal(tevent_loop_once(ev), 0);
+
+	errno = 0;
+	ret = tevent_loop_once(ev);
+	assert_int_equal(ret, -1);
+	assert_int_equal(errno, EAGAIN);
+
+	talloc_free(fde);
+	tt_finish(ev);
+	close(sp[0]);
+	close(sp[1]);
+}
 #endif /* TT_NEW_API */
 
 /*
@@ -833,6 +935,9 @@ int main(void)
 		TT_BACKEND_CASE(test_loop_wait_timeout_value),
 		TT_BACKEND_CASE(test_loop_wait_timeout_zero),
 		TT_BACKEND_CASE(test_loop_wait_timeout_short),
+		TT_BACKEND_CASE(test_loop_wait_timeout_zero_future_timer),
+		TT_BACKEND_CASE(test_loop_wait_timeout_on_wrapper),
+		TT_CASE_ON(test_loop_poll_mt_wakeup_turn, "poll_mt"),
 #endif
 	};
 
