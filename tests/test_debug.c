@@ -206,6 +206,52 @@ static void test_debug_max_level(void **state)
 
 	talloc_free(ev);
 }
+
+/*
+ * Setting a debug function also sets the limit: TEVENT_DEBUG_WARNING, so
+ * trace messages stay off until tevent_set_max_debug_level() asks for
+ * them; switching the function off again sets TEVENT_DEBUG_FATAL.
+ */
+static void test_debug_set_debug_limit(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct dbg_log log = { 0 };
+
+	(void)state;
+	assert_non_null(ev);
+
+	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
+	tevent_debug(ev, TEVENT_DEBUG_TRACE, "t\n");
+	assert_int_equal(log.n, 0);
+	tevent_debug(ev, TEVENT_DEBUG_WARNING, "w\n");
+	assert_int_equal(log.n, 1);
+	assert_int_equal(tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE),
+			 TEVENT_DEBUG_WARNING);
+
+	/* setting the function again puts the limit back */
+	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
+	assert_int_equal(tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE),
+			 TEVENT_DEBUG_WARNING);
+
+	assert_int_equal(tevent_set_debug(ev, NULL, NULL), 0);
+	assert_int_equal(tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE),
+			 TEVENT_DEBUG_FATAL);
+
+	assert_int_equal(tevent_set_debug_stderr(ev), 0);
+	assert_int_equal(tevent_set_max_debug_level(ev, TEVENT_DEBUG_FATAL),
+			 TEVENT_DEBUG_WARNING);
+
+	/* the library's own trace messages are off by default too */
+	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
+	log.n = 0;
+	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
+					 noop_timer, NULL));
+	assert_int_equal(tevent_loop_wait(ev), 0);
+	assert_int_equal(count_level(&log, TEVENT_DEBUG_TRACE), 0);
+	assert_true(count_level(&log, TEVENT_DEBUG_WARNING) >= 1);
+
+	talloc_free(ev);
+}
 #endif
 
 /* Runs fn with stderr redirected to a temporary file; returns its text. */
@@ -477,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_debug_library_messages),
 #ifdef TT_NEW_API
 		cmocka_unit_test(test_debug_max_level),
+		cmocka_unit_test(test_debug_set_debug_limit),
 #endif
 		cmocka_unit_test(test_debug_stderr),
 		cmocka_unit_test(test_abort_fn),
