@@ -342,6 +342,72 @@ static void test_imm_cancel(void **state)
 	tt_finish(ev);
 }
 
+#ifdef TT_NEW_API
+/* Counts trace-level messages that announce a cancelled immediate. */
+struct cancel_msgs {
+	int cancels;
+	int with_name;
+};
+
+static void count_cancel_msgs(void *context, enum tevent_debug_level level,
+			      const char *fmt, va_list ap)
+{
+	struct cancel_msgs *m = context;
+	char text[256];
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (level != TEVENT_DEBUG_TRACE ||
+	    strstr(text, "Cancel immediate event") == NULL) {
+		return;
+	}
+	m->cancels++;
+	if (strstr(text, "tt_never_imm") != NULL) {
+		m->with_name++;
+	}
+}
+
+/*
+ * Taking a queued immediate off its queue other than to run it (scheduling
+ * it again, tevent_reset_immediate(), freeing it) is announced by a
+ * trace-level debug message naming the handler. Running it, or resetting
+ * one that is not queued, says nothing of the kind.
+ */
+static void test_imm_cancel_debug_message(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct run_log log = { 0 };
+	struct imm_item *a = new_item(ev, ev, &log, 1);
+	struct tevent_immediate *im = tevent_create_immediate(ev);
+	struct cancel_msgs m = { 0 };
+
+	assert_non_null(im);
+	assert_int_equal(tevent_set_debug(ev, count_cancel_msgs, &m), 0);
+	tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE);
+
+	tevent_schedule_immediate(im, ev, tt_never_imm, NULL);
+	assert_int_equal(m.cancels, 0);
+	tevent_schedule_immediate(im, ev, tt_never_imm, NULL);
+	assert_int_equal(m.cancels, 1);
+	tevent_reset_immediate(im);
+	assert_int_equal(m.cancels, 2);
+	tevent_reset_immediate(im);
+	assert_int_equal(m.cancels, 2);
+	tevent_schedule_immediate(im, ev, tt_never_imm, NULL);
+	talloc_free(im);
+	assert_int_equal(m.cancels, 3);
+	assert_int_equal(m.with_name, 3);
+
+	/* running one is not a cancel */
+	schedule_item(a);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(m.cancels, 3);
+
+	tevent_set_debug(ev, NULL, NULL);
+	tt_finish(ev);
+}
+#endif
+
 /* Scheduling on another context moves the immediate there. */
 static void test_imm_move_between_contexts(void **state)
 {
@@ -592,6 +658,9 @@ int main(void)
 		TT_BACKEND_CASE(test_imm_reschedule_in_handler),
 		TT_BACKEND_CASE(test_imm_before_timers),
 		TT_BACKEND_CASE(test_imm_cancel),
+#ifdef TT_NEW_API
+		TT_BACKEND_CASE(test_imm_cancel_debug_message),
+#endif
 		TT_BACKEND_CASE(test_imm_move_between_contexts),
 		TT_BACKEND_CASE(test_imm_free_pending),
 		TT_BACKEND_CASE(test_imm_free_self_in_handler),
