@@ -526,6 +526,67 @@ static void test_flow_after_old_calls(void **state)
 	talloc_free(req);
 }
 
+/* What a callback that is about to be replaced hears. */
+struct replaced_log {
+	int calls;
+	enum tevent_thread_call_depth_cmd cmd;
+	const struct tevent_req *req;
+	size_t depth;
+	char fname[64];
+};
+
+static void replaced_recorder(void *private_data,
+			      enum tevent_thread_call_depth_cmd cmd,
+			      struct tevent_req *req,
+			      size_t depth,
+			      const char *fname)
+{
+	struct replaced_log *l = private_data;
+
+	l->calls++;
+	l->cmd = cmd;
+	l->req = req;
+	l->depth = depth;
+	snprintf(l->fname, sizeof(l->fname), "%s", fname != NULL ? fname : "-");
+}
+
+/*
+ * Replacing or removing the callback first tells the one in place that the
+ * depth is back at 0: a RESET without a request, named after
+ * tevent_thread_call_depth_set_callback(). Installing the first callback
+ * tells nobody; the new callback does not hear its own installation.
+ */
+static void test_flow_replacing_callback_resets(void **state)
+{
+	struct replaced_log a = { 0 };
+	struct replaced_log b = { 0 };
+
+	tevent_thread_call_depth_set_callback(NULL, NULL);
+
+	tevent_thread_call_depth_set_callback(replaced_recorder, &a);
+	assert_int_equal(a.calls, 0);
+
+	tevent_thread_call_depth_set_callback(replaced_recorder, &b);
+	assert_int_equal(b.calls, 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.cmd, TEVENT_CALL_FLOW_REQ_RESET);
+	assert_null(a.req);
+	assert_int_equal(a.depth, 0);
+	assert_string_equal(a.fname, "tevent_thread_call_depth_set_callback");
+
+	tevent_thread_call_depth_set_callback(NULL, NULL);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(b.cmd, TEVENT_CALL_FLOW_REQ_RESET);
+	assert_null(b.req);
+	assert_int_equal(b.depth, 0);
+	assert_string_equal(b.fname, "tevent_thread_call_depth_set_callback");
+
+	/* with none in place, removing it again tells nobody */
+	tevent_thread_call_depth_set_callback(NULL, NULL);
+	assert_int_equal(b.calls, 1);
+}
+
 #else /* !TT_HAVE_CALL_DEPTH_CALLBACK */
 
 /* ------------------------------------------------------------------ */
@@ -617,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_callback_is_per_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_after_old_calls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_replacing_callback_resets, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(test_var_tracking, setup, teardown),
 #endif
