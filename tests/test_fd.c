@@ -770,6 +770,35 @@ static void test_fd_same_fd_enable_later(void **state)
 	free_ev_and_pair(ev, sp);
 }
 
+/*
+ * An idle event (no flags) added to a watched descriptor and freed again
+ * leaves the other event watching.  Upstream 0.16.2 and 0.17.1 lose the
+ * READ interest there on epoll and standard, and the data is never
+ * reported (README, "Intended differences").
+ */
+static void test_fd_same_fd_idle_freed(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct count_state a = { 0 }, b = { 0 };
+	struct tevent_fd *fa, *fb;
+	int sp[2];
+
+	make_pair(sp);
+	fa = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, count_fd, &a);
+	assert_non_null(fa);
+	for (int i = 0; i < 2; i++) {
+		fb = tevent_add_fd(ev, ev, sp[0], 0, count_fd, &b);
+		assert_non_null(fb);
+		talloc_free(fb);
+	}
+	assert_int_equal(write(sp[1], "x", 1), 1);
+	turns_until(ev, &a.calls, 1);
+	assert_int_equal(a.last_flags, TEVENT_FD_READ);
+	assert_int_equal(b.calls, 0);
+
+	free_ev_and_pair(ev, sp);
+}
+
 /* ------------------------------------------------------------------ */
 /* errors and hangups                                                  */
 
@@ -1810,6 +1839,7 @@ int main(void)
 		TT_BACKEND_CASE(test_fd_same_fd_free_other_in_handler),
 		TT_BACKEND_CASE(test_fd_same_fd_free_first),
 		TT_BACKEND_CASE(test_fd_same_fd_enable_later),
+		TT_BACKEND_CASE(test_fd_same_fd_idle_freed),
 #ifdef TT_NEW_API
 		TT_BACKEND_CASE(test_fd_same_fd_three),
 #endif
