@@ -131,17 +131,28 @@ static void test_debug_library_messages(void **state)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct dbg_log log = { 0 };
+	bool want_trace;
 
 	(void)state;
 	assert_non_null(ev);
 	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
 #ifdef TT_NEW_API
 	tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE);
+	want_trace = true;
+#else
+	/* Built against 0.14's header, which has no level limit: 0.14 sends
+	 * every message, 0.16 and later (ours) hold trace messages back
+	 * until asked for them. */
+	want_trace = tt_is_system_library();
 #endif
 	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
 					 noop_timer, NULL));
 	assert_int_equal(tevent_loop_wait(ev), 0);
-	assert_true(count_level(&log, TEVENT_DEBUG_TRACE) >= 1);
+	if (want_trace) {
+		assert_true(count_level(&log, TEVENT_DEBUG_TRACE) >= 1);
+	} else {
+		assert_int_equal(count_level(&log, TEVENT_DEBUG_TRACE), 0);
+	}
 	assert_true(count_level(&log, TEVENT_DEBUG_WARNING) >= 1);
 	assert_int_equal(count_level(&log, TEVENT_DEBUG_FATAL), 0);
 	assert_int_equal(count_level(&log, TEVENT_DEBUG_ERROR), 0);

@@ -52,7 +52,9 @@ TEVENT_EXPORT int tevent_set_debug(struct tevent_context *ev,
 		errno = EINVAL;
 		return -1;
 	}
-	ev->debug.max_level = debug ? TEVENT_DEBUG_TRACE : TEVENT_DEBUG_FATAL;
+	// As 0.16 and later: a new debug function hears warnings and worse;
+	// tracing costs a call per event, so it takes tevent_set_max_debug_level().
+	ev->debug.max_level = debug ? TEVENT_DEBUG_WARNING : TEVENT_DEBUG_FATAL;
 	ev->debug.fn = debug;
 	ev->debug.context = context;
 	return 0;
