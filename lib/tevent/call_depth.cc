@@ -20,6 +20,12 @@ tevent_thread_call_depth_set_callback(tevent_call_depth_callback_t f,
 {
 	tevent_thread_call_depth_state &st = tevent_thread_call_depth_state_g;
 	bool had = st.cb != nullptr;
+	// The observer going away (or being replaced) hears a reset to depth
+	// 0 first, so it does not keep the depth of the last event it saw.
+	if (had) {
+		st.cb(st.cb_private, TEVENT_CALL_FLOW_REQ_RESET, nullptr, 0,
+		      "tevent_thread_call_depth_set_callback");
+	}
 	st.cb = f;
 	st.cb_private = private_data;
 	if (had != (f != nullptr)) {
