@@ -148,6 +148,11 @@ TEVENT_EXPORT void tevent_common_immediate_cancel(struct tevent_immediate *im)
 	}
 
 	tevent_context *ev = im->event_ctx;
+	if (im->handler_name != nullptr) {
+		TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+			      "Cancel immediate event %p \"%s\"\n", im,
+			      im->handler_name);
+	}
 	tevent_context *detach_ev = nullptr;
 	if (im->busy && im->handler_name == nullptr) {
 		// Taken off the queue to run its handler: the DETACH trace is
@@ -221,14 +226,16 @@ TEVENT_HOT __attribute__((noinline)) void schedule_immediate_slow(
 
 // Scheduling again the immediate that is already last in line on ev (a
 // queue does that on every add) changes nothing but its handler and
-// names, unless somebody traces immediates: then upstream's DETACH and
-// ATTACH must be seen.
+// names, unless somebody traces immediates or reads trace-level debug
+// messages: then upstream's DETACH and ATTACH, and its cancel and
+// schedule messages, must be seen.
 inline bool reschedule_keeps_place(const tevent_immediate *im,
 				   tevent_context *ev,
 				   tevent_immediate_handler_t handler)
 {
 	return im->event_ctx == ev && ev->immediates.back() == im &&
-	       handler != nullptr && !im->busy && ev->trace.im == nullptr;
+	       handler != nullptr && !im->busy && ev->trace.im == nullptr &&
+	       !debug_enabled(ev, TEVENT_DEBUG_TRACE);
 }
 
 inline void set_immediate_handler(tevent_immediate *im,
@@ -276,9 +283,6 @@ TEVENT_EXPORT TEVENT_HOT void tevent_common_schedule_immediate(
 	if (reschedule_keeps_place(im, ev, handler)) {
 		set_immediate_handler(im, handler, private_data, handler_name,
 				      location);
-		if (debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
-			debug_scheduled(ev, im);
-		}
 		return;
 	}
 	if (arm_silently(im, ev, handler, private_data, handler_name,
@@ -315,8 +319,7 @@ tevent::schedule_library_immediate(tevent_immediate *im,
 					   handler_name, location);
 		return;
 	}
-	if (reschedule_keeps_place(im, ev, handler) &&
-	    !debug_enabled(ev, TEVENT_DEBUG_TRACE)) {
+	if (reschedule_keeps_place(im, ev, handler)) {
 		set_immediate_handler(im, handler, private_data, handler_name,
 				      location);
 		return;
