@@ -365,7 +365,7 @@ TEVENT_EXPORT int tevent_re_initialise(struct tevent_context *ev)
 TEVENT_EXPORT uint32_t tevent_context_set_wait_timeout(struct tevent_context *ev,
 						       uint32_t secs)
 {
-	ev = main_ev(ev);
+	// A wrapper keeps a value of its own that no loop reads, as upstream.
 	uint32_t old = no_timeout(&ev->wait_timeout)
 			       ? 0
 			       : (uint32_t)ev->wait_timeout.tv_sec;

@@ -265,6 +265,11 @@ TEVENT_EXPORT struct timeval tevent_common_loop_timer_delay(
 		current_time = tevent_timeval_current();
 		struct timeval delay = delay_until(current_time, te->next_event);
 		if (!tevent_timeval_is_zero(&delay)) {
+			// With a wait timeout of 0 a turn never waits, not
+			// even for a timer: the backend reports EAGAIN.
+			if (no_timeout(&ev->wait_timeout)) {
+				return ev->wait_timeout;
+			}
 			return delay;
 		}
 	}
