@@ -614,6 +614,7 @@ static void test_loop_wait_timeout_zero(void **state)
 	idle = tevent_add_fd(ev, ev, sp[1], TEVENT_FD_READ, never_fd, NULL);
 	assert_non_null(idle);
 	tevent_context_set_wait_timeout(ev, 0);
+	tt_spend_poll_mt_wakeup(state, ev);
 
 	errno = 0;
 	ret = tevent_loop_once(ev);
@@ -635,6 +636,7 @@ static void test_loop_wait_timeout_zero(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(s.imm_calls, 1);
 	assert_non_null(tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, w_fd, &s));
+	tt_spend_poll_mt_wakeup(state, ev);
 	assert_int_equal(write(sp[1], "x", 1), 1);
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(s.fd_calls, 1);

@@ -158,10 +158,13 @@ static void fd_rearm(struct reentry *r)
 	(void)r;
 }
 
-/* A socketpair with one byte waiting on sp[0]. */
-static void ready_pair(int sp[2])
+/*
+ * Once the fd event on sp[0] (a socketpair) is added: settles poll_mt's
+ * self-wakeup while nothing is readable yet, then puts one byte on sp[0].
+ */
+static void make_ready(void **state, struct tevent_context *ev, int sp[2])
 {
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	tt_spend_poll_mt_wakeup(state, ev);
 	assert_int_equal(write(sp[1], "x", 1), 1);
 }
 
@@ -171,11 +174,12 @@ static void check_fd(void **state, enum who_frees who)
 	struct tevent_context *ev = nesting_ev(state, &r, who);
 	int sp[2];
 
-	ready_pair(sp);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	r.rearm = fd_rearm;
 	r.event = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, fd_handler, &r);
 	assert_non_null(r.event);
 	add_marker(&r);
+	make_ready(state, ev, sp);
 
 	assert_int_equal(tevent_loop_once(ev), 0);
 	if (who == NOBODY) {
@@ -482,12 +486,13 @@ static void test_reentry_fd_freed_with_parent_timer(void **state)
 	o.parent = tevent_add_timer(ev, ev, tevent_timeval_current_ofs(3600, 0),
 				    parent_timer_handler, &o);
 	assert_non_null(o.parent);
-	ready_pair(sp);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	o.r.rearm = fd_rearm;
 	o.r.event = tevent_add_fd(ev, o.parent, sp[0], TEVENT_FD_READ,
 				  owned_fd_handler, &o);
 	assert_non_null(o.r.event);
 	add_marker(&o.r);
+	make_ready(state, ev, sp);
 
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(o.parent_runs, 1);

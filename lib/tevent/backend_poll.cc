@@ -33,7 +33,6 @@ public:
 private:
 	bool rebuild();
 	void changed();
-	bool drain_wakeup();
 	static short map_flags(uint16_t flags);
 
 	tevent_context *ev_;
@@ -133,24 +132,6 @@ void PollBackend::flags_changed(tevent_fd *fde)
 	changed();
 }
 
-// Consumes a pending wakeup of this loop, if poll reported one.
-bool PollBackend::drain_wakeup()
-{
-	tevent_fd *w = ev_->wakeup_fde;
-	if (w == nullptr || w->poll_index >= npfds_) {
-		return false;
-	}
-	struct pollfd &p = pfds_[w->poll_index];
-	if (!(p.revents & POLLIN)) {
-		return false;
-	}
-	p.revents = 0;
-	uint64_t value;
-	while (read(w->fd, &value, sizeof(value)) == -1 && errno == EINTR) {
-	}
-	return true;
-}
-
 bool PollBackend::rebuild()
 {
 	size_t n = ev_->fds.size();
@@ -209,11 +190,6 @@ int PollBackend::wait_once(const struct timeval *delay)
 		return -1;
 	}
 	if (n == 0) {
-		return finish_idle_wait(ev_, delay);
-	}
-	if (mt_ && drain_wakeup() && n == 1) {
-		// poll_mt's own wakeups only interrupt the sleep; they are
-		// not an event of the caller's.
 		return finish_idle_wait(ev_, delay);
 	}
 

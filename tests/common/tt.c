@@ -249,6 +249,13 @@ struct tevent_context *tt_backend_ev(void **state)
 	return ev;
 }
 
+void tt_spend_poll_mt_wakeup(void **state, struct tevent_context *ev)
+{
+	if (strcmp((const char *)*state, "poll_mt") == 0) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+}
+
 void tt_finish(struct tevent_context *ev)
 {
 	talloc_free(ev);

@@ -117,6 +117,15 @@ struct tevent_context *tt_backend_ev(void **state);
 void tt_finish(struct tevent_context *ev);
 
 /*
+ * poll_mt wakes its own poll() through the context's wakeup descriptor,
+ * an fd event like any other, whenever the set of fd events changes; as
+ * with upstream, serving it takes a loop turn of its own.  When `state`
+ * names poll_mt, runs that turn, so that a case can count turns from a
+ * settled loop; on other backends does nothing.
+ */
+void tt_spend_poll_mt_wakeup(void **state, struct tevent_context *ev);
+
+/*
  * A talloc destructor to put on a tevent_req in place of the library's,
  * as Samba does for requests it tracks (tldap, smbXcli); it only counts
  * its runs in tt_caller_destructor_runs.

@@ -34,8 +34,9 @@
  *
  * What is normalised, on purpose:
  *   - a "turn" is tevent_loop_once() until one of our handlers ran
- *     (one_turn()): upstream's poll_mt spends whole turns on its own
- *     wakeup pipe, ours does not; only the order of handlers counts;
+ *     (one_turn()): poll_mt spends whole turns on its own wakeups, and
+ *     how many it needs is not part of the contract; only the order of
+ *     handlers counts;
  *   - cross-thread messages: see above (README, "Intended differences":
  *     ours keeps each producer's order, upstream may reverse a batch;
  *     run-diff checks ours for it).
@@ -543,8 +544,8 @@ static void sentinel_handler(struct tevent_context *ev, struct tevent_timer *te,
 
 /*
  * One step of the loop as a caller sees it: tevent_loop_once() until a
- * handler of ours ran.  Turns that only serve the library itself (upstream
- * poll_mt handles its wakeup pipe as an fd event, which takes a whole
+ * handler of ours ran.  Turns that only serve the library itself (poll_mt
+ * handles its wakeup descriptor as an fd event, which takes a whole
  * turn) are not counted: how many of those there are is not part of the
  * contract, only which handlers run in which order.
  */
