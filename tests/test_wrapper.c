@@ -1730,6 +1730,84 @@ static void test_free_wrapper_with_events(void **state)
 	fixture_teardown(f);
 }
 
+/* DETACH trace points per event, for the case below. */
+struct detach_count {
+	const void *fde;
+	const void *te;
+	int fde_detached;
+	int te_detached;
+};
+
+static void count_fd_detach(struct tevent_fd *fde,
+			    enum tevent_event_trace_point point, void *pvt)
+{
+	struct detach_count *c = pvt;
+
+	if (point == TEVENT_EVENT_TRACE_DETACH && fde == c->fde) {
+		c->fde_detached++;
+	}
+}
+
+static void count_timer_detach(struct tevent_timer *te,
+			       enum tevent_event_trace_point point, void *pvt)
+{
+	struct detach_count *c = pvt;
+
+	if (point == TEVENT_EVENT_TRACE_DETACH && te == c->te) {
+		c->te_detached++;
+	}
+}
+
+/*
+ * An fd event made through a wrapper but owned elsewhere outlives the
+ * wrapper, switched off: the wrapper's end is its DETACH trace point, and
+ * freeing it later sends no second one.  A timer in the same position
+ * leaves the loop without a trace point.  (As upstream 0.16 and later;
+ * 0.14 traced neither.)
+ */
+static void test_free_wrapper_fd_detach_trace(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	TALLOC_CTX *mem = talloc_new(NULL);
+	struct rec_state rs = { 0 };
+	struct detach_count c = { 0 };
+	struct tevent_context *wrap;
+	struct tevent_fd *fde;
+	struct tevent_timer *te;
+	int sv[2];
+
+	TT_SKIP_ON_UPSTREAM("0.14 sends no DETACH when a wrapper goes");
+	assert_non_null(mem);
+	wrap = tevent_context_wrapper_create(ev, mem, &rec_ops, &rs,
+					     struct rec_state);
+	assert_non_null(wrap);
+	tevent_set_trace_fd_callback(ev, count_fd_detach, &c);
+	tevent_set_trace_timer_callback(ev, count_timer_detach, &c);
+	make_socketpair(sv);
+	fde = tevent_add_fd(wrap, mem, sv[0], TEVENT_FD_READ, never_fd, NULL);
+	assert_non_null(fde);
+	te = tevent_add_timer(wrap, mem, tevent_timeval_current_ofs(60, 0),
+			      never_timer, NULL);
+	assert_non_null(te);
+	c.fde = fde;
+	c.te = te;
+
+	assert_int_equal(talloc_free(wrap), 0);
+	assert_int_equal(c.fde_detached, 1);
+	assert_int_equal(c.te_detached, 0);
+	assert_int_equal(tevent_fd_get_flags(fde), 0);
+
+	talloc_free(fde);
+	talloc_free(te);
+	assert_int_equal(c.fde_detached, 1);
+	assert_int_equal(c.te_detached, 0);
+
+	talloc_free(mem);
+	close(sv[0]);
+	close(sv[1]);
+	tt_finish(ev);
+}
+
 /* Main-context timers record the order they fire in. */
 struct order_log {
 	int fired[64];
@@ -3015,6 +3093,7 @@ int main(void)
 		TT_BACKEND_CASE(test_allow_nesting_aborts),
 		TT_BACKEND_CASE(test_wrapper_only_forwards),
 		TT_BACKEND_CASE(test_free_wrapper_with_events),
+		TT_BACKEND_CASE(test_free_wrapper_fd_detach_trace),
 		TT_BACKEND_CASE(test_free_wrapper_many_timers),
 		TT_BACKEND_CASE(test_free_wrapper_signal_event),
 		TT_BACKEND_CASE(test_free_wrapper_signal_pending),

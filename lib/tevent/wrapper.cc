@@ -181,13 +181,7 @@ void detach_events_of(tevent_context *main, WrapperGlue *glue)
 			continue;
 		}
 		tevent_fd_set_flags(fde, 0);
-		if (const BackendFdHooks *h = fde->hooks()) {
-			h->detach(fde);
-		}
-		fde->hooks_id = kNoFdHooks;
-		fde->wrapper = nullptr;
-		fde->event_ctx = nullptr;
-		main->fds.remove(fde);
+		fd_disarm(fde);  // with its DETACH trace, as upstream 0.16+
 	}
 
 	// One pass however many of the timers are the wrapper's.

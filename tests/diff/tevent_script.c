@@ -174,11 +174,15 @@ enum {
 			     at a time (the order among several ready
 			     descriptors) */
 	EX_WRAP,       /* wrapper contexts */
+	EX_WRAP_FD_DETACH, /* not a kind of program but a normalisation:
+			      the DETACH trace of fd events made through a
+			      wrapper is not printed (0.16 and later send
+			      one when the wrapper goes, 0.14 does not) */
 	EX_COUNT
 };
 static const char *const excl_names[EX_COUNT] = {
 	"mpx", "nest", "signal", "queue", "threads", "parent",
-	"stale-siginfo", "epoll-batch", "wrap",
+	"stale-siginfo", "epoll-batch", "wrap", "wrap-fd-detach",
 };
 static bool g_excl[EX_COUNT];
 
@@ -842,11 +846,30 @@ static void trace_out(enum tevent_event_trace_point point, const char *what)
 
 /* Descriptors the library watches for itself (upstream's wakeup pipe is an
  * fd event, ours is not) are left out. */
+/* A live fd event of the script's that was made through a wrapper. */
+static bool fd_made_through_wrapper(const void *ptr)
+{
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].kind == K_FD &&
+		    g_obj[i].ptr == ptr) {
+			return g_obj[i].wrap != 0;
+		}
+	}
+	return false;
+}
+
 static void trace_line(enum kind k, const void *ptr,
 		       enum tevent_event_trace_point point)
 {
 	const char *label = event_label(ptr);
 	char buf[16];
+
+	if (k == K_FD && point == TEVENT_EVENT_TRACE_DETACH &&
+	    g_excl[EX_WRAP_FD_DETACH] && fd_made_through_wrapper(ptr)) {
+		return;
+	}
 
 	if (strcmp(label, "internal") == 0 &&
 	    point == TEVENT_EVENT_TRACE_ATTACH && g_creating != 0 &&
