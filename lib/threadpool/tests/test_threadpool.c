@@ -557,12 +557,21 @@ static void test_owner_free_stops(void **state)
 	LOOP_UNTIL(ev, syncing->sync_calls == 1);
 	probe_wait_calls(running, 1);
 
-	/* queued: both threads are busy */
+	/* queued: both threads are busy.  Should a thread ever pick it up
+	 * all the same, it checks in and the test fails on probe_calls()
+	 * below instead of blocking for ever without a permit. */
+	queued->checkin = true;
 	assert_non_null(probe_enqueue(pool, ev, o_queued, queued, "queued"));
 	assert_int_equal(tevent_threadpool_task_get_state(queued->task), ST_QUEUED);
 
-	talloc_free(o_running);
+	/* The queued task's owner goes first.  Stopping "running" or
+	 * "syncing" frees its thread, which takes "queued" from the queue
+	 * at once and calls it with RUNNING: it would no longer be queued
+	 * when its owner went, and learn about the stop only on its next
+	 * call.  While both threads are held, the stop is synchronous. */
 	talloc_free(o_queued);
+	assert_int_equal(tevent_threadpool_task_get_state(queued->task), ST_STOPPED);
+	talloc_free(o_running);
 	talloc_free(o_syncing);
 	talloc_free(o_done);
 	LOOP_UNTIL(ev, running->cleanup_calls == 1 && queued->cleanup_calls == 1 &&
