@@ -17,6 +17,9 @@
 #   make test-upstream   upstream's suites (tests/upstream), threadpool, Samba
 #                        and the portable suites' *_014 copies against the
 #                        system libtevent
+#   make test-upstream-new  1,000 random programs against upstream 0.17.x
+#                        (Debian trixie-backports' package, fetched into
+#                        buildtools/.cache; network)
 #   make bench           build, then ours vs the system libtevent (run-bench)
 #   make test-fresh      `make` and `make test` of HEAD in a new minimal Debian 12
 #                        chroot (buildtools/fresh-check; root, network)
@@ -38,7 +41,8 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 \
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 .PHONY: all deps build demo test test-long abi-check install test-asan test-tsan \
-	test-valgrind test-upstream test-fresh bench clean distclean
+	test-valgrind test-upstream test-upstream-new test-fresh bench clean \
+	distclean
 
 all: deps
 	$(MAKE) --no-print-directory build
@@ -119,6 +123,17 @@ test-upstream: build
 		--only test_ctdb --only test_sssd --only test_timer_queue \
 		--only test_backend_api --only '*_014' \
 		--skip test_threadpool_oom bin
+
+# 1,000 random programs against the newest upstream 0.17 release Debian
+# carries (trixie-backports, fetched and unpacked by
+# buildtools/fetch-upstream-new, never installed); skipped, saying so,
+# when it cannot be fetched.
+test-upstream-new: build
+	@if dir=$$(buildtools/fetch-upstream-new); then \
+		$(PYTHON) buildtools/run-diff --bin bin --ref "$$dir" --count 1000 -j 2; \
+	else \
+		echo "test-upstream-new: skipped (no upstream 0.17 package)" >&2; \
+	fi
 
 # Same binary against the system libtevent and ours (LD_LIBRARY_PATH=bin),
 # plus reference figures (libuv, bare epoll) and callgrind instruction
