@@ -550,6 +550,18 @@ static void replaced_recorder(void *private_data,
 	snprintf(l->fname, sizeof(l->fname), "%s", fname != NULL ? fname : "-");
 }
 
+
+/* The observer was called once, with the reset that replacing or removing
+ * it sends. */
+static void assert_heard_one_reset(const struct replaced_log *l)
+{
+	assert_int_equal(l->calls, 1);
+	assert_int_equal(l->cmd, TEVENT_CALL_FLOW_REQ_RESET);
+	assert_null(l->req);
+	assert_int_equal(l->depth, 0);
+	assert_string_equal(l->fname, "tevent_thread_call_depth_set_callback");
+}
+
 /*
  * Replacing or removing the callback first tells the one in place that the
  * depth is back at 0: a RESET without a request, named after
@@ -568,19 +580,11 @@ static void test_flow_replacing_callback_resets(void **state)
 
 	tevent_thread_call_depth_set_callback(replaced_recorder, &b);
 	assert_int_equal(b.calls, 0);
-	assert_int_equal(a.calls, 1);
-	assert_int_equal(a.cmd, TEVENT_CALL_FLOW_REQ_RESET);
-	assert_null(a.req);
-	assert_int_equal(a.depth, 0);
-	assert_string_equal(a.fname, "tevent_thread_call_depth_set_callback");
+	assert_heard_one_reset(&a);
 
 	tevent_thread_call_depth_set_callback(NULL, NULL);
-	assert_int_equal(a.calls, 1);
-	assert_int_equal(b.calls, 1);
-	assert_int_equal(b.cmd, TEVENT_CALL_FLOW_REQ_RESET);
-	assert_null(b.req);
-	assert_int_equal(b.depth, 0);
-	assert_string_equal(b.fname, "tevent_thread_call_depth_set_callback");
+	assert_heard_one_reset(&a);
+	assert_heard_one_reset(&b);
 
 	/* with none in place, removing it again tells nobody */
 	tevent_thread_call_depth_set_callback(NULL, NULL);
