@@ -124,12 +124,23 @@ test-upstream: build
 		--only test_backend_api --only '*_014' \
 		--skip test_threadpool_oom bin
 
-# 1,000 random programs against the newest upstream 0.17 release Debian
-# carries (trixie-backports, fetched and unpacked by
-# buildtools/fetch-upstream-new, never installed); skipped, saying so,
-# when it cannot be fetched.
+# The newest upstream 0.17 release Debian carries (trixie-backports,
+# fetched and unpacked by buildtools/fetch-upstream-new, never installed):
+# our suites run on it (TT_UPSTREAM=1: the cases for upstream's known bugs
+# skip themselves), so that what they expect is upstream's behaviour, and
+# 1,000 random programs are compared with it. Left out: suites of our own
+# design (random-use models, the install check, allocation failures,
+# re-entry and the examples, which upstream is known to fail), test_epoll
+# (0.17's epoll fallback differs in its messages and in one misuse case;
+# not followed yet), Samba's programs, built for 0.14.1, and the *_014
+# copies. Skipped, saying so, when the package cannot be fetched.
+UPSTREAM_NEW_SKIP := --skip test_samba --skip test_ctdb --skip test_sssd \
+	--skip _014 --skip oom --skip stress --skip churn --skip test_install \
+	--skip test_examples --skip test_reentry --skip test_epoll
 test-upstream-new: build
 	@if dir=$$(buildtools/fetch-upstream-new); then \
+		TT_UPSTREAM=1 $(RUN_TESTS) --lib "$$dir/libtevent.so.0" \
+			$(UPSTREAM_NEW_SKIP) bin && \
 		$(PYTHON) buildtools/run-diff --bin bin --ref "$$dir" --count 1000 -j 2; \
 	else \
 		echo "test-upstream-new: skipped (no upstream 0.17 package)" >&2; \

@@ -778,11 +778,14 @@ static void test_fd_same_fd_enable_later(void **state)
  */
 static void test_fd_same_fd_idle_freed(void **state)
 {
-	struct tevent_context *ev = backend_ev(state);
+	struct tevent_context *ev;
 	struct count_state a = { 0 }, b = { 0 };
 	struct tevent_fd *fa, *fb;
 	int sp[2];
 
+	TT_SKIP_ON_UPSTREAM("0.16.2 and 0.17.1 never report the data (0.14.1 "
+			    "does)");
+	ev = backend_ev(state);
 	make_pair(sp);
 	fa = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, count_fd, &a);
 	assert_non_null(fa);

@@ -29,7 +29,9 @@ void tt_check_library(void);
 /* Real path of that library (runs tt_check_library() if not done yet). */
 const char *tt_library_path(void);
 
-/* Whether that library is the system's copy (a run against upstream). */
+/* Whether that library is upstream's: the system's copy, or any library
+ * when TT_UPSTREAM=1 is in the environment (an upstream build kept
+ * outside the system's directories). */
 bool tt_is_system_library(void);
 
 /*
