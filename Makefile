@@ -52,10 +52,12 @@ deps:
 	buildtools/install-deps
 
 # Configure only once; re-run ./configure yourself to change options.
-bin/c4che:
+# The stamp is waf's cache file, written only when configure succeeds (a
+# failed configure leaves an empty c4che/ behind, which must not count).
+bin/c4che/_cache.py:
 	$(WAF) configure
 
-build: bin/c4che
+build: bin/c4che/_cache.py
 	$(WAF) build
 
 demo: build
@@ -83,15 +85,15 @@ install: build
 
 # Sanitizer builds live in their own out dirs, each with its own waf lock
 # file in the top directory (that is how waf finds the out dir again).
-bin-asan/c4che: wscript
+bin-asan/c4che/_cache.py: wscript
 	WAFLOCK=.lock-waf_asan $(WAF) configure --out=bin-asan --enable-asan
 
-test-asan: bin-asan/c4che
+test-asan: bin-asan/c4che/_cache.py
 	WAFLOCK=.lock-waf_asan $(WAF) build
 	$(ASAN_ENV) $(RUN_TESTS) bin-asan
 	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 300
 
-bin-tsan/c4che: wscript
+bin-tsan/c4che/_cache.py: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
 
 # Every program that starts threads: the thread suites, the threadpool,
@@ -100,7 +102,7 @@ bin-tsan/c4che: wscript
 # (test_signal is left out: TSan delivers signals in its own way.)
 TSAN_PROGRAMS := --only thread --only backend_api --only upstream --only examples --only dropin \
 	--only epoll
-test-tsan: bin-tsan/c4che
+test-tsan: bin-tsan/c4che/_cache.py
 	WAFLOCK=.lock-waf_tsan $(WAF) build
 	$(TSAN_ENV) $(RUN_TESTS) $(TSAN_PROGRAMS) bin-tsan
 	$(TSAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-tsan --count 300
@@ -155,7 +157,7 @@ bench: build
 	$(PYTHON) buildtools/run-bench --bin bin $(BENCH_ARGS)
 
 clean:
-	@if [ -d bin/c4che ]; then $(WAF) clean; fi
+	@if [ -f bin/c4che/_cache.py ]; then $(WAF) clean; fi
 	rm -rf bin/test-logs bin-asan bin-tsan .lock-waf_asan .lock-waf_tsan
 
 # Back to a fresh checkout (the downloaded waflib in buildtools/.cache stays).
