@@ -132,13 +132,12 @@ test-upstream: build
 # skip themselves), so that what they expect is upstream's behaviour, and
 # 1,000 random programs are compared with it. Left out: suites of our own
 # design (random-use models, the install check, allocation failures,
-# re-entry and the examples, which upstream is known to fail), test_epoll
-# (0.17's epoll fallback differs in its messages and in one misuse case;
-# not followed yet), Samba's programs, built for 0.14.1, and the *_014
-# copies. Skipped, saying so, when the package cannot be fetched.
+# re-entry and the examples, which upstream is known to fail), Samba's
+# programs, built for 0.14.1, and the *_014 copies. Skipped, saying so,
+# when the package cannot be fetched.
 UPSTREAM_NEW_SKIP := --skip test_samba --skip test_ctdb --skip test_sssd \
 	--skip _014 --skip oom --skip stress --skip churn --skip test_install \
-	--skip test_examples --skip test_reentry --skip test_epoll
+	--skip test_examples --skip test_reentry
 test-upstream-new: build
 	@if dir=$$(buildtools/fetch-upstream-new); then \
 		TT_UPSTREAM=1 $(RUN_TESTS) --lib "$$dir/libtevent.so.0" \

@@ -157,20 +157,21 @@ public:
 
 	bool attach(tevent_fd *fde);
 	void detach(tevent_fd *fde);
-	void update(int fd);
+	void update(int fd, const tevent_fd *leaving = nullptr);
 	void flags_changed(int fd);
 	int wait_once(const struct timeval *delay);
 
 private:
 	bool open_epoll();
-	void check_reopen();
+	void check_reopen(bool in_wait);
 	EpollSlot *slot(int fd);
 	bool grow(int fd);
-	bool panic(const char *what);
+	bool panic(const char *what, bool replay);
+	void ctl_failed(int op, const tevent_fd *primary);
 	void retire();
 	bool retired() const { return epfd_ == -1; }
-	void disable_slot(int fd);
-	void report_bad_fd(int fd);
+	void disable_slot(int op, int fd);
+	void report_bad_fd(int op, const tevent_fd *fde);
 	bool move_to_new_set();
 	void register_all();
 	bool owned(const struct epoll_event &r) const;
@@ -185,6 +186,9 @@ private:
 	tevent_context *ev_;
 	int epfd_;  // -1 once retired
 	pid_t pid_;
+	// Set while a wait re-registers everything in a forked child: a panic
+	// then says "replay[1]", as upstream's does there.
+	bool force_replay_;
 	EpollSlot *slots_;
 	uint32_t *gens_;  // per number: the tag of its current registration
 	size_t nslots_;
@@ -258,6 +262,9 @@ EpollBackend *EpollBackend::create(tevent_context *ev)
 	b->ev_ = ev;
 	b->epfd_ = -1;
 	if (!b->open_epoll()) {
+		TEVENT_DEBUGF(ev, TEVENT_DEBUG_FATAL,
+			      "Failed to create epoll handle (%s).\n",
+			      strerror(errno));
 		talloc_free(b);
 		return nullptr;
 	}
@@ -268,9 +275,6 @@ bool EpollBackend::open_epoll()
 {
 	epfd_ = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd_ == -1) {
-		TEVENT_DEBUGF(ev_, TEVENT_DEBUG_FATAL,
-			      "Failed to create epoll handle (%s).\n",
-			      strerror(errno));
 		return false;
 	}
 	pid_ = cached_pid();
@@ -339,23 +343,53 @@ EpollSlot *EpollBackend::slot(int fd)
 
 // An epoll failure we cannot recover from. The standard backend hands the
 // context over to poll (and this object retires: callers must not touch
-// it afterwards); plain epoll aborts, as upstream does.
-bool EpollBackend::panic(const char *what)
+// it afterwards); plain epoll aborts, as upstream does. `replay` is
+// upstream's word for a failure met inside the wait, where the fallback
+// serves the same turn; the messages are upstream's, as logs get grepped.
+bool EpollBackend::panic(const char *what, bool replay)
 {
 	int err = errno;
 	tevent_context *ev = ev_;
+	unsigned r = (replay || force_replay_) ? 1 : 0;
 	if (ev->ops == &standard_ops) {
 		TEVENT_DEBUGF(ev, TEVENT_DEBUG_ERROR,
-			      "%s (%s) - falling back to poll\n", what,
-			      strerror(err));
+			      "%s (%s) replay[%u] - calling panic_fallback\n",
+			      what, strerror(err), r);
 		retire();
 		if (standard_fallback_to_poll(ev)) {
 			return true;
 		}
 	}
-	tevent_debug(ev, TEVENT_DEBUG_FATAL, "%s (%s) - calling abort()\n",
-		     what, strerror(err));
+	tevent_debug(ev, TEVENT_DEBUG_FATAL,
+		     "%s (%s) replay[%u] - calling abort()\n", what,
+		     strerror(err), r);
 	abort();
+}
+
+const char *ctl_name(int op)
+{
+	return op == EPOLL_CTL_ADD ? "EPOLL_CTL_ADD"
+	       : op == EPOLL_CTL_MOD ? "EPOLL_CTL_MOD"
+				     : "EPOLL_CTL_DEL";
+}
+
+// epoll_ctl() failed for a reason that leaves the set unusable. Like
+// upstream, MOD and DEL first name the descriptor's first fde at FATAL
+// level (no newline: upstream has none there either).
+void EpollBackend::ctl_failed(int op, const tevent_fd *primary)
+{
+	int err = errno;
+	char what[32];
+	if (op != EPOLL_CTL_ADD) {
+		FdText text;
+		TEVENT_DEBUGF(ev_, TEVENT_DEBUG_FATAL, "%s for %s - failed - %s",
+			      ctl_name(op),
+			      describe_fd(text, "primary", primary),
+			      strerror(err));
+	}
+	snprintf(what, sizeof(what), "%s failed", ctl_name(op));
+	errno = err;
+	panic(what, false);
 }
 
 // Gives up the epoll set. The object itself stays allocated (a child of
@@ -375,10 +409,10 @@ void EpollBackend::retire()
 
 // The descriptor is not valid (closed behind our back): its fdes can
 // never fire again, as upstream does on EBADF.
-void EpollBackend::disable_slot(int fd)
+void EpollBackend::disable_slot(int op, int fd)
 {
 	EpollSlot *s = slot(fd);
-	report_bad_fd(fd);
+	report_bad_fd(op, s->front());
 	while (tevent_fd *fde = s->pop_front()) {
 		fde->hooks_id = kNoFdHooks;
 		fd_disarm(fde);
@@ -387,10 +421,14 @@ void EpollBackend::disable_slot(int fd)
 	s->set_kernel_state(0, false);
 }
 
-void EpollBackend::report_bad_fd(int fd)
+void EpollBackend::report_bad_fd(int op, const tevent_fd *fde)
 {
-	TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
-		      "epoll_ctl EBADF for fd[%d] - disabling\n", fd);
+	FdText text;
+	TEVENT_DEBUGF(ev_,
+		      op == EPOLL_CTL_DEL ? TEVENT_DEBUG_WARNING
+					  : TEVENT_DEBUG_ERROR,
+		      "%s EBADF for %s - disabling\n", ctl_name(op),
+		      describe_fd(text, "primary", fde));
 }
 
 bool EpollBackend::attach(tevent_fd *fde)
@@ -401,7 +439,7 @@ bool EpollBackend::attach(tevent_fd *fde)
 		// ask for gigabytes. A closed one is disabled as EBADF from
 		// epoll_ctl() would have it.
 		if (fcntl(fde->fd, F_GETFD) == -1 && errno == EBADF) {
-			report_bad_fd(fde->fd);
+			report_bad_fd(EPOLL_CTL_ADD, fde);
 			fde->hooks_id = kNoFdHooks;
 			fd_disarm(fde);
 			return true;
@@ -426,7 +464,7 @@ void EpollBackend::detach(tevent_fd *fde)
 	}
 	s->remove(fde);
 	changed();
-	update(fde->fd);
+	update(fde->fd, fde);
 }
 
 void EpollBackend::changed()
@@ -527,11 +565,13 @@ bool EpollBackend::refresh(struct epoll_event &r)
 
 
 // Brings the kernel's view of one descriptor in line with its fdes.
-void EpollBackend::update(int fd)
+// `leaving`: an fde just taken off the slot, named in messages when it
+// was the last one (upstream names the fde being freed there).
+void EpollBackend::update(int fd, const tevent_fd *leaving)
 {
 	// A forked child gets its own epoll set before changing anything:
 	// the inherited one is shared with the parent.
-	check_reopen();
+	check_reopen(false);
 	if (retired()) {
 		return;
 	}
@@ -565,14 +605,18 @@ void EpollBackend::update(int fd)
 		s->set_kernel_state(want, want != 0);
 		return;
 	}
+	const tevent_fd *primary = s->empty() ? leaving : s->front();
 	if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)) {
 		// Already gone (we reopened the epoll set after fork), or the
 		// descriptor was closed first; then the registration may
 		// live on, see drop_leftover_reports().
 		if (errno == EBADF) {
-			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_WARNING,
-				      "EPOLL_CTL_DEL EBADF for fd[%d] - "
-				      "disabling\n", fd);
+			report_bad_fd(op, primary);
+		} else {
+			FdText text;
+			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_TRACE,
+				      "EPOLL_CTL_DEL ignoring ENOENT for %s\n",
+				      describe_fd(text, "primary", primary));
 		}
 		s->set_kernel_state(0, false);
 		return;
@@ -590,16 +634,15 @@ void EpollBackend::update(int fd)
 		return;
 	}
 	if (errno == EBADF) {
-		disable_slot(fd);
+		disable_slot(op, fd);
 		return;
 	}
-	panic(op == EPOLL_CTL_ADD ? "EPOLL_CTL_ADD failed"
-	      : op == EPOLL_CTL_MOD ? "EPOLL_CTL_MOD failed"
-				    : "EPOLL_CTL_DEL failed");
+	ctl_failed(op, primary);
 }
 
 // An epoll set is shared with a forked child; the child needs its own.
-void EpollBackend::check_reopen()
+// `in_wait`: called by the wait, whose turn a fallback then serves.
+void EpollBackend::check_reopen(bool in_wait)
 {
 	pid_t pid = cached_pid();
 	if (pid == pid_) {
@@ -608,10 +651,12 @@ void EpollBackend::check_reopen()
 	close(epfd_);
 	nbatch_ = next_ = 0;  // reports of the parent's set
 	if (!open_epoll()) {
-		panic("epoll_create1() failed");
+		panic("epoll_create() failed", in_wait);
 		return;
 	}
+	force_replay_ = in_wait;
 	register_all();
+	force_replay_ = false;
 }
 
 // Registers every watched descriptor with a set that has none of them.
@@ -687,7 +732,7 @@ int EpollBackend::drop_leftover_reports(int n)
 
 TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 {
-	check_reopen();
+	check_reopen(true);
 	if (retired()) {
 		return kWaitFellBack;
 	}
@@ -726,7 +771,7 @@ TEVENT_HOT int EpollBackend::wait_once(const struct timeval *delay)
 		}
 		if (n == -1) {
 			errno = wait_errno;
-			panic("epoll_wait() failed");
+			panic("epoll_wait() failed", true);
 			return kWaitFellBack;
 		}
 		if (n == 0) {

@@ -3,6 +3,7 @@
 // those hooks when the flags change and before the event goes away.
 #include "internal.hh"
 
+#include <stdio.h>
 #include <unistd.h>
 
 namespace tevent {
@@ -22,6 +23,22 @@ void fd_disarm(tevent_fd *fde)
 	}
 	fde->hooks_id = kNoFdHooks;
 	fde->wrapper = nullptr;
+}
+
+const char *describe_fd(FdText &text, const char *role, const tevent_fd *fde)
+{
+	if (fde == nullptr) {
+		snprintf(text.buf, sizeof(text.buf), "%s[fde=(nil)]", role);
+		return text.buf;
+	}
+	snprintf(text.buf, sizeof(text.buf),
+		 "%s[fde=%p,fd=%d,flags=0x%x(%s%s%s),%s]", role,
+		 static_cast<const void *>(fde), fde->fd, fde->flags,
+		 (fde->flags & TEVENT_FD_ERROR) ? "E" : "",
+		 (fde->flags & TEVENT_FD_READ) ? "R" : "",
+		 (fde->flags & TEVENT_FD_WRITE) ? "W" : "",
+		 fde->handler_name != nullptr ? fde->handler_name : "(null)");
+	return text.buf;
 }
 
 void fds_detach_all(tevent_context *ev)

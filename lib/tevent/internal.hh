@@ -531,6 +531,12 @@ void post_fallback_drop_all(tevent_context *ev);
 // ---- fds (fd.cc) ----
 void fds_detach_all(tevent_context *ev);
 void fd_disarm(tevent_fd *fde);
+// One fde in a debug message, as upstream writes it:
+// "role[fde=0x..,fd=N,flags=0xF(ERW),handler_name]".
+struct FdText {
+	char buf[128];
+};
+const char *describe_fd(FdText &text, const char *role, const tevent_fd *fde);
 
 // ---- signals (signal.cc) ----
 void signals_detach_all(tevent_context *ev);

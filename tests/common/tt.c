@@ -44,6 +44,19 @@ static bool system_path(const char *path)
 	       under(path, "/usr/lib64") || under(path, "/lib64");
 }
 
+int tt_library_minor(void)
+{
+	const char *base = strrchr(tt_library_path(), '/');
+	unsigned minor;
+
+	base = base != NULL ? base + 1 : tt_library_path();
+	if (sscanf(base, "libtevent.so.0.%u.", &minor) == 1) {
+		return (int)minor;
+	}
+	fail_msg("no version in the library's file name %s", base);
+	return -1;
+}
+
 bool tt_is_system_library(void)
 {
 	/* An upstream build kept elsewhere (make test-upstream-new) says so. */

@@ -34,6 +34,10 @@ const char *tt_library_path(void);
  * outside the system's directories). */
 bool tt_is_system_library(void);
 
+/* The library's minor version, from its file name (libtevent.so.0.MINOR.P):
+ * 17 for ours, 14 for Debian 12's; for checks of what changed upstream. */
+int tt_library_minor(void);
+
 /*
  * Environment for a program the test starts with a chosen libtevent: the
  * caller's environment without LD_LIBRARY_PATH, LD_PRELOAD and
