@@ -208,8 +208,8 @@ int PollBackend::wait_once(const struct timeval *delay)
 			// The descriptor was closed behind our back: this fde
 			// can never fire again (epoll drops it the same way).
 			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
-				      "POLLNVAL on fd[%d] - disabling\n",
-				      fde->fd);
+				      "POLLNVAL on fde[%p] fd[%d] - disabling\n",
+				      static_cast<void *>(fde), fde->fd);
 			pfds_[idx].fd = -1;
 			fd_disarm(fde);
 			continue;
