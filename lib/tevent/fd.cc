@@ -120,8 +120,6 @@ TEVENT_EXPORT struct tevent_fd *tevent_common_add_fd(
 	// this order.
 	ev->fds.push_front(fde);
 	trace_fd(ev, fde, TEVENT_EVENT_TRACE_ATTACH);
-	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added fd event \"%s\": fd[%d]\n",
-		      handler_name, fd);
 	return fde;
 }
 

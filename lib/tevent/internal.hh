@@ -93,6 +93,7 @@ struct tevent_timer {
 	uint64_t tag;
 
 	void detach();
+	void retire();  // detach() without the debug message
 	int on_talloc_free();
 };
 

@@ -337,8 +337,6 @@ TEVENT_EXPORT struct tevent_signal *tevent_common_add_signal(
 	}
 	se->registered = true;
 	trace_signal(ev, se, TEVENT_EVENT_TRACE_ATTACH);
-	TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE, "Added signal event \"%s\": %d\n",
-		      handler_name, signum);
 	return se;
 }
 

@@ -94,6 +94,13 @@ void tevent_timer::detach()
 	}
 	TEVENT_DEBUGF(event_ctx, TEVENT_DEBUG_TRACE,
 		      "Destroying timer event %p \"%s\"\n", this, handler_name);
+	retire();
+}
+
+// The part of detach() a fired timer also needs; upstream announces only
+// timers that go before they fire.
+void tevent_timer::retire()
+{
 	trace_timer(event_ctx, this, TEVENT_EVENT_TRACE_DETACH);
 	event_ctx->timers.remove(this);
 	event_ctx = nullptr;
@@ -199,7 +206,8 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 					       te->handler_name, te->location);
 		wrapper_pop_use_internal(handler_ev, glue);
 	}
-	if (ev_whole) {
+	// Not for a timer its handler freed (that one said "Destroying").
+	if (ev_whole && te->event_ctx != nullptr) {
 		TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
 			      "Ending timer event %p \"%s\"\n", te,
 			      te->handler_name);
@@ -217,6 +225,8 @@ tevent_common_invoke_timer_handler(struct tevent_timer *te,
 	// handler already freed it, only the deferred release is left.
 	if (te->destroyed) {
 		talloc_set_destructor(te, nullptr);
+	} else if (te->event_ctx != nullptr) {
+		te->retire();
 	}
 	talloc_free(te);
 	if (removed != nullptr) {
