@@ -265,6 +265,7 @@ static void test_proxy_create_on_wrapper_refused(void **state)
 	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_context *wrap_ev;
 	struct wrap_state *ws = NULL;
+	struct tt_debug_log log;
 	size_t baseline;
 
 	assert_non_null(ev);
@@ -272,11 +273,18 @@ static void test_proxy_create_on_wrapper_refused(void **state)
 						&ws, struct wrap_state);
 	assert_non_null(wrap_ev);
 	baseline = talloc_total_blocks(wrap_ev);
+	tt_keep_debug(ev, &log);
 
 	errno = 0;
 	assert_null(tevent_thread_proxy_create(wrap_ev));
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(talloc_total_blocks(wrap_ev), baseline);
+	/* said on the main context, at fatal level */
+	assert_int_equal(log.n, 1);
+	assert_int_equal(tt_debug_find(&log, TEVENT_DEBUG_FATAL,
+				       "tevent_thread_proxy_create() not allowed "
+				       "on a wrapper context\n"), 0);
+	assert_int_equal(tevent_set_debug(ev, NULL, NULL), 0);
 
 	/* The main context behind it still accepts one. */
 	assert_non_null(tevent_thread_proxy_create(ev));

@@ -1501,17 +1501,28 @@ static void test_no_stacking(void **state)
 	struct recorder rec2;
 	struct rec_state *rs2 = NULL;
 	struct tevent_context *stacked;
+	struct tt_debug_log log;
+	char want[256];
+	int line;
 
 	f = fixture_setup(state);
 	memset(&rec2, 0, sizeof(rec2));
+	tt_keep_debug(f->main, &log);
 
 	errno = 0;
+	line = __LINE__ + 1;
 	stacked = tevent_context_wrapper_create(f->wrap, f->mem, &rec_ops, &rs2,
 						struct rec_state);
 	assert_null(stacked);
 	assert_int_equal(errno, EINVAL);
 	assert_null(rs2);
 	assert_int_equal(f->rec.n, 0);
+	/* upstream's words: function, then the caller's place as "name()" */
+	snprintf(want, sizeof(want), "_tevent_context_wrapper_create: %s:%d() "
+		 "stacking not allowed\n", __FILE__, line);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(tt_debug_find(&log, TEVENT_DEBUG_FATAL, want), 0);
+	assert_int_equal(tevent_set_debug(f->main, NULL, NULL), 0);
 
 	/* the first wrapper is unaffected */
 	assert_non_null(tevent_add_timer(f->wrap, f->mem, tevent_timeval_set(1, 0),
@@ -1530,19 +1541,28 @@ static void test_refused_when_nesting_allowed(void **state)
 	struct tevent_context *wrap;
 	struct rec_state *rs = NULL;
 	struct recorder rec;
+	struct tt_debug_log log;
+	char want[256];
+	int line;
 
 	memset(&rec, 0, sizeof(rec));
 	assert_non_null(mem);
 	ev = tevent_context_init_byname(mem, backend);
 	assert_non_null(ev);
 	tevent_loop_allow_nesting(ev);
+	tt_keep_debug(ev, &log);
 
 	errno = 0;
+	line = __LINE__ + 1;
 	wrap = tevent_context_wrapper_create(ev, mem, &rec_ops, &rs,
 					     struct rec_state);
 	assert_null(wrap);
 	assert_int_equal(errno, EINVAL);
 	assert_null(rs);
+	snprintf(want, sizeof(want), "_tevent_context_wrapper_create: %s:%d() "
+		 "conflicts with nesting\n", __FILE__, line);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(tt_debug_find(&log, TEVENT_DEBUG_FATAL, want), 0);
 
 	talloc_free(mem);
 }

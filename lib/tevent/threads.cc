@@ -620,8 +620,9 @@ TEVENT_EXPORT struct tevent_thread_proxy *tevent_thread_proxy_create(
 {
 	if (dest_ev_ctx->wrapper.glue != nullptr) {
 		// A proxy delivers into a real loop, never into a wrapper.
-		tevent_debug(main_ev(dest_ev_ctx), TEVENT_DEBUG_ERROR,
-			     "tevent_thread_proxy_create() on wrapper\n");
+		tevent_debug(main_ev(dest_ev_ctx), TEVENT_DEBUG_FATAL,
+			     "tevent_thread_proxy_create() not allowed on a "
+			     "wrapper context\n");
 		errno = EINVAL;
 		return nullptr;
 	}

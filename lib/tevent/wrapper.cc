@@ -331,19 +331,21 @@ TEVENT_EXPORT struct tevent_context *_tevent_context_wrapper_create(
 	void **ppstate = static_cast<void **>(pstate);
 	(void)location;
 
+	// Upstream's messages name the function, then the caller's location
+	// as if it were a function: "fn: file.c:12() ...".
 	if (main_ev->wrapper.glue != nullptr) {
 		// Wrappers do not stack.
 		tevent_debug(main_ev->wrapper.glue->main_ev, TEVENT_DEBUG_FATAL,
-			     "%s: %s() stacking not allowed\n", location,
-			     __func__);
+			     "%s: %s() stacking not allowed\n", __func__,
+			     location);
 		errno = EINVAL;
 		return nullptr;
 	}
 	if (main_ev->nesting.allowed) {
 		// Nested loops cannot keep the wrapper's use stack straight.
 		tevent_debug(main_ev, TEVENT_DEBUG_FATAL,
-			     "%s: %s() conflicts with nesting\n", location,
-			     __func__);
+			     "%s: %s() conflicts with nesting\n", __func__,
+			     location);
 		errno = EINVAL;
 		return nullptr;
 	}

@@ -309,3 +309,38 @@ int tt_caller_destructor(struct tevent_req *req)
 	tt_caller_destructor_runs++;
 	return 0;
 }
+
+static void keep_debug(void *context, enum tevent_debug_level level,
+		       const char *fmt, va_list ap) PRINTF_ATTRIBUTE(3, 0);
+static void keep_debug(void *context, enum tevent_debug_level level,
+		       const char *fmt, va_list ap)
+{
+	struct tt_debug_log *log = context;
+	size_t max = sizeof(log->msg) / sizeof(log->msg[0]);
+
+	if ((size_t)log->n >= max) {
+		return;
+	}
+	log->msg[log->n].level = (int)level;
+	vsnprintf(log->msg[log->n].text, sizeof(log->msg[0].text), fmt, ap);
+	log->n++;
+}
+
+void tt_keep_debug(struct tevent_context *ev, struct tt_debug_log *log)
+{
+	memset(log, 0, sizeof(*log));
+	assert_int_equal(tevent_set_debug(ev, keep_debug, log), 0);
+}
+
+int tt_debug_find(const struct tt_debug_log *log, int level, const char *text)
+{
+	int i;
+
+	for (i = 0; i < log->n; i++) {
+		if (log->msg[i].level == level &&
+		    strcmp(log->msg[i].text, text) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}

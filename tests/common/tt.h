@@ -102,6 +102,22 @@ struct tevent_context;
 struct tevent_timer;
 
 /*
+ * The debug messages a context sends, kept in order (the first 64, each
+ * cut at 255 bytes) by tt_keep_debug(), which sets the context's debug
+ * function.  The level limit stays as it is.
+ */
+struct tt_debug_log {
+	int n;
+	struct {
+		int level;	/* enum tevent_debug_level */
+		char text[256];
+	} msg[64];
+};
+void tt_keep_debug(struct tevent_context *ev, struct tt_debug_log *log);
+/* Index of the first kept message at `level` reading exactly `text`, or -1. */
+int tt_debug_find(const struct tt_debug_log *log, int level, const char *text);
+
+/*
  * A timer that fires every `usec` microseconds and arms itself again, so
  * that no turn of the loop blocks for longer (random-use tests turn loops
  * that may have nothing to do). Freeing t->te, or the context, stops it.
