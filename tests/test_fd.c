@@ -1769,6 +1769,54 @@ static void test_fd_closed_behind_back(void **state)
 }
 
 /*
+ * The poll backends find a descriptor closed behind the library's back on
+ * their own: poll() marks it invalid.  With nothing else to run, that turn
+ * says so twice, as upstream does (an error naming the event, then a
+ * warning naming the number alone), and disabling the event costs no turn
+ * of its own, also on poll_mt: the turn after it belongs to the timer.
+ */
+static void test_fd_closed_alone_poll_messages(void **state)
+{
+	struct tevent_context *ev = backend_ev(state);
+	struct tt_debug_log log;
+	struct tevent_fd *victim;
+	char want[128];
+	int dead[2], fd, error_at;
+	bool fired = false;
+
+	make_pair(dead);
+	fd = dead[0];
+	victim = tevent_add_fd(ev, ev, fd, TEVENT_FD_READ, tt_never_fd, NULL);
+	assert_non_null(victim);
+	/* a turn first, so that the descriptor is in the poll set */
+	idle_once(ev);
+	tt_keep_debug(ev, &log);
+	close(dead[0]);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	/* (0.14 also sends its trace messages: only these two count) */
+	assert_int_equal(tt_debug_count(&log, TEVENT_DEBUG_WARNING), 2);
+	snprintf(want, sizeof(want), "POLLNVAL on fde[%p] fd[%d] - disabling\n",
+		 (void *)victim, fd);
+	error_at = tt_debug_find(&log, TEVENT_DEBUG_ERROR, want);
+	snprintf(want, sizeof(want),
+		 "POLLNVAL on dangling fd[%d] fde[(nil)] - disabling\n", fd);
+	assert_in_range(error_at, 0, log.n);
+	assert_true(tt_debug_find(&log, TEVENT_DEBUG_WARNING, want) > error_at);
+
+	assert_non_null(tevent_add_timer(ev, ev,
+					 tevent_timeval_current_ofs(0, 20000),
+					 set_flag, &fired));
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_true(fired);
+	assert_int_equal(tt_debug_count(&log, TEVENT_DEBUG_WARNING), 2);
+
+	assert_int_equal(talloc_free(victim), 0);
+	talloc_free(ev);
+	close(dead[1]);
+}
+
+/*
  * tevent_re_initialise() from inside an fd handler while other events
  * are ready (on epoll, reports for them are already held): the old
  * events are detached and never run, and an event added afterwards in the
@@ -1869,6 +1917,7 @@ int main(void)
 		TT_BACKEND_CASE(test_fd_ready_together_number_reused),
 		TT_BACKEND_CASE(test_fd_ready_together_all_served),
 		TT_BACKEND_CASE(test_fd_closed_behind_back),
+		TT_CASE_ON(test_fd_closed_alone_poll_messages, "poll poll_mt"),
 		TT_BACKEND_CASE(test_fd_reinitialise_in_handler),
 	};
 

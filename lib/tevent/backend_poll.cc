@@ -33,6 +33,7 @@ public:
 private:
 	bool rebuild();
 	void changed();
+	void report_dangling();
 	static short map_flags(uint16_t flags);
 
 	tevent_context *ev_;
@@ -110,11 +111,10 @@ void PollBackend::attach(tevent_fd *fde)
 	changed();
 }
 
+// The fde's pollfd entry stays as it is until the rebuild before the next
+// poll(): a POLLNVAL reported on it can still name the descriptor.
 void PollBackend::detach(tevent_fd *fde)
 {
-	if (fde->poll_index != kNoIndex && fde->poll_index < npfds_) {
-		pfds_[fde->poll_index].fd = -1;
-	}
 	fde->poll_index = kNoIndex;
 	dirty_ = true;
 	changed();
@@ -207,10 +207,13 @@ int PollBackend::wait_once(const struct timeval *delay)
 		if (revents & POLLNVAL) {
 			// The descriptor was closed behind our back: this fde
 			// can never fire again (epoll drops it the same way).
+			// No wakeup for poll_mt: this thread is not polling.
 			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
 				      "POLLNVAL on fde[%p] fd[%d] - disabling\n",
 				      static_cast<void *>(fde), fde->fd);
-			pfds_[idx].fd = -1;
+			fde->poll_index = kNoIndex;
+			dirty_ = true;
+			fde->hooks_id = kNoFdHooks;
 			fd_disarm(fde);
 			continue;
 		}
@@ -237,7 +240,24 @@ int PollBackend::wait_once(const struct timeval *delay)
 		ev_->fds.push_back(fde);
 		return tevent_common_invoke_fd_handler(fde, flags, nullptr);
 	}
+	report_dangling();
 	return 0;
+}
+
+// A turn that ran no handler ends, as upstream's does, by naming every
+// entry poll() found invalid that no fde holds any more (the ones just
+// disabled above among them, which upstream reports twice).
+void PollBackend::report_dangling()
+{
+	for (size_t i = 0; i < npfds_; i++) {
+		if ((pfds_[i].revents & POLLNVAL) && pfds_[i].fd != -1) {
+			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_WARNING,
+				      "POLLNVAL on dangling fd[%d] fde[%p] - "
+				      "disabling\n", pfds_[i].fd, nullptr);
+			pfds_[i].fd = -1;
+			dirty_ = true;
+		}
+	}
 }
 
 int context_init(tevent_context *ev, bool mt)

@@ -344,3 +344,13 @@ int tt_debug_find(const struct tt_debug_log *log, int level, const char *text)
 	}
 	return -1;
 }
+
+int tt_debug_count(const struct tt_debug_log *log, int level)
+{
+	int i, n = 0;
+
+	for (i = 0; i < log->n; i++) {
+		n += log->msg[i].level <= level;
+	}
+	return n;
+}

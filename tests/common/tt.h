@@ -116,6 +116,8 @@ struct tt_debug_log {
 void tt_keep_debug(struct tevent_context *ev, struct tt_debug_log *log);
 /* Index of the first kept message at `level` reading exactly `text`, or -1. */
 int tt_debug_find(const struct tt_debug_log *log, int level, const char *text);
+/* How many kept messages are at `level` or more severe. */
+int tt_debug_count(const struct tt_debug_log *log, int level);
 
 /*
  * A timer that fires every `usec` microseconds and arms itself again, so
