@@ -27,11 +27,13 @@
 
 #include <cmocka.h>
 #include <talloc.h>
+#define TEVENT_DEPRECATED 1  /* the wrapper API */
 #include <tevent.h>
 
 #include "common/tt.h"
 
 /* handlers have fixed signatures and rarely use every argument */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
 #ifdef TEVENT_FD_ERROR
@@ -267,6 +269,86 @@ static void test_debug_event_messages(void **state)
 	talloc_free(ev);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+static void count_imm(struct tevent_context *ev, struct tevent_immediate *im,
+		      void *private_data)
+{
+	(*(int *)private_data)++;
+}
+
+/* A wrapper that adds nothing (its hooks are optional). */
+static const struct tevent_wrapper_ops plain_wrapper_ops = {
+	.name = "plain",
+};
+
+struct plain_state {
+	int unused;
+};
+
+/*
+ * An immediate scheduled through a threaded context is announced twice
+ * when the loop takes it over ("... from thread into main", then the
+ * usual scheduling message) and once when it runs.  Freeing a wrapper
+ * says nothing since 0.15 (0.14 said "Destroying wrapper context").
+ */
+static void test_debug_threaded_and_wrapper_messages(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_threaded_context *tctx;
+	struct tevent_context *wrap;
+	struct plain_state *ps;
+	struct tevent_immediate *im;
+	struct dbg_log log = { 0 };
+	char want[128];
+	int next = 0, ran = 0, turns = 0;
+
+	(void)state;
+	assert_non_null(ev);
+	tctx = tevent_threaded_context_create(ev, ev);
+	assert_non_null(tctx);
+	im = tevent_create_immediate(ev);
+	assert_non_null(im);
+	/* (setting the function resets the limit: that comes second) */
+	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
+#ifdef TT_NEW_API
+	tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE);
+#else
+	if (!tt_is_system_library()) {
+		talloc_free(ev);
+		skip();
+	}
+#endif
+
+	tevent_threaded_schedule_immediate(tctx, im, count_imm, &ran);
+	assert_int_equal(log.n, 0);
+	/* a turn for the wakeup, then one for the immediate */
+	while (ran == 0 && turns++ < 5) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	assert_int_equal(ran, 1);
+	expect_msg(&log, &next, TEVENT_DEBUG_TRACE,
+		   "Schedule immediate event \"count_imm\": %p from thread "
+		   "into main\n", (void *)im);
+	expect_msg(&log, &next, TEVENT_DEBUG_TRACE,
+		   "Schedule immediate event \"count_imm\": %p\n", (void *)im);
+	expect_msg(&log, &next, TEVENT_DEBUG_TRACE,
+		   "Run immediate event \"count_imm\": %p\n", (void *)im);
+	assert_int_equal(next, log.n);
+
+	wrap = tevent_context_wrapper_create(ev, ev, &plain_wrapper_ops, &ps,
+					     struct plain_state);
+	assert_non_null(wrap);
+	talloc_free(wrap);
+	if (tt_library_minor() >= 15) {
+		assert_int_equal(next, log.n);
+	} else {
+		snprintf(want, sizeof(want),
+			 "Destroying wrapper context %p \"struct plain_state\"\n",
+			 (void *)wrap);
+		expect_msg(&log, &next, TEVENT_DEBUG_TRACE, "%s", want);
+	}
+	talloc_free(ev);
 }
 
 #ifdef TT_NEW_API
@@ -643,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_debug_callback),
 		cmocka_unit_test(test_debug_library_messages),
 		cmocka_unit_test(test_debug_event_messages),
+		cmocka_unit_test(test_debug_threaded_and_wrapper_messages),
 #ifdef TT_NEW_API
 		cmocka_unit_test(test_debug_max_level),
 		cmocka_unit_test(test_debug_set_debug_limit),

@@ -313,6 +313,14 @@ void activate_threaded(Channel *ch)
 			continue;
 		}
 		im->go_home = true;
+		if (im->proxy == nullptr) {
+			// (proxy messages arrive through a pipe upstream,
+			// which says nothing of the kind)
+			TEVENT_DEBUGF(ev, TEVENT_DEBUG_TRACE,
+				      "Schedule immediate event \"%s\": %p "
+				      "from thread into main\n", handler_name,
+				      static_cast<void *>(im));
+		}
 		_tevent_schedule_immediate(im, ev, handler, private_data,
 					   handler_name, location);
 		im = next;

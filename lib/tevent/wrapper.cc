@@ -106,7 +106,8 @@ void glue_schedule_immediate(struct tevent_immediate *im,
 {
 	WrapperGlue *glue = glue_of(ev);
 	if (glue->destroyed) {
-		tevent_abort(ev, "schedule_immediate wrapper use after free");
+		// (sic: upstream's reason, as it reaches abort_fn and logs)
+		tevent_abort(ev, "scheduke_immediate wrapper use after free");
 		return;
 	}
 	if (glue->main_ev == nullptr) {
@@ -235,9 +236,6 @@ int wrapper_context_destructor(tevent_context *wrap_ev)
 	if (main == nullptr) {
 		return 0;
 	}
-	TEVENT_DEBUGF(main, TEVENT_DEBUG_TRACE,
-		      "Destroying wrapper context %p \"%s\"\n", wrap_ev,
-		      talloc_get_name(glue->private_state));
 	glue->main_ev = nullptr;
 	if (glue->prev != nullptr) {
 		glue->prev->next = glue->next;
