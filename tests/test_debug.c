@@ -178,6 +178,26 @@ static void noop_signal(struct tevent_context *ev, struct tevent_signal *se,
 {
 }
 
+/*
+ * Sends every message of ev, trace level included, to `log`; skips the
+ * case (freeing ev) where the library cannot be asked for trace messages:
+ * ours built against 0.14's header, which has no level limit to raise.
+ */
+static void keep_trace_messages(struct tevent_context *ev,
+				struct dbg_log *log)
+{
+	/* setting the function resets the limit: that comes first */
+	assert_int_equal(tevent_set_debug(ev, collect_debug, log), 0);
+#ifdef TT_NEW_API
+	tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE);
+#else
+	if (!tt_is_system_library()) {
+		talloc_free(ev);
+		skip();
+	}
+#endif
+}
+
 /* The next message is `level` and reads as `fmt` filled in. */
 static void expect_msg(struct dbg_log *log, int *next,
 		       enum tevent_debug_level level, const char *fmt, ...)
@@ -214,16 +234,7 @@ static void test_debug_event_messages(void **state)
 
 	(void)state;
 	assert_non_null(ev);
-	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
-#ifdef TT_NEW_API
-	tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE);
-#else
-	if (!tt_is_system_library()) {
-		/* 0.14's header has no way to ask for trace messages */
-		talloc_free(ev);
-		skip();
-	}
-#endif
+	keep_trace_messages(ev, &log);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	fde = tevent_add_fd(ev, ev, sv[0], TEVENT_FD_READ, noop_fd, NULL);
 	assert_non_null(fde);
@@ -309,16 +320,7 @@ static void test_debug_threaded_and_wrapper_messages(void **state)
 	assert_non_null(tctx);
 	im = tevent_create_immediate(ev);
 	assert_non_null(im);
-	/* (setting the function resets the limit: that comes second) */
-	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
-#ifdef TT_NEW_API
-	tevent_set_max_debug_level(ev, TEVENT_DEBUG_TRACE);
-#else
-	if (!tt_is_system_library()) {
-		talloc_free(ev);
-		skip();
-	}
-#endif
+	keep_trace_messages(ev, &log);
 
 	tevent_threaded_schedule_immediate(tctx, im, count_imm, &ran);
 	assert_int_equal(log.n, 0);
