@@ -353,6 +353,66 @@ static void test_debug_threaded_and_wrapper_messages(void **state)
 	talloc_free(ev);
 }
 
+/*
+ * A thread proxy's message is scheduled on the destination loop under the
+ * handler name upstream's proxy gives it ("im_entry->handler", the
+ * expression it passes), then run under that name.  Upstream also
+ * schedules an immediate of its own that frees delivered entries
+ * ("free_list_handler"); ours has none, so messages about other
+ * immediates are not looked at.
+ */
+static int proxy_runs;
+
+static void proxy_ran(struct tevent_context *ev, struct tevent_immediate *im,
+		      void *private_data)
+{
+	proxy_runs++;
+}
+
+static void test_debug_proxy_messages(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_thread_proxy *tp;
+	struct tevent_immediate *im;
+	struct dbg_log log = { 0 };
+	char ptr[32];
+	int i, turns = 0, seen = 0;
+
+	(void)state;
+	assert_non_null(ev);
+	tp = tevent_thread_proxy_create(ev);
+	assert_non_null(tp);
+	im = tevent_create_immediate(NULL);
+	assert_non_null(im);
+	snprintf(ptr, sizeof(ptr), "%p", (void *)im);
+	keep_trace_messages(ev, &log);
+
+	/* sent from this thread: the proxy takes any sender (and no
+	 * parameter block here) */
+	tevent_thread_proxy_schedule(tp, &im, proxy_ran, NULL);
+	assert_null(im);
+	proxy_runs = 0;
+	while (proxy_runs == 0 && turns++ < 5) {
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	assert_int_equal(proxy_runs, 1);
+	for (i = 0; i < log.n; i++) {
+		char want[128];
+
+		if (strstr(log.msg[i].text, ptr) == NULL) {
+			continue;
+		}
+		snprintf(want, sizeof(want),
+			 "%s immediate event \"im_entry->handler\": %s\n",
+			 seen == 0 ? "Schedule" : "Run", ptr);
+		assert_int_equal(log.msg[i].level, TEVENT_DEBUG_TRACE);
+		assert_string_equal(log.msg[i].text, want);
+		seen++;
+	}
+	assert_int_equal(seen, 2);
+	talloc_free(ev);
+}
+
 #ifdef TT_NEW_API
 static void test_debug_max_level(void **state)
 {
@@ -728,6 +788,7 @@ int main(void)
 		cmocka_unit_test(test_debug_library_messages),
 		cmocka_unit_test(test_debug_event_messages),
 		cmocka_unit_test(test_debug_threaded_and_wrapper_messages),
+		cmocka_unit_test(test_debug_proxy_messages),
 #ifdef TT_NEW_API
 		cmocka_unit_test(test_debug_max_level),
 		cmocka_unit_test(test_debug_set_debug_limit),

@@ -415,8 +415,10 @@ void activate_proxy(Channel *ch)
 		tevent_immediate_handler_t handler = im->handler;
 		make_idle(im);
 		im->proxy = tp;
+		// The handler name is upstream's (the expression its proxy
+		// passes): debug messages name the message by it.
 		_tevent_schedule_immediate(im, tp->dest_ev, handler,
-					   private_data, "proxy message",
+					   private_data, "im_entry->handler",
 					   __location__);
 		im = next;
 	}
