@@ -2,6 +2,7 @@
  * Random tevent programs for differential testing (issue #5, part B).
  *
  *   tevent_script --seed N [--ops K] [--backend NAME] [--exclude LIST]
+ *                 [--debug]
  *
  * Built once against Debian's /usr/include/tevent.h and libtevent.so.0;
  * buildtools/run-diff runs the same seed with Debian's library and with
@@ -77,6 +78,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -534,6 +536,16 @@ static bool model_ready(void)
 }
 
 static bool g_sentinel_armed;
+/* the sentinel timer while it exists, for debug messages that name it */
+static void *g_sentinel_ptr;
+static bool g_sentinel_creating;  /* inside its tevent_add_timer() */
+
+static int sentinel_gone(void **p)
+{
+	(void)p;
+	g_sentinel_ptr = NULL;
+	return 0;
+}
 
 static void sentinel_handler(struct tevent_context *ev, struct tevent_timer *te,
 			     struct timeval now, void *pvt)
@@ -561,11 +573,27 @@ static void one_turn(const char *who)
 	for (i = 0; i < 10 && g_lines == before; i++) {
 		if (!model_ready() && !g_sentinel_armed) {
 		/* its parent is the context: nobody else frees it */
-		if (tevent_add_timer(g_ev, g_ev, tevent_timeval_set(SENTINEL_SECS, 0),
-				     sentinel_handler, NULL) == NULL) {
+		struct tevent_timer *st;
+		void **mark;
+
+		g_sentinel_creating = true;
+		st = tevent_add_timer(g_ev, g_ev,
+				      tevent_timeval_set(SENTINEL_SECS, 0),
+				      sentinel_handler, NULL);
+		g_sentinel_creating = false;
+
+		if (st == NULL) {
 			fatal("sentinel");
 		}
 		g_sentinel_armed = true;
+		/* a child whose destructor runs after the timer's own (which
+		 * may send "Destroying timer event") */
+		mark = talloc(st, void *);
+		if (mark == NULL) {
+			fatal("talloc");
+		}
+		talloc_set_destructor(mark, sentinel_gone);
+		g_sentinel_ptr = st;
 		}
 		ret = tevent_loop_once(g_ev);
 		if (ret != 0) {
@@ -929,6 +957,250 @@ static void set_traces(void)
 	tevent_set_trace_immediate_callback(g_ev, trace_imm, NULL);
 	tevent_set_trace_signal_callback(g_ev, trace_sig, NULL);
 	tevent_set_trace_queue_callback(g_ev, trace_queue, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Debug messages (--debug). */
+
+/*
+ * With --debug every context the program makes gets a debug function that
+ * prints each message as a line "debug <level> <text>", the text without
+ * its trailing newline and with what differs from run to run normalised:
+ *   - pointers (0x..., "(nil)") become the script's names: "main" (the
+ *     context), W<n>, F<n>, T<n>, I<n>, S<n>, R<n>, Q<n>, "sentinel",
+ *     "threads-ev" (the cross-thread phase's context); a pointer the
+ *     library reports while an add call of ours runs is the object being
+ *     added (its pointer is not known yet); anything else (a request's
+ *     timer, a queue's immediate, ...) is "?ptr".  Hex numbers below
+ *     0x10000 are flags, not pointers, and stay;
+ *   - descriptor numbers ("fd[N]", "fd=N") become the socket end, or "lib"
+ *     for one of the library's own: each library opens its own
+ *     descriptors (epoll, wakeup) before the script's sockets.
+ * Libraries 0.15 and later send trace-level messages only below a limit
+ * that tevent_set_debug() puts back to warnings (0.16+), so
+ * tevent_set_max_debug_level() is called after it where the library has
+ * it (looked up at run time: Debian's 0.14 header lacks it; 0.14.1 sends
+ * every level anyway).
+ * Debug lines, like trace lines, do not count as a handler running
+ * (one_turn()), so --debug changes nothing else in the program.
+ * In the cross-thread phase the order of messages is up to the threads:
+ * they are collected and printed sorted, with counts, at its end.
+ */
+static bool g_debug;
+static struct tevent_context *g_tev;  /* the cross-thread phase's context */
+static bool g_dbg_collect;
+static char **g_dbg_kept;
+static size_t g_dbg_nkept, g_dbg_cap;
+
+static const char *level_name(enum tevent_debug_level level)
+{
+	switch (level) {
+	case TEVENT_DEBUG_FATAL: return "fatal";
+	case TEVENT_DEBUG_ERROR: return "error";
+	case TEVENT_DEBUG_WARNING: return "warning";
+	case TEVENT_DEBUG_TRACE: return "trace";
+	}
+	return "?";
+}
+
+static const char *ptr_label(uintptr_t v, char *buf, size_t len)
+{
+	void *p = (void *)v;
+	int i;
+
+	if (p == NULL) {
+		return "NULL";
+	}
+	if (g_ev != NULL && p == (void *)g_ev) {
+		return "main";
+	}
+	if (g_tev != NULL && p == (void *)g_tev) {
+		return "threads-ev";
+	}
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].ptr == p) {
+			snprintf(buf, len, "%c%d", kind_letter[g_obj[i].kind], i);
+			return buf;
+		}
+	}
+	if (p == g_sentinel_ptr || g_sentinel_creating) {
+		return "sentinel";
+	}
+	if (g_creating != 0) {
+		snprintf(buf, len, "%c%d", kind_letter[g_obj[g_creating].kind],
+			 g_creating);
+		return buf;
+	}
+	return "?ptr";
+}
+
+static const char *fd_label(long fd, char *buf, size_t len)
+{
+	int i;
+
+	for (i = 0; i < NEND; i++) {
+		if (g_sock[i] == fd) {
+			snprintf(buf, len, "end%d", i);
+			return buf;
+		}
+	}
+	return "lib";
+}
+
+/* text -> normalised (see above) into out, at most len bytes */
+static void dbg_normalise(const char *text, char *res, size_t len)
+{
+	size_t o = 0;
+	const char *s = text;
+	char buf[32];
+
+	while (*s != '\0' && o + 1 < len) {
+		const char *rep = NULL;
+		char *end = NULL;
+
+		if (s[0] == '0' && s[1] == 'x' && isxdigit((unsigned char)s[2])) {
+			unsigned long long v = strtoull(s + 2, &end, 16);
+
+			if (v >= 0x10000) {
+				rep = ptr_label((uintptr_t)v, buf, sizeof(buf));
+			} else {
+				end = NULL;
+			}
+		} else if (strncmp(s, "(nil)", 5) == 0) {
+			rep = "NULL";
+			end = (char *)s + 5;
+		} else if ((strncmp(s, "fd[", 3) == 0 || strncmp(s, "fd=", 3) == 0) &&
+			   (isdigit((unsigned char)s[3]) || s[3] == '-')) {
+			long fd = strtol(s + 3, &end, 10);
+			size_t n = strlen(fd_label(fd, buf, sizeof(buf)));
+
+			/* keep "fd[" / "fd=" */
+			if (o + 3 + n < len) {
+				memcpy(res + o, s, 3);
+				memcpy(res + o + 3, buf, n);
+				o += 3 + n;
+			}
+			s = end;
+			continue;
+		}
+		if (rep != NULL) {
+			size_t n = strlen(rep);
+
+			if (o + n >= len) {
+				break;
+			}
+			memcpy(res + o, rep, n);
+			o += n;
+			s = end;
+			continue;
+		}
+		res[o++] = *s++;
+	}
+	res[o] = '\0';
+	/* the trailing newline(s) */
+	while (o > 0 && res[o - 1] == '\n') {
+		res[--o] = '\0';
+	}
+}
+
+/*
+ * Messages left out on purpose, because they report how a library works
+ * inside rather than what the program did (README, "Intended
+ * differences"):
+ *   - "EPOLL_CTL_DEL ignoring ENOENT": upstream's epoll backend asks the
+ *     kernel to drop every freed fde's descriptor, registered or not (an
+ *     fde without flags never is), and says so when the kernel had
+ *     nothing; ours knows what it registered and makes no such call (it
+ *     sends the message only when a removal really finds nothing, after
+ *     a fork);
+ *   - "free_list_handler": upstream's thread proxy frees delivered
+ *     messages from an immediate of its own, scheduled as many times as
+ *     the timing of the senders makes it; ours has none.
+ */
+static const char *const dbg_dropped[] = {
+	"EPOLL_CTL_DEL ignoring ENOENT for ",
+	"\"free_list_handler\"",
+};
+
+static void debug_fn(void *context, enum tevent_debug_level level,
+		     const char *fmt, va_list ap)
+{
+	char *text = NULL;
+	char norm[2048];
+	unsigned long lines = g_lines;
+	size_t i;
+
+	(void)context;
+	if (vasprintf(&text, fmt, ap) < 0) {
+		fatal("vasprintf");
+	}
+	dbg_normalise(text, norm, sizeof(norm));
+	free(text);
+	for (i = 0; i < sizeof(dbg_dropped) / sizeof(dbg_dropped[0]); i++) {
+		if (strstr(norm, dbg_dropped[i]) != NULL) {
+			return;
+		}
+	}
+	if (g_dbg_collect) {
+		if (g_dbg_nkept == g_dbg_cap) {
+			g_dbg_cap = g_dbg_cap ? 2 * g_dbg_cap : 64;
+			g_dbg_kept = realloc(g_dbg_kept,
+					     g_dbg_cap * sizeof(*g_dbg_kept));
+			if (g_dbg_kept == NULL) {
+				fatal("realloc");
+			}
+		}
+		if (asprintf(&g_dbg_kept[g_dbg_nkept++], "debug %s %s",
+			     level_name(level), norm) < 0) {
+			fatal("asprintf");
+		}
+		return;
+	}
+	out("debug %s %s", level_name(level), norm);
+	g_lines = lines;
+}
+
+static void set_debug(struct tevent_context *ev)
+{
+	enum tevent_debug_level (*set_max)(struct tevent_context *,
+					   enum tevent_debug_level);
+
+	if (!g_debug) {
+		return;
+	}
+	if (tevent_set_debug(ev, debug_fn, NULL) != 0) {
+		fatal("tevent_set_debug");
+	}
+	/* 0.15 and later; tevent_set_debug() resets the limit (0.16+) */
+	*(void **)&set_max = dlsym(RTLD_DEFAULT, "tevent_set_max_debug_level");
+	if (set_max != NULL) {
+		set_max(ev, TEVENT_DEBUG_TRACE);
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The cross-thread phase's messages: sorted, each with its count. */
+static void dbg_flush_collected(void)
+{
+	size_t i, j;
+
+	qsort(g_dbg_kept, g_dbg_nkept, sizeof(*g_dbg_kept), cmp_str);
+	for (i = 0; i < g_dbg_nkept; i = j) {
+		for (j = i + 1; j < g_dbg_nkept &&
+		     strcmp(g_dbg_kept[i], g_dbg_kept[j]) == 0; j++) {
+		}
+		out("%s (x%zu)", g_dbg_kept[i], j - i);
+	}
+	for (i = 0; i < g_dbg_nkept; i++) {
+		free(g_dbg_kept[i]);
+	}
+	free(g_dbg_kept);
+	g_dbg_kept = NULL;
+	g_dbg_nkept = g_dbg_cap = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2066,6 +2338,9 @@ static void thread_phase(const char *backend)
 	if (t->ev == NULL) {
 		fatal("context for thread phase");
 	}
+	g_tev = t->ev;
+	set_debug(t->ev);
+	g_dbg_collect = true;
 	t->nprod = 1 + (int)rnd(MAXPROD);
 	t->nmsg = 1 + (int)rnd(MAXMSG);
 	t->tp = tevent_thread_proxy_create(t->ev);
@@ -2121,6 +2396,9 @@ static void thread_phase(const char *backend)
 	}
 	out("threads received=%d %s", t->total, ok ? "ok" : "MISSING");
 	talloc_free(t->ev);
+	g_tev = NULL;
+	g_dbg_collect = false;
+	dbg_flush_collected();
 	free(t);
 	g_tp = NULL;
 }
@@ -2165,7 +2443,7 @@ static void alarm_handler(int sig)
 static void usage(void)
 {
 	fprintf(stderr, "usage: tevent_script --seed N [--ops K] "
-		"[--backend NAME] [--exclude a,b,...]\n");
+		"[--backend NAME] [--exclude a,b,...] [--debug]\n");
 	exit(2);
 }
 
@@ -2186,6 +2464,8 @@ int main(int argc, char **argv)
 			ops = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
 			backend = argv[++i];
+		} else if (strcmp(argv[i], "--debug") == 0) {
+			g_debug = true;
 		} else if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *tok, *save = NULL;
 			int e;
@@ -2248,6 +2528,7 @@ int main(int argc, char **argv)
 	g_trace = chance(50);
 	out("seed %llu backend %s ops %d nesting %d trace %d", seed, backend, ops,
 	    g_nesting, g_trace);
+	set_debug(g_ev);
 	if (g_trace) {
 		set_traces();
 	}
@@ -2332,6 +2613,8 @@ int main(int argc, char **argv)
 		out("teardown: free top, then ev");
 		talloc_free(g_top);
 		talloc_free(g_ev);
+		/* its address may come back for something else */
+		g_ev = NULL;
 	}
 	for (i = 0; i < NSIG_USED; i++) {
 		out("stray sig=%d count=%u", i, g_stray[i]);
