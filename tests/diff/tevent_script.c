@@ -74,6 +74,9 @@
  * --exclude takes a comma-separated list of op patterns to leave out
  * (see excl_names[]); buildtools/run-diff passes the ones where our
  * library still differs from upstream (its KNOWN list says why).
+ *
+ * --debug also prints every debug message the library sends, normalised
+ * (see "Debug messages" below); the program is otherwise the same.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -963,9 +966,11 @@ static void set_traces(void)
 /* Debug messages (--debug). */
 
 /*
- * With --debug every context the program makes gets a debug function that
- * prints each message as a line "debug <level> <text>", the text without
- * its trailing newline and with what differs from run to run normalised:
+ * With --debug every context the program makes gets a debug function (a
+ * wrapper's messages go to its main context's: setting one on a wrapper is
+ * refused) that prints each message as a line "debug <level> <text>", the
+ * text without its trailing newline and with what differs from run to run
+ * normalised:
  *   - pointers (0x..., "(nil)") become the script's names: "main" (the
  *     context), W<n>, F<n>, T<n>, I<n>, S<n>, R<n>, Q<n>, "sentinel",
  *     "threads-ev" (the cross-thread phase's context); a pointer the
@@ -974,8 +979,9 @@ static void set_traces(void)
  *     timer, a queue's immediate, ...) is "?ptr".  Hex numbers below
  *     0x10000 are flags, not pointers, and stay;
  *   - descriptor numbers ("fd[N]", "fd=N") become the socket end, or "lib"
- *     for one of the library's own: each library opens its own
- *     descriptors (epoll, wakeup) before the script's sockets.
+ *     for one of the library's own (the sockets get the same numbers on
+ *     0.14.1, 0.17.1 and ours today, but each library opens descriptors
+ *     of its own, epoll and wakeup, when it likes).
  * Libraries 0.15 and later send trace-level messages only below a limit
  * that tevent_set_debug() puts back to warnings (0.16+), so
  * tevent_set_max_debug_level() is called after it where the library has
