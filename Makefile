@@ -17,7 +17,8 @@
 #   make test-upstream   upstream's suites (tests/upstream), threadpool, Samba
 #                        and the portable suites' *_014 copies against the
 #                        system libtevent
-#   make test-upstream-new  1,000 random programs against upstream 0.17.x
+#   make test-upstream-new  1,000 random programs (debug messages included)
+#                        against upstream 0.17.x
 #                        (Debian trixie-backports' package, fetched into
 #                        buildtools/.cache; network)
 #   make bench           build, then ours vs the system libtevent (run-bench)
@@ -130,11 +131,12 @@ test-upstream: build
 # fetched and unpacked by buildtools/fetch-upstream-new, never installed):
 # our suites run on it (TT_UPSTREAM=1: the cases for upstream's known bugs
 # skip themselves), so that what they expect is upstream's behaviour, and
-# 1,000 random programs are compared with it. Left out: suites of our own
-# design (random-use models, the install check, allocation failures,
-# re-entry and the examples, which upstream is known to fail), Samba's
-# programs, built for 0.14.1, and the *_014 copies. Skipped, saying so,
-# when the package cannot be fetched.
+# 1,000 random programs are compared with it, debug messages included
+# (run-diff --debug: ours are upstream 0.17's, word for word). Left out:
+# suites of our own design (random-use models, the install check,
+# allocation failures, re-entry and the examples, which upstream is known
+# to fail), Samba's programs, built for 0.14.1, and the *_014 copies.
+# Skipped, saying so, when the package cannot be fetched.
 UPSTREAM_NEW_SKIP := --skip test_samba --skip test_ctdb --skip test_sssd \
 	--skip _014 --skip oom --skip stress --skip churn --skip test_install \
 	--skip test_examples --skip test_reentry
@@ -142,7 +144,8 @@ test-upstream-new: build
 	@if dir=$$(buildtools/fetch-upstream-new); then \
 		TT_UPSTREAM=1 $(RUN_TESTS) --lib "$$dir/libtevent.so.0" \
 			$(UPSTREAM_NEW_SKIP) bin && \
-		$(PYTHON) buildtools/run-diff --bin bin --ref "$$dir" --count 1000 -j 2; \
+		$(PYTHON) buildtools/run-diff --bin bin --ref "$$dir" --count 1000 -j 2 \
+			--debug; \
 	else \
 		echo "test-upstream-new: skipped (no upstream 0.17 package)" >&2; \
 	fi
