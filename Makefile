@@ -73,10 +73,10 @@ abi-check: build
 test: build
 	$(ABI_CHECK) --lib bin/libtevent.so.0
 	$(RUN_TESTS) bin
-	$(PYTHON) buildtools/run-diff --bin bin --count 300
+	$(PYTHON) buildtools/run-diff --bin bin --count 300 --debug
 
 test-long: build
-	$(PYTHON) buildtools/run-diff --bin bin --count 10000 -j 2
+	$(PYTHON) buildtools/run-diff --bin bin --count 10000 -j 2 --debug
 
 test-fresh:
 	buildtools/fresh-check
@@ -92,7 +92,7 @@ bin-asan/c4che/_cache.py: wscript
 test-asan: bin-asan/c4che/_cache.py
 	WAFLOCK=.lock-waf_asan $(WAF) build
 	$(ASAN_ENV) $(RUN_TESTS) bin-asan
-	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 300
+	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 300 --debug
 
 bin-tsan/c4che/_cache.py: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
