@@ -163,6 +163,8 @@ struct recorder {
 	bool overflow;
 	int depth;		/* before_*_handler without its after yet */
 	bool refuse_use;	/* before_use() answers false */
+	bool repush;		/* after_use() uses the wrapper once more */
+	bool repushed;		/* ... and could */
 };
 
 /* The private state every wrapper in this file gets. */
@@ -223,7 +225,16 @@ static bool rec_before_use(struct tevent_context *wrap_ev, void *ps,
 static void rec_after_use(struct tevent_context *wrap_ev, void *ps,
 			  struct tevent_context *main_ev, const char *location)
 {
+	struct recorder *rec = rec_of(ps);
+
 	hook_call(W_AFTER_USE, wrap_ev, ps, main_ev, NULL, location);
+	if (rec->repush) {
+		rec->repush = false;
+		rec->repushed = tevent_context_push_use(wrap_ev);
+		if (rec->repushed) {
+			tevent_context_pop_use(wrap_ev);
+		}
+	}
 }
 
 static void rec_before_fd(struct tevent_context *wrap_ev, void *ps,
@@ -1210,6 +1221,44 @@ static void test_push_pop_use(void **state)
 	EXPECT_CALLS(&f->rec, W_BEFORE_USE, W_AFTER_USE, W_BEFORE_USE,
 		     W_AFTER_USE, W_BEFORE_TIMER, W_TIMER, W_AFTER_TIMER);
 
+	fixture_teardown(f);
+}
+
+/* after_use() runs once the wrapper is off the use stack: it may use the
+ * wrapper again (upstream pops first, then calls the hook). */
+static void test_after_use_may_use_again(void **state)
+{
+	struct fixture *f = fixture_setup(state);
+
+	assert_true(tevent_context_push_use(f->wrap));
+	f->rec.repush = true;
+	tevent_context_pop_use(f->wrap);
+	assert_true(f->rec.repushed);
+	EXPECT_CALLS(&f->rec, W_BEFORE_USE, W_AFTER_USE, W_BEFORE_USE,
+		     W_AFTER_USE);
+	fixture_teardown(f);
+}
+
+/*
+ * The main context freed while its wrapper is in use: popping the wrapper
+ * goes on quietly, without the after_use() hook (there is no main context
+ * to hand it), as upstream; the wrapper then refuses to be used and is
+ * freed as usual.
+ */
+static void test_pop_use_after_main_freed(void **state)
+{
+	struct fixture *f = fixture_setup(state);
+	bool aborted;
+
+	assert_true(tevent_context_push_use(f->wrap));
+	TALLOC_FREE(f->main);
+	CATCH_ABORT(aborted, tevent_context_pop_use(f->wrap));
+	assert_false(aborted);
+	EXPECT_CALLS(&f->rec, W_BEFORE_USE);
+	assert_false(tevent_context_push_use(f->wrap));
+	EXPECT_CALLS(&f->rec, W_BEFORE_USE);
+	assert_int_equal(talloc_free(f->wrap), 0);
+	f->wrap = NULL;
 	fixture_teardown(f);
 }
 
@@ -3100,6 +3149,8 @@ int main(void)
 		TT_BACKEND_CASE(test_loop_wait_runs_all),
 		TT_BACKEND_CASE(test_immediate_cancel),
 		TT_BACKEND_CASE(test_push_pop_use),
+		TT_BACKEND_CASE(test_after_use_may_use_again),
+		TT_BACKEND_CASE(test_pop_use_after_main_freed),
 		TT_BACKEND_CASE(test_push_use_two_wrappers),
 		TT_BACKEND_CASE(test_push_use_main),
 		TT_BACKEND_CASE(test_before_use_refuses),

@@ -455,13 +455,13 @@ TEVENT_EXPORT void _tevent_context_pop_use(struct tevent_context *ev,
 	tevent_context *main = glue->main_ev;
 	void *state = glue->private_state;
 	const struct tevent_wrapper_ops *ops = glue->ops;
-	bool destroyed = glue->destroyed;
-	if (main == nullptr && !destroyed) {
-		tevent_abort(ev, "tevent_context_pop_use() on broken wrapper");
-		return;
-	}
-	if (!destroyed) {
+	// As upstream: the hook runs once the wrapper is off the use stack
+	// (so it may push it again), and not at all for a wrapper that was
+	// freed (the pop frees it) or whose main context went away while it
+	// was in use (the program goes on without it).
+	bool hook = !glue->destroyed && main != nullptr;
+	wrapper_pop_use_internal(ev, glue);
+	if (hook) {
 		ops->after_use(ev, state, main, location);
 	}
-	wrapper_pop_use_internal(ev, glue);
 }
