@@ -183,11 +183,12 @@ enum {
 			      the DETACH trace of fd events made through a
 			      wrapper is not printed (0.16 and later send
 			      one when the wrapper goes, 0.14 does not) */
+	EX_MPX_EPOLL,  /* "mpx" on the epoll backends only */
 	EX_COUNT
 };
 static const char *const excl_names[EX_COUNT] = {
 	"mpx", "nest", "signal", "queue", "threads", "parent",
-	"stale-siginfo", "epoll-batch", "wrap", "wrap-fd-detach",
+	"stale-siginfo", "epoll-batch", "wrap", "wrap-fd-detach", "mpx-epoll",
 };
 static bool g_excl[EX_COUNT];
 
@@ -1481,7 +1482,9 @@ static void op_add_fd(void)
 	struct tevent_fd *fde;
 	struct tevent_context *ev;
 
-	if (count_fdes_on(end) >= (g_excl[EX_MPX] ? 1 : 2)) {
+	bool one_per_end = g_excl[EX_MPX] || (g_excl[EX_MPX_EPOLL] && g_epoll);
+
+	if (count_fdes_on(end) >= (one_per_end ? 1 : 2)) {
 		return;
 	}
 	parent = pick_parent(&pname);
