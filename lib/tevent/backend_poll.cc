@@ -34,6 +34,7 @@ private:
 	bool rebuild();
 	void changed();
 	void report_dangling();
+	void forget(tevent_fd *fde);
 	static short map_flags(uint16_t flags);
 
 	tevent_context *ev_;
@@ -115,9 +116,14 @@ void PollBackend::attach(tevent_fd *fde)
 // poll(): a POLLNVAL reported on it can still name the descriptor.
 void PollBackend::detach(tevent_fd *fde)
 {
+	forget(fde);
+	changed();
+}
+
+void PollBackend::forget(tevent_fd *fde)
+{
 	fde->poll_index = kNoIndex;
 	dirty_ = true;
-	changed();
 }
 
 void PollBackend::flags_changed(tevent_fd *fde)
@@ -211,8 +217,7 @@ int PollBackend::wait_once(const struct timeval *delay)
 			TEVENT_DEBUGF(ev_, TEVENT_DEBUG_ERROR,
 				      "POLLNVAL on fde[%p] fd[%d] - disabling\n",
 				      static_cast<void *>(fde), fde->fd);
-			fde->poll_index = kNoIndex;
-			dirty_ = true;
+			forget(fde);
 			fde->hooks_id = kNoFdHooks;
 			fd_disarm(fde);
 			continue;

@@ -327,7 +327,6 @@ TEVENT_EXPORT struct tevent_context *_tevent_context_wrapper_create(
 	const char *type, const char *location)
 {
 	void **ppstate = static_cast<void **>(pstate);
-	(void)location;
 
 	// Upstream's messages name the function, then the caller's location
 	// as if it were a function: "fn: file.c:12() ...".
