@@ -488,6 +488,135 @@ static void test_epoll_flags_changed_after_close(void **state)
 	tt_finish(f.ev);
 }
 
+/* Messages and DETACH traces, in the order they came. */
+struct ordered_log {
+	char text[1024];
+};
+
+static void ordered_debug(void *context, enum tevent_debug_level level,
+			  const char *fmt, va_list ap)
+{
+	struct ordered_log *log = context;
+	size_t used = strlen(log->text);
+
+	if (level <= TEVENT_DEBUG_WARNING) {
+		vsnprintf(log->text + used, sizeof(log->text) - used, fmt, ap);
+	}
+}
+
+static void ordered_fd_trace(struct tevent_fd *fde,
+			     enum tevent_event_trace_point point,
+			     void *private_data)
+{
+	struct ordered_log *log = private_data;
+	size_t used = strlen(log->text);
+
+	if (point == TEVENT_EVENT_TRACE_DETACH) {
+		snprintf(log->text + used, sizeof(log->text) - used,
+			 "DETACH %p\n", (void *)fde);
+	}
+}
+
+static void log_in_order(struct fixture *f, struct ordered_log *log)
+{
+	memset(log, 0, sizeof(*log));
+	tevent_set_debug(f->ev, ordered_debug, log);
+	tevent_set_trace_fd_callback(f->ev, ordered_fd_trace, log);
+}
+
+/*
+ * Freed after its descriptor was closed: the removal finds EBADF, which
+ * is worth a warning, and that comes before the event's DETACH trace (in
+ * 0.14 the warning disarmed the event, which then sent no trace).
+ */
+static void test_epoll_freed_after_close(void **state)
+{
+	struct fixture f;
+	struct watched live, victim;
+	struct ordered_log log;
+	char want[256];
+	void *fde;
+
+	setup(&f, state);
+	watch(&f, &live);
+	watch(&f, &victim);
+	close(victim.sv[0]);
+	log_in_order(&f, &log);
+
+	fde = victim.fde;
+	TALLOC_FREE(victim.fde);
+	if (tt_library_minor() < 16) {
+		assert_non_null(strstr(log.text, "EPOLL_CTL_DEL EBADF for "));
+		assert_null(strstr(log.text, "DETACH"));
+	} else {
+		snprintf(want, sizeof(want),
+			 "EPOLL_CTL_DEL EBADF for primary[fde=%p,fd=%d,"
+			 "flags=0x1(R),watched_handler] - disabling\n"
+			 "DETACH %p\n", fde, victim.sv[0], fde);
+		assert_string_equal(log.text, want);
+	}
+
+	serve_one(&f, &live);
+	close(victim.sv[1]);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
+/*
+ * An fde without flags is never registered, but freeing it still asks
+ * the kernel to remove its descriptor, as upstream 0.16 and later do: a
+ * descriptor closed in the meantime gets the same warning.  Also for a
+ * closed number above every one the backend has seen so far.
+ */
+static void check_idle_fde_freed_after_close(struct fixture *f, int fd)
+{
+	struct ordered_log log;
+	struct tevent_fd *idle;
+	char want[256];
+
+	log_in_order(f, &log);
+	idle = tevent_add_fd(f->ev, f->ev, fd, 0, tt_never_fd, NULL);
+	assert_non_null(idle);
+	/* nothing to tell the kernel yet, so nothing is found wrong */
+	assert_string_equal(log.text, "");
+	assert_int_equal(talloc_free(idle), 0);
+	if (tt_library_minor() < 16) {
+		/* 0.14 only removed what it had registered */
+		snprintf(want, sizeof(want), "DETACH %p\n", (void *)idle);
+	} else {
+		snprintf(want, sizeof(want),
+			 "EPOLL_CTL_DEL EBADF for primary[fde=%p,fd=%d,"
+			 "flags=0x0(),tt_never_fd] - disabling\n"
+			 "DETACH %p\n", (void *)idle, fd, (void *)idle);
+	}
+	assert_string_equal(log.text, want);
+}
+
+static void test_epoll_idle_fde_freed_after_close(void **state)
+{
+	struct fixture f;
+	struct watched live;
+	int fd, high;
+
+	setup(&f, state);
+	watch(&f, &live);
+	fd = dup(live.sv[0]);
+	assert_true(fd >= 0);
+	close(fd);
+	check_idle_fde_freed_after_close(&f, fd);
+
+	high = fcntl(live.sv[0], F_DUPFD_CLOEXEC, 900);
+	assert_true(high >= 900);
+	close(high);
+	check_idle_fde_freed_after_close(&f, high);
+
+	tevent_set_trace_fd_callback(f.ev, NULL, NULL);
+	tevent_set_debug(f.ev, log_debug, &f.log);
+	serve_one(&f, &live);
+	unwatch(&live);
+	tt_finish(f.ev);
+}
+
 /*
  * The number now names another socket, which the epoll set has never
  * seen: a flag change cannot be applied (EPOLL_CTL_MOD fails with
@@ -1115,6 +1244,8 @@ int main(void)
 		TT_CASE_ON(test_epoll_add_closed_fd, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_add_stray_fd_number, EPOLL_BACKENDS),
 		TT_CASE_ON(test_epoll_flags_changed_after_close, EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_freed_after_close, EPOLL_BACKENDS),
+		TT_CASE_ON(test_epoll_idle_fde_freed_after_close, EPOLL_BACKENDS),
 		TT_CASE_ON(test_standard_fd_number_reused, "standard"),
 		TT_CASE_ON(test_epoll_fd_number_reused_aborts, "epoll"),
 		TT_CASE_ON(test_epoll_stale_registration_no_spin,

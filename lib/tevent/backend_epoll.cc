@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace tevent {
@@ -431,14 +432,28 @@ void EpollBackend::report_bad_fd(int op, const tevent_fd *fde)
 		      describe_fd(text, "primary", fde));
 }
 
+// Whether fd is open, or low enough to have been one: below the limit on
+// open files, and below a million (limits can be near-infinite).
+bool may_name_descriptor(int fd)
+{
+	if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) {
+		return true;
+	}
+	struct rlimit rl;
+	return fd < (1 << 20) && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	       (rlim_t)fd < rl.rlim_cur;
+}
+
 bool EpollBackend::attach(tevent_fd *fde)
 {
 	if ((size_t)fde->fd >= nslots_) {
-		// Only an open descriptor may grow the table, which costs
-		// a word per number: a stray number such as INT_MAX would
-		// ask for gigabytes. A closed one is disabled as EBADF from
-		// epoll_ctl() would have it.
-		if (fcntl(fde->fd, F_GETFD) == -1 && errno == EBADF) {
+		// Only a number that can name a descriptor may grow the
+		// table, which costs a word per number: a stray number such
+		// as INT_MAX would ask for gigabytes. Any other is disabled
+		// as EBADF from epoll_ctl() would have it. A closed number
+		// below the limit gets its slot: like upstream, an fde
+		// without flags on it only hears of EBADF when freed.
+		if (!may_name_descriptor(fde->fd)) {
 			report_bad_fd(EPOLL_CTL_ADD, fde);
 			fde->hooks_id = kNoFdHooks;
 			fd_disarm(fde);
@@ -583,7 +598,12 @@ void EpollBackend::update(int fd, const tevent_fd *leaving)
 	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
 		want |= map_flags(f->flags);
 	}
-	if (want == s->armed() && s->registered() == (want != 0)) {
+	// The last fde of a descriptor being freed removes it from the set
+	// even when nothing is registered, as upstream's does: a descriptor
+	// closed behind our back then gets upstream's EBADF warning.
+	bool last_freed = leaving != nullptr && leaving->destroyed && s->empty();
+	if (want == s->armed() && s->registered() == (want != 0) &&
+	    !last_freed) {
 		return;
 	}
 
@@ -607,9 +627,10 @@ void EpollBackend::update(int fd, const tevent_fd *leaving)
 	}
 	const tevent_fd *primary = s->empty() ? leaving : s->front();
 	if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)) {
-		// Already gone (we reopened the epoll set after fork), or the
-		// descriptor was closed first; then the registration may
-		// live on, see drop_leftover_reports().
+		// Nothing registered (a freed fde that never had flags, or
+		// the set was reopened after fork), or the descriptor was
+		// closed first; then a registration may live on, see
+		// drop_leftover_reports().
 		if (errno == EBADF) {
 			report_bad_fd(op, primary);
 		} else {

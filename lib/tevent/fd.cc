@@ -9,15 +9,18 @@
 namespace tevent {
 
 // Detaches one fde from its context without freeing it: its handler can
-// never run again and a later free only runs close_fn.
+// never run again and a later free only runs close_fn. The backend lets
+// go first, so what it reports (EBADF for a descriptor closed behind our
+// back) comes before the DETACH trace, as with upstream.
 void fd_disarm(tevent_fd *fde)
 {
 	tevent_context *ev = fde->event_ctx;
 	if (ev != nullptr) {
-		trace_fd(ev, fde, TEVENT_EVENT_TRACE_DETACH);
 		if (const BackendFdHooks *h = fde->hooks()) {
 			h->detach(fde);
+			fde->hooks_id = kNoFdHooks;
 		}
+		trace_fd(ev, fde, TEVENT_EVENT_TRACE_DETACH);
 		ev->fds.remove(fde);
 		fde->event_ctx = nullptr;
 	}

@@ -66,6 +66,11 @@
  *   - tevent_update_timer() on a timer whose wrapper went away (upstream
  *     dereferences the context it no longer has).
  *
+ * Dead descriptors: in a quarter of the programs a socket end may be
+ * closed while fd events watch it (see g_closing), so the library meets
+ * EBADF, POLLNVAL and hangups; its numbers are never reused, as a reused
+ * number is a different descriptor the library cannot know about.
+ *
  * Wrappers need a context without nesting (upstream refuses them there),
  * so they appear in the half of the programs that do not nest; the other
  * half checks that creating one fails.  Every hook call is a line, with
@@ -179,16 +184,19 @@ enum {
 			     at a time (the order among several ready
 			     descriptors) */
 	EX_WRAP,       /* wrapper contexts */
-	EX_WRAP_FD_DETACH, /* not a kind of program but a normalisation:
-			      the DETACH trace of fd events made through a
-			      wrapper is not printed (0.16 and later send
-			      one when the wrapper goes, 0.14 does not) */
+	EX_FD_DISARM_DETACH, /* not a kind of program but a normalisation:
+				the DETACH trace of fd events made through
+				a wrapper or watching a closed end is not
+				printed (0.16 and later send one when they
+				disarm such an event, 0.14 does not) */
 	EX_MPX_EPOLL,  /* "mpx" on the epoll backends only */
+	EX_CLOSE,      /* closing a socket end behind the library's back */
 	EX_COUNT
 };
 static const char *const excl_names[EX_COUNT] = {
 	"mpx", "nest", "signal", "queue", "threads", "parent",
-	"stale-siginfo", "epoll-batch", "wrap", "wrap-fd-detach", "mpx-epoll",
+	"stale-siginfo", "epoll-batch", "wrap", "fd-disarm-detach", "mpx-epoll",
+	"close",
 };
 static bool g_excl[EX_COUNT];
 
@@ -224,6 +232,7 @@ struct obj {
 	int end;
 	uint16_t flags;
 	bool close_fn;
+	bool flags_set;      /* tevent_fd_set_flags() was called on it */
 	/* timer */
 	bool due;
 	/* immediate */
@@ -245,6 +254,18 @@ static struct tevent_context *g_ev;
 static TALLOC_CTX *g_top;
 static int g_sock[NEND];
 static int g_pending[NEND];  /* bytes readable at each end */
+/*
+ * A quarter of the programs (chosen from the seed apart from the main
+ * PRNG, so the other programs stay as they were) may close socket ends
+ * while fd events still watch them.  The ends then live at high
+ * descriptor numbers, so a closed number is never handed out again: the
+ * events on it see a dead descriptor (EBADF on epoll, POLLNVAL on poll),
+ * never somebody else's, and the peer end sees a hangup.
+ */
+static bool g_closing;
+static bool g_closed[NEND];
+#define HIGH_FD 200
+#define MAX_CLOSED 3
 static bool g_nesting;
 static bool g_stop_acting;
 
@@ -500,6 +521,25 @@ static struct timeval due_time(unsigned *k)
 /* ------------------------------------------------------------------ */
 /* The readiness model. */
 
+/*
+ * Whether an fd event will certainly be reported.  A dead descriptor
+ * never is (epoll forgot it when it was closed, poll disarms it on
+ * POLLNVAL).  On a hung-up end reading always succeeds (end of file),
+ * while a writer alone is not told about the hangup (the library drops
+ * it).  Erring towards "not ready" is safe: the sentinel then runs.
+ */
+static bool fd_ready(const struct obj *o)
+{
+	if (g_closed[o->end]) {
+		return false;
+	}
+	if (g_closed[o->end ^ 1]) {
+		return (o->flags & TEVENT_FD_READ) != 0;
+	}
+	return (o->flags & TEVENT_FD_WRITE) ||
+	       ((o->flags & TEVENT_FD_READ) && g_pending[o->end] > 0);
+}
+
 static bool model_ready(void)
 {
 	int i;
@@ -517,8 +557,7 @@ static bool model_ready(void)
 		}
 		switch (o->kind) {
 		case K_FD:
-			if ((o->flags & TEVENT_FD_WRITE) ||
-			    ((o->flags & TEVENT_FD_READ) && g_pending[o->end] > 0)) {
+			if (fd_ready(o)) {
 				return true;
 			}
 			break;
@@ -879,14 +918,15 @@ static void trace_out(enum tevent_event_trace_point point, const char *what)
 /* Descriptors the library watches for itself (upstream's wakeup pipe is an
  * fd event, ours is not) are left out. */
 /* A live fd event of the script's that was made through a wrapper. */
-static bool fd_made_through_wrapper(const void *ptr)
+/* An fd event the library may disarm (see EX_FD_DISARM_DETACH). */
+static bool fd_may_be_disarmed(const void *ptr)
 {
 	int i;
 
 	for (i = 1; i < g_nobj; i++) {
 		if (g_obj[i].live && g_obj[i].kind == K_FD &&
 		    g_obj[i].ptr == ptr) {
-			return g_obj[i].wrap != 0;
+			return g_obj[i].wrap != 0 || g_closed[g_obj[i].end];
 		}
 	}
 	return false;
@@ -899,7 +939,7 @@ static void trace_line(enum kind k, const void *ptr,
 	char buf[16];
 
 	if (k == K_FD && point == TEVENT_EVENT_TRACE_DETACH &&
-	    g_excl[EX_WRAP_FD_DETACH] && fd_made_through_wrapper(ptr)) {
+	    g_excl[EX_FD_DISARM_DETACH] && fd_may_be_disarmed(ptr)) {
 		return;
 	}
 
@@ -1114,12 +1154,11 @@ static void dbg_normalise(const char *text, char *res, size_t len)
  * Messages left out on purpose, because they report how a library works
  * inside rather than what the program did (README, "Intended
  * differences"):
- *   - "EPOLL_CTL_DEL ignoring ENOENT": upstream's epoll backend asks the
- *     kernel to drop every freed fde's descriptor, registered or not (an
- *     fde without flags never is), and says so when the kernel had
- *     nothing; ours knows what it registered and makes no such call (it
- *     sends the message only when a removal really finds nothing, after
- *     a fork);
+ *   - "EPOLL_CTL_DEL ignoring ENOENT": both epoll backends ask the kernel
+ *     to drop a freed fde's descriptor, registered or not, and say so
+ *     when it had nothing; but ours tells the kernel about flag changes
+ *     only at the next wait, so whether anything was registered at the
+ *     free differs;
  *   - "free_list_handler": upstream's thread proxy frees delivered
  *     messages from an immediate of its own, scheduled as many times as
  *     the timing of the senders makes it; ours has none.
@@ -1254,6 +1293,8 @@ static void fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
 		if (n == 1) {
 			g_pending[o->end]--;
 			out("F%d fd flags=%u byte=%c", id, (unsigned)flags, c);
+		} else if (n == 0) {
+			out("F%d fd flags=%u eof", id, (unsigned)flags);
 		} else {
 			out("F%d fd flags=%u read=%zd errno=%d", id,
 			    (unsigned)flags, n, errno);
@@ -1445,7 +1486,8 @@ static bool may_activate(int id)
 	}
 	for (i = 1; i < g_nobj; i++) {
 		if (i != id && g_obj[i].live && !g_obj[i].dying &&
-		    g_obj[i].kind == K_FD && g_obj[i].flags != 0) {
+		    g_obj[i].kind == K_FD && g_obj[i].flags != 0 &&
+		    !g_closed[g_obj[i].end]) {
 			return false;
 		}
 	}
@@ -1946,6 +1988,13 @@ static void op_set_flags(void)
 	if (id == 0 || (f != 0 && !may_activate(id))) {
 		return;
 	}
+	/* epoll: a flag change reaches the kernel at the next wait in ours,
+	 * at once in upstream, so the two meet a dead descriptor at
+	 * different times (README, "Intended differences") */
+	if (g_epoll && g_closed[g_obj[id].end]) {
+		return;
+	}
+	g_obj[id].flags_set = true;
 	tevent_fd_set_flags(g_obj[id].ptr, f);
 	/* an fde its wrapper left behind ignores new flags */
 	g_obj[id].flags = g_obj[id].detached ? 0 : f;
@@ -1960,7 +2009,7 @@ static void op_write(void)
 	unsigned n = 1 + rnd(3), i;
 	static unsigned char next = 'a';
 
-	if (g_pending[end] > 200) {
+	if (g_pending[end] > 200 || g_closed[end] || g_closed[peer]) {
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -1971,6 +2020,31 @@ static void op_write(void)
 		next = next == 'z' ? 'a' : next + 1;
 	}
 	out("write end=%d n=%u pending=%d", end, n, g_pending[end]);
+}
+
+/* Close a socket end behind the library's back (see g_closing). */
+static void op_close_end(void)
+{
+	int end = (int)rnd(NEND), i, n = 0;
+
+	for (i = 0; i < NEND; i++) {
+		n += g_closed[i];
+	}
+	if (g_closed[end] || n >= MAX_CLOSED) {
+		return;
+	}
+	/* epoll: a flag change may not have reached the kernel yet (see
+	 * op_set_flags()) */
+	for (i = 1; g_epoll && i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].kind == K_FD &&
+		    g_obj[i].end == end && g_obj[i].flags_set) {
+			return;
+		}
+	}
+	close(g_sock[end]);
+	g_closed[end] = true;
+	g_pending[end] = 0;
+	out("close end=%d", end);
 }
 
 static void op_schedule(void)
@@ -2189,7 +2263,11 @@ static void random_op(int self)
 	} else if (r < 68) {
 		op_set_flags();
 	} else if (r < 76) {
-		op_write();
+		if (r == 75 && g_closing) {
+			op_close_end();
+		} else {
+			op_write();
+		}
 	} else if (r < 82) {
 		op_schedule();
 	} else if (r < 86) {
@@ -2449,6 +2527,18 @@ static void alarm_handler(int sig)
 	_exit(4);
 }
 
+/* fd moved to a number of its own at HIGH_FD and above (see g_closing) */
+static int move_high(int fd, int end)
+{
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, HIGH_FD + end);
+
+	if (hi < 0) {
+		fatal("F_DUPFD");
+	}
+	close(fd);
+	return hi;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: tevent_script --seed N [--ops K] "
@@ -2525,6 +2615,11 @@ int main(int argc, char **argv)
 		ops = 60 + (int)rnd(200);
 	}
 	g_epoll = strcmp(backend, "epoll") == 0 || strcmp(backend, "standard") == 0;
+	{
+		uint64_t h = seed ^ 0x636c6f7365656e64ULL;
+
+		g_closing = !g_excl[EX_CLOSE] && tt_splitmix64(&h) % 4 == 0;
+	}
 	g_top = talloc_new(NULL);
 	g_ev = tevent_context_init_byname(NULL, backend);
 	if (g_top == NULL || g_ev == NULL) {
@@ -2537,6 +2632,9 @@ int main(int argc, char **argv)
 	g_trace = chance(50);
 	out("seed %llu backend %s ops %d nesting %d trace %d", seed, backend, ops,
 	    g_nesting, g_trace);
+	if (g_closing) {
+		out("socket ends may be closed");
+	}
 	set_debug(g_ev);
 	if (g_trace) {
 		set_traces();
@@ -2550,6 +2648,10 @@ int main(int argc, char **argv)
 		}
 		fcntl(sv[0], F_SETFL, O_NONBLOCK);
 		fcntl(sv[1], F_SETFL, O_NONBLOCK);
+		if (g_closing) {
+			sv[0] = move_high(sv[0], 2 * i);
+			sv[1] = move_high(sv[1], 2 * i + 1);
+		}
 		g_sock[2 * i] = sv[0];
 		g_sock[2 * i + 1] = sv[1];
 	}
