@@ -831,6 +831,56 @@ static void test_fd_write_only_hangup(void **state)
 	close(sp[0]);
 }
 
+/*
+ * The peer stops sending (shutdown(SHUT_WR)): a reader gets end of file.
+ * If the event then waits for WRITE alone, the epoll backends never
+ * report it again, though the socket is writable: 0.16 and later (and
+ * ours) remember the half-close they reported for as long as the fde
+ * lives and stop watching writers alone after one.  The poll backends
+ * report it writable, as does 0.14's epoll, which did not watch for a
+ * half-close at all.  Asking for READ again brings the event back.
+ */
+static void test_fd_half_close_then_write_only(void **state)
+{
+	const char *backend = *state;
+	struct tevent_context *ev = backend_ev(state);
+	struct count_state c = { 0 };
+	struct tevent_fd *fde;
+	char buf[8];
+	int sp[2];
+	bool muted = (strcmp(backend, "epoll") == 0 ||
+		      strcmp(backend, "standard") == 0) &&
+		     tt_library_minor() >= 16;
+
+	make_pair(sp);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, count_fd, &c);
+	assert_non_null(fde);
+	assert_int_equal(shutdown(sp[1], SHUT_WR), 0);
+	turns_until(ev, &c.calls, 1);
+	assert_int_equal(c.last_flags, TEVENT_FD_READ);
+	assert_int_equal(read(sp[0], buf, sizeof(buf)), 0);
+
+	tevent_fd_set_flags(fde, TEVENT_FD_WRITE);
+	if (muted) {
+		run_for_msec(ev, 5);
+		assert_int_equal(c.calls, 1);
+		/* the event keeps its flag; only the watching stopped */
+		assert_int_equal(tevent_fd_get_flags(fde), TEVENT_FD_WRITE);
+	} else {
+		turns_until(ev, &c.calls, 2);
+		assert_int_equal(c.last_flags, TEVENT_FD_WRITE);
+	}
+
+	tevent_fd_set_flags(fde, TEVENT_FD_READ | TEVENT_FD_WRITE);
+	turns_until(ev, &c.calls, c.calls + 1);
+	assert_true(c.last_flags & TEVENT_FD_READ);
+	/* the peer still reads what this end sends */
+	assert_int_equal(write(sp[0], "x", 1), 1);
+	assert_int_equal(read(sp[1], buf, sizeof(buf)), 1);
+
+	free_ev_and_pair(ev, sp);
+}
+
 /* A READ event sees the remaining data, then end of file, after hangup. */
 static void test_fd_read_hangup(void **state)
 {
@@ -1896,6 +1946,7 @@ int main(void)
 #endif
 		TT_BACKEND_CASE(test_fd_write_only_hangup),
 		TT_BACKEND_CASE(test_fd_read_hangup),
+		TT_BACKEND_CASE(test_fd_half_close_then_write_only),
 #ifdef TT_NEW_API
 		TT_BACKEND_CASE(test_fd_error_only),
 		TT_BACKEND_CASE(test_fd_error_with_read),

@@ -65,16 +65,18 @@ inline int finish_idle_wait(tevent_context *ev, const struct timeval *delay)
 }
 
 // Flags an fde sees for readiness `ready` (TEVENT_FD_READ/WRITE) plus an
-// error/hangup condition. Errors reach only fdes that watch for reading or
-// for errors, as with select(); 0 means this fde is not interested.
+// error/hangup condition in this report (`report_error`). Once a
+// descriptor had one (`error_seen`), only fdes that watch for reading or
+// for errors hear of it any more, as with select(); 0 means this fde is
+// not interested.
 inline uint16_t fd_flags_for(const tevent_fd *fde, uint16_t ready,
-			     bool got_error)
+			     bool report_error, bool error_seen)
 {
+	if (error_seen && !(fde->flags & (TEVENT_FD_READ | TEVENT_FD_ERROR))) {
+		return 0;
+	}
 	uint16_t flags = ready;
-	if (got_error) {
-		if (!(fde->flags & (TEVENT_FD_READ | TEVENT_FD_ERROR))) {
-			return 0;
-		}
+	if (report_error) {
 		flags |= TEVENT_FD_READ | TEVENT_FD_ERROR;
 	}
 	return flags & fde->flags;

@@ -465,6 +465,7 @@ bool EpollBackend::attach(tevent_fd *fde)
 	}
 	fde->hooks_id = kEpollFdHooks;
 	fde->fd_mode = 0;
+	fde->error_seen = false;
 	changed();
 	slots_[fde->fd].push_back(fde);
 	update(fde->fd);
@@ -595,8 +596,15 @@ void EpollBackend::update(int fd, const tevent_fd *leaving)
 		return;
 	}
 	uint32_t want = 0;
+	bool error_seen = false;
 	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
 		want |= map_flags(f->flags);
+		error_seen = error_seen || f->error_seen;
+	}
+	// After an error only readers and error watchers are watched (see
+	// tevent_fd::error_seen).
+	if (error_seen && !(want & (EPOLLIN | EPOLLRDHUP))) {
+		want = 0;
 	}
 	// The last fde of a descriptor being freed removes it from the set
 	// even when nothing is registered, as upstream's does: a descriptor
@@ -841,10 +849,16 @@ TEVENT_HOT int EpollBackend::dispatch(int fd, uint32_t events)
 	if (events & EPOLLOUT) {
 		ready |= TEVENT_FD_WRITE;
 	}
-	bool got_error = (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
+	bool report_error = (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
+	bool error_seen = false;
+	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
+		f->error_seen = f->error_seen || report_error;
+		error_seen = error_seen || f->error_seen;
+	}
 
 	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
-		uint16_t flags = fd_flags_for(f, ready, got_error);
+		uint16_t flags = fd_flags_for(f, ready, report_error,
+					      f->error_seen);
 		if (flags == 0) {
 			continue;
 		}
@@ -856,7 +870,7 @@ TEVENT_HOT int EpollBackend::dispatch(int fd, uint32_t events)
 		return tevent_common_invoke_fd_handler(f, flags, nullptr);
 	}
 
-	if (got_error) {
+	if (error_seen) {
 		// Only writers are left and they are not told about errors:
 		// stop watching for writability, as upstream does, or the
 		// error would be reported forever.

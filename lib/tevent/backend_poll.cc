@@ -230,7 +230,7 @@ int PollBackend::wait_once(const struct timeval *delay)
 			ready |= TEVENT_FD_WRITE;
 		}
 		bool got_error = (revents & (POLLHUP | POLLERR | POLLRDHUP)) != 0;
-		uint16_t flags = fd_flags_for(fde, ready, got_error);
+		uint16_t flags = fd_flags_for(fde, ready, got_error, got_error);
 		if (flags == 0) {
 			if (got_error) {
 				// Writers are not told about errors; stop

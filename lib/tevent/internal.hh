@@ -57,6 +57,10 @@ struct tevent_fd {
 	bool destroyed : 1;  // talloc destructor already ran once
 	uint8_t fd_mode : 2;  // epoll: 0 not asked, 1 blocking, 2 non-blocking
 	uint8_t hooks_id : 2;  // kNoFdHooks, kEpollFdHooks, kPollFdHooks
+	// epoll: an error, hangup or half-close was reported on the
+	// descriptor; from then on writers alone are not watched (upstream's
+	// GOT_ERROR, kept as long as the fde lives).
+	bool error_seen : 1;
 	tevent_fd_handler_t handler;
 	tevent_fd_close_fn_t close_fn;
 	void *private_data;

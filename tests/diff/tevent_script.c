@@ -67,9 +67,10 @@
  *     dereferences the context it no longer has).
  *
  * Dead descriptors: in a quarter of the programs a socket end may be
- * closed while fd events watch it (see g_closing), so the library meets
- * EBADF, POLLNVAL and hangups; its numbers are never reused, as a reused
- * number is a different descriptor the library cannot know about.
+ * closed while fd events watch it, or stop sending (see g_closing), so
+ * the library meets EBADF, POLLNVAL, hangups and half-closed peers; a
+ * closed number is never reused, as a reused number is a different
+ * descriptor the library cannot know about.
  *
  * Wrappers need a context without nesting (upstream refuses them there),
  * so they appear in the half of the programs that do not nest; the other
@@ -257,13 +258,15 @@ static int g_pending[NEND];  /* bytes readable at each end */
 /*
  * A quarter of the programs (chosen from the seed apart from the main
  * PRNG, so the other programs stay as they were) may close socket ends
- * while fd events still watch them.  The ends then live at high
+ * while fd events still watch them, or shut down their sending side.  The ends then live at high
  * descriptor numbers, so a closed number is never handed out again: the
  * events on it see a dead descriptor (EBADF on epoll, POLLNVAL on poll),
  * never somebody else's, and the peer end sees a hangup.
  */
+static bool g_epoll;  /* the backend is epoll or standard */
 static bool g_closing;
 static bool g_closed[NEND];
+static bool g_shut_wr[NEND];  /* shutdown(SHUT_WR): this end sends no more */
 #define HIGH_FD 200
 #define MAX_CLOSED 3
 static bool g_nesting;
@@ -524,20 +527,29 @@ static struct timeval due_time(unsigned *k)
 /*
  * Whether an fd event will certainly be reported.  A dead descriptor
  * never is (epoll forgot it when it was closed, poll disarms it on
- * POLLNVAL).  On a hung-up end reading always succeeds (end of file),
- * while a writer alone is not told about the hangup (the library drops
- * it).  Erring towards "not ready" is safe: the sentinel then runs.
+ * POLLNVAL).  When nothing more can arrive reading always succeeds (end
+ * of file), while a writer alone is not told about a hangup (the library
+ * drops it).  Erring towards "not ready" is safe: the sentinel then runs.
  */
 static bool fd_ready(const struct obj *o)
 {
-	if (g_closed[o->end]) {
+	int e = o->end, p = e ^ 1;
+	/* a hangup: the peer is gone, or neither side sends any more */
+	bool hup = g_closed[p] || (g_shut_wr[e] && g_shut_wr[p]);
+	/* nothing more will arrive: reading finds the end of the data */
+	bool eof = hup || g_shut_wr[p];
+
+	if (g_closed[e]) {
 		return false;
 	}
-	if (g_closed[o->end ^ 1]) {
+	/* writers alone are not told of a hangup; epoll also stops
+	 * watching them once it reported a half-close (upstream's sticky
+	 * GOT_ERROR), which the model cannot time, so it counts on none */
+	if (hup || (eof && g_epoll)) {
 		return (o->flags & TEVENT_FD_READ) != 0;
 	}
 	return (o->flags & TEVENT_FD_WRITE) ||
-	       ((o->flags & TEVENT_FD_READ) && g_pending[o->end] > 0);
+	       ((o->flags & TEVENT_FD_READ) && (g_pending[e] > 0 || eof));
 }
 
 static bool model_ready(void)
@@ -1474,7 +1486,6 @@ static void close_handler(struct tevent_context *ev, struct tevent_fd *fde,
 /* ------------------------------------------------------------------ */
 /* Operations (top level and from handlers). */
 
-static bool g_epoll;  /* the backend is epoll or standard */
 
 /* With epoll-batch excluded, may another fde get flags? */
 static bool may_activate(int id)
@@ -2009,7 +2020,8 @@ static void op_write(void)
 	unsigned n = 1 + rnd(3), i;
 	static unsigned char next = 'a';
 
-	if (g_pending[end] > 200 || g_closed[end] || g_closed[peer]) {
+	if (g_pending[end] > 200 || g_closed[end] || g_closed[peer] ||
+	    g_shut_wr[peer]) {
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -2020,6 +2032,21 @@ static void op_write(void)
 		next = next == 'z' ? 'a' : next + 1;
 	}
 	out("write end=%d n=%u pending=%d", end, n, g_pending[end]);
+}
+
+/* An end stops sending: its peer reads the end of the data (RDHUP). */
+static void op_shutdown_end(void)
+{
+	int end = (int)rnd(NEND);
+
+	if (g_closed[end] || g_shut_wr[end]) {
+		return;
+	}
+	if (shutdown(g_sock[end], SHUT_WR) != 0) {
+		fatal("shutdown");
+	}
+	g_shut_wr[end] = true;
+	out("shutdown end=%d", end);
 }
 
 /* Close a socket end behind the library's back (see g_closing). */
@@ -2264,7 +2291,11 @@ static void random_op(int self)
 		op_set_flags();
 	} else if (r < 76) {
 		if (r == 75 && g_closing) {
-			op_close_end();
+			if (chance(50)) {
+				op_close_end();
+			} else {
+				op_shutdown_end();
+			}
 		} else {
 			op_write();
 		}
