@@ -2290,7 +2290,7 @@ static void random_op(int self)
 	} else if (r < 68) {
 		op_set_flags();
 	} else if (r < 76) {
-		if (r == 75 && g_closing) {
+		if (r >= 74 && g_closing) {
 			if (chance(50)) {
 				op_close_end();
 			} else {
