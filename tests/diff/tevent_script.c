@@ -2,7 +2,7 @@
  * Random tevent programs for differential testing (issue #5, part B).
  *
  *   tevent_script --seed N [--ops K] [--backend NAME] [--exclude LIST]
- *                 [--debug]
+ *                 [--debug] [--fd-error]
  *
  * Built once against Debian's /usr/include/tevent.h and libtevent.so.0;
  * buildtools/run-diff runs the same seed with Debian's library and with
@@ -264,6 +264,15 @@ static int g_pending[NEND];  /* bytes readable at each end */
  * never somebody else's, and the peer end sees a hangup.
  */
 static bool g_epoll;  /* the backend is epoll or standard */
+/*
+ * --fd-error: fd events may also watch for errors (TEVENT_FD_ERROR, new in
+ * 0.16, so only for comparisons with 0.16 and later; the script is built
+ * against 0.14's header, which lacks the name).
+ */
+#ifndef TEVENT_FD_ERROR
+#define TEVENT_FD_ERROR (1 << 2)
+#endif
+static bool g_fd_error;
 static bool g_closing;
 static bool g_closed[NEND];
 static bool g_shut_wr[NEND];  /* shutdown(SHUT_WR): this end sends no more */
@@ -542,14 +551,17 @@ static bool fd_ready(const struct obj *o)
 	if (g_closed[e]) {
 		return false;
 	}
+	/* readers see the end of the data, error watchers the condition */
+	if ((o->flags & (TEVENT_FD_READ | TEVENT_FD_ERROR)) && eof) {
+		return true;
+	}
+	if ((o->flags & TEVENT_FD_READ) && g_pending[e] > 0) {
+		return true;
+	}
 	/* writers alone are not told of a hangup; epoll also stops
 	 * watching them once it reported a half-close (upstream's sticky
 	 * GOT_ERROR), which the model cannot time, so it counts on none */
-	if (hup || (eof && g_epoll)) {
-		return (o->flags & TEVENT_FD_READ) != 0;
-	}
-	return (o->flags & TEVENT_FD_WRITE) ||
-	       ((o->flags & TEVENT_FD_READ) && (g_pending[e] > 0 || eof));
+	return (o->flags & TEVENT_FD_WRITE) && !hup && !(eof && g_epoll);
 }
 
 static bool model_ready(void)
@@ -1524,7 +1536,12 @@ static uint16_t random_flags(void)
 		TEVENT_FD_WRITE, TEVENT_FD_READ | TEVENT_FD_WRITE,
 	};
 
-	return f[rnd(sizeof(f) / sizeof(f[0]))];
+	uint16_t flags = f[rnd(sizeof(f) / sizeof(f[0]))];
+
+	if (g_fd_error && chance(25)) {
+		flags |= TEVENT_FD_ERROR;
+	}
+	return flags;
 }
 
 static void op_add_fd(void)
@@ -2573,7 +2590,7 @@ static int move_high(int fd, int end)
 static void usage(void)
 {
 	fprintf(stderr, "usage: tevent_script --seed N [--ops K] "
-		"[--backend NAME] [--exclude a,b,...] [--debug]\n");
+		"[--backend NAME] [--exclude a,b,...] [--debug] [--fd-error]\n");
 	exit(2);
 }
 
@@ -2596,6 +2613,8 @@ int main(int argc, char **argv)
 			backend = argv[++i];
 		} else if (strcmp(argv[i], "--debug") == 0) {
 			g_debug = true;
+		} else if (strcmp(argv[i], "--fd-error") == 0) {
+			g_fd_error = true;
 		} else if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *tok, *save = NULL;
 			int e;
