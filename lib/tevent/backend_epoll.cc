@@ -118,6 +118,23 @@ public:
 	}
 	bool registered() const { return (word_ & kRegistered) != 0; }
 
+	// An error was reported to one of its fdes (see tevent_fd::error_seen).
+	bool error_seen() const
+	{
+		for (tevent_fd *f = front(); f != nullptr; f = next(f)) {
+			if (f->error_seen) {
+				return true;
+			}
+		}
+		return false;
+	}
+	void note_error()
+	{
+		for (tevent_fd *f = front(); f != nullptr; f = next(f)) {
+			f->error_seen = true;
+		}
+	}
+
 	void set_kernel_state(uint32_t armed, bool registered)
 	{
 		uintptr_t bits = registered ? kRegistered : 0;
@@ -596,14 +613,12 @@ void EpollBackend::update(int fd, const tevent_fd *leaving)
 		return;
 	}
 	uint32_t want = 0;
-	bool error_seen = false;
 	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
 		want |= map_flags(f->flags);
-		error_seen = error_seen || f->error_seen;
 	}
 	// After an error only readers and error watchers are watched (see
 	// tevent_fd::error_seen).
-	if (error_seen && !(want & (EPOLLIN | EPOLLRDHUP))) {
+	if (!(want & (EPOLLIN | EPOLLRDHUP)) && s->error_seen()) {
 		want = 0;
 	}
 	// The last fde of a descriptor being freed removes it from the set
@@ -850,10 +865,8 @@ TEVENT_HOT int EpollBackend::dispatch(int fd, uint32_t events)
 		ready |= TEVENT_FD_WRITE;
 	}
 	bool report_error = (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
-	bool error_seen = false;
-	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
-		f->error_seen = f->error_seen || report_error;
-		error_seen = error_seen || f->error_seen;
+	if (report_error) {
+		s->note_error();
 	}
 
 	for (tevent_fd *f = s->front(); f != nullptr; f = EpollSlot::next(f)) {
@@ -870,7 +883,7 @@ TEVENT_HOT int EpollBackend::dispatch(int fd, uint32_t events)
 		return tevent_common_invoke_fd_handler(f, flags, nullptr);
 	}
 
-	if (error_seen) {
+	if (s->error_seen()) {
 		// Only writers are left and they are not told about errors:
 		// stop watching for writability, as upstream does, or the
 		// error would be reported forever.
