@@ -8,7 +8,9 @@
  * closed before its flags changed (noticed at the next wait, upstream at
  * once), is disabled with an error message and never runs, as upstream does; a
  * descriptor number that now names another file is watched again (ours;
- * upstream's epoll aborts there and its standard backend falls back).
+ * upstream's epoll aborts there and its standard backend falls back).  An
+ * fde freed after its descriptor was closed, with flags or without, gets
+ * upstream's warning, before its DETACH trace.
  *
  * Registrations that outlive their descriptor (closed while a dup keeps
  * the file open, so the kernel keeps reporting it and DEL cannot remove
