@@ -255,14 +255,6 @@ static struct tevent_context *g_ev;
 static TALLOC_CTX *g_top;
 static int g_sock[NEND];
 static int g_pending[NEND];  /* bytes readable at each end */
-/*
- * A quarter of the programs (chosen from the seed apart from the main
- * PRNG, so the other programs stay as they were) may close socket ends
- * while fd events still watch them, or shut down their sending side.  The ends then live at high
- * descriptor numbers, so a closed number is never handed out again: the
- * events on it see a dead descriptor (EBADF on epoll, POLLNVAL on poll),
- * never somebody else's, and the peer end sees a hangup.
- */
 static bool g_epoll;  /* the backend is epoll or standard */
 /*
  * --fd-error: fd events may also watch for errors (TEVENT_FD_ERROR, new in
@@ -273,6 +265,15 @@ static bool g_epoll;  /* the backend is epoll or standard */
 #define TEVENT_FD_ERROR (1 << 2)
 #endif
 static bool g_fd_error;
+/*
+ * A quarter of the programs (chosen from the seed apart from the main
+ * PRNG, so the other programs stay as they were) may close socket ends
+ * while fd events still watch them, or shut down their sending side.  The
+ * ends then live at high descriptor numbers, so a closed number is never
+ * handed out again: the events on it see a dead descriptor (EBADF on
+ * epoll, POLLNVAL on poll), never somebody else's, and the peer end sees
+ * a hangup.
+ */
 static bool g_closing;
 static bool g_closed[NEND];
 static bool g_shut_wr[NEND];  /* shutdown(SHUT_WR): this end sends no more */
@@ -941,7 +942,6 @@ static void trace_out(enum tevent_event_trace_point point, const char *what)
 
 /* Descriptors the library watches for itself (upstream's wakeup pipe is an
  * fd event, ours is not) are left out. */
-/* A live fd event of the script's that was made through a wrapper. */
 /* An fd event the library may disarm (see EX_FD_DISARM_DETACH). */
 static bool fd_may_be_disarmed(const void *ptr)
 {
