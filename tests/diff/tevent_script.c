@@ -255,6 +255,14 @@ static struct tevent_context *g_ev;
 static TALLOC_CTX *g_top;
 static int g_sock[NEND];
 static int g_pending[NEND];  /* bytes readable at each end */
+/*
+ * The model counts a writer as always ready, which holds only while its
+ * peer has few bytes unread: every one-byte write is a socket buffer of
+ * its own in the kernel, and a Linux AF_UNIX stream end stops being
+ * writable after about 70 of them (Debian 12's default buffer sizes).
+ * Keep well below that.
+ */
+#define MAX_UNREAD 32
 static bool g_epoll;  /* the backend is epoll or standard */
 /*
  * --fd-error: fd events may also watch for errors (TEVENT_FD_ERROR, new in
@@ -2037,8 +2045,8 @@ static void op_write(void)
 	unsigned n = 1 + rnd(3), i;
 	static unsigned char next = 'a';
 
-	if (g_pending[end] > 200 || g_closed[end] || g_closed[peer] ||
-	    g_shut_wr[peer]) {
+	if (g_pending[end] + (int)n > MAX_UNREAD || g_closed[end] ||
+	    g_closed[peer] || g_shut_wr[peer]) {
 		return;
 	}
 	for (i = 0; i < n; i++) {
