@@ -4,7 +4,9 @@
 #                        once, build, run the demo
 #   make test            build, ABI check, all test programs, 300 random
 #                        programs against both libraries (buildtools/run-diff)
-#   make test-long       10,000 random programs against both libraries
+#                        and 100 long ones (1,500 steps each)
+#   make test-long       10,000 random programs against both libraries, and
+#                        1,000 long ones
 #   make abi-check       exported symbols, versions, signatures, NEEDED
 #   make install         waf install (honours ./configure --prefix, DESTDIR=)
 #   make test-asan       ASan+UBSan build in bin-asan/, all tests, 300 random
@@ -74,9 +76,13 @@ test: build
 	$(ABI_CHECK) --lib bin/libtevent.so.0
 	$(RUN_TESTS) bin
 	$(PYTHON) buildtools/run-diff --bin bin --count 300 --debug
+	$(PYTHON) buildtools/run-diff --bin bin --count 100 --ops 1500 \
+		--start 500000 --debug
 
 test-long: build
 	$(PYTHON) buildtools/run-diff --bin bin --count 10000 -j 2 --debug
+	$(PYTHON) buildtools/run-diff --bin bin --count 1000 --ops 1500 \
+		--start 500000 -j 2 --debug
 
 test-fresh:
 	buildtools/fresh-check
