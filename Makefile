@@ -10,12 +10,12 @@
 #   make abi-check       exported symbols, versions, signatures, NEEDED
 #   make install         waf install (honours ./configure --prefix, DESTDIR=)
 #   make test-asan       ASan+UBSan build in bin-asan/, all tests, 300 random
-#                        programs
+#                        programs and 100 long ones
 #   make test-tsan       TSan build in bin-tsan/, every program that uses
 #                        threads, 300 random programs (their last phase is
 #                        cross-thread)
-#   make test-valgrind   all tests of bin/ and 300 random programs (our side)
-#                        under memcheck
+#   make test-valgrind   all tests of bin/, 300 random programs and 100 long
+#                        ones (our side) under memcheck
 #   make test-upstream   upstream's suites (tests/upstream), threadpool, Samba
 #                        and the portable suites' *_014 copies against the
 #                        system libtevent
@@ -99,6 +99,8 @@ test-asan: bin-asan/c4che/_cache.py
 	WAFLOCK=.lock-waf_asan $(WAF) build
 	$(ASAN_ENV) $(RUN_TESTS) bin-asan
 	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 300 --debug
+	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 100 \
+		--ops 1500 --start 500000 --debug
 
 bin-tsan/c4che/_cache.py: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
@@ -118,6 +120,8 @@ test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
 	$(PYTHON) buildtools/run-diff --bin bin --count 300 -j 2 \
 		--wrapper "$(VALGRIND) --quiet"
+	$(PYTHON) buildtools/run-diff --bin bin --count 100 --ops 1500 \
+		--start 500000 -j 2 --wrapper "$(VALGRIND) --quiet"
 
 # The ports of upstream's own suites (tests/upstream/), the Samba, CTDB
 # and SSSD tests, the timer queue's model test and the *_014 copies of our
