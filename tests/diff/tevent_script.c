@@ -2,7 +2,7 @@
  * Random tevent programs for differential testing (issue #5, part B).
  *
  *   tevent_script --seed N [--ops K] [--backend NAME] [--exclude LIST]
- *                 [--debug] [--fd-error]
+ *                 [--debug] [--fd-error] [--reset-immediate]
  *
  * Built once against Debian's /usr/include/tevent.h and libtevent.so.0;
  * buildtools/run-diff runs the same seed with Debian's library and with
@@ -16,7 +16,9 @@
  * reschedule, write to sockets, raise signals, finish requests, nested
  * loop turns).  Every handler invocation and every action is one trace
  * line.  Objects carry a talloc child "marker" whose destructor logs
- * "gone", so the trace also shows when the library frees what.
+ * "gone", so the trace also shows when the library frees what.  Half of
+ * the programs also print the library's event traces and its loop trace
+ * points (which turns reached the backend's wait).
  *
  * Determinism: timers are either due (fixed absolute deadlines in 1970,
  * ordered by value then FIFO) or far (an hour ahead, never reached), so
@@ -139,20 +141,68 @@ static int g_depth;          /* handler nesting, for indentation */
 static unsigned long g_lines;
 #define MAX_LINES 20000UL    /* beyond this, handlers stop acting */
 
+/*
+ * The loop's trace points (set_traces()) wait here until the next line
+ * that counts: a loop_once() in which nothing of ours happened leaves no
+ * trace at all (see trace_loop_point()).
+ */
+#define MAX_POINTS 64
+static struct {
+	int depth;
+	const char *name;
+} g_points[MAX_POINTS];
+static int g_npoints;
+
+static void print_line(int depth, const char *fmt, va_list ap)
+{
+	int i;
+
+	for (i = 0; i < depth; i++) {
+		fputs("  ", stdout);
+	}
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+}
+
+static void print_point(int depth, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void print_point(int depth, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	print_line(depth, fmt, ap);
+	va_end(ap);
+}
+
+/* A line that counts as something of ours happening (one_turn()). */
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
 {
 	va_list ap;
 	int i;
 
-	for (i = 0; i < g_depth; i++) {
-		fputs("  ", stdout);
+	for (i = 0; i < g_npoints; i++) {
+		print_point(g_points[i].depth, "~ point %s", g_points[i].name);
 	}
+	g_npoints = 0;
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	print_line(g_depth, fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
 	g_lines++;
+}
+
+/* A line about what the library did on its own: event traces, debug
+ * messages.  It does not count, and the loop's points wait on. */
+static void out_aside(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void out_aside(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	print_line(g_depth, fmt, ap);
+	va_end(ap);
 }
 
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -273,6 +323,13 @@ static bool g_epoll;  /* the backend is epoll or standard */
 #define TEVENT_FD_ERROR (1 << 2)
 #endif
 static bool g_fd_error;
+/*
+ * --reset-immediate: cancelling an immediate may also go through
+ * tevent_reset_immediate(), new in 0.17 (not in 0.14's header, so it is
+ * looked up at run time).
+ */
+static void (*g_reset_immediate)(struct tevent_immediate *im);
+static bool g_want_reset_immediate;
 /*
  * A quarter of the programs (chosen from the seed apart from the main
  * PRNG, so the other programs stay as they were) may close socket ends
@@ -927,7 +984,7 @@ static const char *via(int wid)
 }
 
 /* ------------------------------------------------------------------ */
-/* Event traces (half of the programs). */
+/* Event traces and loop trace points (half of the programs). */
 
 static bool g_trace;
 /* The object an add call is making: its ATTACH line comes before the
@@ -942,10 +999,8 @@ static int g_creating;
 static void trace_out(enum tevent_event_trace_point point, const char *what)
 {
 	static const char *const points[] = {"attach", "detach", "before"};
-	unsigned long lines = g_lines;
 
-	out("~ %s %s", (unsigned)point < 3 ? points[point] : "?", what);
-	g_lines = lines;
+	out_aside("~ %s %s", (unsigned)point < 3 ? points[point] : "?", what);
 }
 
 /* Descriptors the library watches for itself (upstream's wakeup pipe is an
@@ -1026,8 +1081,73 @@ static void trace_queue(struct tevent_queue_entry *qe,
 	trace_out(p, "queue entry");
 }
 
+/*
+ * The loop's own trace points, so that the turns are compared too: which
+ * loop_once() reached the backend's wait.  A turn in which nothing of
+ * ours happened is one the library spent on itself (upstream reads its
+ * signal pipe as an fd event, poll_mt its wakeup descriptor: see
+ * one_turn()), so its points are dropped; debug messages and event traces
+ * do not count (the poll backend may report a dead descriptor in such a
+ * turn), so the points of a turn appear just before its first line that
+ * does.
+ */
+#define MAX_LOOP_NEST 16
+static struct {
+	int npoints;            /* g_npoints when this loop_once() began */
+	unsigned long lines;    /* g_lines then */
+} g_loop_stack[MAX_LOOP_NEST];
+static int g_loop_depth;
+
+static void add_point(const char *name)
+{
+	if (g_npoints == MAX_POINTS) {
+		fatal("trace points: %d without a line between", MAX_POINTS);
+	}
+	g_points[g_npoints].depth = g_depth;
+	g_points[g_npoints].name = name;
+	g_npoints++;
+}
+
+static void trace_loop_point(enum tevent_trace_point point, void *pvt)
+{
+	(void)pvt;
+	switch (point) {
+	case TEVENT_TRACE_BEFORE_LOOP_ONCE:
+		if (g_loop_depth == MAX_LOOP_NEST) {
+			fatal("trace points: loops nested too deep");
+		}
+		g_loop_stack[g_loop_depth].npoints = g_npoints;
+		g_loop_stack[g_loop_depth].lines = g_lines;
+		g_loop_depth++;
+		add_point("before_loop_once");
+		break;
+	case TEVENT_TRACE_AFTER_LOOP_ONCE:
+		if (g_loop_depth == 0) {
+			fatal("trace points: after_loop_once without before");
+		}
+		g_loop_depth--;
+		if (g_lines == g_loop_stack[g_loop_depth].lines) {
+			/* no line of ours since its before: none flushed */
+			g_npoints = g_loop_stack[g_loop_depth].npoints;
+		} else {
+			add_point("after_loop_once");
+		}
+		break;
+	case TEVENT_TRACE_BEFORE_WAIT:
+		add_point("before_wait");
+		break;
+	case TEVENT_TRACE_AFTER_WAIT:
+		add_point("after_wait");
+		break;
+	default:
+		add_point("?");
+		break;
+	}
+}
+
 static void set_traces(void)
 {
+	tevent_set_trace_callback(g_ev, trace_loop_point, NULL);
 	tevent_set_trace_fd_callback(g_ev, trace_fd, NULL);
 	tevent_set_trace_timer_callback(g_ev, trace_timer, NULL);
 	tevent_set_trace_immediate_callback(g_ev, trace_imm, NULL);
@@ -1205,7 +1325,6 @@ static void debug_fn(void *context, enum tevent_debug_level level,
 {
 	char *text = NULL;
 	char norm[2048];
-	unsigned long lines = g_lines;
 	size_t i;
 
 	(void)context;
@@ -1234,8 +1353,7 @@ static void debug_fn(void *context, enum tevent_debug_level level,
 		}
 		return;
 	}
-	out("debug %s %s", level_name(level), norm);
-	g_lines = lines;
+	out_aside("debug %s %s", level_name(level), norm);
 }
 
 static void set_debug(struct tevent_context *ev)
@@ -2110,11 +2228,17 @@ static void op_schedule(void)
 	if (r < 8) {
 		schedule_imm(id);
 	} else {
-		/* a NULL handler cancels */
-		tevent_schedule_immediate(g_obj[id].ptr, g_ev, NULL, NULL);
+		/* a NULL handler cancels, as tevent_reset_immediate() does */
+		if (r == 8 || g_reset_immediate == NULL) {
+			tevent_schedule_immediate(g_obj[id].ptr, g_ev, NULL,
+						  NULL);
+		} else {
+			r = 10;
+			g_reset_immediate(g_obj[id].ptr);
+		}
 		g_obj[id].scheduled = false;
 		g_obj[id].wrap = 0;
-		out("cancel I%d", id);
+		out("%s I%d", r == 10 ? "reset" : "cancel", id);
 	}
 }
 
@@ -2598,7 +2722,8 @@ static int move_high(int fd, int end)
 static void usage(void)
 {
 	fprintf(stderr, "usage: tevent_script --seed N [--ops K] "
-		"[--backend NAME] [--exclude a,b,...] [--debug] [--fd-error]\n");
+		"[--backend NAME] [--exclude a,b,...] [--debug] [--fd-error]\n"
+		"       [--reset-immediate]\n");
 	exit(2);
 }
 
@@ -2623,6 +2748,8 @@ int main(int argc, char **argv)
 			g_debug = true;
 		} else if (strcmp(argv[i], "--fd-error") == 0) {
 			g_fd_error = true;
+		} else if (strcmp(argv[i], "--reset-immediate") == 0) {
+			g_want_reset_immediate = true;
 		} else if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *tok, *save = NULL;
 			int e;
@@ -2694,6 +2821,14 @@ int main(int argc, char **argv)
 		out("socket ends may be closed");
 	}
 	set_debug(g_ev);
+	if (g_want_reset_immediate) {
+		*(void **)&g_reset_immediate =
+			dlsym(RTLD_DEFAULT, "tevent_reset_immediate");
+		if (g_reset_immediate == NULL) {
+			fatal("--reset-immediate: the library has no "
+			      "tevent_reset_immediate()");
+		}
+	}
 	if (g_trace) {
 		set_traces();
 	}
