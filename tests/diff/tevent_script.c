@@ -14,7 +14,7 @@
  * what the top level does between loop turns and what every handler does
  * when it runs (create, free -- itself, others, their parents --, update,
  * reschedule, write to sockets, raise signals, finish requests, nested
- * loop turns).  Every handler invocation and every action is one trace
+ * loop turns, tevent_req_poll()).  Every handler invocation and every action is one trace
  * line.  Objects carry a talloc child "marker" whose destructor logs
  * "gone", so the trace also shows when the library frees what.  Half of
  * the programs also print the library's event traces and its loop trace
@@ -2397,11 +2397,39 @@ static bool reentered_under_timer(void)
 	return false;
 }
 
+/*
+ * A nested loop as Samba's synchronous wrappers run one: tevent_req_poll()
+ * on a wakeup request of its own, due like the program's timers (so by
+ * value and FIFO among them), so the loop never blocks and always ends,
+ * after whatever is ready before it has run.
+ */
+static void nest_req_poll(void)
+{
+	unsigned k;
+	struct tevent_req *req = tevent_wakeup_send(g_top, g_ev, due_time(&k));
+	bool ok;
+
+	if (req == NULL) {
+		fatal("tevent_wakeup_send");
+	}
+	out("poll due+%u {", k);
+	g_depth++;
+	ok = tevent_req_poll(req, g_ev);
+	g_depth--;
+	out("} poll=%d wakeup=%d", ok, tevent_wakeup_recv(req));
+	talloc_free(req);
+	reap();
+}
+
 static void op_nest(int self)
 {
 	(void)self;
 	if (!g_nesting || g_excl[EX_NEST] || g_depth >= 4 ||
 	    reentered_under_timer()) {
+		return;
+	}
+	if (chance(25)) {
+		nest_req_poll();
 		return;
 	}
 	out("nest {");
