@@ -13,8 +13,8 @@
  * wrapper contexts that events, request timers and posts are made on),
  * what the top level does between loop turns and what every handler does
  * when it runs (create, free -- itself, others, their parents --, update,
- * reschedule, write to sockets, raise signals, finish requests, nested
- * loop turns, tevent_req_poll()).  Every handler invocation and every action is one trace
+ * reschedule, write to sockets, raise signals, finish requests, put a
+ * queue trigger back, nested loop turns, tevent_req_poll()).  Every handler invocation and every action is one trace
  * line.  Objects carry a talloc child "marker" whose destructor logs
  * "gone", so the trace also shows when the library frees what.  Half of
  * the programs also print the library's event traces and its loop trace
@@ -294,6 +294,8 @@ struct obj {
 	enum rkind rkind;
 	int rst;             /* 0 in progress, 1 finished, 2 received */
 	int queue;           /* queue object, or 0 */
+	/* its queue entry, when the add returned it before any trigger ran */
+	struct tevent_queue_entry *qentry;
 	bool in_cancel;      /* its cancel function is on the stack */
 	void *state;
 };
@@ -1601,7 +1603,13 @@ static void queue_trigger(struct tevent_req *req, void *pvt)
 
 	out("Q%d trigger R%d", qid, id);
 	enter(id);
-	if (chance(40) && g_obj[id].rst == 0) {
+	if (g_obj[id].qentry != NULL && chance(15)) {
+		/* Samba's way to put a trigger back until the queue restarts:
+		 * only the head of a stopped queue may be untriggered */
+		tevent_queue_stop(g_obj[qid].ptr);
+		tevent_queue_entry_untrigger(g_obj[id].qentry);
+		out("Q%d stop, untrigger R%d", qid, id);
+	} else if (chance(40) && g_obj[id].rst == 0) {
 		out("R%d done(in trigger)", id);
 		g_obj[id].rst = 1;
 		tevent_req_done(req);
@@ -1992,13 +2000,24 @@ static void op_queue_add(void)
 	if (how == 0) {
 		ok = tevent_queue_add(g_obj[q].ptr, g_ev, ro->ptr, queue_trigger,
 				      (void *)(intptr_t)q);
-	} else if (how == 1) {
-		ok = tevent_queue_add_entry(g_obj[q].ptr, g_ev, ro->ptr,
-					    queue_trigger, (void *)(intptr_t)q) != NULL;
 	} else {
-		ok = tevent_queue_add_optimize_empty(g_obj[q].ptr, g_ev, ro->ptr,
-						     queue_trigger,
-						     (void *)(intptr_t)q) != NULL;
+		struct tevent_queue_entry *e;
+		unsigned long lines = g_lines;
+
+		if (how == 1) {
+			e = tevent_queue_add_entry(g_obj[q].ptr, g_ev, ro->ptr,
+						   queue_trigger,
+						   (void *)(intptr_t)q);
+		} else {
+			e = tevent_queue_add_optimize_empty(
+				g_obj[q].ptr, g_ev, ro->ptr, queue_trigger,
+				(void *)(intptr_t)q);
+		}
+		ok = e != NULL;
+		/* a trigger that ran inside the add may have freed it */
+		if (ok && g_lines == lines) {
+			ro->qentry = e;
+		}
 	}
 	out("Q%d add R%d -> %d", q, r, ok);
 }
