@@ -496,8 +496,10 @@ static void obj_gone(int id)
 	}
 	if (o->kind == K_QUEUE) {
 		for (i = 1; i < g_nobj; i++) {
+			/* the queue's entries went with it */
 			if (g_obj[i].kind == K_REQ && g_obj[i].queue == id) {
 				g_obj[i].queue = 0;
+				g_obj[i].qentry = NULL;
 			}
 		}
 	}
