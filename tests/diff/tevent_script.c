@@ -14,11 +14,12 @@
  * what the top level does between loop turns and what every handler does
  * when it runs (create, free -- itself, others, their parents --, update,
  * reschedule, write to sockets, raise signals, finish requests, put a
- * queue trigger back, nested loop turns, tevent_req_poll()).  Every handler invocation and every action is one trace
- * line.  Objects carry a talloc child "marker" whose destructor logs
- * "gone", so the trace also shows when the library frees what.  Half of
- * the programs also print the library's event traces and its loop trace
- * points (which turns reached the backend's wait).
+ * queue trigger back, nested loop turns, tevent_req_poll()).  Every
+ * handler invocation and every action is one trace line.  Objects carry
+ * a talloc child "marker" whose destructor logs "gone", so the trace
+ * also shows when the library frees what.  Half of the programs also
+ * print the library's event traces and its loop trace points (which
+ * turns reached the backend's wait).
  *
  * Determinism: timers are either due (fixed absolute deadlines in 1970,
  * ordered by value then FIFO) or far (an hour ahead, never reached), so
@@ -153,26 +154,20 @@ static struct {
 } g_points[MAX_POINTS];
 static int g_npoints;
 
-static void print_line(int depth, const char *fmt, va_list ap)
+static void indent(int depth)
 {
 	int i;
 
 	for (i = 0; i < depth; i++) {
 		fputs("  ", stdout);
 	}
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
 }
 
-static void print_point(int depth, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void print_point(int depth, const char *fmt, ...)
+static void vprint_line(const char *fmt, va_list ap)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	print_line(depth, fmt, ap);
-	va_end(ap);
+	indent(g_depth);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
 }
 
 /* A line that counts as something of ours happening (one_turn()). */
@@ -183,11 +178,12 @@ static void out(const char *fmt, ...)
 	int i;
 
 	for (i = 0; i < g_npoints; i++) {
-		print_point(g_points[i].depth, "~ point %s", g_points[i].name);
+		indent(g_points[i].depth);
+		printf("~ point %s\n", g_points[i].name);
 	}
 	g_npoints = 0;
 	va_start(ap, fmt);
-	print_line(g_depth, fmt, ap);
+	vprint_line(fmt, ap);
 	va_end(ap);
 	g_lines++;
 }
@@ -201,7 +197,7 @@ static void out_aside(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	print_line(g_depth, fmt, ap);
+	vprint_line(fmt, ap);
 	va_end(ap);
 }
 
@@ -2250,16 +2246,17 @@ static void op_schedule(void)
 		schedule_imm(id);
 	} else {
 		/* a NULL handler cancels, as tevent_reset_immediate() does */
-		if (r == 8 || g_reset_immediate == NULL) {
+		bool reset = r == 9 && g_reset_immediate != NULL;
+
+		if (reset) {
+			g_reset_immediate(g_obj[id].ptr);
+		} else {
 			tevent_schedule_immediate(g_obj[id].ptr, g_ev, NULL,
 						  NULL);
-		} else {
-			r = 10;
-			g_reset_immediate(g_obj[id].ptr);
 		}
 		g_obj[id].scheduled = false;
 		g_obj[id].wrap = 0;
-		out("%s I%d", r == 10 ? "reset" : "cancel", id);
+		out("%s I%d", reset ? "reset" : "cancel", id);
 	}
 }
 
