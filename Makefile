@@ -39,6 +39,8 @@ SYSTEM_TEVENT := /usr/lib/$(if $(MULTIARCH),$(MULTIARCH)/)libtevent.so.0
 VALGRIND := valgrind --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	--child-silent-after-fork=yes --track-origins=yes --num-callers=30
+# The long random programs, the same seeds in every target that runs them.
+LONG_PROGRAMS := --ops 1500 --start 500000
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
@@ -76,13 +78,12 @@ test: build
 	$(ABI_CHECK) --lib bin/libtevent.so.0
 	$(RUN_TESTS) bin
 	$(PYTHON) buildtools/run-diff --bin bin --count 300 --debug
-	$(PYTHON) buildtools/run-diff --bin bin --count 100 --ops 1500 \
-		--start 500000 --debug
+	$(PYTHON) buildtools/run-diff --bin bin --count 100 $(LONG_PROGRAMS) --debug
 
 test-long: build
 	$(PYTHON) buildtools/run-diff --bin bin --count 10000 -j 2 --debug
-	$(PYTHON) buildtools/run-diff --bin bin --count 1000 --ops 1500 \
-		--start 500000 -j 2 --debug
+	$(PYTHON) buildtools/run-diff --bin bin --count 1000 $(LONG_PROGRAMS) \
+		-j 2 --debug
 
 test-fresh:
 	buildtools/fresh-check
@@ -99,8 +100,8 @@ test-asan: bin-asan/c4che/_cache.py
 	WAFLOCK=.lock-waf_asan $(WAF) build
 	$(ASAN_ENV) $(RUN_TESTS) bin-asan
 	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 300 --debug
-	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan --count 100 \
-		--ops 1500 --start 500000 --debug
+	$(ASAN_ENV) $(PYTHON) buildtools/run-diff --bin bin-asan \
+		--count 100 $(LONG_PROGRAMS) --debug
 
 bin-tsan/c4che/_cache.py: wscript
 	WAFLOCK=.lock-waf_tsan $(WAF) configure --out=bin-tsan --enable-tsan
@@ -120,8 +121,8 @@ test-valgrind: build
 	$(RUN_TESTS) --wrapper "$(VALGRIND)" bin
 	$(PYTHON) buildtools/run-diff --bin bin --count 300 -j 2 \
 		--wrapper "$(VALGRIND) --quiet"
-	$(PYTHON) buildtools/run-diff --bin bin --count 100 --ops 1500 \
-		--start 500000 -j 2 --wrapper "$(VALGRIND) --quiet"
+	$(PYTHON) buildtools/run-diff --bin bin --count 100 $(LONG_PROGRAMS) \
+		-j 2 --wrapper "$(VALGRIND) --quiet"
 
 # The ports of upstream's own suites (tests/upstream/), the Samba, CTDB
 # and SSSD tests, the timer queue's model test and the *_014 copies of our
