@@ -2,7 +2,7 @@
  * Random tevent programs for differential testing (issue #5, part B).
  *
  *   tevent_script --seed N [--ops K] [--backend NAME] [--exclude LIST]
- *                 [--debug] [--fd-error] [--reset-immediate]
+ *                 [--debug] [--fd-error] [--reset-immediate] [--call-depth]
  *
  * Built once against Debian's /usr/include/tevent.h and libtevent.so.0;
  * buildtools/run-diff runs the same seed with Debian's library and with
@@ -14,11 +14,13 @@
  * what the top level does between loop turns and what every handler does
  * when it runs (create, free -- itself, others, their parents --, update,
  * reschedule, write to sockets, raise signals, finish requests, put a
- * queue trigger back, nested loop turns, tevent_req_poll()).  Every
- * handler invocation and every action is one trace line.  Objects carry
- * a talloc child "marker" whose destructor logs "gone", so the trace
- * also shows when the library frees what.  Half of the programs also
- * print the library's event traces and its loop trace points (which
+ * queue trigger back, nested loop turns, tevent_req_poll(), tag events
+ * and queue entries, describe requests with tevent_req_print()).  A loop
+ * turn is sometimes a tevent_loop_until().  Every handler invocation and
+ * every action is one trace line (a tagged event's lines show its tag).
+ * Objects carry a talloc child "marker" whose destructor logs "gone", so
+ * the trace also shows when the library frees what.  Half of the programs
+ * also print the library's event traces and its loop trace points (which
  * turns reached the backend's wait).
  *
  * Determinism: timers are either due (fixed absolute deadlines in 1970,
@@ -86,6 +88,9 @@
  *
  * --debug also prints every debug message the library sends, normalised
  * (see "Debug messages" below); the program is otherwise the same.
+ *
+ * --call-depth (libraries 0.16 and later) prints what the library tells
+ * a call-depth observer about the requests (see "Call depth" below).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -140,6 +145,7 @@ static bool chance(unsigned pct)
 
 static int g_depth;          /* handler nesting, for indentation */
 static unsigned long g_lines;
+static unsigned long g_shown; /* lines that flushed the trace points */
 #define MAX_LINES 20000UL    /* beyond this, handlers stop acting */
 
 /*
@@ -170,11 +176,8 @@ static void vprint_line(const char *fmt, va_list ap)
 	fputc('\n', stdout);
 }
 
-/* A line that counts as something of ours happening (one_turn()). */
-static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void out(const char *fmt, ...)
+static void flush_points(void)
 {
-	va_list ap;
 	int i;
 
 	for (i = 0; i < g_npoints; i++) {
@@ -182,10 +185,34 @@ static void out(const char *fmt, ...)
 		printf("~ point %s\n", g_points[i].name);
 	}
 	g_npoints = 0;
+	g_shown++;
+}
+
+/* A line that counts as something of ours happening (one_turn()). */
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+	va_list ap;
+
+	flush_points();
 	va_start(ap, fmt);
 	vprint_line(fmt, ap);
 	va_end(ap);
 	g_lines++;
+}
+
+/* A line about our requests that the library reports (call depth): the
+ * points before it show, but no handler of ours ran. */
+static void out_flow(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void out_flow(const char *fmt, ...)
+{
+	va_list ap;
+
+	flush_points();
+	va_start(ap, fmt);
+	vprint_line(fmt, ap);
+	va_end(ap);
 }
 
 /* A line about what the library did on its own: event traces, debug
@@ -698,39 +725,80 @@ static void sentinel_handler(struct tevent_context *ev, struct tevent_timer *te,
  * turn) are not counted: how many of those there are is not part of the
  * contract, only which handlers run in which order.
  */
+/* Before a loop turn: when the model sees nothing of ours ready, a
+ * sentinel timer makes sure the turn does not block. */
+static void arm_sentinel_if_idle(void)
+{
+	/* its parent is the context: nobody else frees it */
+	struct tevent_timer *st;
+	void **mark;
+
+	if (model_ready() || g_sentinel_armed) {
+		return;
+	}
+	g_sentinel_creating = true;
+	st = tevent_add_timer(g_ev, g_ev, tevent_timeval_set(SENTINEL_SECS, 0),
+			      sentinel_handler, NULL);
+	g_sentinel_creating = false;
+	if (st == NULL) {
+		fatal("sentinel");
+	}
+	g_sentinel_armed = true;
+	/* a child whose destructor runs after the timer's own (which may send
+	 * "Destroying timer event") */
+	mark = talloc(st, void *);
+	if (mark == NULL) {
+		fatal("talloc");
+	}
+	talloc_set_destructor(mark, sentinel_gone);
+	g_sentinel_ptr = st;
+}
+
+#define TURN_TRIES 10
+
+/* tevent_loop_until()'s question before each loop_once() inside it. */
+struct until {
+	unsigned long lines;
+	int tries;
+};
+
+static bool until_ours_ran(void *pvt)
+{
+	struct until *u = pvt;
+
+	if (g_lines != u->lines || u->tries == TURN_TRIES) {
+		return true;
+	}
+	u->tries++;
+	arm_sentinel_if_idle();
+	return false;
+}
+
+/*
+ * Loop turns until a handler of ours ran: tevent_loop_once() up to
+ * TURN_TRIES times, or (a fifth of the time) one tevent_loop_until() that
+ * asks the same question.
+ */
 static void one_turn(const char *who)
 {
 	unsigned long before = g_lines;
 	int ret, i;
 
-	for (i = 0; i < 10 && g_lines == before; i++) {
-		if (!model_ready() && !g_sentinel_armed) {
-		/* its parent is the context: nobody else frees it */
-		struct tevent_timer *st;
-		void **mark;
+	if (chance(20)) {
+		struct until u = {before, 0};
 
-		g_sentinel_creating = true;
-		st = tevent_add_timer(g_ev, g_ev,
-				      tevent_timeval_set(SENTINEL_SECS, 0),
-				      sentinel_handler, NULL);
-		g_sentinel_creating = false;
-
-		if (st == NULL) {
-			fatal("sentinel");
-		}
-		g_sentinel_armed = true;
-		/* a child whose destructor runs after the timer's own (which
-		 * may send "Destroying timer event") */
-		mark = talloc(st, void *);
-		if (mark == NULL) {
-			fatal("talloc");
-		}
-		talloc_set_destructor(mark, sentinel_gone);
-		g_sentinel_ptr = st;
-		}
-		ret = tevent_loop_once(g_ev);
+		ret = tevent_loop_until(g_ev, until_ours_ran, &u);
 		if (ret != 0) {
-			out("%s loop_once=%d errno=%d", who, ret, errno);
+			out("%s loop_until=%d errno=%d", who, ret, errno);
+		}
+		i = u.tries;
+	} else {
+		for (i = 0; i < TURN_TRIES && g_lines == before; i++) {
+			arm_sentinel_if_idle();
+			ret = tevent_loop_once(g_ev);
+			if (ret != 0) {
+				out("%s loop_once=%d errno=%d", who, ret, errno);
+			}
 		}
 	}
 	if (g_lines == before) {
@@ -781,6 +849,72 @@ static const char *event_label(const void *ptr)
 		}
 	}
 	return "internal";
+}
+
+/*
+ * Tags: a number the caller keeps on an event (tevent_*_set_tag()).  The
+ * library must keep it through rescheduling, cancels, updates and handler
+ * runs, so every handler and trace line of a tagged event shows it.
+ */
+static uint64_t event_tag(enum kind k, const void *ptr)
+{
+	switch (k) {
+	case K_FD:
+		return tevent_fd_get_tag(ptr);
+	case K_TIMER:
+		return tevent_timer_get_tag(ptr);
+	case K_IMM:
+		return tevent_immediate_get_tag(ptr);
+	case K_SIG:
+		return tevent_signal_get_tag(ptr);
+	default:
+		return 0;
+	}
+}
+
+/* " tag=N" for a tagged event, "" otherwise (one use per line). */
+static const char *tag_text(enum kind k, const void *ptr)
+{
+	static char buf[32];
+	uint64_t tag = event_tag(k, ptr);
+
+	if (tag == 0) {
+		return "";
+	}
+	snprintf(buf, sizeof(buf), " tag=%llu", (unsigned long long)tag);
+	return buf;
+}
+
+static void set_tag(int id, uint64_t tag)
+{
+	struct obj *o = &g_obj[id];
+
+	switch (o->kind) {
+	case K_FD:
+		tevent_fd_set_tag(o->ptr, tag);
+		break;
+	case K_TIMER:
+		tevent_timer_set_tag(o->ptr, tag);
+		break;
+	case K_IMM:
+		tevent_immediate_set_tag(o->ptr, tag);
+		break;
+	case K_SIG:
+		tevent_signal_set_tag(o->ptr, tag);
+		break;
+	default:
+		return;
+	}
+	out("%c%d set_tag %llu", kind_letter[o->kind], id,
+	    (unsigned long long)tag);
+}
+
+/* A new event is tagged, sometimes. */
+static void maybe_tag(int id)
+{
+	if (chance(40)) {
+		set_tag(id, 1 + rnd(999));
+	}
 }
 
 /* A handler ran: was it given the context its event was made on? */
@@ -987,8 +1121,9 @@ static const char *via(int wid)
 /* Event traces and loop trace points (half of the programs). */
 
 static bool g_trace;
-/* The object an add call is making: its ATTACH line comes before the
- * call returns the pointer that would name it. */
+/* The object an add call is making: its ATTACH line (or a request's
+ * call-depth "create") comes before the call returns the pointer that
+ * would name it. */
 static int g_creating;
 
 /*
@@ -1023,7 +1158,7 @@ static void trace_line(enum kind k, const void *ptr,
 		       enum tevent_event_trace_point point)
 {
 	const char *label = event_label(ptr);
-	char buf[16];
+	char buf[16], text[64];
 
 	if (k == K_FD && point == TEVENT_EVENT_TRACE_DETACH &&
 	    g_excl[EX_FD_DISARM_DETACH] && fd_may_be_disarmed(ptr)) {
@@ -1042,7 +1177,8 @@ static void trace_line(enum kind k, const void *ptr,
 		snprintf(buf, sizeof(buf), "internal-%c", kind_letter[k]);
 		label = buf;
 	}
-	trace_out(point, label);
+	snprintf(text, sizeof(text), "%s%s", label, tag_text(k, ptr));
+	trace_out(point, text);
 }
 
 static void trace_fd(struct tevent_fd *fde, enum tevent_event_trace_point p,
@@ -1076,9 +1212,17 @@ static void trace_sig(struct tevent_signal *se,
 static void trace_queue(struct tevent_queue_entry *qe,
 			enum tevent_event_trace_point p, void *pvt)
 {
-	(void)qe;
+	uint64_t tag = tevent_queue_entry_get_tag(qe);
+	char text[48];
+
 	(void)pvt;
-	trace_out(p, "queue entry");
+	if (tag == 0) {
+		trace_out(p, "queue entry");
+		return;
+	}
+	snprintf(text, sizeof(text), "queue entry tag=%llu",
+		 (unsigned long long)tag);
+	trace_out(p, text);
 }
 
 /*
@@ -1092,9 +1236,13 @@ static void trace_queue(struct tevent_queue_entry *qe,
  * does.
  */
 #define MAX_LOOP_NEST 16
+static const char DEPTH_RESET_POINT[] = "depth reset";
+/* The last loop_once() to end showed a line (the call-depth reset that
+ * follows it is shown only then: see depth_report()). */
+static bool g_turn_shown;
 static struct {
 	int npoints;            /* g_npoints when this loop_once() began */
-	unsigned long lines;    /* g_lines then */
+	unsigned long shown;    /* g_shown then */
 } g_loop_stack[MAX_LOOP_NEST];
 static int g_loop_depth;
 
@@ -1108,6 +1256,14 @@ static void add_point(const char *name)
 	g_npoints++;
 }
 
+/* A loop point that programs printing traces show. */
+static void loop_point(const char *name)
+{
+	if (g_trace) {
+		add_point(name);
+	}
+}
+
 static void trace_loop_point(enum tevent_trace_point point, void *pvt)
 {
 	(void)pvt;
@@ -1117,37 +1273,38 @@ static void trace_loop_point(enum tevent_trace_point point, void *pvt)
 			fatal("trace points: loops nested too deep");
 		}
 		g_loop_stack[g_loop_depth].npoints = g_npoints;
-		g_loop_stack[g_loop_depth].lines = g_lines;
+		g_loop_stack[g_loop_depth].shown = g_shown;
 		g_loop_depth++;
-		add_point("before_loop_once");
+		loop_point("before_loop_once");
 		break;
 	case TEVENT_TRACE_AFTER_LOOP_ONCE:
 		if (g_loop_depth == 0) {
 			fatal("trace points: after_loop_once without before");
 		}
 		g_loop_depth--;
-		if (g_lines == g_loop_stack[g_loop_depth].lines) {
+		if (g_shown == g_loop_stack[g_loop_depth].shown) {
 			/* no line of ours since its before: none flushed */
 			g_npoints = g_loop_stack[g_loop_depth].npoints;
+			g_turn_shown = false;
 		} else {
-			add_point("after_loop_once");
+			g_turn_shown = true;
+			loop_point("after_loop_once");
 		}
 		break;
 	case TEVENT_TRACE_BEFORE_WAIT:
-		add_point("before_wait");
+		loop_point("before_wait");
 		break;
 	case TEVENT_TRACE_AFTER_WAIT:
-		add_point("after_wait");
+		loop_point("after_wait");
 		break;
 	default:
-		add_point("?");
+		loop_point("?");
 		break;
 	}
 }
 
 static void set_traces(void)
 {
-	tevent_set_trace_callback(g_ev, trace_loop_point, NULL);
 	tevent_set_trace_fd_callback(g_ev, trace_fd, NULL);
 	tevent_set_trace_timer_callback(g_ev, trace_timer, NULL);
 	tevent_set_trace_immediate_callback(g_ev, trace_imm, NULL);
@@ -1409,6 +1566,87 @@ static void dbg_flush_collected(void)
  * protected.  enter()/leave() track that, and reentered_below() keeps
  * such objects from being freed.
  */
+/* ------------------------------------------------------------------ */
+/* Call depth (--call-depth). */
+
+/*
+ * Libraries 0.16 and later tell one observer per thread how requests flow
+ * (tevent_thread_call_depth_set_callback()): created, cancelled, cleaned
+ * up, calling back, entering, triggered in and leaving a queue, and a
+ * reset to depth 0 after every tevent_loop_once().  With --call-depth
+ * every report is a line "~ depth <what> <request> <depth> <name>"; the
+ * reset after a loop_once() is a trace point instead, shown only after a
+ * turn that showed a line (turns the library spends on itself would add
+ * more; the loop's trace callback tells which turn was which).  Debian's
+ * 0.14 header has none of this, so the entry points are looked up at run
+ * time and the types are the script's own.
+ */
+typedef void (*depth_cb_fn)(void *pvt, int cmd, struct tevent_req *req,
+			    size_t depth, const char *fname);
+static bool g_want_call_depth;
+static void (*g_depth_set_callback)(depth_cb_fn fn, void *pvt);
+static void (*g_depth_reset_from_req)(struct tevent_req *req,
+				      const char *fname);
+
+static void depth_report(void *pvt, int cmd, struct tevent_req *req,
+			 size_t depth, const char *fname)
+{
+	static const char *const cmds[] = {
+		"reset", "create", "cancel", "cleanup", "notify_cb",
+		"queue_enter", "queue_trigger", "queue_leave",
+	};
+	char buf[32];
+
+	(void)pvt;
+	if (cmd == 0 && req == NULL && depth == 0 && fname != NULL &&
+	    strcmp(fname, "_tevent_loop_once") == 0) {
+		if (g_turn_shown) {
+			add_point(DEPTH_RESET_POINT);
+		}
+		g_turn_shown = false;
+		return;
+	}
+	out_flow("~ depth %s %s %zu %s",
+		 (unsigned)cmd < 8 ? cmds[cmd] : "?",
+		 req == NULL ? "NULL" : ptr_label((uintptr_t)req, buf, sizeof(buf)),
+		 depth, fname != NULL ? fname : "-");
+}
+
+static void set_call_depth(void)
+{
+	*(void **)&g_depth_set_callback =
+		dlsym(RTLD_DEFAULT, "tevent_thread_call_depth_set_callback");
+	*(void **)&g_depth_reset_from_req =
+		dlsym(RTLD_DEFAULT, "_tevent_thread_call_depth_reset_from_req");
+	if (g_depth_set_callback == NULL || g_depth_reset_from_req == NULL) {
+		fatal("--call-depth: the library has no "
+		      "tevent_thread_call_depth_set_callback()");
+	}
+	g_depth_set_callback(depth_report, NULL);
+}
+
+/* What a caller does with the call depth: restart it from a request's,
+ * or set the observer again (which reports a reset first). */
+static void op_call_depth(void)
+{
+	int id;
+
+	if (g_depth_set_callback == NULL) {
+		return;
+	}
+	if (chance(20)) {
+		out("depth set_callback again");
+		g_depth_set_callback(depth_report, NULL);
+		return;
+	}
+	id = pick(K_REQ);
+	if (id != 0) {
+		out("depth reset_from_req R%d", id);
+		g_depth_reset_from_req(g_obj[id].ptr,
+				       chance(50) ? "script" : NULL);
+	}
+}
+
 static void enter(int id)
 {
 	if (g_obj[id].running > 0) {
@@ -1435,22 +1673,24 @@ static void fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	struct obj *o = &g_obj[id];
 	unsigned char c = 0;
 
-	(void)fde;
 	check_handler_ev(id, ev);
 	if (flags & TEVENT_FD_READ) {
 		ssize_t n = read(g_sock[o->end], &c, 1);
 
 		if (n == 1) {
 			g_pending[o->end]--;
-			out("F%d fd flags=%u byte=%c", id, (unsigned)flags, c);
+			out("F%d fd flags=%u byte=%c%s", id, (unsigned)flags,
+			    c, tag_text(K_FD, fde));
 		} else if (n == 0) {
-			out("F%d fd flags=%u eof", id, (unsigned)flags);
+			out("F%d fd flags=%u eof%s", id, (unsigned)flags,
+			    tag_text(K_FD, fde));
 		} else {
-			out("F%d fd flags=%u read=%zd errno=%d", id,
-			    (unsigned)flags, n, errno);
+			out("F%d fd flags=%u read=%zd errno=%d%s", id,
+			    (unsigned)flags, n, errno, tag_text(K_FD, fde));
 		}
 	} else {
-		out("F%d fd flags=%u", id, (unsigned)flags);
+		out("F%d fd flags=%u%s", id, (unsigned)flags,
+		    tag_text(K_FD, fde));
 	}
 	enter(id);
 	act(id);
@@ -1462,9 +1702,8 @@ static void timer_handler(struct tevent_context *ev, struct tevent_timer *te,
 {
 	int id = (int)(intptr_t)pvt;
 
-	(void)te;
 	(void)now;
-	out("T%d timer", id);
+	out("T%d timer%s", id, tag_text(K_TIMER, te));
 	check_handler_ev(id, ev);
 	/* fired: no longer pending (whether the library frees it shows as
 	 * a "gone" line) */
@@ -1479,8 +1718,7 @@ static void imm_handler(struct tevent_context *ev, struct tevent_immediate *im,
 {
 	int id = (int)(intptr_t)pvt;
 
-	(void)im;
-	out("I%d imm", id);
+	out("I%d imm%s", id, tag_text(K_IMM, im));
 	check_handler_ev(id, ev);
 	g_obj[id].scheduled = false;
 	g_obj[id].wrap = 0;
@@ -1495,14 +1733,15 @@ static void sig_handler(struct tevent_context *ev, struct tevent_signal *se,
 	int id = (int)(intptr_t)pvt;
 	int si = sig_index(signum);
 
-	(void)se;
 	if (info != NULL) {
 		siginfo_t *i = info;
 
-		out("S%d sig=%d count=%d si_signo=%d si_code=%d", id, si, count,
-		    i->si_signo == signum, i->si_code);
+		out("S%d sig=%d count=%d si_signo=%d si_code=%d%s", id, si,
+		    count, i->si_signo == signum, i->si_code,
+		    tag_text(K_SIG, se));
 	} else {
-		out("S%d sig=%d count=%d", id, si, count);
+		out("S%d sig=%d count=%d%s", id, si, count,
+		    tag_text(K_SIG, se));
 	}
 	check_handler_ev(id, ev);
 	if (si >= 0) {
@@ -1526,6 +1765,9 @@ static const char *state_name(enum tevent_req_state st)
 	}
 	return "?";
 }
+
+static void print_req(int id);
+static void set_print_fn(int id, bool own);
 
 static void req_callback(struct tevent_req *req)
 {
@@ -1561,6 +1803,10 @@ static void req_callback(struct tevent_req *req)
 		break;
 	default:
 		break;
+	}
+	/* what it was, as a caller's debug message would show it */
+	if (g_obj[id].live && chance(15)) {
+		print_req(id);
 	}
 	if (g_obj[id].live) {
 		act(id);
@@ -1717,6 +1963,7 @@ static void op_add_fd(void)
 		tevent_fd_set_close_fn(fde, close_handler);
 		g_obj[id].close_fn = true;
 	}
+	maybe_tag(id);
 }
 
 static void op_add_timer(void)
@@ -1765,6 +2012,7 @@ static void op_add_timer(void)
 	g_obj[id].due = due;
 	g_obj[id].wrap = wid;
 	add_marker(te, id, false);
+	maybe_tag(id);
 }
 
 /*
@@ -1805,6 +2053,7 @@ static void op_add_imm(void)
 	g_obj[id].ptr = im;
 	g_obj[id].live = true;
 	add_marker(im, id, false);
+	maybe_tag(id);
 	if (chance(70)) {
 		schedule_imm(id);
 	}
@@ -1846,6 +2095,7 @@ static void op_add_signal(void)
 	g_obj[id].live = true;
 	g_obj[id].wrap = wid;
 	add_marker(se, id, false);
+	maybe_tag(id);
 }
 
 struct rstate {
@@ -1862,6 +2112,9 @@ static void setup_req(int id, struct tevent_req *req)
 	tevent_req_set_callback(req, req_callback, (void *)(intptr_t)id);
 	if (chance(30)) {
 		tevent_req_set_cleanup_fn(req, req_cleanup);
+	}
+	if (chance(10)) {
+		set_print_fn(id, true);
 	}
 }
 
@@ -1880,7 +2133,9 @@ static void op_add_req(void)
 		return;
 	}
 	if (r < 6) {
+		g_creating = id;
 		req = tevent_req_create(parent, &st, struct rstate);
+		g_creating = 0;
 		out("add R%d plain parent=%s -> %s", id, pname, req ? "ok" : "NULL");
 		if (req == NULL) {
 			return;
@@ -1925,7 +2180,9 @@ static void op_add_req(void)
 				: tevent_timeval_current_ofs(3600, 0);
 
 		ev = pick_ev(&wid);
+		g_creating = id;
 		req = tevent_wakeup_send(parent, ev, tv);
+		g_creating = 0;
 		out("add R%d wakeup %s+%u parent=%s%s -> %s", id,
 		    due ? "due" : "far", k, pname, via(wid), req ? "ok" : "NULL");
 		if (req == NULL) {
@@ -1940,7 +2197,9 @@ static void op_add_req(void)
 			out("add R%d qwait: no queue", id);
 			return;
 		}
+		g_creating = id;
 		req = tevent_queue_wait_send(parent, g_ev, g_obj[q].ptr);
+		g_creating = 0;
 		out("add R%d qwait Q%d parent=%s -> %s", id, q, pname,
 		    req ? "ok" : "NULL");
 		if (req == NULL) {
@@ -2015,6 +2274,13 @@ static void op_queue_add(void)
 		/* a trigger that ran inside the add may have freed it */
 		if (ok && g_lines == lines) {
 			ro->qentry = e;
+			if (chance(40)) {
+				uint64_t tag = 1 + rnd(999);
+
+				tevent_queue_entry_set_tag(e, tag);
+				out("R%d entry set_tag %llu", r,
+				    (unsigned long long)tag);
+			}
 		}
 	}
 	out("Q%d add R%d -> %d", q, r, ok);
@@ -2276,6 +2542,113 @@ static void op_raise(void)
 	}
 }
 
+/* Another tag on an event, or none (0). */
+static void op_retag(void)
+{
+	static const enum kind kinds[] = {K_FD, K_TIMER, K_IMM, K_SIG};
+	int id = pick(kinds[rnd(4)]);
+
+	if (id != 0) {
+		set_tag(id, chance(20) ? 0 : 1 + rnd(999));
+	}
+}
+
+/*
+ * Source locations in a request's description: the script's own are the
+ * same for every library, a library's own (the requests it makes, the
+ * timeouts it reports) name its source, so they become "lib".
+ */
+static void norm_locations(char *s)
+{
+	char res[1024];
+	size_t o = 0;
+	const char *p = s;
+
+	while (*p != '\0' && o + 1 < sizeof(res)) {
+		size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-");
+
+		if (n > 0 && p[n] == ':' && isdigit((unsigned char)p[n + 1]) &&
+		    memchr(p, '.', n) != NULL) {
+			size_t end = n + 1;
+			const char *slash = memchr(p, '/', n);
+
+			if (slash != NULL && p[0] == 'R' && slash > p + 1 &&
+			    strspn(p + 1, "0123456789") ==
+				    (size_t)(slash - p - 1)) {
+				/* "R5/<location>": the request's name stays */
+				while (p <= slash && o + 1 < sizeof(res)) {
+					res[o++] = *p++;
+				}
+				continue;
+			}
+
+			while (isdigit((unsigned char)p[end])) {
+				end++;
+			}
+			if (memmem(p, n, "tevent_script", 13) == NULL) {
+				o += (size_t)snprintf(res + o, sizeof(res) - o,
+						      "lib");
+				p += end;
+				continue;
+			}
+			n = end;
+		}
+		if (n == 0) {
+			n = 1;
+		}
+		while (n-- > 0 && *p != '\0' && o + 1 < sizeof(res)) {
+			res[o++] = *p++;
+		}
+	}
+	res[o] = '\0';
+	strcpy(s, res);
+}
+
+static char *req_print_fn(struct tevent_req *req, TALLOC_CTX *mem_ctx)
+{
+	int id = (int)(intptr_t)tevent_req_callback_data_void(req);
+
+	return talloc_asprintf(mem_ctx, "R%d by its own print function", id);
+}
+
+static void set_print_fn(int id, bool own)
+{
+	tevent_req_set_print_fn(g_obj[id].ptr, own ? req_print_fn : NULL);
+	out("R%d set_print_fn %s", id, own ? "own" : "NULL");
+}
+
+/* tevent_req_print(), with the library's description or the caller's. */
+static void print_req(int id)
+{
+	char *text;
+	char res[1024];
+
+	text = tevent_req_print(g_top, g_obj[id].ptr);
+	if (text == NULL) {
+		out("R%d print -> NULL", id);
+		return;
+	}
+	dbg_normalise(text, res, sizeof(res));
+	norm_locations(res);
+	out("R%d print %s", id, res);
+	talloc_free(text);
+}
+
+static void op_req_print(void)
+{
+	int id = pick(K_REQ);
+
+	if (id == 0) {
+		return;
+	}
+	if (chance(25)) {
+		set_print_fn(id, chance(75));
+	} else {
+		print_req(id);
+	}
+}
+
 static void op_finish_req(int self)
 {
 	int id = pick(K_REQ);
@@ -2460,7 +2833,7 @@ static void op_nest(int self)
 /* One random operation; self is the object whose handler runs (0: top). */
 static void random_op(int self)
 {
-	unsigned r = rnd(104);
+	unsigned r = rnd(108);
 
 	if (r < 8) {
 		op_add_fd();
@@ -2506,8 +2879,14 @@ static void random_op(int self)
 		}
 	} else if (r < 102) {
 		op_add_wrap();
-	} else {
+	} else if (r < 104) {
 		op_use();
+	} else if (r < 106) {
+		op_retag();
+	} else if (r < 107) {
+		op_req_print();
+	} else {
+		op_call_depth();
 	}
 }
 
@@ -2769,7 +3148,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: tevent_script --seed N [--ops K] "
 		"[--backend NAME] [--exclude a,b,...] [--debug] [--fd-error]\n"
-		"       [--reset-immediate]\n");
+		"       [--reset-immediate] [--call-depth]\n");
 	exit(2);
 }
 
@@ -2796,6 +3175,8 @@ int main(int argc, char **argv)
 			g_fd_error = true;
 		} else if (strcmp(argv[i], "--reset-immediate") == 0) {
 			g_want_reset_immediate = true;
+		} else if (strcmp(argv[i], "--call-depth") == 0) {
+			g_want_call_depth = true;
 		} else if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *tok, *save = NULL;
 			int e;
@@ -2877,6 +3258,12 @@ int main(int argc, char **argv)
 	}
 	if (g_trace) {
 		set_traces();
+	}
+	if (g_trace || g_want_call_depth) {
+		tevent_set_trace_callback(g_ev, trace_loop_point, NULL);
+	}
+	if (g_want_call_depth) {
+		set_call_depth();
 	}
 
 	for (i = 0; i < NCHAN; i++) {
@@ -2970,6 +3357,10 @@ int main(int argc, char **argv)
 		out("stray sig=%d count=%u", i, g_stray[i]);
 	}
 
+	if (g_depth_set_callback != NULL) {
+		/* the cross-thread phase's turns depend on the threads */
+		g_depth_set_callback(NULL, NULL);
+	}
 	if (!g_excl[EX_THREADS]) {
 		thread_phase(backend);
 	}
