@@ -15,7 +15,8 @@
  * when it runs (create, free -- itself, others, their parents --, update,
  * reschedule, write to sockets, raise signals, finish requests, put a
  * queue trigger back, nested loop turns, tevent_req_poll(), tag events
- * and queue entries, describe requests with tevent_req_print()).  A loop
+ * and queue entries, describe requests with tevent_req_print(), profile
+ * requests and print the profiles).  A loop
  * turn is sometimes a tevent_loop_until().  Every handler invocation and
  * every action is one trace line (a tagged event's lines show its tag).
  * Objects carry a talloc child "marker" whose destructor logs "gone", so
@@ -615,6 +616,26 @@ static void *pick_parent(const char **name)
 		*name = buf;
 		return o->ptr;
 	}
+}
+
+/* A request's parent: often the state of a request still running, as a
+ * _send function makes its subrequests (profiles and call depth follow
+ * that chain). */
+static void *pick_req_parent(const char **name)
+{
+	int id = pick(K_REQ);
+
+	if (id != 0 && !g_excl[EX_PARENT] && g_obj[id].state != NULL &&
+	    g_obj[id].rst == 0 && chance(30)) {
+		static char buf[32];
+
+		g_new_parent = id;
+		g_new_parent_state = true;
+		snprintf(buf, sizeof(buf), "R%d.state", id);
+		*name = buf;
+		return g_obj[id].state;
+	}
+	return pick_parent(name);
 }
 
 static struct timeval due_time(unsigned *k)
@@ -2121,7 +2142,7 @@ static void setup_req(int id, struct tevent_req *req)
 static void op_add_req(void)
 {
 	const char *pname;
-	void *parent = pick_parent(&pname);
+	void *parent = pick_req_parent(&pname);
 	struct tevent_req *req;
 	struct rstate *st = NULL;
 	int id = new_obj(K_REQ);
@@ -2144,6 +2165,16 @@ static void op_add_req(void)
 		st->id = id;
 		g_obj[id].state = st;
 		add_marker(st, id, true);
+		if (chance(15)) {
+			/* made on a profiled request's state, it has one
+			 * already: the refusal fails it (no callback yet) */
+			bool ok = tevent_req_set_profile(req);
+
+			out("R%d set_profile -> %d", id, ok);
+			if (!ok) {
+				g_obj[id].rst = 1;
+			}
+		}
 		if (chance(10)) {
 			/* finished before the caller sees it, then posted so
 			 * the callback (set below, as a caller would) runs
@@ -2696,6 +2727,87 @@ static void op_finish_req(int self)
 	}
 }
 
+/*
+ * Profiles.  A profiled request records its name, where it started and
+ * stopped, and how it ended; requests made on its state while it runs
+ * get profiles of their own that move under its profile when they finish.
+ * Printed: everything but the times (only that a stop is not before its
+ * start) and the pid (only that it is ours).
+ */
+static void print_profile(const struct tevent_req_profile *p, int level)
+{
+	const char *name = NULL, *start = NULL, *stop = NULL;
+	struct timeval t_start = {0, 0}, t_stop = {0, 0};
+	pid_t pid = 0;
+	enum tevent_req_state state = TEVENT_REQ_INIT;
+	uint64_t err = 0;
+	char loc_start[256], loc_stop[256];
+	const struct tevent_req_profile *sub;
+	int n = 0;
+
+	tevent_req_profile_get_name(p, &name);
+	tevent_req_profile_get_start(p, &start, &t_start);
+	tevent_req_profile_get_stop(p, &stop, &t_stop);
+	tevent_req_profile_get_status(p, &pid, &state, &err);
+	snprintf(loc_start, sizeof(loc_start), "%s", start ? start : "-");
+	snprintf(loc_stop, sizeof(loc_stop), "%s", stop ? stop : "-");
+	norm_locations(loc_start);
+	norm_locations(loc_stop);
+	out("%*sprofile %s start=%s stop=%s state=%s err=%llu pid=%s%s",
+	    2 * level, "", name ? name : "-", loc_start, loc_stop,
+	    stop ? state_name(state) : "-", (unsigned long long)err,
+	    pid == 0 ? "0" : pid == getpid() ? "ours" : "other",
+	    stop != NULL && timercmp(&t_stop, &t_start, <) ?
+		    " STOP BEFORE START" : "");
+	for (sub = tevent_req_profile_get_subprofiles(p);
+	     sub != NULL && level < 8; sub = tevent_req_profile_next(sub)) {
+		if (++n > 20) {
+			out("%*s...", 2 * level + 2, "");
+			break;
+		}
+		print_profile(sub, level + 1);
+	}
+}
+
+static void op_profile(int self)
+{
+	int id = pick(K_REQ);
+	struct obj *o = &g_obj[id];
+	unsigned how = rnd(4);
+
+	if (id == 0 || o->rkind != RK_PLAIN) {
+		return;
+	}
+	if (how == 0) {
+		/* a second profile is refused by failing the request (its
+		 * callback runs here): only where it may finish */
+		if (o->rst != 0 || o->in_cancel || (o->running && id != self)) {
+			return;
+		}
+		out("R%d set_profile ...", id);
+		out("R%d set_profile -> %d", id,
+		    tevent_req_set_profile(o->ptr));
+		reap();
+	} else if (how < 3) {
+		const struct tevent_req_profile *p =
+			tevent_req_get_profile(o->ptr);
+
+		out("R%d get_profile -> %s", id, p ? "profile" : "NULL");
+		if (p != NULL) {
+			print_profile(p, 1);
+		}
+	} else {
+		struct tevent_req_profile *p =
+			tevent_req_move_profile(o->ptr, g_top);
+
+		out("R%d move_profile -> %s", id, p ? "profile" : "NULL");
+		if (p != NULL) {
+			print_profile(p, 1);
+			talloc_free(p);
+		}
+	}
+}
+
 static void op_add_wrap(void)
 {
 	const char *pname;
@@ -2833,7 +2945,7 @@ static void op_nest(int self)
 /* One random operation; self is the object whose handler runs (0: top). */
 static void random_op(int self)
 {
-	unsigned r = rnd(108);
+	unsigned r = rnd(111);
 
 	if (r < 8) {
 		op_add_fd();
@@ -2885,8 +2997,10 @@ static void random_op(int self)
 		op_retag();
 	} else if (r < 107) {
 		op_req_print();
-	} else {
+	} else if (r < 108) {
 		op_call_depth();
+	} else {
+		op_profile(self);
 	}
 }
 
