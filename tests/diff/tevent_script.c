@@ -893,17 +893,21 @@ static uint64_t event_tag(enum kind k, const void *ptr)
 	}
 }
 
-/* " tag=N" for a tagged event, "" otherwise (one use per line). */
-static const char *tag_text(enum kind k, const void *ptr)
+/* " tag=N", or "" for no tag (one use per line). */
+static const char *tag_suffix(uint64_t tag)
 {
 	static char buf[32];
-	uint64_t tag = event_tag(k, ptr);
 
 	if (tag == 0) {
 		return "";
 	}
 	snprintf(buf, sizeof(buf), " tag=%llu", (unsigned long long)tag);
 	return buf;
+}
+
+static const char *tag_text(enum kind k, const void *ptr)
+{
+	return tag_suffix(event_tag(k, ptr));
 }
 
 static void set_tag(int id, uint64_t tag)
@@ -1233,16 +1237,11 @@ static void trace_sig(struct tevent_signal *se,
 static void trace_queue(struct tevent_queue_entry *qe,
 			enum tevent_event_trace_point p, void *pvt)
 {
-	uint64_t tag = tevent_queue_entry_get_tag(qe);
 	char text[48];
 
 	(void)pvt;
-	if (tag == 0) {
-		trace_out(p, "queue entry");
-		return;
-	}
-	snprintf(text, sizeof(text), "queue entry tag=%llu",
-		 (unsigned long long)tag);
+	snprintf(text, sizeof(text), "queue entry%s",
+		 tag_suffix(tevent_queue_entry_get_tag(qe)));
 	trace_out(p, text);
 }
 
