@@ -379,12 +379,21 @@ static bool g_stop_acting;
 #define DUE_SPAN 50
 #define SENTINEL_SECS 100000
 
+/*
+ * SIGWINCH's events are one-shot (SA_RESETHAND): the library frees each
+ * after its handler ran, and the kernel puts the default action back when
+ * it delivers the signal, so until the library restores the action it
+ * found (when the signal's last event goes) a raise is ignored, the
+ * default for SIGWINCH.
+ */
 static int sig_nums[] = {SIGUSR1, SIGUSR2, 0 /* SIGRTMIN+2, set in main */,
 			 SIGWINCH};
-static const int sig_flags[] = {0, SA_SIGINFO, SA_SIGINFO, 0};
+static const int sig_flags[] = {0, SA_SIGINFO, SA_SIGINFO, SA_RESETHAND};
 #define NSIG_USED 4
 static bool g_sig_pending[NSIG_USED];
 static bool g_sig_stale[NSIG_USED];  /* caught, but its handlers went away */
+static bool g_sig_default[NSIG_USED]; /* delivered with SA_RESETHAND: the
+					 default action is in place */
 static unsigned g_stray[NSIG_USED];
 
 static int sig_index(int signum)
@@ -462,6 +471,31 @@ static bool sig_handled(int signum)
 		}
 	}
 	return false;
+}
+
+/* Is an event of signum in the library's list of listeners?  An event
+ * freed while its handler runs has already left it. */
+static bool sig_listening(int signum)
+{
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].kind == K_SIG &&
+		    !g_obj[i].detached && !g_obj[i].dying &&
+		    g_obj[i].signum == signum) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* With no listener left, the library put the old action back (and the
+ * next event puts its own in place). */
+static void sig_update_default(int si)
+{
+	if (!sig_listening(sig_nums[si])) {
+		g_sig_default[si] = false;
+	}
 }
 
 /* A signal event stopped listening: with no handler left for its signal,
@@ -2101,6 +2135,7 @@ static void op_add_signal(void)
 		return;
 	}
 	g_obj[id].signum = sig_nums[si];
+	sig_update_default(si);
 	ev = pick_ev(&wid);
 	g_creating = id;
 	se = tevent_add_signal(ev, parent, sig_nums[si], sig_flags[si],
@@ -2565,10 +2600,19 @@ static void op_raise(void)
 		return;
 	}
 	handled = sig_handled(sig_nums[si]);
+	sig_update_default(si);
+	if (g_sig_default[si]) {
+		out("raise sig=%d (default action)", si);
+		raise(sig_nums[si]);
+		return;
+	}
 	out("raise sig=%d", si);
 	raise(sig_nums[si]);
 	if (handled) {
 		g_sig_pending[si] = true;
+		if (sig_flags[si] & SA_RESETHAND) {
+			g_sig_default[si] = sig_listening(sig_nums[si]);
+		}
 	}
 }
 
