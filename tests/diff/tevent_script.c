@@ -54,8 +54,9 @@
  *     frees it after the handler even if re-armed);
  *   - freeing an event whose handler a nested loop re-entered (upstream's
  *     busy mark is a flag: the inner return clears it for the outer; ours
- *     counts, tests/test_reentry.c), also through a timer ancestor that a
- *     nested loop fires (op_nest());
+ *     counts, tests/test_reentry.c), also through an ancestor the library
+ *     frees after its handler (a timer, a one-shot signal event) that a
+ *     nested loop runs (op_nest());
  *   - using an event freed while busy, or a child of it, until the library
  *     really frees it (reap(), "dying");
  *   - a signal handler freeing another signal event (upstream walks the
@@ -2917,25 +2918,35 @@ static void op_use(void)
 	g_obj[w].running--;
 }
 
+/* Does the library free this event by itself once its handler ran? */
+static bool freed_by_library(const struct obj *o)
+{
+	return o->kind == K_TIMER ||
+	       (o->kind == K_SIG &&
+		(sig_flags[sig_index(o->signum)] & SA_RESETHAND) != 0);
+}
+
 /*
- * An object a nested loop re-entered, hanging (maybe indirectly) from a
- * timer: another nested loop could fire that timer, and the library
- * frees a timer after its handler, children and all.  Upstream would then
- * free the re-entered object under its outer run (see enter()).
+ * A handler on the stack whose event hangs (maybe indirectly) from an
+ * event the library frees after its handler (a timer, a one-shot signal
+ * event): a nested loop could re-enter that handler and then run the
+ * ancestor, which frees the re-entered event under its outer run --
+ * upstream's busy mark is a flag the inner run clears (see enter()).
+ * Every re-entry starts with a nested loop while the handler runs, so
+ * refusing to nest then is enough.
  */
-static bool reentered_under_timer(void)
+static bool running_under_library_free(void)
 {
 	int i;
 
 	for (i = 1; i < g_nobj; i++) {
 		int p;
 
-		if (!g_obj[i].live ||
-		    (g_obj[i].running < 2 && !g_obj[i].reentered)) {
+		if (!g_obj[i].live || g_obj[i].running == 0) {
 			continue;
 		}
 		for (p = g_obj[i].parent; p != 0; p = g_obj[p].parent) {
-			if (g_obj[p].kind == K_TIMER && g_obj[p].live) {
+			if (g_obj[p].live && freed_by_library(&g_obj[p])) {
 				return true;
 			}
 		}
@@ -2971,7 +2982,7 @@ static void op_nest(int self)
 {
 	(void)self;
 	if (!g_nesting || g_excl[EX_NEST] || g_depth >= 4 ||
-	    reentered_under_timer()) {
+	    running_under_library_free()) {
 		return;
 	}
 	if (chance(25)) {
