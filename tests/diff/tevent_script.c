@@ -309,6 +309,8 @@ struct obj {
 	uint16_t flags;
 	bool close_fn;
 	bool flags_set;      /* tevent_fd_set_flags() was called on it */
+	int dupfd;           /* it watches this duplicate of its end, which
+				it closes (auto-close); 0: none */
 	/* timer */
 	bool due;
 	/* immediate */
@@ -413,6 +415,51 @@ struct marker {
 	int id;
 	bool state;   /* marks a request's state rather than the object */
 };
+
+/*
+ * Auto-close: an fd event may watch a duplicate of its socket end and
+ * close it when it goes (tevent_fd_set_auto_close(), a close function of
+ * the library's).  Each duplicate gets a number never used before, so a
+ * closed one cannot come back as something else, and whether it is
+ * closed shows when its event is freed.  Not in programs that close ends:
+ * a duplicate would keep a closed end's socket open.
+ */
+#define DUP_FIRST 400
+#define DUP_LAST 900
+static int g_next_dup = DUP_FIRST;
+
+static int new_dup(int end)
+{
+	int fd;
+
+	if (g_closing || g_next_dup >= DUP_LAST || !chance(15)) {
+		return 0;
+	}
+	fd = fcntl(g_sock[end], F_DUPFD_CLOEXEC, g_next_dup);
+	if (fd < 0) {
+		fatal("F_DUPFD");
+	}
+	g_next_dup = fd + 1;
+	return fd;
+}
+
+/* Whether an auto-closing event closed its descriptor (when it was freed,
+ * even if it lives on until its handler returns). */
+static void report_dup(int id)
+{
+	int fd = g_obj[id].dupfd;
+	bool open;
+
+	if (fd == 0) {
+		return;
+	}
+	open = fcntl(fd, F_GETFD) != -1;
+	out("F%d dup %s", id, open ? "open" : "closed");
+	if (open) {
+		close(fd);
+	}
+	g_obj[id].dupfd = 0;
+}
 
 static void obj_gone(int id);
 
@@ -547,6 +594,9 @@ static void obj_gone(int id)
 	out("gone %c%d", kind_letter[o->kind], id);
 	o->live = false;
 	o->ptr = NULL;
+	if (o->kind == K_FD) {
+		report_dup(id);
+	}
 	if (o->kind == K_SIG) {
 		sig_unhooked(o->signum);
 	}
@@ -1455,6 +1505,9 @@ static const char *fd_label(long fd, char *buf, size_t len)
 			return buf;
 		}
 	}
+	if (fd >= DUP_FIRST && fd < g_next_dup) {
+		return "dup";
+	}
 	return "lib";
 }
 
@@ -1981,7 +2034,7 @@ static void op_add_fd(void)
 {
 	const char *pname;
 	void *parent;
-	int id, wid, end = (int)rnd(NEND);
+	int id, wid, end = (int)rnd(NEND), fd;
 	struct tevent_fd *fde;
 	struct tevent_context *ev;
 
@@ -2001,20 +2054,26 @@ static void op_add_fd(void)
 		g_obj[id].flags = 0;
 	}
 	ev = pick_ev(&wid);
+	g_obj[id].dupfd = new_dup(end);
+	fd = g_obj[id].dupfd != 0 ? g_obj[id].dupfd : g_sock[end];
 	g_creating = id;
-	fde = tevent_add_fd(ev, parent, g_sock[end], g_obj[id].flags, fd_handler,
+	fde = tevent_add_fd(ev, parent, fd, g_obj[id].flags, fd_handler,
 			    (void *)(intptr_t)id);
 	g_creating = 0;
-	out("add F%d end=%d flags=%u parent=%s%s -> %s", id, end,
-	    (unsigned)g_obj[id].flags, pname, via(wid), fde ? "ok" : "NULL");
+	out("add F%d end=%d%s flags=%u parent=%s%s -> %s", id, end,
+	    g_obj[id].dupfd != 0 ? " (dup)" : "", (unsigned)g_obj[id].flags,
+	    pname, via(wid), fde ? "ok" : "NULL");
 	if (fde == NULL) {
+		report_dup(id);
 		return;
 	}
 	g_obj[id].ptr = fde;
 	g_obj[id].live = true;
 	g_obj[id].wrap = wid;
 	add_marker(fde, id, false);
-	if (chance(20)) {
+	if (g_obj[id].dupfd != 0) {
+		tevent_fd_set_auto_close(fde);
+	} else if (chance(20)) {
 		tevent_fd_set_close_fn(fde, close_handler);
 		g_obj[id].close_fn = true;
 	}
@@ -2447,6 +2506,10 @@ static void free_obj(int id, int self)
 	}
 	if (o->live) {
 		/* a busy event: the library frees it after its handler */
+		if (o->kind == K_FD && o->dupfd != 0) {
+			out("F%d dup %s while busy", id,
+			    fcntl(o->dupfd, F_GETFD) != -1 ? "open" : "closed");
+		}
 		o->dying = true;
 		o->due = false;
 		o->scheduled = false;
