@@ -16,9 +16,9 @@
  * reschedule, write to sockets, raise signals, finish requests, put a
  * queue trigger back, nested loop turns, tevent_req_poll(), tag events
  * and queue entries, describe requests with tevent_req_print(), profile
- * requests and print the profiles).  A loop
- * turn is sometimes a tevent_loop_until().  Every handler invocation and
- * every action is one trace line (a tagged event's lines show its tag).
+ * requests and print the profiles).  A loop turn is sometimes a
+ * tevent_loop_until().  Every handler invocation and every action is one
+ * trace line (a tagged event's lines show its tag).
  * Objects carry a talloc child "marker" whose destructor logs "gone", so
  * the trace also shows when the library frees what.  Half of the programs
  * also print the library's event traces and its loop trace points (which
@@ -824,13 +824,6 @@ static void sentinel_handler(struct tevent_context *ev, struct tevent_timer *te,
 	out("sentinel");
 }
 
-/*
- * One step of the loop as a caller sees it: tevent_loop_once() until a
- * handler of ours ran.  Turns that only serve the library itself (poll_mt
- * handles its wakeup descriptor as an fd event, which takes a whole
- * turn) are not counted: how many of those there are is not part of the
- * contract, only which handlers run in which order.
- */
 /* Before a loop turn: when the model sees nothing of ours ready, a
  * sentinel timer makes sure the turn does not block. */
 static void arm_sentinel_if_idle(void)
@@ -881,9 +874,13 @@ static bool until_ours_ran(void *pvt)
 }
 
 /*
- * Loop turns until a handler of ours ran: tevent_loop_once() up to
- * TURN_TRIES times, or (a fifth of the time) one tevent_loop_until() that
- * asks the same question.
+ * One step of the loop as a caller sees it: turns until a handler of ours
+ * ran, with tevent_loop_once() up to TURN_TRIES times or (a fifth of the
+ * time) one tevent_loop_until() that asks the same question.  Turns that
+ * only serve the library itself (poll_mt handles its wakeup descriptor as
+ * an fd event, which takes a whole turn) are not counted: how many of
+ * those there are is not part of the contract, only which handlers run in
+ * which order.
  */
 static void one_turn(const char *who)
 {
@@ -1665,16 +1662,6 @@ static void dbg_flush_collected(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Handlers. */
-
-/*
- * Upstream marks an event busy while its handler runs and defers a free
- * until the handler returns; the mark is a flag, not a count, so once a
- * nested loop re-entered the handler, the outer invocation is no longer
- * protected.  enter()/leave() track that, and reentered_below() keeps
- * such objects from being freed.
- */
-/* ------------------------------------------------------------------ */
 /* Call depth (--call-depth). */
 
 /*
@@ -1755,6 +1742,16 @@ static void op_call_depth(void)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Handlers. */
+
+/*
+ * Upstream marks an event busy while its handler runs and defers a free
+ * until the handler returns; the mark is a flag, not a count, so once a
+ * nested loop re-entered the handler, the outer invocation is no longer
+ * protected.  enter()/leave() track that, and reentered_below() keeps
+ * such objects from being freed.
+ */
 static void enter(int id)
 {
 	if (g_obj[id].running > 0) {
@@ -2694,7 +2691,8 @@ static void op_retag(void)
 /*
  * Source locations in a request's description: the script's own are the
  * same for every library, a library's own (the requests it makes, the
- * timeouts it reports) name its source, so they become "lib".
+ * timeouts it reports) name its source, so they become "lib".  In place:
+ * the result is never longer.
  */
 static void norm_locations(char *s)
 {
@@ -2838,8 +2836,8 @@ static void op_finish_req(int self)
  * Profiles.  A profiled request records its name, where it started and
  * stopped, and how it ended; requests made on its state while it runs
  * get profiles of their own that move under its profile when they finish.
- * Printed: everything but the times (only that a stop is not before its
- * start) and the pid (only that it is ours).
+ * Printed: everything but the times (only that they were taken: the
+ * clock may step) and the pid (only whether it is ours).
  */
 static void print_profile(const struct tevent_req_profile *p, int level)
 {
@@ -2864,8 +2862,8 @@ static void print_profile(const struct tevent_req_profile *p, int level)
 	    2 * level, "", name ? name : "-", loc_start, loc_stop,
 	    stop ? state_name(state) : "-", (unsigned long long)err,
 	    pid == 0 ? "0" : pid == getpid() ? "ours" : "other",
-	    stop != NULL && timercmp(&t_stop, &t_start, <) ?
-		    " STOP BEFORE START" : "");
+	    t_start.tv_sec == 0 ? " no start time" :
+	    stop != NULL && t_stop.tv_sec == 0 ? " no stop time" : "");
 	for (sub = tevent_req_profile_get_subprofiles(p);
 	     sub != NULL && level < 8; sub = tevent_req_profile_next(sub)) {
 		if (++n > 20) {
