@@ -317,6 +317,7 @@ struct obj {
 	bool scheduled;
 	/* signal */
 	int signum;
+	int sa_flags;
 	/* request */
 	enum rkind rkind;
 	int rst;             /* 0 in progress, 1 finished, 2 received */
@@ -383,18 +384,21 @@ static bool g_stop_acting;
 #define SENTINEL_SECS 100000
 
 /*
- * SIGWINCH's events are one-shot (SA_RESETHAND): the library frees each
- * after its handler ran, and the kernel puts the default action back when
- * it delivers the signal, so until the library restores the action it
- * found (when the signal's last event goes) a raise is ignored, the
- * default for SIGWINCH.
+ * Signal events' flags are fixed per signal, but for SIGWINCH's, which mix
+ * one-shot events (SA_RESETHAND: the library frees each after its handler
+ * ran) with lasting ones, and SA_RESTART.  The first event of a signal
+ * decides the kernel's flags: if it is one-shot, the kernel puts the
+ * default action back when it delivers the signal, and until the library
+ * restores the action it found (when the signal's last event goes) a
+ * raise is ignored, SIGWINCH's default.
  */
 static int sig_nums[] = {SIGUSR1, SIGUSR2, 0 /* SIGRTMIN+2, set in main */,
 			 SIGWINCH};
-static const int sig_flags[] = {0, SA_SIGINFO, SA_SIGINFO, SA_RESETHAND};
+static const int sig_flags[] = {0, SA_SIGINFO, SA_SIGINFO, -1 /* mixed */};
 #define NSIG_USED 4
 static bool g_sig_pending[NSIG_USED];
 static bool g_sig_stale[NSIG_USED];  /* caught, but its handlers went away */
+static int g_sig_installed[NSIG_USED]; /* the kernel's flags for it */
 static bool g_sig_default[NSIG_USED]; /* delivered with SA_RESETHAND: the
 					 default action is in place */
 static unsigned g_stray[NSIG_USED];
@@ -2177,13 +2181,14 @@ static void op_add_signal(void)
 	struct tevent_signal *se;
 	int si = (int)rnd(NSIG_USED);
 	int id, wid;
+	bool first;
 	struct tevent_context *ev;
 
 	if (g_excl[EX_SIGNAL]) {
 		return;
 	}
 	if (g_excl[EX_STALE_SIGINFO] && g_sig_stale[si] &&
-	    (sig_flags[si] & SA_SIGINFO)) {
+	    sig_flags[si] > 0 && (sig_flags[si] & SA_SIGINFO)) {
 		return;
 	}
 	parent = pick_parent(&pname);
@@ -2192,16 +2197,25 @@ static void op_add_signal(void)
 		return;
 	}
 	g_obj[id].signum = sig_nums[si];
+	g_obj[id].sa_flags = sig_flags[si] >= 0 ? sig_flags[si] :
+		(chance(50) ? (int)SA_RESETHAND : 0) |
+		(chance(30) ? SA_RESTART : 0);
 	sig_update_default(si);
+	first = !sig_listening(sig_nums[si]);
 	ev = pick_ev(&wid);
 	g_creating = id;
-	se = tevent_add_signal(ev, parent, sig_nums[si], sig_flags[si],
+	se = tevent_add_signal(ev, parent, sig_nums[si], g_obj[id].sa_flags,
 			       sig_handler, (void *)(intptr_t)id);
 	g_creating = 0;
-	out("add S%d sig=%d parent=%s%s -> %s", id, si, pname, via(wid),
-	    se ? "ok" : "NULL");
+	out("add S%d sig=%d%s%s parent=%s%s -> %s", id, si,
+	    g_obj[id].sa_flags & SA_RESETHAND ? " oneshot" : "",
+	    g_obj[id].sa_flags & SA_RESTART ? " restart" : "", pname,
+	    via(wid), se ? "ok" : "NULL");
 	if (se == NULL) {
 		return;
+	}
+	if (first) {
+		g_sig_installed[si] = g_obj[id].sa_flags;
 	}
 	g_obj[id].ptr = se;
 	g_obj[id].live = true;
@@ -2671,7 +2685,7 @@ static void op_raise(void)
 	raise(sig_nums[si]);
 	if (handled) {
 		g_sig_pending[si] = true;
-		if (sig_flags[si] & SA_RESETHAND) {
+		if (g_sig_installed[si] & SA_RESETHAND) {
 			g_sig_default[si] = sig_listening(sig_nums[si]);
 		}
 	}
@@ -2983,8 +2997,7 @@ static void op_use(void)
 static bool freed_by_library(const struct obj *o)
 {
 	return o->kind == K_TIMER ||
-	       (o->kind == K_SIG &&
-		(sig_flags[sig_index(o->signum)] & SA_RESETHAND) != 0);
+	       (o->kind == K_SIG && (o->sa_flags & SA_RESETHAND) != 0);
 }
 
 /*
