@@ -17,7 +17,8 @@
  * queue trigger back, nested loop turns, tevent_req_poll(), tag events
  * and queue entries, describe requests with tevent_req_print(), profile
  * requests and print the profiles).  A loop turn is sometimes a
- * tevent_loop_until().  Every handler invocation and every action is one
+ * tevent_loop_until(), and a quarter of the programs fork halfway (see
+ * fork_here()).  Every handler invocation and every action is one
  * trace line (a tagged event's lines show its tag).
  * Objects carry a talloc child "marker" whose destructor logs "gone", so
  * the trace also shows when the library frees what.  Half of the programs
@@ -111,6 +112,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <talloc.h>
@@ -3374,6 +3376,64 @@ static void alarm_handler(int sig)
 	_exit(4);
 }
 
+/*
+ * In a quarter of the programs the process forks at a random step of the
+ * top level, and the child runs the rest of the program on the same
+ * context (no tevent_re_initialise(), so each library must notice by
+ * itself: epoll needs a new instance, the signal and wakeup machinery is
+ * the parent's copy).  The parent closes its descriptors, waits and exits
+ * as the child did, so the output is one program's.  No threads exist yet
+ * at that point.
+ */
+static void fork_here(void)
+{
+	pid_t pid;
+	int st, go[2];
+	char c;
+
+	out("fork");
+	fflush(stdout);
+	if (pipe(go) != 0) {
+		fatal("pipe");
+	}
+	pid = fork();
+	if (pid < 0) {
+		fatal("fork");
+	}
+	if (pid > 0) {
+		int fd;
+
+		alarm(0);  /* the child has its own */
+		/* a socket end the child closes must be closed for good (the
+		 * peer sees the hangup), so the parent lets go of everything,
+		 * and last of the pipe that holds the child back until then */
+		for (fd = 3; fd < 1024; fd++) {
+			if (fd != go[1]) {
+				close(fd);
+			}
+		}
+		close(go[1]);
+		while (waitpid(pid, &st, 0) < 0) {
+			if (errno != EINTR) {
+				fatal("waitpid");
+			}
+		}
+		if (WIFEXITED(st)) {
+			_exit(WEXITSTATUS(st));
+		}
+		printf("FATAL: the child died of signal %d\n", WTERMSIG(st));
+		fflush(stdout);
+		_exit(5);
+	}
+	alarm(60);
+	close(go[1]);
+	while (read(go[0], &c, 1) < 0 && errno == EINTR) {
+		/* the parent has not closed everything yet */
+	}
+	close(go[0]);
+	out("in the child");
+}
+
 /* fd moved to a number of its own at HIGH_FD and above (see g_closing) */
 static int move_high(int fd, int end)
 {
@@ -3400,7 +3460,7 @@ int main(int argc, char **argv)
 	unsigned long long seed = 0;
 	const char *backend = NULL;
 	bool have_seed = false;
-	int ops = -1, i, step;
+	int ops = -1, i, step, fork_at;
 	struct sigaction sa;
 
 	for (i = 1; i < argc; i++) {
@@ -3524,8 +3584,12 @@ int main(int argc, char **argv)
 		g_sock[2 * i + 1] = sv[1];
 	}
 
+	fork_at = chance(25) ? (int)rnd((unsigned)ops) : -1;
 	for (step = 0; step < ops; step++) {
 		g_depth = 0;
+		if (step == fork_at) {
+			fork_here();
+		}
 		if (chance(40)) {
 			one_turn("top");
 		} else {
