@@ -3072,10 +3072,12 @@ static void op_nest(int self)
 	out("}");
 }
 
+static void fork_here(void);
+
 /* One random operation; self is the object whose handler runs (0: top). */
 static void random_op(int self)
 {
-	unsigned r = rnd(111);
+	unsigned r = rnd(112);
 
 	if (r < 8) {
 		op_add_fd();
@@ -3129,8 +3131,10 @@ static void random_op(int self)
 		op_req_print();
 	} else if (r < 108) {
 		op_call_depth();
-	} else {
+	} else if (r < 111) {
 		op_profile(self);
+	} else {
+		fork_here();
 	}
 }
 
@@ -3377,20 +3381,28 @@ static void alarm_handler(int sig)
 }
 
 /*
- * In a quarter of the programs the process forks at a random step of the
- * top level, and the child runs the rest of the program on the same
+ * In a quarter of the programs the process forks once, at a random step
+ * of the top level or earlier from a handler (as a server forks from its
+ * accept handler), and the child runs the rest of the program on the same
  * context (no tevent_re_initialise(), so each library must notice by
  * itself: epoll needs a new instance, the signal and wakeup machinery is
  * the parent's copy).  The parent closes its descriptors, waits and exits
  * as the child did, so the output is one program's.  No threads exist yet
  * at that point.
  */
+static bool g_may_fork;  /* this program forks once */
+static bool g_forked;
+
 static void fork_here(void)
 {
 	pid_t pid;
 	int st, go[2];
 	char c;
 
+	if (!g_may_fork || g_forked) {
+		return;
+	}
+	g_forked = true;
 	out("fork");
 	fflush(stdout);
 	if (pipe(go) != 0) {
@@ -3584,7 +3596,8 @@ int main(int argc, char **argv)
 		g_sock[2 * i + 1] = sv[1];
 	}
 
-	fork_at = chance(25) ? (int)rnd((unsigned)ops) : -1;
+	g_may_fork = chance(25);
+	fork_at = g_may_fork ? (int)rnd((unsigned)ops) : -1;
 	for (step = 0; step < ops; step++) {
 		g_depth = 0;
 		if (step == fork_at) {
