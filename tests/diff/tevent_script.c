@@ -3442,6 +3442,18 @@ static void fork_here(void)
 	while (read(go[0], &c, 1) < 0 && errno == EINTR) {
 		/* the parent has not closed everything yet */
 	}
+	if (g_epoll) {
+		/*
+		 * The child's epoll backend moves to an epoll set of its own
+		 * (reporting descriptors closed meanwhile) when an fd event
+		 * is added or freed, or at the next wait; upstream also when
+		 * flags change, ours tells the kernel about flags only at the
+		 * next wait (README, "Intended differences").  Adding and
+		 * freeing one moves both here.
+		 */
+		talloc_free(tevent_add_fd(g_ev, NULL, go[0], 0, fd_handler,
+					  NULL));
+	}
 	close(go[0]);
 	out("in the child");
 }
