@@ -449,19 +449,22 @@ static int new_dup(int end)
 	return fd;
 }
 
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
 /* Whether an auto-closing event closed its descriptor (when it was freed,
  * even if it lives on until its handler returns). */
 static void report_dup(int id)
 {
 	int fd = g_obj[id].dupfd;
-	bool open;
 
 	if (fd == 0) {
 		return;
 	}
-	open = fcntl(fd, F_GETFD) != -1;
-	out("F%d dup %s", id, open ? "open" : "closed");
-	if (open) {
+	out("F%d dup %s", id, fd_open(fd) ? "open" : "closed");
+	if (fd_open(fd)) {
 		close(fd);
 	}
 	g_obj[id].dupfd = 0;
@@ -514,33 +517,32 @@ static int new_obj(enum kind k)
 }
 
 /* Does a signal event still listen for signum? */
-static bool sig_handled(int signum)
+/* Is there a live signal event for signum that still listens (not
+ * detached by its wrapper's end), optionally also not freed while busy? */
+static bool sig_event_exists(int signum, bool skip_dying)
 {
 	int i;
 
 	for (i = 1; i < g_nobj; i++) {
 		if (g_obj[i].live && g_obj[i].kind == K_SIG &&
-		    !g_obj[i].detached && g_obj[i].signum == signum) {
+		    !g_obj[i].detached && g_obj[i].signum == signum &&
+		    !(skip_dying && g_obj[i].dying)) {
 			return true;
 		}
 	}
 	return false;
 }
 
+static bool sig_handled(int signum)
+{
+	return sig_event_exists(signum, false);
+}
+
 /* Is an event of signum in the library's list of listeners?  An event
  * freed while its handler runs has already left it. */
 static bool sig_listening(int signum)
 {
-	int i;
-
-	for (i = 1; i < g_nobj; i++) {
-		if (g_obj[i].live && g_obj[i].kind == K_SIG &&
-		    !g_obj[i].detached && !g_obj[i].dying &&
-		    g_obj[i].signum == signum) {
-			return true;
-		}
-	}
-	return false;
+	return sig_event_exists(signum, true);
 }
 
 /* With no listener left, the library put the old action back (and the
@@ -672,6 +674,17 @@ static int pick(enum kind k)
 
 /* Where a new object hangs: the top context, the event context, or
  * (Samba style) another object such as a request's state. */
+static void *req_state_parent(int id, const char **name)
+{
+	static char buf[32];
+
+	g_new_parent = id;
+	g_new_parent_state = true;
+	snprintf(buf, sizeof(buf), "R%d.state", id);
+	*name = buf;
+	return g_obj[id].state;
+}
+
 static void *pick_parent(const char **name)
 {
 	unsigned r = rnd(100);
@@ -696,13 +709,10 @@ static void *pick_parent(const char **name)
 		static char buf[32];
 		struct obj *o = &g_obj[id];
 
-		g_new_parent = id;
 		if (o->kind == K_REQ && o->state != NULL && chance(50)) {
-			g_new_parent_state = true;
-			snprintf(buf, sizeof(buf), "R%d.state", id);
-			*name = buf;
-			return o->state;
+			return req_state_parent(id, name);
 		}
+		g_new_parent = id;
 		snprintf(buf, sizeof(buf), "%c%d", kind_letter[o->kind], id);
 		*name = buf;
 		return o->ptr;
@@ -718,13 +728,7 @@ static void *pick_req_parent(const char **name)
 
 	if (id != 0 && !g_excl[EX_PARENT] && g_obj[id].state != NULL &&
 	    g_obj[id].rst == 0 && chance(30)) {
-		static char buf[32];
-
-		g_new_parent = id;
-		g_new_parent_state = true;
-		snprintf(buf, sizeof(buf), "R%d.state", id);
-		*name = buf;
-		return g_obj[id].state;
+		return req_state_parent(id, name);
 	}
 	return pick_parent(name);
 }
@@ -2521,7 +2525,7 @@ static void free_obj(int id, int self)
 		/* a busy event: the library frees it after its handler */
 		if (o->kind == K_FD && o->dupfd != 0) {
 			out("F%d dup %s while busy", id,
-			    fcntl(o->dupfd, F_GETFD) != -1 ? "open" : "closed");
+			    fd_open(o->dupfd) ? "open" : "closed");
 		}
 		o->dying = true;
 		o->due = false;
