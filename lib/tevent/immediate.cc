@@ -35,9 +35,9 @@ static inline void unlink_immediate(tevent_context *ev, tevent_immediate *im,
 	reset_immediate_fields(im, detach_ev);
 }
 
-// The context goes (or is re-initialised) while immediate handlers run
-// on it: what they owe it is paid now, while it is still whole, and their
-// frames learn not to touch it again.
+// The context is freed while immediate handlers run on it: what they owe
+// it is paid now, while it is still whole, and their frames learn not to
+// touch it again.
 static void forget_running_immediates(tevent_context *ev)
 {
 	forget_runs(ev->running_immediate, [ev](tevent_immediate *im) {
@@ -48,9 +48,13 @@ static void forget_running_immediates(tevent_context *ev)
 	});
 }
 
-void immediates_detach_all(tevent_context *ev)
+void immediates_detach_all(tevent_context *ev, Teardown how)
 {
-	forget_running_immediates(ev);
+	// Re-initialised, the context stays whole: a running immediate pays
+	// its DETACH after the handler, as upstream's.
+	if (how == Teardown::kContextGoes) {
+		forget_running_immediates(ev);
+	}
 	tevent_immediate *im;
 	while ((im = ev->immediates.front()) != nullptr) {
 		if (im->proxy != nullptr) {

@@ -496,7 +496,10 @@ struct WrapperGlue {
 // ---- context / loop (loop.cc) ----
 // This process's pid, current across fork; valid once a context exists.
 pid_t cached_pid();
-void context_teardown(tevent_context *ev);
+// Why a context's state is dropped: it is being freed, or
+// tevent_re_initialise() starts it afresh and it stays whole.
+enum class Teardown { kContextGoes, kReinitialise };
+void context_teardown(tevent_context *ev, Teardown how);
 bool make_lifeline(tevent_context *ev);
 int context_setup(tevent_context *ev);
 // The context whose lists an event actually lives on.
@@ -510,10 +513,10 @@ void wakeup_fini(tevent_context *ev);
 struct timeval timer_loop_delay(tevent_context *ev);
 int timeout_msec(const struct timeval *tv);
 bool no_timeout(const struct timeval *tv);
-void timers_detach_all(tevent_context *ev);
+void timers_detach_all(tevent_context *ev, Teardown how);
 
 // ---- immediates (immediate.cc) ----
-void immediates_detach_all(tevent_context *ev);
+void immediates_detach_all(tevent_context *ev, Teardown how);
 // Creates an immediate the library keeps to itself (see library_owned).
 tevent_immediate *create_library_immediate(TALLOC_CTX *mem_ctx,
 					   const char *location);

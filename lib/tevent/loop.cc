@@ -173,7 +173,7 @@ int context_setup(tevent_context *ev)
 	return 0;
 }
 
-void context_teardown(tevent_context *ev)
+void context_teardown(tevent_context *ev, Teardown how)
 {
 	if (ev->lifeline == nullptr) {
 		return;  // creation failed before context_setup()
@@ -187,8 +187,8 @@ void context_teardown(tevent_context *ev)
 	wrappers_detach_all(ev);
 	wakeup_fini(ev);
 	fds_detach_all(ev);
-	timers_detach_all(ev);
-	immediates_detach_all(ev);
+	timers_detach_all(ev, how);
+	immediates_detach_all(ev, how);
 	signals_detach_all(ev);
 
 	// The hook goes, the permission stays: tevent_re_initialise() must
@@ -225,7 +225,7 @@ int ContextLifeline::on_talloc_free()
 		close(ev->wakeup_fd);
 		ev->wakeup_fd = -1;
 	}
-	context_teardown(ev);
+	context_teardown(ev, Teardown::kContextGoes);
 	return 0;
 }
 
@@ -237,12 +237,17 @@ int tevent_context::on_talloc_free()
 	return tevent_common_context_destructor(this);
 }
 
-TEVENT_EXPORT int tevent_common_context_destructor(struct tevent_context *ev)
+static void refuse_wrapper_teardown(tevent_context *ev)
 {
 	if (ev->wrapper.glue != nullptr) {
 		tevent_abort(ev, "tevent_common_context_destructor() active on wrapper");
 	}
-	context_teardown(ev);
+}
+
+TEVENT_EXPORT int tevent_common_context_destructor(struct tevent_context *ev)
+{
+	refuse_wrapper_teardown(ev);
+	context_teardown(ev, Teardown::kContextGoes);
 	return 0;
 }
 
@@ -357,7 +362,8 @@ TEVENT_EXPORT struct tevent_context *tevent_context_init(TALLOC_CTX *mem_ctx)
 
 TEVENT_EXPORT int tevent_re_initialise(struct tevent_context *ev)
 {
-	tevent_common_context_destructor(ev);
+	refuse_wrapper_teardown(ev);
+	context_teardown(ev, Teardown::kReinitialise);
 	context_setup(ev);
 	return ev->ops->context_init(ev);
 }

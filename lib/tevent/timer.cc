@@ -19,9 +19,14 @@ static void forget_running_timers(tevent_context *ev)
 	});
 }
 
-void timers_detach_all(tevent_context *ev)
+void timers_detach_all(tevent_context *ev, Teardown how)
 {
-	forget_running_timers(ev);
+	// Re-initialised, the context stays whole: a timer whose handler
+	// runs is not queued, so it keeps the context and retires after the
+	// handler as usual (its DETACH trace then, as upstream's).
+	if (how == Teardown::kContextGoes) {
+		forget_running_timers(ev);
+	}
 	// Earliest deadline first, as upstream's sorted list gives them: the
 	// DETACH traces come in that order.
 	tevent_timer *te;

@@ -17,8 +17,9 @@
  * queue trigger back, nested loop turns, tevent_req_poll(), tag events
  * and queue entries, describe requests with tevent_req_print(), profile
  * requests and print the profiles).  A loop turn is sometimes a
- * tevent_loop_until(), and a quarter of the programs fork halfway (see
- * fork_here()).  Every handler invocation and every action is one
+ * tevent_loop_until(), a quarter of the programs fork halfway (see
+ * fork_here()), and a fifth call tevent_re_initialise() now and then (see
+ * reinit_context()).  Every handler invocation and every action is one
  * trace line (a tagged event's lines show its tag).
  * Objects carry a talloc child "marker" whose destructor logs "gone", so
  * the trace also shows when the library frees what.  Half of the programs
@@ -304,8 +305,12 @@ struct obj {
 	void *ptr;           /* the tevent object (talloc chunk) */
 	int wrap;            /* event: the wrapper it was made through (0:
 				the main context) */
-	bool detached;       /* event: its wrapper went away, so the library
-				unhooked it from the loop for good */
+	bool detached;       /* event: its wrapper went away, or the context
+				was re-initialised, so the library unhooked
+				it from the loop for good */
+	bool orphan;         /* wrapper: its main context was re-initialised,
+				so it has none and only push_use (which
+				refuses) and free are safe */
 	/* fd */
 	int end;
 	uint16_t flags;
@@ -570,10 +575,28 @@ static void sig_unhooked(int signum)
 }
 
 /*
- * A wrapper context went away: every event made through it is unhooked
- * from the loop and never runs again, though it stays allocated (fd, timer
- * and immediate leave the loop; a signal event stops listening).
+ * The library unhooked an event from the loop for good, though it stays
+ * allocated (fd, timer and immediate leave the loop; a signal event stops
+ * listening).
  */
+static void detach_event(struct obj *o)
+{
+	o->detached = true;
+	o->flags = 0;
+	o->due = false;
+	o->scheduled = false;
+	if (o->kind == K_SIG) {
+		sig_unhooked(o->signum);
+	}
+}
+
+static bool is_event(const struct obj *o)
+{
+	return o->kind == K_FD || o->kind == K_TIMER || o->kind == K_IMM ||
+	       o->kind == K_SIG;
+}
+
+/* A wrapper context went away: so did every event made through it. */
 static void wrap_gone(int wid)
 {
 	int i;
@@ -581,15 +604,8 @@ static void wrap_gone(int wid)
 	for (i = 1; i < g_nobj; i++) {
 		struct obj *o = &g_obj[i];
 
-		if (!o->live || o->wrap != wid || o->kind == K_REQ) {
-			continue;
-		}
-		o->detached = true;
-		o->flags = 0;
-		o->due = false;
-		o->scheduled = false;
-		if (o->kind == K_SIG) {
-			sig_unhooked(o->signum);
+		if (o->live && o->wrap == wid && is_event(o)) {
+			detach_event(o);
 		}
 	}
 }
@@ -1215,7 +1231,7 @@ static struct tevent_context *pick_ev(int *wid)
 		return g_ev;
 	}
 	w = pick(K_WRAP);
-	if (w == 0) {
+	if (w == 0 || g_obj[w].orphan) {
 		return g_ev;
 	}
 	*wid = w;
@@ -1265,7 +1281,8 @@ static bool fd_may_be_disarmed(const void *ptr)
 	for (i = 1; i < g_nobj; i++) {
 		if (g_obj[i].live && g_obj[i].kind == K_FD &&
 		    g_obj[i].ptr == ptr) {
-			return g_obj[i].wrap != 0 || g_closed[g_obj[i].end];
+			return g_obj[i].wrap != 0 || g_obj[i].detached ||
+			       g_closed[g_obj[i].end];
 		}
 	}
 	return false;
@@ -2984,7 +3001,11 @@ static void op_use(void)
 	g_obj[w].running++;
 	ok = tevent_context_push_use(g_obj[w].ptr);
 	out("W%d push_use -> %d", w, ok);
-	if (ok) {
+	/* an orphan refuses; were it to accept, nothing is made through it */
+	if (ok && g_obj[w].orphan) {
+		tevent_context_pop_use(g_obj[w].ptr);
+		out("W%d pop_use", w);
+	} else if (ok) {
 		n = (int)rnd(3);
 		for (i = 0; i < n; i++) {
 			if (chance(50)) {
@@ -3040,6 +3061,8 @@ static bool running_under_library_free(void)
  * value and FIFO among them), so the loop never blocks and always ends,
  * after whatever is ready before it has run.
  */
+static int g_polling;  /* tevent_req_poll() calls on the stack */
+
 static void nest_req_poll(void)
 {
 	unsigned k;
@@ -3051,7 +3074,9 @@ static void nest_req_poll(void)
 	}
 	out("poll due+%u {", k);
 	g_depth++;
+	g_polling++;
 	ok = tevent_req_poll(req, g_ev);
+	g_polling--;
 	g_depth--;
 	out("} poll=%d wakeup=%d", ok, tevent_wakeup_recv(req));
 	talloc_free(req);
@@ -3077,6 +3102,10 @@ static void op_nest(int self)
 }
 
 static void fork_here(void);
+static void reinit_here(void);
+static void reinit_context(void);
+static bool g_may_fork;  /* this program forks once */
+static bool g_forked;
 
 /* One random operation; self is the object whose handler runs (0: top). */
 static void random_op(int self)
@@ -3137,8 +3166,10 @@ static void random_op(int self)
 		op_call_depth();
 	} else if (r < 111) {
 		op_profile(self);
-	} else {
+	} else if (g_may_fork && !g_forked) {
 		fork_here();
+	} else {
+		reinit_here();
 	}
 }
 
@@ -3394,9 +3425,6 @@ static void alarm_handler(int sig)
  * as the child did, so the output is one program's.  No threads exist yet
  * at that point.
  */
-static bool g_may_fork;  /* this program forks once */
-static bool g_forked;
-
 static void fork_here(void)
 {
 	pid_t pid;
@@ -3460,6 +3488,72 @@ static void fork_here(void)
 	}
 	close(go[0]);
 	out("in the child");
+	/* as Samba's servers do after a fork, in half of the children */
+	if (chance(50)) {
+		reinit_context();
+	}
+}
+
+/*
+ * tevent_re_initialise(): every event of the context (and of its
+ * wrappers) is unhooked for good but stays allocated, the wrappers lose
+ * their main context, the backend starts afresh.  A fifth of the programs
+ * call it now and then, at the top level or from a handler, besides the
+ * forked children above.  Never while tevent_req_poll() waits for a
+ * request (its wakeup timer is gone with the rest, so it would wait
+ * forever), while a wrapper is in use (upstream's after hook and pop_use
+ * then meet a wrapper without a context), or from a signal handler (only
+ * simple actions there, see act()).
+ */
+static bool g_may_reinit;
+static int g_reinits;
+#define MAX_REINITS 3
+
+static bool wrapper_in_use(void)
+{
+	int i;
+
+	for (i = 1; i < g_nobj; i++) {
+		if (g_obj[i].live && g_obj[i].kind == K_WRAP &&
+		    g_obj[i].running > 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void reinit_context(void)
+{
+	int i, ret;
+
+	if (g_polling > 0 || wrapper_in_use()) {
+		return;
+	}
+	g_reinits++;
+	out("reinit {");
+	ret = tevent_re_initialise(g_ev);
+	out("} reinit -> %d", ret);
+	for (i = 1; i < g_nobj; i++) {
+		struct obj *o = &g_obj[i];
+
+		if (!o->live) {
+			continue;
+		}
+		if (is_event(o)) {
+			detach_event(o);
+		} else if (o->kind == K_WRAP) {
+			o->orphan = true;
+		}
+	}
+	/* unhooked like the rest: the next idle turn makes another */
+	g_sentinel_armed = false;
+}
+
+static void reinit_here(void)
+{
+	if (g_may_reinit && g_reinits < MAX_REINITS) {
+		reinit_context();
+	}
 }
 
 /* fd moved to a number of its own at HIGH_FD and above (see g_closing) */
@@ -3616,6 +3710,7 @@ int main(int argc, char **argv)
 	}
 
 	g_may_fork = chance(25);
+	g_may_reinit = chance(20);
 	fork_at = g_may_fork ? (int)rnd((unsigned)ops) : -1;
 	for (step = 0; step < ops; step++) {
 		g_depth = 0;
