@@ -1485,6 +1485,64 @@ static void test_nesting_hook(void **state)
 	talloc_free(ev);
 }
 
+/*
+ * tevent_re_initialise() from inside a handler sets the nesting level to
+ * 0 while a loop call is still on the stack; that call's return then
+ * takes the counter one below zero, where it stays: every later call
+ * counts one level too few.  Upstream calls the hook only for a level
+ * above zero, so from then on a top-level turn does not call it, and a
+ * nested one does, with level 1.
+ */
+static void reinit_and_hook(struct tevent_context *ev,
+			    struct tevent_immediate *im, void *private_data)
+{
+	assert_int_equal(tevent_re_initialise(ev), 0);
+	tevent_loop_set_nesting_hook(ev, nesting_hook, private_data);
+}
+
+static void nested_once(struct tevent_context *ev, struct tevent_immediate *im,
+			void *private_data)
+{
+	struct tevent_immediate *inner = tevent_create_immediate(ev);
+	int count = 0;
+
+	assert_non_null(inner);
+	tevent_schedule_immediate(inner, ev, count_imm, &count);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(count, 1);
+	talloc_free(inner);
+}
+
+static void test_nesting_hook_after_reinit_in_handler(void **state)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+	struct tevent_immediate *im;
+	struct hook_log h = {0};
+	int count = 0;
+
+	assert_non_null(ev);
+	im = tevent_create_immediate(ev);
+	assert_non_null(im);
+	tevent_schedule_immediate(im, ev, reinit_and_hook, &h);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	/* set inside the turn, but that turn's end is at level 0 */
+	assert_int_equal(h.calls, 0);
+
+	tevent_schedule_immediate(im, ev, count_imm, &count);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(h.calls, 0);
+
+	/* nesting is still refused only above level 1: allow it anyway, as
+	 * the nested call is at level 1 now */
+	tevent_schedule_immediate(im, ev, nested_once, NULL);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(h.begins, 1);
+	assert_int_equal(h.ends, 1);
+	assert_int_equal(h.last_level, 1);
+	talloc_free(ev);
+}
+
 static int parent_is_going;
 
 static int check_in_destructor(int *child)
@@ -1540,6 +1598,7 @@ int main(void)
 		cmocka_unit_test(test_common_context_destructor),
 		cmocka_unit_test(test_trace_invokers),
 		cmocka_unit_test(test_nesting_hook),
+		cmocka_unit_test(test_nesting_hook_after_reinit_in_handler),
 		cmocka_unit_test(test_check_double_free),
 	};
 

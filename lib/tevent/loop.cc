@@ -81,6 +81,14 @@ void abort_nesting(tevent_context *ev, const char *location)
 	talloc_free(reason);
 }
 
+// Level 0 inside a loop call happens after tevent_re_initialise() from a
+// handler (it zeroes the level under the running call, whose return then
+// wraps it): upstream calls no hook there, and neither do we.
+static inline bool hook_applies(const tevent_context *ev)
+{
+	return ev->nesting.hook_fn != nullptr && ev->nesting.level > 0;
+}
+
 // nesting_enter() for a nested call or one with a nesting hook.
 __attribute__((noinline)) bool nesting_enter_checked(tevent_context *ev,
 						     const char *location,
@@ -92,7 +100,7 @@ __attribute__((noinline)) bool nesting_enter_checked(tevent_context *ev,
 		*ret = -1;
 		return false;
 	}
-	if (ev->nesting.hook_fn != nullptr) {
+	if (hook_applies(ev)) {
 		int r = ev->nesting.hook_fn(ev, ev->nesting.hook_private,
 					    ev->nesting.level, true, stack_ptr,
 					    location);
@@ -122,7 +130,7 @@ inline bool nesting_enter(tevent_context *ev, const char *location,
 void nesting_leave(tevent_context *ev, const char *location, void *stack_ptr,
 		   int *ret)
 {
-	if (ev->nesting.hook_fn != nullptr) {
+	if (hook_applies(ev)) {
 		int r = ev->nesting.hook_fn(ev, ev->nesting.hook_private,
 					    ev->nesting.level, false,
 					    stack_ptr, location);
