@@ -19,7 +19,8 @@
  * requests and print the profiles).  A loop turn is sometimes a
  * tevent_loop_until(), a quarter of the programs fork halfway (see
  * fork_here()), and a fifth call tevent_re_initialise() now and then (see
- * reinit_context()).  Every handler invocation and every action is one
+ * reinit_context()); a third install a nesting hook that checks the
+ * levels it is told (nest_hook()).  Every handler invocation and every action is one
  * trace line (a tagged event's lines show its tag).
  * Objects carry a talloc child "marker" whose destructor logs "gone", so
  * the trace also shows when the library frees what.  Half of the programs
@@ -900,6 +901,101 @@ static bool until_ours_ran(void *pvt)
 }
 
 /*
+ * The nesting hook (a third of the programs, and again after a
+ * re-initialise, which drops it).  The library calls it around each loop
+ * call at a level above zero, with the level and a stack slot that the
+ * begin and the end of one call share.  How many loop calls a step takes
+ * is not part of the contract (see one_turn()), so the hook prints only
+ * what is wrong: a level other than the one the script counts, a call at
+ * level 0, a slot that lost what the begin put there, a call it missed.
+ * It refuses a begin only when the script asked for that just before a
+ * call of its own (never from a count of calls).
+ *
+ * The level: our loop calls on the stack, less what re-initialising took
+ * away -- tevent_re_initialise() sets the level to 0 under the running
+ * calls, whose returns then count it below zero (unsigned: it wraps).
+ */
+static bool g_hook;              /* installed */
+static unsigned g_loop_calls;    /* our loop calls on the stack */
+static uint32_t g_level_shift;   /* g_loop_calls at the last re-initialise */
+static unsigned long g_hook_begins;
+static int g_hook_refuse;        /* the next begin returns this */
+static int g_hook_refused;       /* and here is what it returned */
+
+static uint32_t hook_level(void)
+{
+	return (uint32_t)g_loop_calls - g_level_shift;
+}
+
+static int nest_hook(struct tevent_context *ev, void *pvt, uint32_t level,
+		     bool begin, void *stack_ptr, const char *location)
+{
+	void **slot = stack_ptr;
+
+	(void)pvt;
+	(void)location;
+	if (ev != g_ev || level != hook_level() || level == 0) {
+		out_aside("~ hook %s at level %u, want %u%s",
+			  begin ? "begin" : "end", (unsigned)level,
+			  (unsigned)hook_level(),
+			  ev != g_ev ? " (another context)" : "");
+	}
+	if (!begin) {
+		if (*slot != NULL && *slot != &g_hook_begins) {
+			out_aside("~ hook end: the slot lost the begin's value");
+		}
+		return 0;
+	}
+	g_hook_begins++;
+	*slot = &g_hook_begins;
+	if (g_hook_refuse != 0) {
+		g_hook_refused = g_hook_refuse;
+		g_hook_refuse = 0;
+		return g_hook_refused;
+	}
+	return 0;
+}
+
+static void install_hook_maybe(void)
+{
+	if (chance(33)) {
+		tevent_loop_set_nesting_hook(g_ev, nest_hook, NULL);
+		g_hook = true;
+		out("nesting hook set");
+	}
+}
+
+/* Bookkeeping around one loop call of ours. */
+struct loop_call {
+	bool hooked;
+	unsigned long begins;
+};
+
+static void loop_call_start(struct loop_call *lc)
+{
+	g_loop_calls++;
+	lc->hooked = g_hook && hook_level() != 0;
+	lc->begins = g_hook_begins;
+}
+
+/* Says whether the hook refused the call (and prints so). */
+static bool loop_call_end(struct loop_call *lc, const char *who,
+			  const char *what)
+{
+	if (lc->hooked && g_hook_begins == lc->begins) {
+		out_aside("~ hook not called at level %u",
+			  (unsigned)hook_level());
+	}
+	g_loop_calls--;
+	if (g_hook_refused != 0) {
+		out("%s %s refused by the hook: %d", who, what, g_hook_refused);
+		g_hook_refused = 0;
+		return true;
+	}
+	return false;
+}
+
+/*
  * One step of the loop as a caller sees it: turns until a handler of ours
  * ran, with tevent_loop_once() up to TURN_TRIES times or (a fifth of the
  * time) one tevent_loop_until() that asks the same question.  Turns that
@@ -911,25 +1007,35 @@ static bool until_ours_ran(void *pvt)
 static void one_turn(const char *who)
 {
 	unsigned long before = g_lines;
+	struct loop_call lc;
 	int ret, i;
 
+	/* the first call's begin (only a begin: how many turns a step
+	 * takes, and so which call's end comes first, is the library's) */
+	if (g_hook && !g_stop_acting && chance(5)) {
+		g_hook_refuse = 1 + (int)rnd(50);
+	}
 	if (chance(20)) {
 		struct until u = {before, 0};
 
+		loop_call_start(&lc);
 		ret = tevent_loop_until(g_ev, until_ours_ran, &u);
-		if (ret != 0) {
+		if (!loop_call_end(&lc, who, "loop_until") && ret != 0) {
 			out("%s loop_until=%d errno=%d", who, ret, errno);
 		}
 		i = u.tries;
 	} else {
 		for (i = 0; i < TURN_TRIES && g_lines == before; i++) {
 			arm_sentinel_if_idle();
+			loop_call_start(&lc);
 			ret = tevent_loop_once(g_ev);
-			if (ret != 0) {
+			if (!loop_call_end(&lc, who, "loop_once") && ret != 0) {
 				out("%s loop_once=%d errno=%d", who, ret, errno);
 			}
 		}
 	}
+	/* asked for but not reached (a nesting refusal aborts first) */
+	g_hook_refuse = 0;
 	if (g_lines == before) {
 		out("%s: no handler ran in %d turns", who, i);
 	}
@@ -3075,7 +3181,9 @@ static void nest_req_poll(void)
 	out("poll due+%u {", k);
 	g_depth++;
 	g_polling++;
+	g_loop_calls++;
 	ok = tevent_req_poll(req, g_ev);
+	g_loop_calls--;
 	g_polling--;
 	g_depth--;
 	out("} poll=%d wakeup=%d", ok, tevent_wakeup_recv(req));
@@ -3533,6 +3641,9 @@ static void reinit_context(void)
 	out("reinit {");
 	ret = tevent_re_initialise(g_ev);
 	out("} reinit -> %d", ret);
+	/* the level is 0 now, under our calls; the hook is gone */
+	g_level_shift = g_loop_calls;
+	g_hook = false;
 	for (i = 1; i < g_nobj; i++) {
 		struct obj *o = &g_obj[i];
 
@@ -3547,6 +3658,7 @@ static void reinit_context(void)
 	}
 	/* unhooked like the rest: the next idle turn makes another */
 	g_sentinel_armed = false;
+	install_hook_maybe();
 }
 
 static void reinit_here(void)
@@ -3689,6 +3801,7 @@ int main(int argc, char **argv)
 	if (g_trace || g_want_call_depth) {
 		tevent_set_trace_callback(g_ev, trace_loop_point, NULL);
 	}
+	install_hook_maybe();
 	if (g_want_call_depth) {
 		set_call_depth();
 	}
