@@ -1779,6 +1779,9 @@ static void dbg_flush_collected(void)
 {
 	size_t i, j;
 
+	if (g_dbg_nkept == 0) {
+		return;  /* none kept (no --debug): qsort() wants an array */
+	}
 	qsort(g_dbg_kept, g_dbg_nkept, sizeof(*g_dbg_kept), cmp_str);
 	for (i = 0; i < g_dbg_nkept; i = j) {
 		for (j = i + 1; j < g_dbg_nkept &&
