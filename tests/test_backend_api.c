@@ -1412,10 +1412,9 @@ static int other_hook(struct tevent_context *ev, void *private_data,
 	return 0;
 }
 
-static void nested_turn(struct tevent_context *ev, struct tevent_immediate *im,
-			void *private_data)
+/* From inside a handler: one nested turn that runs an immediate. */
+static void one_inner_turn(struct tevent_context *ev)
 {
-	struct hook_log *h = private_data;
 	struct tevent_immediate *inner = tevent_create_immediate(ev);
 	int count = 0;
 
@@ -1423,21 +1422,37 @@ static void nested_turn(struct tevent_context *ev, struct tevent_immediate *im,
 	tevent_schedule_immediate(inner, ev, count_imm, &count);
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(count, 1);
+	talloc_free(inner);
+}
+
+static void nested_turn(struct tevent_context *ev, struct tevent_immediate *im,
+			void *private_data)
+{
+	struct hook_log *h = private_data;
+
+	one_inner_turn(ev);
 	/* the inner call saw level 2 on both sides */
 	assert_int_equal(h->last_level, 2);
-	talloc_free(inner);
+}
+
+/* A context for the hook cases, and an immediate on it. */
+static struct tevent_context *hook_case_ev(struct tevent_immediate **im)
+{
+	struct tevent_context *ev = tevent_context_init(NULL);
+
+	assert_non_null(ev);
+	*im = tevent_create_immediate(ev);
+	assert_non_null(*im);
+	return ev;
 }
 
 static void test_nesting_hook(void **state)
 {
-	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_immediate *im;
+	struct tevent_context *ev = hook_case_ev(&im);
 	struct hook_log h = {0};
 	int count = 0;
 
-	assert_non_null(ev);
-	im = tevent_create_immediate(ev);
-	assert_non_null(im);
 	tevent_loop_set_nesting_hook(ev, nesting_hook, &h);
 
 	/* called around every turn, with one stack slot for both calls */
@@ -1503,26 +1518,16 @@ static void reinit_and_hook(struct tevent_context *ev,
 static void nested_once(struct tevent_context *ev, struct tevent_immediate *im,
 			void *private_data)
 {
-	struct tevent_immediate *inner = tevent_create_immediate(ev);
-	int count = 0;
-
-	assert_non_null(inner);
-	tevent_schedule_immediate(inner, ev, count_imm, &count);
-	assert_int_equal(tevent_loop_once(ev), 0);
-	assert_int_equal(count, 1);
-	talloc_free(inner);
+	one_inner_turn(ev);
 }
 
 static void test_nesting_hook_after_reinit_in_handler(void **state)
 {
-	struct tevent_context *ev = tevent_context_init(NULL);
 	struct tevent_immediate *im;
+	struct tevent_context *ev = hook_case_ev(&im);
 	struct hook_log h = {0};
 	int count = 0;
 
-	assert_non_null(ev);
-	im = tevent_create_immediate(ev);
-	assert_non_null(im);
 	tevent_schedule_immediate(im, ev, reinit_and_hook, &h);
 	assert_int_equal(tevent_loop_once(ev), 0);
 	/* set inside the turn, but that turn's end is at level 0 */
