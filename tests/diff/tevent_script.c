@@ -3612,21 +3612,25 @@ static void fork_here(void)
  * call it now and then, at the top level or from a handler, besides the
  * forked children above.  Never while tevent_req_poll() waits for a
  * request (its wakeup timer is gone with the rest, so it would wait
- * forever), while a wrapper is in use (upstream's after hook and pop_use
- * then meet a wrapper without a context), or from a signal handler (only
- * simple actions there, see act()).
+ * forever), from the handler of an fd event made through a wrapper
+ * (upstream then skips the after hook and never lets the wrapper go: its
+ * free is refused for good; ours calls the hook, with no main context, as
+ * upstream does for timers and immediates: README, "Intended
+ * differences"), or from a signal handler (only simple actions there, see
+ * act()).  From a wrapper's timer or immediate handler both libraries call
+ * the after hook without a main context.
  */
 static bool g_may_reinit;
 static int g_reinits;
 #define MAX_REINITS 3
 
-static bool wrapper_in_use(void)
+static bool wrapper_fd_running(void)
 {
 	int i;
 
 	for (i = 1; i < g_nobj; i++) {
-		if (g_obj[i].live && g_obj[i].kind == K_WRAP &&
-		    g_obj[i].running > 0) {
+		if (g_obj[i].live && g_obj[i].kind == K_FD &&
+		    g_obj[i].wrap != 0 && g_obj[i].running > 0) {
 			return true;
 		}
 	}
@@ -3637,7 +3641,7 @@ static void reinit_context(void)
 {
 	int i, ret;
 
-	if (g_polling > 0 || wrapper_in_use()) {
+	if (g_polling > 0 || wrapper_fd_running()) {
 		return;
 	}
 	g_reinits++;
