@@ -14,7 +14,8 @@
  * wrapper, a pop_use that does not match a push_use and the reason it
  * gives, a push_use past the 32 frames of the use stack, adding events or
  * scheduling an immediate through a wrapper whose free is waiting for
- * its own handler to return); requests and queues driven through a
+ * its own handler to return); the main context re-initialised from a
+ * wrapped handler; requests and queues driven through a
  * wrapper; threaded contexts on a wrapper; trace callbacks of the main
  * context seeing wrapper events.  Expected behaviour is upstream
  * tevent's; every case also passes against Debian's libtevent 0.14.
@@ -2456,6 +2457,116 @@ static void misuse_freed_wrapper(void **state, enum late_misuse misuse)
 	fixture_teardown(f);
 }
 
+/*
+ * The main context re-initialised from a wrapped handler: the wrapper
+ * loses its main context for good (push_use refuses).  The after hook
+ * still comes, with no main context, and the wrapper's use ends, so it can
+ * be freed.  Upstream does so for timers and immediates; for an fd event
+ * it skips the after hook and leaves the wrapper in use, so that its free
+ * is refused for good (README, "Intended differences").
+ */
+enum reinit_from { FROM_FD, FROM_TIMER, FROM_IMM };
+
+static void reinit_main(struct fixture *f, unsigned *runs)
+{
+	(*runs)++;
+	assert_int_equal(tevent_re_initialise(f->main), 0);
+}
+
+static void reinit_fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			      uint16_t flags, void *private_data)
+{
+	struct fixture *f = private_data;
+
+	reinit_main(f, &f->fd_runs);
+}
+
+static void reinit_timer_handler(struct tevent_context *ev,
+				 struct tevent_timer *te, struct timeval now,
+				 void *private_data)
+{
+	struct fixture *f = private_data;
+
+	reinit_main(f, &f->timer_runs);
+}
+
+static void reinit_imm_handler(struct tevent_context *ev,
+			       struct tevent_immediate *im, void *private_data)
+{
+	struct fixture *f = private_data;
+
+	reinit_main(f, &f->imm_runs);
+}
+
+static void reinit_in_wrapped(void **state, enum reinit_from from)
+{
+	struct fixture *f;
+	struct tevent_immediate *im;
+	const unsigned *runs;
+	enum what before, after;
+
+	if (from == FROM_FD) {
+		TT_SKIP_ON_UPSTREAM("no after hook, and the wrapper stays in "
+				    "use for good");
+	}
+	f = fixture_setup(state);
+	switch (from) {
+	case FROM_FD:
+		make_socketpair(f->sv);
+		assert_non_null(tevent_add_fd(f->wrap, f->mem, f->sv[0],
+					      TEVENT_FD_READ,
+					      reinit_fd_handler, f));
+		put_byte(f->sv[1]);
+		runs = &f->fd_runs;
+		before = W_BEFORE_FD;
+		after = W_AFTER_FD;
+		break;
+	case FROM_TIMER:
+		assert_non_null(tevent_add_timer(f->wrap, f->mem,
+						 tevent_timeval_zero(),
+						 reinit_timer_handler, f));
+		runs = &f->timer_runs;
+		before = W_BEFORE_TIMER;
+		after = W_AFTER_TIMER;
+		break;
+	default:
+		im = tevent_create_immediate(f->mem);
+		assert_non_null(im);
+		tevent_schedule_immediate(im, f->wrap, reinit_imm_handler, f);
+		runs = &f->imm_runs;
+		before = W_BEFORE_IMM;
+		after = W_AFTER_IMM;
+		break;
+	}
+	run_until(f, runs, 1);
+
+	assert_int_equal(f->rec.n, 2);
+	assert_int_equal(f->rec.calls[0].what, before);
+	assert_ptr_equal(f->rec.calls[0].main_ev, f->main);
+	assert_int_equal(f->rec.calls[1].what, after);
+	assert_null(f->rec.calls[1].main_ev);
+
+	assert_false(tevent_context_push_use(f->wrap));
+	assert_int_equal(talloc_free(f->wrap), 0);
+	f->wrap = NULL;
+	fixture_teardown(f);
+}
+
+static void test_reinit_in_fd_handler(void **state)
+{
+	reinit_in_wrapped(state, FROM_FD);
+}
+
+static void test_reinit_in_timer_handler(void **state)
+{
+	reinit_in_wrapped(state, FROM_TIMER);
+}
+
+static void test_reinit_in_immediate_handler(void **state)
+{
+	reinit_in_wrapped(state, FROM_IMM);
+}
+
 static void test_add_through_freed_wrapper_aborts(void **state)
 {
 	misuse_freed_wrapper(state, LATE_ADD_EVENTS);
@@ -3181,6 +3292,9 @@ int main(void)
 		TT_BACKEND_CASE(test_free_owner_in_immediate_handler),
 		TT_BACKEND_CASE(test_free_owner_in_signal_handler),
 		TT_BACKEND_CASE(test_free_in_handler_with_pending),
+		TT_BACKEND_CASE(test_reinit_in_fd_handler),
+		TT_BACKEND_CASE(test_reinit_in_timer_handler),
+		TT_BACKEND_CASE(test_reinit_in_immediate_handler),
 		TT_BACKEND_CASE(test_add_through_freed_wrapper_aborts),
 		TT_BACKEND_CASE(test_schedule_on_freed_wrapper_aborts),
 		TT_BACKEND_CASE(test_push_use_of_freed_wrapper_aborts),
