@@ -215,8 +215,9 @@ typedef void (*tevent_threadpool_job_fn)(void *private_data);
 
 /*
  * Runs fn(private_data) in a pool thread; the request completes on ev
- * afterwards.  Errors (queue full: EAGAIN, ...) complete the request through
- * tevent_req_post().  Freeing the request before it completed cancels the
+ * afterwards.  Errors (queue full: EAGAIN, no pool or no fn: EINVAL, ...)
+ * complete the request through tevent_req_post(); without ev there is no
+ * request: NULL with errno EINVAL.  Freeing the request before it completed cancels the
  * job: if fn has not started it never runs; if it is running, the free
  * waits until it has returned.  So after the request is gone fn is not
  * running and private_data is free again.

@@ -88,6 +88,11 @@ TP_EXPORT struct tevent_req *tevent_threadpool_job_send(
 	struct tevent_threadpool *pool, tevent_threadpool_job_fn fn,
 	void *private_data)
 {
+	if (ev == nullptr) {
+		// No loop to complete a request on, so no request.
+		errno = EINVAL;
+		return nullptr;
+	}
 	tevent_threadpool_job_state *s = nullptr;
 	tevent_req *req = TP_REQ_CREATE(mem_ctx, &s,
 					struct tevent_threadpool_job_state);
@@ -98,7 +103,7 @@ TP_EXPORT struct tevent_req *tevent_threadpool_job_send(
 	s->private_data = private_data;
 	s->req = req;
 	s->ev = ev;
-	if (pool == nullptr || fn == nullptr || ev == nullptr) {
+	if (pool == nullptr || fn == nullptr) {
 		tevent_req_error(req, EINVAL);
 		return tevent_req_post(req, ev);
 	}

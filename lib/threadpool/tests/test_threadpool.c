@@ -1670,6 +1670,41 @@ static void test_job_cancel(void **state)
 	test_ev_free(ev);
 }
 
+/*
+ * Bad arguments: without a pool or a function the request completes with
+ * EINVAL from the loop, never at once and never running anything; without
+ * a context there is nothing to complete on, so no request (NULL, EINVAL).
+ */
+static void test_job_bad_args(void **state)
+{
+	(void)state;
+	struct tevent_context *ev = test_ev();
+	struct tevent_threadpool *pool = tevent_threadpool_create(NULL, 1, 1, "p");
+	int n = 0, ret1 = -1, ret2 = -1;
+
+	struct tevent_req *no_pool = tevent_threadpool_job_send(NULL, ev, NULL,
+								count_fn, &n);
+	assert_non_null(no_pool);
+	tevent_req_set_callback(no_pool, ran_slot_done, &ret1);
+	struct tevent_req *no_fn = tevent_threadpool_job_send(NULL, ev, pool,
+							      NULL, &n);
+	assert_non_null(no_fn);
+	tevent_req_set_callback(no_fn, ran_slot_done, &ret2);
+	assert_int_equal(ret1, -1);
+	assert_int_equal(ret2, -1);
+	LOOP_UNTIL(ev, ret1 != -1 && ret2 != -1);
+	assert_int_equal(ret1, EINVAL);
+	assert_int_equal(ret2, EINVAL);
+
+	errno = 0;
+	assert_null(tevent_threadpool_job_send(NULL, NULL, pool, count_fn, &n));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(n, 0);
+
+	talloc_free(pool);
+	test_ev_free(ev);
+}
+
 /* A request whose pool is freed under it completes (deferred) too. */
 static void test_job_pool_freed(void **state)
 {
@@ -1718,6 +1753,7 @@ int main(void)
 		cmocka_unit_test(test_nested_wait_batch),
 		cmocka_unit_test(test_jobs_100k),
 		cmocka_unit_test(test_job_cancel),
+		cmocka_unit_test(test_job_bad_args),
 		cmocka_unit_test(test_job_pool_freed),
 	};
 	tt_check_library();
