@@ -629,33 +629,15 @@ static void test_abort_fn(void **state)
 	talloc_free(ev);
 }
 
-/* Forks; the child runs fn and must die from SIGABRT. */
-static void expect_sigabrt(void (*fn)(void))
+static void abort_without_fn(void *arg)
 {
-	pid_t child;
-	int status = 0;
-
-	fflush(stdout);
-	fflush(stderr);
-	child = fork();
-	assert_true(child != -1);
-	if (child == 0) {
-		signal(SIGABRT, SIG_DFL);
-		fn();
-		_exit(0);
-	}
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGABRT);
-}
-
-static void abort_without_fn(void)
-{
+	(void)arg;
 	tevent_abort(NULL, "tt no hook");
 }
 
-static void abort_after_reset(void)
+static void abort_after_reset(void *arg)
 {
+	(void)arg;
 	tevent_set_abort_fn(record_abort);
 	tevent_set_abort_fn(NULL);
 	tevent_abort(NULL, "tt hook removed");
@@ -664,8 +646,8 @@ static void abort_after_reset(void)
 static void test_abort_default(void **state)
 {
 	(void)state;
-	expect_sigabrt(abort_without_fn);
-	expect_sigabrt(abort_after_reset);
+	tt_expect_sigabrt(abort_without_fn, NULL);
+	tt_expect_sigabrt(abort_after_reset, NULL);
 }
 
 /*

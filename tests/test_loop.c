@@ -503,33 +503,24 @@ static void test_loop_until_nesting_forbidden(void **state)
 }
 
 /* Without an abort function the process is aborted (SIGABRT). */
+static void nest_without_abort_fn(void *arg)
+{
+	struct tevent_context *ev;
+	struct nest_state s = { 0 };
+
+	ev = tevent_context_init_byname(NULL, arg);
+	if (ev == NULL) {
+		_exit(2);
+	}
+	s.inner_im = tevent_create_immediate(ev);
+	tevent_add_timer(ev, ev, tevent_timeval_zero(), nest_outer_timer, &s);
+	tevent_loop_once(ev);
+	_exit(3);
+}
+
 static void test_loop_nesting_aborts_process(void **state)
 {
-	const char *backend = *state;
-	pid_t child;
-	int status = 0;
-
-	child = fork();
-	assert_true(child != -1);
-	if (child == 0) {
-		struct tevent_context *ev;
-		struct nest_state s = { 0 };
-
-		/* keep the expected crash quiet and core-free */
-		signal(SIGABRT, SIG_DFL);
-		ev = tevent_context_init_byname(NULL, backend);
-		if (ev == NULL) {
-			_exit(2);
-		}
-		s.inner_im = tevent_create_immediate(ev);
-		tevent_add_timer(ev, ev, tevent_timeval_zero(),
-				 nest_outer_timer, &s);
-		tevent_loop_once(ev);
-		_exit(3);
-	}
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGABRT);
+	tt_expect_sigabrt(nest_without_abort_fn, *state);
 }
 
 static void check_nesting_allowed(void **state, bool use_until)

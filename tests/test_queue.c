@@ -527,6 +527,57 @@ static void test_queue_untrigger(void **state)
 	talloc_free(r2);
 }
 
+/*
+ * Untriggering anything but the head of a stopped queue is a programming
+ * error: the process aborts (plain abort(), as upstream), whether the
+ * queue still runs or the entry is not the head.  Each misuse happens in
+ * a child; the parent's queue goes on as before.
+ */
+struct untrigger_misuse {
+	struct tevent_queue *q;
+	struct tevent_queue_entry *entry;
+	bool stop_first;
+};
+
+static void untrigger_in_child(void *arg)
+{
+	struct untrigger_misuse *m = arg;
+
+	if (m->stop_first) {
+		tevent_queue_stop(m->q);
+	}
+	tevent_queue_entry_untrigger(m->entry);
+}
+
+static void test_queue_untrigger_misuse_aborts(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_queue *q = tevent_queue_create(f->mem, "q");
+	struct tevent_req *r1 = job_create(f->mem, "r1");
+	struct tevent_req *r2 = job_create(f->mem, "r2");
+	struct untrigger_misuse running_head = { .q = q };
+	struct untrigger_misuse stopped_second = { .q = q, .stop_first = true };
+
+	running_head.entry = tevent_queue_add_entry(q, f->ev, r1, job_trigger,
+						    NULL);
+	stopped_second.entry = tevent_queue_add_entry(q, f->ev, r2,
+						      job_trigger, NULL);
+	assert_non_null(running_head.entry);
+	assert_non_null(stopped_second.entry);
+	log_reset();
+	drain(f->ev);
+	assert_string_equal(g_log, "trigger(r1)");
+
+	tt_expect_sigabrt(untrigger_in_child, &running_head);
+	tt_expect_sigabrt(untrigger_in_child, &stopped_second);
+
+	assert_true(tevent_queue_running(q));
+	talloc_free(r1);
+	drain(f->ev);
+	assert_string_equal(g_log, "trigger(r1) trigger(r2)");
+	talloc_free(r2);
+}
+
 static void test_queue_blocker_entry(void **state)
 {
 	struct fixture *f = *state;
@@ -1256,6 +1307,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_stop_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_stop_with_trigger_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_untrigger, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_untrigger_misuse_aborts,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_blocker_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_wait_empty, setup, teardown),

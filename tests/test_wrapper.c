@@ -1412,31 +1412,30 @@ static void test_pop_use_unpushed_aborts(void **state)
 
 /* Popping another context than the one on top aborts (with the default
  * abort function, so in a child process: the use stack is left broken). */
+static void pop_wrap_over_main(void *arg)
+{
+	struct fixture *f = arg;
+
+	tevent_set_abort_fn(NULL);
+	(void)tevent_context_push_use(f->main);
+	tevent_context_pop_use(f->wrap);
+}
+
+static void pop_main_over_wrap(void *arg)
+{
+	struct fixture *f = arg;
+
+	tevent_set_abort_fn(NULL);
+	(void)tevent_context_push_use(f->wrap);
+	tevent_context_pop_use(f->main);
+}
+
 static void test_pop_use_mismatch_aborts(void **state)
 {
-	struct fixture *f;
-	int which, status;
+	struct fixture *f = fixture_setup(state);
 
-	f = fixture_setup(state);
-	for (which = 0; which < 2; which++) {
-		pid_t pid = fork();
-
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			tevent_set_abort_fn(NULL);
-			if (which == 0) {
-				(void)tevent_context_push_use(f->main);
-				tevent_context_pop_use(f->wrap);
-			} else {
-				(void)tevent_context_push_use(f->wrap);
-				tevent_context_pop_use(f->main);
-			}
-			_exit(0);
-		}
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFSIGNALED(status));
-		assert_int_equal(WTERMSIG(status), SIGABRT);
-	}
+	tt_expect_sigabrt(pop_wrap_over_main, f);
+	tt_expect_sigabrt(pop_main_over_wrap, f);
 	fixture_teardown(f);
 }
 

@@ -6,6 +6,7 @@
 #endif
 #include <dlfcn.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <talloc.h>
@@ -353,4 +355,28 @@ int tt_debug_count(const struct tt_debug_log *log, int level)
 		n += log->msg[i].level <= level;
 	}
 	return n;
+}
+
+void tt_expect_sigabrt(void (*fn)(void *arg), void *arg)
+{
+	pid_t child;
+	int status = 0;
+
+	fflush(stdout);
+	fflush(stderr);
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0) {
+		signal(SIGABRT, SIG_DFL);
+		if (freopen("/dev/null", "w", stderr) == NULL) {
+			_exit(3);
+		}
+		fn(arg);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT) {
+		fail_msg("the child was to die from SIGABRT; status %#x",
+			 status);
+	}
 }

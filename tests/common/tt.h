@@ -158,4 +158,13 @@ struct tevent_req;
 extern int tt_caller_destructor_runs;
 int tt_caller_destructor(struct tevent_req *req);
 
+/*
+ * Runs fn(arg) in a forked child with SIGABRT at its default action and
+ * stderr sent to /dev/null, and fails the test unless the child died from
+ * SIGABRT (a child that returns from fn exits with status 0 instead).
+ * For misuse that aborts the process: tevent_abort() without an abort
+ * function, or a plain abort() where upstream calls one.
+ */
+void tt_expect_sigabrt(void (*fn)(void *arg), void *arg);
+
 #endif /* TT_H */
