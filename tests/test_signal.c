@@ -558,6 +558,49 @@ static void test_signal_bad_signum(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * Signals the kernel does not let anyone catch (SIGKILL, SIGSTOP) and
+ * signal 0: sigaction() refuses them, so tevent_add_signal() returns NULL
+ * with its EINVAL, with or without SA_SIGINFO, and leaves nothing behind:
+ * asking again fails the same way, and a catchable signal still works.
+ */
+static void test_signal_uncatchable(void **state)
+{
+	static const int refused[] = { SIGKILL, SIGSTOP, 0 };
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct sig_rec r = { 0 };
+	size_t i;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			errno = 0;
+			assert_null(tevent_add_signal(ev, ev, refused[i], 0,
+						      never_signal, NULL));
+			assert_int_equal(errno, EINVAL);
+			errno = 0;
+			assert_null(tevent_add_signal(ev, ev, refused[i],
+						      SA_SIGINFO, never_signal,
+						      NULL));
+			assert_int_equal(errno, EINVAL);
+		}
+	}
+	if (!tt_is_system_library()) {
+		/* upstream indexes its tables with a negative number here */
+		errno = 0;
+		assert_null(tevent_add_signal(ev, ev, -1, 0, never_signal,
+					      NULL));
+		assert_int_equal(errno, EINVAL);
+	}
+
+	assert_non_null(tevent_add_signal(ev, ev, SIGUSR2, 0, rec_signal, &r));
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.signum, SIGUSR2);
+	tt_finish(ev);
+}
+
 /* ------------------------------------------------------------------ */
 /* freeing from handlers                                               */
 
@@ -992,6 +1035,7 @@ int main(void)
 		TT_BACKEND_CASE(test_signal_resethand_restores),
 		TT_BACKEND_CASE(test_signal_restore_disposition),
 		TT_BACKEND_CASE(test_signal_bad_signum),
+		TT_BACKEND_CASE(test_signal_uncatchable),
 		TT_BACKEND_CASE(test_signal_free_self_in_handler),
 		TT_BACKEND_CASE(test_signal_siginfo_free_self),
 		TT_BACKEND_CASE(test_signal_free_others_in_handler),
