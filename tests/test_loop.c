@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -908,6 +909,72 @@ static void test_loop_signal_handler_left_by_longjmp(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * poll() itself failing, not with EINTR: here EINVAL, for more descriptors
+ * than RLIMIT_NOFILE allows.  Ours says so: a fatal debug message, and
+ * tevent_loop_once() returns -1 with poll()'s errno.  Once the cause is
+ * gone the next turn works.  (Upstream returns 0 as if nothing were ready,
+ * so a loop spins while the failure lasts: README, intended differences.)
+ */
+enum { POLL_FAIL_PIPES = 8 };
+
+static void count_and_free_fd(struct tevent_context *ev,
+			      struct tevent_fd *fde, uint16_t flags,
+			      void *private_data)
+{
+	int *calls = private_data;
+
+	(*calls)++;
+	talloc_free(fde);
+}
+
+static void test_loop_poll_failure_reported(void **state)
+{
+	struct tevent_context *ev;
+	struct tt_debug_log log;
+	struct rlimit old, low;
+	int p[POLL_FAIL_PIPES][2];
+	int i, ret, err, calls = 0;
+
+	TT_SKIP_ON_UPSTREAM("its poll backends ignore a failed poll()");
+	if (TT_ON_VALGRIND()) {
+		/* valgrind keeps the descriptor limit to itself */
+		skip();
+	}
+	ev = tt_backend_ev(state);
+	for (i = 0; i < POLL_FAIL_PIPES; i++) {
+		assert_int_equal(pipe(p[i]), 0);
+		assert_non_null(tevent_add_fd(ev, ev, p[i][0], TEVENT_FD_READ,
+					      count_and_free_fd, &calls));
+	}
+	tt_keep_debug(ev, &log);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 4;
+
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	errno = 0;
+	ret = tevent_loop_once(ev);
+	err = errno;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+	assert_int_equal(ret, -1);
+	assert_int_equal(err, EINVAL);
+	assert_true(tt_debug_find(&log, TEVENT_DEBUG_FATAL,
+				  "poll() failed: Invalid argument\n") >= 0);
+	assert_int_equal(calls, 0);
+
+	assert_int_equal(write(p[3][1], "x", 1), 1);
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(calls, 1);
+
+	tt_finish(ev);
+	for (i = 0; i < POLL_FAIL_PIPES; i++) {
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -924,6 +991,7 @@ int main(void)
 		TT_BACKEND_CASE(test_loop_until_nesting_allowed),
 		TT_BACKEND_CASE(test_loop_handler_left_by_longjmp),
 		TT_BACKEND_CASE(test_loop_signal_handler_left_by_longjmp),
+		TT_CASE_ON(test_loop_poll_failure_reported, "poll poll_mt"),
 #ifdef TT_NEW_API
 		TT_BACKEND_CASE(test_loop_wait_timeout_value),
 		TT_BACKEND_CASE(test_loop_wait_timeout_zero),
