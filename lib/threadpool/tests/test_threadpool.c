@@ -1705,6 +1705,45 @@ static void test_job_bad_args(void **state)
 	test_ev_free(ev);
 }
 
+/*
+ * A pool belongs to the thread that created it (its loop thread): a job
+ * sent from any other thread aborts the process, before anything is
+ * queued.  Checked in a child.
+ */
+struct wrong_thread {
+	struct tevent_context *ev;
+	struct tevent_threadpool *pool;
+	int n;
+};
+
+static void *send_from_other_thread(void *arg)
+{
+	struct wrong_thread *w = arg;
+
+	(void)tevent_threadpool_job_send(NULL, w->ev, w->pool, count_fn, &w->n);
+	return NULL;
+}
+
+static void job_from_wrong_thread(void *arg)
+{
+	struct wrong_thread w = { .ev = test_ev() };
+	pthread_t t;
+
+	(void)arg;
+	w.pool = tevent_threadpool_create(NULL, 1, 4, "p");
+	if (w.pool == NULL ||
+	    pthread_create(&t, NULL, send_from_other_thread, &w) != 0) {
+		_exit(2);
+	}
+	pthread_join(t, NULL);
+}
+
+static void test_job_wrong_thread_aborts(void **state)
+{
+	(void)state;
+	tt_expect_sigabrt(job_from_wrong_thread, NULL);
+}
+
 /* A request whose pool is freed under it completes (deferred) too. */
 static void test_job_pool_freed(void **state)
 {
@@ -1754,6 +1793,7 @@ int main(void)
 		cmocka_unit_test(test_jobs_100k),
 		cmocka_unit_test(test_job_cancel),
 		cmocka_unit_test(test_job_bad_args),
+		cmocka_unit_test(test_job_wrong_thread_aborts),
 		cmocka_unit_test(test_job_pool_freed),
 	};
 	tt_check_library();
