@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -601,6 +602,83 @@ static void test_timer_future(void **state)
 	tt_finish(ev);
 }
 
+/*
+ * A timer far away is the next deadline, and the loop must simply wait for
+ * whatever comes first: here a pipe another thread writes to a little
+ * later.  One turn runs the fd handler and not the timer.  A wait worked
+ * out wrongly for such a distance (an overflowing millisecond count) would
+ * end the turn early with nothing run.  Distances: 30 days (past what a
+ * 32-bit millisecond count holds), 100 years (past 2^31 seconds) and 2^40
+ * seconds (ours only).
+ */
+struct later_write {
+	int fd;
+	pthread_t thread;
+};
+
+static void *write_later(void *arg)
+{
+	struct later_write *w = arg;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+	if (write(w->fd, "x", 1) != 1) {
+		abort();
+	}
+	return NULL;
+}
+
+static void count_fd(struct tevent_context *ev, struct tevent_fd *fde,
+		     uint16_t flags, void *private_data)
+{
+	int *calls = private_data;
+
+	(*calls)++;
+	talloc_free(fde);
+}
+
+static void test_timer_far_away(void **state)
+{
+	const time_t ahead[] = { 30 * 24 * 3600, (time_t)100 * 365 * 24 * 3600,
+				 (time_t)1 << 40 };
+	struct tevent_context *ev = backend_ev(state);
+	size_t n = sizeof(ahead) / sizeof(ahead[0]);
+	size_t i;
+
+	if (tt_is_system_library()) {
+		/* upstream cuts 2^40 s to a millisecond count near zero: its
+		 * turns end at once, and a loop spins (README) */
+		n--;
+	}
+	for (i = 0; i < n; i++) {
+		struct timeval when = tevent_timeval_current_ofs(0, 0);
+		struct tevent_timer *te;
+		struct later_write w;
+		int p[2], fd_calls = 0;
+
+		when.tv_sec += ahead[i];
+		te = tevent_add_timer(ev, ev, when, tt_never_timer, NULL);
+		assert_non_null(te);
+		assert_int_equal(pipe(p), 0);
+		assert_non_null(tevent_add_fd(ev, ev, p[0], TEVENT_FD_READ,
+					      count_fd, &fd_calls));
+		tt_spend_poll_mt_wakeup(state, ev);
+		w.fd = p[1];
+		assert_int_equal(pthread_create(&w.thread, NULL, write_later,
+						&w), 0);
+		assert_int_equal(tevent_loop_once(ev), 0);
+		if (fd_calls != 1) {
+			fail_msg("%zu: the turn ended with %d fd calls",
+				 i, fd_calls);
+		}
+		assert_int_equal(pthread_join(w.thread, NULL), 0);
+		talloc_free(te);
+		close(p[0]);
+		close(p[1]);
+	}
+	tt_finish(ev);
+}
+
 /* ------------------------------------------------------------------ */
 /* tevent_update_timer                                                 */
 
@@ -947,6 +1025,7 @@ int main(void)
 		TT_BACKEND_CASE(test_timer_random_20000),
 		TT_BACKEND_CASE(test_timer_random_churn),
 		TT_BACKEND_CASE(test_timer_future),
+		TT_BACKEND_CASE(test_timer_far_away),
 		TT_BACKEND_CASE(test_timer_update),
 		TT_BACKEND_CASE(test_timer_update_postpone),
 		TT_BACKEND_CASE(test_timer_update_after_context_freed),
