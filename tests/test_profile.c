@@ -550,6 +550,50 @@ static void test_profile_append_sub(void **state)
 	assert_int_equal(talloc_total_blocks(f->mem), blocks - 3);
 }
 
+/*
+ * Appending a subprofile that already sits under another parent moves it:
+ * it leaves the first parent's list, and both lists stay whole.  Upstream
+ * links it into the second list without taking it out of the first, which
+ * leaves the first list pointing into the second.
+ */
+static void test_profile_append_sub_moves(void **state)
+{
+	struct fixture *f = *state;
+	struct tevent_req_profile *p1, *p2, *a, *b, *a_ptr, *b_ptr;
+
+	TT_SKIP_ON_UPSTREAM("its first parent keeps the moved subprofile");
+	p1 = tevent_req_profile_create(f->mem);
+	p2 = tevent_req_profile_create(f->mem);
+	a = tevent_req_profile_create(f->mem);
+	b = tevent_req_profile_create(f->mem);
+	assert_non_null(p1);
+	assert_non_null(p2);
+	assert_non_null(a);
+	assert_non_null(b);
+	a_ptr = a;
+	b_ptr = b;
+	tevent_req_profile_append_sub(p1, &a);
+	tevent_req_profile_append_sub(p1, &b);
+	assert_int_equal(count_subprofiles(p1), 2);
+
+	a = a_ptr;
+	tevent_req_profile_append_sub(p2, &a);
+	assert_null(a);
+	assert_ptr_equal(talloc_parent(a_ptr), p2);
+	assert_int_equal(count_subprofiles(p1), 1);
+	assert_ptr_equal(nth_sub(p1, 0), b_ptr);
+	assert_null(tevent_req_profile_next(b_ptr));
+	assert_int_equal(count_subprofiles(p2), 1);
+	assert_ptr_equal(nth_sub(p2, 0), a_ptr);
+	assert_null(tevent_req_profile_next(a_ptr));
+
+	/* each parent frees only what it holds now */
+	talloc_free(p1);
+	assert_int_equal(talloc_total_blocks(p2), 2);
+	assert_int_equal(count_subprofiles(p2), 1);
+	talloc_free(p2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_profile_with_library_subrequest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_create_and_setters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_append_sub, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_profile_append_sub_moves, setup, teardown),
 	};
 
 	tt_check_library();
