@@ -159,7 +159,7 @@ void tevent_threadpool_finish(struct tevent_threadpool *pool);
  *   EAGAIN     max_threads + max_queue_depth tasks have not ended yet
  *              (queue depth reached), or no thread could be started
  *   ESHUTDOWN  tevent_threadpool_finish() was called
- *   EINVAL     ev or task missing
+ *   EINVAL     pool, args, ev or task missing
  *   ENOMEM
  * On failure nothing was created and nothing was taken over: the cleanup
  * function is not called and user is still the caller's.

@@ -320,6 +320,10 @@ TP_EXPORT struct tevent_threadpool_task *tevent_threadpool_enqueue(
 	struct tevent_threadpool *pool,
 	const struct tevent_threadpool_task_args *args, const char *fmt, ...)
 {
+	if (pool == nullptr) {
+		errno = EINVAL;
+		return nullptr;
+	}
 	pool_check_thread(pool, __func__);
 	va_list ap;
 	va_start(ap, fmt);

@@ -373,6 +373,19 @@ static void test_create_args(void **state)
 	errno = 0;
 	assert_null(tevent_threadpool_enqueue(pool, &args, "no function"));
 	assert_int_equal(errno, EINVAL);
+	args.task = probe_task;
+	errno = 0;
+	assert_null(tevent_threadpool_enqueue(NULL, &args, "no pool"));
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_null(tevent_threadpool_enqueue(pool, NULL, "no arguments"));
+	assert_int_equal(errno, EINVAL);
+	args.ev = NULL;
+	errno = 0;
+	assert_null(tevent_threadpool_enqueue(pool, &args, "no context"));
+	assert_int_equal(errno, EINVAL);
+	args.ev = ev;
+	args.task = NULL;
 
 	/* printf-style task names; the task finishes at once */
 	struct probe *p = probe_new();
