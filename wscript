@@ -70,6 +70,9 @@ PROG_LINKFLAGS = ['-pthread', '-Wl,--enable-new-dtags']
 SANITIZERS = {
     'asan': ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'],
     'tsan': ['-fsanitize=thread', '-fno-omit-frame-pointer'],
+    # Not a sanitizer, but built the same way: everything instrumented
+    # (gcov line counts, `make coverage`), no link-time optimisation.
+    'coverage': ['--coverage'],
 }
 
 
@@ -83,6 +86,8 @@ def options(opt):
                    help='build library and programs with ASan + UBSan')
     grp.add_option('--enable-tsan', action='store_true', default=False,
                    help='build library and programs with ThreadSanitizer')
+    grp.add_option('--enable-coverage', action='store_true', default=False,
+                   help='build library and programs with gcov line counts')
     grp.add_option('--disable-lto', action='store_true', default=False,
                    help='build the library without link-time optimisation')
 
@@ -148,9 +153,12 @@ def configure(conf):
              if env.SYSTEM_TEVENT_LIB else 'YELLOW')
 
     # Sanitizers apply to everything, so that the programs load the runtime.
-    if opts.enable_asan and opts.enable_tsan:
-        conf.fatal('--enable-asan and --enable-tsan exclude each other')
-    env.SANITIZER = 'asan' if opts.enable_asan else 'tsan' if opts.enable_tsan else ''
+    chosen = [name for name, on in (('asan', opts.enable_asan),
+                                    ('tsan', opts.enable_tsan),
+                                    ('coverage', opts.enable_coverage)) if on]
+    if len(chosen) > 1:
+        conf.fatal('--enable-%s exclude each other' % ' and --enable-'.join(chosen))
+    env.SANITIZER = chosen[0] if chosen else ''
     if env.SANITIZER:
         flags = SANITIZERS[env.SANITIZER]
         conf.check_cc(cflags=flags, linkflags=flags,
@@ -179,7 +187,11 @@ def configure(conf):
     else:
         env.LIB_LINKER = env.LINK_CC
 
-    env.CFLAGS_TESTPROG = PROG_CFLAGS
+    env.CFLAGS_TESTPROG = list(PROG_CFLAGS)
+    if env.SANITIZER == 'coverage':
+        # Forked test children then leave through exit(), which writes
+        # their counts (tests/common/tt_oom.h).
+        env.append_value('CFLAGS_TESTPROG', ['-DTT_COVERAGE'])
     env.LINKFLAGS_TESTPROG = PROG_LINKFLAGS
     env.PYTHON = [sys.executable]
 
