@@ -502,6 +502,86 @@ static void test_reentry_fd_freed_with_parent_timer(void **state)
 	tt_finish(ev);
 }
 
+/* ------------------------------------------------------------------ */
+/* how deep                                                            */
+
+/*
+ * An fd event counts the runs of its handler on the stack in one byte, so
+ * the 256th nested run of the same fd handler is refused: tevent_abort()
+ * with "event handler re-entered too deeply by nested loops".  When the
+ * abort function returns, that run simply does not happen and the
+ * descriptor stays ready: the next turn at the top runs the handler again.
+ * (Timers, immediates and signals count in 16 bits.  Upstream has no
+ * limit; real programs nest a few levels.)
+ */
+struct deep {
+	int depth, max_depth, runs;
+};
+
+static int deep_aborts;
+static char deep_reason[128];
+
+static void note_deep_abort(const char *reason)
+{
+	deep_aborts++;
+	snprintf(deep_reason, sizeof(deep_reason), "%s", reason);
+}
+
+static void deep_fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
+			    uint16_t flags, void *private_data)
+{
+	struct deep *d = private_data;
+
+	d->runs++;
+	d->depth++;
+	if (d->depth > d->max_depth) {
+		d->max_depth = d->depth;
+	}
+	if (deep_aborts == 0) {
+		/* the byte stays unread: the nested turn runs us again */
+		assert_int_equal(tevent_loop_once(ev), 0);
+	}
+	d->depth--;
+}
+
+static void test_reentry_fd_too_deep(void **state)
+{
+	struct tevent_context *ev;
+	struct tevent_fd *fde;
+	struct deep d = { 0 };
+	int sp[2];
+
+	TT_SKIP_ON_UPSTREAM("it nests without a limit");
+	ev = tt_backend_ev(state);
+	tevent_loop_allow_nesting(ev);
+	deep_aborts = 0;
+	tevent_set_abort_fn(note_deep_abort);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, deep_fd_handler, &d);
+	assert_non_null(fde);
+	make_ready(state, ev, sp);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(deep_aborts, 1);
+	assert_string_equal(deep_reason,
+			    "event handler re-entered too deeply by nested loops");
+	assert_int_equal(d.max_depth, 255);
+	assert_int_equal(d.runs, 255);
+	assert_int_equal(d.depth, 0);
+
+	/* still ready, and served as usual from the top */
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(d.runs, 256);
+	assert_int_equal(d.max_depth, 255);
+	assert_int_equal(deep_aborts, 1);
+
+	tevent_set_abort_fn(NULL);
+	talloc_free(fde);
+	close(sp[0]);
+	close(sp[1]);
+	tt_finish(ev);
+}
+
 int main(void)
 {
 	static const struct tt_case cases[] = {
@@ -519,6 +599,7 @@ int main(void)
 		TT_BACKEND_CASE(test_reentry_signal_kept),
 		TT_BACKEND_CASE(test_reentry_signal_deliveries_counted_once),
 		TT_BACKEND_CASE(test_reentry_fd_freed_with_parent_timer),
+		TT_BACKEND_CASE(test_reentry_fd_too_deep),
 	};
 
 	tt_check_library();
