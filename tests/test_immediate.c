@@ -492,6 +492,72 @@ static void test_imm_free_self_in_handler(void **state)
 }
 
 /*
+ * Freed from its own handler (the free waits for the handler's end) and
+ * then scheduled again by the same handler: tevent_abort() with "tevent_
+ * immediate use after free".  With an abort function that returns, the
+ * scheduling goes ahead and takes the free back, as upstream (0.14.1 and
+ * 0.17.1): the new handler runs in a later turn, and the immediate lives
+ * until it is freed again.
+ */
+static int uaf_aborts;
+static char uaf_reason[128];
+
+static void note_uaf_abort(const char *reason)
+{
+	uaf_aborts++;
+	snprintf(uaf_reason, sizeof(uaf_reason), "%s", reason);
+}
+
+static void handler_after_revival(struct tevent_context *ev,
+			   struct tevent_immediate *im, void *private_data)
+{
+	struct self_free_state *s = private_data;
+
+	s->calls += 10;
+}
+
+static void free_then_schedule(struct tevent_context *ev,
+			       struct tevent_immediate *im, void *private_data)
+{
+	struct self_free_state *s = private_data;
+
+	s->calls++;
+	s->free_ret = talloc_free(im);
+	tevent_schedule_immediate(im, ev, handler_after_revival, s);
+	s->gone_in_handler = s->gone;
+}
+
+static void test_imm_schedule_after_free_in_handler(void **state)
+{
+	struct tevent_context *ev = tt_backend_ev(state);
+	struct self_free_state s = { 0 };
+	struct tevent_immediate *im = tevent_create_immediate(NULL);
+
+	assert_non_null(im);
+	attach_gone_marker(im, &s.gone);
+	uaf_aborts = 0;
+	tevent_set_abort_fn(note_uaf_abort);
+	tevent_schedule_immediate(im, ev, free_then_schedule, &s);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.free_ret, -1);
+	assert_int_equal(uaf_aborts, 1);
+	assert_string_equal(uaf_reason, "tevent_immediate use after free");
+	assert_int_equal(s.gone_in_handler, 0);
+	assert_int_equal(s.gone, 0);
+
+	assert_int_equal(tevent_loop_once(ev), 0);
+	assert_int_equal(s.calls, 11);
+	assert_int_equal(s.gone, 0);
+	assert_int_equal(talloc_free(im), 0);
+	assert_int_equal(s.gone, 1);
+	assert_int_equal(uaf_aborts, 1);
+	tevent_set_abort_fn(NULL);
+	tt_finish(ev);
+}
+
+/*
  * Scheduling arms the immediate's destructor again, as upstream: code that
  * cleared it (talloc_set_destructor(im, NULL)) on an idle immediate still
  * gets the deferred free from inside the handler.
@@ -664,6 +730,7 @@ int main(void)
 		TT_BACKEND_CASE(test_imm_move_between_contexts),
 		TT_BACKEND_CASE(test_imm_free_pending),
 		TT_BACKEND_CASE(test_imm_free_self_in_handler),
+		TT_BACKEND_CASE(test_imm_schedule_after_free_in_handler),
 		TT_BACKEND_CASE(test_imm_schedule_rearms_destructor),
 		TT_BACKEND_CASE(test_imm_free_others_in_handler),
 		TT_BACKEND_CASE(test_imm_chain),

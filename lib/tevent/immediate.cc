@@ -210,6 +210,11 @@ TEVENT_HOT __attribute__((noinline)) void schedule_immediate_slow(
 	if (handler == nullptr) {
 		return;
 	}
+	// Freed from its own handler (the free waits for the handler's end)
+	// and now scheduled again: the cancel reported the misuse through
+	// tevent_abort(). If that returns, scheduling takes the free back,
+	// as upstream; the immediate then lives until it is freed again.
+	im->destroyed = false;
 
 	im->detach_ev_ctx = nullptr;
 	im->event_ctx = ev;
