@@ -399,22 +399,6 @@ static void loop_until_set(struct tevent_context *ev, const bool *flag)
 	assert_true(*flag);
 }
 
-static char abort_reason[256];
-static int abort_calls;
-
-static void record_abort(const char *reason)
-{
-	abort_calls++;
-	snprintf(abort_reason, sizeof(abort_reason), "%s", reason);
-}
-
-static void abort_recording_start(void)
-{
-	abort_calls = 0;
-	abort_reason[0] = '\0';
-	tevent_set_abort_fn(record_abort);
-}
-
 /* ------------------------------------------------------------------ */
 /* fd events on tt_kit                                                  */
 
@@ -1490,12 +1474,12 @@ static void test_nesting_hook(void **state)
 	assert_int_equal(h.ends, 4);
 
 	/* setting the same hook again is fine, another one is refused */
-	abort_recording_start();
+	tt_record_aborts();
 	tevent_loop_set_nesting_hook(ev, nesting_hook, &h);
-	assert_int_equal(abort_calls, 0);
+	assert_int_equal(tt_aborts, 0);
 	tevent_loop_set_nesting_hook(ev, other_hook, &h);
-	assert_int_equal(abort_calls, 1);
-	assert_non_null(strstr(abort_reason, "nesting hook"));
+	assert_int_equal(tt_aborts, 1);
+	assert_non_null(strstr(tt_abort_reason, "nesting hook"));
 	tevent_set_abort_fn(NULL);
 	talloc_free(ev);
 }
@@ -1552,9 +1536,9 @@ static int parent_is_going;
 
 static int check_in_destructor(int *child)
 {
-	abort_calls = 0;
+	tt_aborts = 0;
 	tevent_common_check_double_free(child, "second free of a child");
-	parent_is_going = abort_calls == 0 ? 1 : -1;
+	parent_is_going = tt_aborts == 0 ? 1 : -1;
 	return 0;
 }
 
@@ -1564,12 +1548,12 @@ static void test_check_double_free(void **state)
 	int *child = talloc(parent, int);
 
 	assert_non_null(child);
-	abort_recording_start();
+	tt_record_aborts();
 
 	/* outside a free of the parent, it is a caller's bug */
 	tevent_common_check_double_free(child, "second free of a child");
-	assert_int_equal(abort_calls, 1);
-	assert_string_equal(abort_reason, "second free of a child");
+	assert_int_equal(tt_aborts, 1);
+	assert_string_equal(tt_abort_reason, "second free of a child");
 
 	/* while the parent goes, talloc reaches the child anyway */
 	talloc_set_destructor(child, check_in_destructor);

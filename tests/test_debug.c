@@ -591,15 +591,6 @@ static void test_debug_stderr(void **state)
 /* ------------------------------------------------------------------ */
 /* abort                                                               */
 
-static char abort_reason[512];
-static int abort_calls;
-
-static void record_abort(const char *reason)
-{
-	abort_calls++;
-	snprintf(abort_reason, sizeof(abort_reason), "%s", reason);
-}
-
 static void test_abort_fn(void **state)
 {
 	struct tevent_context *ev = tevent_context_init(NULL);
@@ -608,21 +599,21 @@ static void test_abort_fn(void **state)
 	(void)state;
 	assert_non_null(ev);
 	assert_int_equal(tevent_set_debug(ev, collect_debug, &log), 0);
-	tevent_set_abort_fn(record_abort);
+	tevent_set_abort_fn(tt_record_abort);
 
 	/* the hook gets the reason; the context's debug sees a FATAL */
-	abort_calls = 0;
+	tt_aborts = 0;
 	tevent_abort(ev, "tt-reason-one");
-	assert_int_equal(abort_calls, 1);
-	assert_string_equal(abort_reason, "tt-reason-one");
+	assert_int_equal(tt_aborts, 1);
+	assert_string_equal(tt_abort_reason, "tt-reason-one");
 	assert_int_equal(count_level(&log, TEVENT_DEBUG_FATAL), 1);
 	assert_non_null(strstr(log.msg[log.n - 1].text, "tt-reason-one"));
 
 	/* without a context only the hook is told */
 	log.n = 0;
 	tevent_abort(NULL, "tt-reason-two");
-	assert_int_equal(abort_calls, 2);
-	assert_string_equal(abort_reason, "tt-reason-two");
+	assert_int_equal(tt_aborts, 2);
+	assert_string_equal(tt_abort_reason, "tt-reason-two");
 	assert_int_equal(log.n, 0);
 
 	tevent_set_abort_fn(NULL);
@@ -638,7 +629,7 @@ static void abort_without_fn(void *arg)
 static void abort_after_reset(void *arg)
 {
 	(void)arg;
-	tevent_set_abort_fn(record_abort);
+	tevent_set_abort_fn(tt_record_abort);
 	tevent_set_abort_fn(NULL);
 	tevent_abort(NULL, "tt hook removed");
 }

@@ -499,15 +499,6 @@ static void test_imm_free_self_in_handler(void **state)
  * 0.17.1): the new handler runs in a later turn, and the immediate lives
  * until it is freed again.
  */
-static int uaf_aborts;
-static char uaf_reason[128];
-
-static void note_uaf_abort(const char *reason)
-{
-	uaf_aborts++;
-	snprintf(uaf_reason, sizeof(uaf_reason), "%s", reason);
-}
-
 static void handler_after_revival(struct tevent_context *ev,
 			   struct tevent_immediate *im, void *private_data)
 {
@@ -535,15 +526,14 @@ static void test_imm_schedule_after_free_in_handler(void **state)
 
 	assert_non_null(im);
 	attach_gone_marker(im, &s.gone);
-	uaf_aborts = 0;
-	tevent_set_abort_fn(note_uaf_abort);
+	tt_record_aborts();
 	tevent_schedule_immediate(im, ev, free_then_schedule, &s);
 
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(s.calls, 1);
 	assert_int_equal(s.free_ret, -1);
-	assert_int_equal(uaf_aborts, 1);
-	assert_string_equal(uaf_reason, "tevent_immediate use after free");
+	assert_int_equal(tt_aborts, 1);
+	assert_string_equal(tt_abort_reason, "tevent_immediate use after free");
 	assert_int_equal(s.gone_in_handler, 0);
 	assert_int_equal(s.gone, 0);
 
@@ -552,7 +542,7 @@ static void test_imm_schedule_after_free_in_handler(void **state)
 	assert_int_equal(s.gone, 0);
 	assert_int_equal(talloc_free(im), 0);
 	assert_int_equal(s.gone, 1);
-	assert_int_equal(uaf_aborts, 1);
+	assert_int_equal(tt_aborts, 1);
 	tevent_set_abort_fn(NULL);
 	tt_finish(ev);
 }

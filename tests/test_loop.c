@@ -409,15 +409,6 @@ static void test_loop_until(void **state)
 /* ------------------------------------------------------------------ */
 /* nesting                                                             */
 
-static char abort_reason[512];
-static int abort_calls;
-
-static void record_abort(const char *reason)
-{
-	abort_calls++;
-	snprintf(abort_reason, sizeof(abort_reason), "%s", reason);
-}
-
 struct nest_state {
 	int outer_calls;
 	int inner_calls;
@@ -477,16 +468,16 @@ static void check_nesting_forbidden(void **state, bool use_until)
 	assert_non_null(s.inner_im);
 	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
 					 nest_outer_timer, &s));
-	abort_calls = 0;
-	abort_reason[0] = '\0';
-	tevent_set_abort_fn(record_abort);
+	tt_aborts = 0;
+	tt_abort_reason[0] = '\0';
+	tevent_set_abort_fn(tt_record_abort);
 
 	assert_int_equal(tevent_loop_once(ev), 0);
 
 	tevent_set_abort_fn(NULL);
 	assert_int_equal(s.outer_calls, 1);
-	assert_int_equal(abort_calls, 1);
-	assert_non_null(strstr(abort_reason, "nesting"));
+	assert_int_equal(tt_aborts, 1);
+	assert_non_null(strstr(tt_abort_reason, "nesting"));
 	assert_int_equal(s.inner_ret, -1);
 	assert_int_equal(s.inner_errno, ELOOP);
 	assert_int_equal(s.inner_calls, 0);
@@ -534,14 +525,14 @@ static void check_nesting_allowed(void **state, bool use_until)
 	assert_non_null(s.inner_im);
 	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
 					 nest_outer_timer, &s));
-	abort_calls = 0;
-	tevent_set_abort_fn(record_abort);
+	tt_aborts = 0;
+	tevent_set_abort_fn(tt_record_abort);
 
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(s.outer_calls, 1);
 	assert_int_equal(s.inner_calls, 1);
 	assert_int_equal(s.inner_ret, 0);
-	assert_int_equal(abort_calls, 0);
+	assert_int_equal(tt_aborts, 0);
 
 	/* the context is fine afterwards */
 	assert_non_null(tevent_add_timer(ev, ev, tevent_timeval_zero(),
@@ -549,7 +540,7 @@ static void check_nesting_allowed(void **state, bool use_until)
 	assert_int_equal(tevent_loop_wait(ev), 0);
 	assert_int_equal(s.outer_calls, 2);
 	assert_int_equal(s.inner_calls, 2);
-	assert_int_equal(abort_calls, 0);
+	assert_int_equal(tt_aborts, 0);
 
 	tevent_set_abort_fn(NULL);
 	tt_finish(ev);

@@ -518,15 +518,6 @@ struct deep {
 	int depth, max_depth, runs;
 };
 
-static int deep_aborts;
-static char deep_reason[128];
-
-static void note_deep_abort(const char *reason)
-{
-	deep_aborts++;
-	snprintf(deep_reason, sizeof(deep_reason), "%s", reason);
-}
-
 static void deep_fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
 			    uint16_t flags, void *private_data)
 {
@@ -537,7 +528,7 @@ static void deep_fd_handler(struct tevent_context *ev, struct tevent_fd *fde,
 	if (d->depth > d->max_depth) {
 		d->max_depth = d->depth;
 	}
-	if (deep_aborts == 0) {
+	if (tt_aborts == 0) {
 		/* the byte stays unread: the nested turn runs us again */
 		assert_int_equal(tevent_loop_once(ev), 0);
 	}
@@ -554,16 +545,15 @@ static void test_reentry_fd_too_deep(void **state)
 	TT_SKIP_ON_UPSTREAM("it nests without a limit");
 	ev = tt_backend_ev(state);
 	tevent_loop_allow_nesting(ev);
-	deep_aborts = 0;
-	tevent_set_abort_fn(note_deep_abort);
+	tt_record_aborts();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	fde = tevent_add_fd(ev, ev, sp[0], TEVENT_FD_READ, deep_fd_handler, &d);
 	assert_non_null(fde);
 	make_ready(state, ev, sp);
 
 	assert_int_equal(tevent_loop_once(ev), 0);
-	assert_int_equal(deep_aborts, 1);
-	assert_string_equal(deep_reason,
+	assert_int_equal(tt_aborts, 1);
+	assert_string_equal(tt_abort_reason,
 			    "event handler re-entered too deeply by nested loops");
 	assert_int_equal(d.max_depth, 255);
 	assert_int_equal(d.runs, 255);
@@ -573,7 +563,7 @@ static void test_reentry_fd_too_deep(void **state)
 	assert_int_equal(tevent_loop_once(ev), 0);
 	assert_int_equal(d.runs, 256);
 	assert_int_equal(d.max_depth, 255);
-	assert_int_equal(deep_aborts, 1);
+	assert_int_equal(tt_aborts, 1);
 
 	tevent_set_abort_fn(NULL);
 	talloc_free(fde);

@@ -380,3 +380,20 @@ void tt_expect_sigabrt(void (*fn)(void *arg), void *arg)
 			 status);
 	}
 }
+
+int tt_aborts;
+char tt_abort_reason[512];
+
+void tt_record_abort(const char *reason)
+{
+	tt_aborts++;
+	snprintf(tt_abort_reason, sizeof(tt_abort_reason), "%s",
+		 reason != NULL ? reason : "(null)");
+}
+
+void tt_record_aborts(void)
+{
+	tt_aborts = 0;
+	tt_abort_reason[0] = '\0';
+	tevent_set_abort_fn(tt_record_abort);
+}

@@ -167,4 +167,15 @@ int tt_caller_destructor(struct tevent_req *req);
  */
 void tt_expect_sigabrt(void (*fn)(void *arg), void *arg);
 
+/*
+ * An abort function that returns, for misuse checked in-process: it counts
+ * the calls of tevent_abort() in tt_aborts and keeps the reason of the last
+ * one in tt_abort_reason.  tt_record_aborts() clears both and installs it;
+ * tevent_set_abort_fn(NULL) puts the default back.
+ */
+extern int tt_aborts;
+extern char tt_abort_reason[512];
+void tt_record_abort(const char *reason);
+void tt_record_aborts(void);
+
 #endif /* TT_H */
